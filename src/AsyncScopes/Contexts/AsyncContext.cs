@@ -1,0 +1,198 @@
+using System.Runtime.ExceptionServices;
+
+namespace AsyncScopes;
+
+/// <summary>
+/// Runs code inside async context managers (Python's <c>async with</c>) and builds managers from delegates.
+/// </summary>
+public static class AsyncContext
+{
+    /// <summary>
+    /// Enters <paramref name="manager"/>, runs <paramref name="body"/> with the entered value, then exits the manager
+    /// with the body's outcome: Python's <c>async with manager as value: body</c>.
+    /// </summary>
+    /// <typeparam name="T">The type of the entered value.</typeparam>
+    /// <param name="manager">The context manager.</param>
+    /// <param name="body">The block; it receives the entered value and <paramref name="cancellationToken"/>.</param>
+    /// <param name="cancellationToken">Passed to <see cref="IAsyncContextManager{T}.EnterAsync"/> and to the body,
+    /// never to <see cref="IAsyncContextManager{T}.ExitAsync"/>: cleanup is not cancelled.</param>
+    /// <returns>A task that completes after the exit has run.</returns>
+    /// <remarks>
+    /// <para>If enter throws, the body and exit do not run and enter's exception propagates. Otherwise exit runs
+    /// exactly once, whatever the body does (cancellation included), and sees <see langword="null"/> when the body
+    /// completed or the exception it threw (a synchronous throw included).</para>
+    /// <para>Outcome: the body's exception, rethrown with its original stack trace, unless exit returned
+    /// <see langword="true"/> (suppressed: the task completes normally). If exit throws, that exception is combined
+    /// with the body's by <see cref="ScopeExitException"/>'s rule: exit's exception alone when the body completed or
+    /// when exit rethrew the body's exception; otherwise a flat <see cref="ScopeExitException"/> [body's, exit's].</para>
+    /// </remarks>
+    /// <exception cref="ArgumentNullException"><paramref name="manager"/> or <paramref name="body"/> is null.</exception>
+    public static Task WithAsync<T>(
+        this IAsyncContextManager<T> manager,
+        Func<T, CancellationToken, Task> body,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(manager);
+        ArgumentNullException.ThrowIfNull(body);
+        return WithCoreAsync(manager, body, cancellationToken);
+    }
+
+    /// <summary>
+    /// Enters <paramref name="manager"/>, runs <paramref name="body"/> with the entered value, exits the manager with
+    /// the body's outcome, and returns the body's result.
+    /// </summary>
+    /// <typeparam name="T">The type of the entered value.</typeparam>
+    /// <typeparam name="TResult">The type of the body's result.</typeparam>
+    /// <param name="manager">The context manager.</param>
+    /// <param name="body">The block; it receives the entered value and <paramref name="cancellationToken"/>.</param>
+    /// <param name="cancellationToken">Passed to enter and body, never to exit.</param>
+    /// <returns>The body's result; <see langword="default"/> when exit suppressed the body's exception.</returns>
+    /// <remarks>
+    /// The same rules as <see cref="WithAsync{T}(IAsyncContextManager{T}, Func{T, CancellationToken, Task}, CancellationToken)"/>.
+    /// For a value-type <typeparamref name="TResult"/>, a suppressed exception yields <c>default(TResult)</c>, which
+    /// looks like a real result: where that matters, use the <see cref="Task"/> overload and capture the result
+    /// inside the body.
+    /// </remarks>
+    /// <exception cref="ArgumentNullException"><paramref name="manager"/> or <paramref name="body"/> is null.</exception>
+    public static Task<TResult?> WithAsync<T, TResult>(
+        this IAsyncContextManager<T> manager,
+        Func<T, CancellationToken, Task<TResult>> body,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(manager);
+        ArgumentNullException.ThrowIfNull(body);
+        return WithCoreAsync(manager, body, cancellationToken);
+    }
+
+    /// <summary>
+    /// Builds a context manager from two delegates (Python's <c>@asynccontextmanager</c>, without generators).
+    /// </summary>
+    /// <typeparam name="T">The type of the entered value.</typeparam>
+    /// <param name="enter">Acquires the value; if it throws, <paramref name="exit"/> is not called.</param>
+    /// <param name="exit">Releases the value, seeing the block's exception (or <see langword="null"/>);
+    /// returns <see langword="true"/> to suppress it.</param>
+    /// <returns>A manager that can be entered again once exited, but not while it is entered: it remembers the
+    /// entered value so that <see cref="IAsyncContextManager{T}.ExitAsync"/> can hand it to
+    /// <paramref name="exit"/>. For concurrent uses, call <see cref="Create{T}(Func{CancellationToken, ValueTask{T}}, Func{T, Exception?, ValueTask{bool}})"/>
+    /// once per use.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="enter"/> or <paramref name="exit"/> is null.</exception>
+    public static IAsyncContextManager<T> Create<T>(
+        Func<CancellationToken, ValueTask<T>> enter,
+        Func<T, Exception?, ValueTask<bool>> exit)
+    {
+        ArgumentNullException.ThrowIfNull(enter);
+        ArgumentNullException.ThrowIfNull(exit);
+        return new DelegateContextManager<T>(enter, exit);
+    }
+
+    /// <summary>
+    /// Builds a context manager whose exit releases the value and never suppresses (an outcome-blind cleanup).
+    /// </summary>
+    /// <typeparam name="T">The type of the entered value.</typeparam>
+    /// <param name="enter">Acquires the value; if it throws, <paramref name="release"/> is not called.</param>
+    /// <param name="release">Releases the value, whatever the block's outcome.</param>
+    /// <returns>A manager with the reuse rules of <see cref="Create{T}(Func{CancellationToken, ValueTask{T}}, Func{T, Exception?, ValueTask{bool}})"/>.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="enter"/> or <paramref name="release"/> is null.</exception>
+    public static IAsyncContextManager<T> Create<T>(
+        Func<CancellationToken, ValueTask<T>> enter,
+        Func<T, ValueTask> release)
+    {
+        ArgumentNullException.ThrowIfNull(enter);
+        ArgumentNullException.ThrowIfNull(release);
+        return new DelegateContextManager<T>(enter, async (value, _) =>
+        {
+            await release(value).ConfigureAwait(false);
+            return false;
+        });
+    }
+
+    /// <summary>
+    /// A context manager over any async-disposable resource: enter opens it, exit disposes it and never suppresses.
+    /// </summary>
+    /// <typeparam name="T">The resource type.</typeparam>
+    /// <param name="open">Opens the resource; if it throws, nothing is disposed.</param>
+    /// <returns>A manager with the reuse rules of <see cref="Create{T}(Func{CancellationToken, ValueTask{T}}, Func{T, Exception?, ValueTask{bool}})"/>.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="open"/> is null.</exception>
+    public static IAsyncContextManager<T> Of<T>(Func<CancellationToken, ValueTask<T>> open)
+        where T : IAsyncDisposable
+    {
+        ArgumentNullException.ThrowIfNull(open);
+        return new DelegateContextManager<T>(open, static async (resource, _) =>
+        {
+            if (resource is not null)
+            {
+                await resource.DisposeAsync().ConfigureAwait(false);
+            }
+
+            return false;
+        });
+    }
+
+    /// <summary>
+    /// A context manager that enters to <paramref name="value"/> and whose exit does nothing (Python's
+    /// <c>nullcontext</c>): for code that takes a manager when there is nothing to manage.
+    /// </summary>
+    /// <typeparam name="T">The type of the value.</typeparam>
+    /// <param name="value">The value returned by every enter.</param>
+    /// <returns>A stateless manager, safe to enter any number of times, concurrently too.</returns>
+    public static IAsyncContextManager<T> Value<T>(T value) => new ValueContextManager<T>(value);
+
+    private static async Task WithCoreAsync<T>(
+        IAsyncContextManager<T> manager,
+        Func<T, CancellationToken, Task> body,
+        CancellationToken cancellationToken)
+    {
+        T value = await manager.EnterAsync(cancellationToken).ConfigureAwait(false);
+        Exception? error = null;
+        try
+        {
+            await body(value, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            error = e;
+        }
+
+        await ExitAsync(manager, error).ConfigureAwait(false);
+    }
+
+    private static async Task<TResult?> WithCoreAsync<T, TResult>(
+        IAsyncContextManager<T> manager,
+        Func<T, CancellationToken, Task<TResult>> body,
+        CancellationToken cancellationToken)
+    {
+        T value = await manager.EnterAsync(cancellationToken).ConfigureAwait(false);
+        TResult? result = default;
+        Exception? error = null;
+        try
+        {
+            result = await body(value, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            error = e;
+        }
+
+        await ExitAsync(manager, error).ConfigureAwait(false);
+        return error is null ? result : default;
+    }
+
+    // Runs the exit and throws the outcome of the block; returns only when the block completed or was suppressed.
+    private static async ValueTask ExitAsync<T>(IAsyncContextManager<T> manager, Exception? error)
+    {
+        Exception? outcome;
+        try
+        {
+            outcome = await manager.ExitAsync(error).ConfigureAwait(false) ? null : error;
+        }
+        catch (Exception exitError)
+        {
+            outcome = ScopeExitException.Combine(error, exitError);
+        }
+
+        if (outcome is not null)
+        {
+            ExceptionDispatchInfo.Throw(outcome);
+        }
+    }
+}

@@ -1,0 +1,450 @@
+using System.Diagnostics;
+using System.Runtime.ExceptionServices;
+
+namespace AsyncScopes;
+
+/// <summary>
+/// A stack of exits that run last-in first-out when the stack is closed: Python's <c>AsyncExitStack</c>, for a
+/// number of resources that is only known at run time, or for handing resources on to a caller with
+/// <see cref="PopAll"/>.
+/// </summary>
+/// <remarks>
+/// <para>Closing the stack runs every exit, even when an earlier one threw. Each exit sees the <em>current</em>
+/// exception: the body's, replaced by the <see cref="ScopeExitException"/> rule whenever an exit throws, and set to
+/// <see langword="null"/> when an exit suppresses it. A stack with exits <c>e1..en</c> behaves exactly like
+/// <c>n</c> nested <see cref="AsyncContext.WithAsync{T}(IAsyncContextManager{T}, Func{T, CancellationToken, Task}, CancellationToken)"/>
+/// calls with <c>e1</c> outermost.</para>
+/// <para>Two forms: <see cref="RunAsync(Func{AsyncExitStack, CancellationToken, Task}, CancellationToken)"/> sees the
+/// body's real exception; in <c>await using</c> form the body calls <see cref="Complete"/> when it finished, and
+/// disposal without it is treated as abandonment (exits see a <see cref="ScopeAbandonedException"/>).</para>
+/// <para>Registration is thread-safe. Registering on a stack that is closing or closed throws
+/// <see cref="InvalidOperationException"/>.</para>
+/// </remarks>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1711:Identifiers should not have incorrect suffix", Justification = "The name of Python's AsyncExitStack, which it mirrors.")]
+public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<AsyncExitStack>
+{
+    private const int Open = 0;
+    private const int Unwinding = 1;
+    private const int Unwound = 2;
+
+    private readonly Lock _lock = new();
+    private List<ExitEntry>? _exits;
+    private int _state;
+    private volatile bool _completed;
+
+    /// <summary>The number of exits registered and not yet run.</summary>
+    public int Count
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _exits?.Count ?? 0;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Enters <paramref name="manager"/> and registers its exit. The exit is registered only after enter succeeded.
+    /// </summary>
+    /// <typeparam name="T">The type of the entered value.</typeparam>
+    /// <param name="manager">The manager to enter.</param>
+    /// <param name="cancellationToken">Passed to <see cref="IAsyncContextManager{T}.EnterAsync"/>.</param>
+    /// <returns>The entered value.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="manager"/> is null.</exception>
+    /// <exception cref="InvalidOperationException">The stack is closing or closed. If it started closing while the
+    /// manager was being entered, the manager is exited at once (with no exception) before this is thrown.</exception>
+    /// <remarks>If enter throws, nothing is registered and enter's exception propagates.</remarks>
+    public async ValueTask<T> EnterAsync<T>(IAsyncContextManager<T> manager, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(manager);
+        ThrowIfNotOpen();
+        T value = await manager.EnterAsync(cancellationToken).ConfigureAwait(false);
+        if (TryAdd(new ExitEntry(new Func<Exception?, ValueTask<bool>>(manager.ExitAsync), ExitKind.Exit)))
+        {
+            return value;
+        }
+
+        // The stack closed while the manager was being entered: nothing would ever exit it, so exit it now.
+        try
+        {
+            await manager.ExitAsync(null).ConfigureAwait(false);
+        }
+        catch (Exception exitError)
+        {
+            throw new InvalidOperationException(ClosedMessage, exitError);
+        }
+
+        throw new InvalidOperationException(ClosedMessage);
+    }
+
+    /// <summary>Registers <paramref name="resource"/>'s <see cref="IAsyncDisposable.DisposeAsync"/> as an exit that never suppresses.</summary>
+    /// <typeparam name="T">The resource type.</typeparam>
+    /// <param name="resource">The resource.</param>
+    /// <returns><paramref name="resource"/>, for chaining.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="resource"/> is null.</exception>
+    /// <exception cref="InvalidOperationException">The stack is closing or closed; nothing is registered.</exception>
+    public T Push<T>(T resource)
+        where T : IAsyncDisposable
+    {
+        ArgumentNullException.ThrowIfNull(resource);
+        Add(new ExitEntry(resource, ExitKind.AsyncDisposable));
+        return resource;
+    }
+
+    /// <summary>Registers <paramref name="resource"/>'s <see cref="IDisposable.Dispose"/> as an exit that never suppresses.</summary>
+    /// <typeparam name="T">The resource type.</typeparam>
+    /// <param name="resource">The resource.</param>
+    /// <returns><paramref name="resource"/>, for chaining.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="resource"/> is null.</exception>
+    /// <exception cref="InvalidOperationException">The stack is closing or closed; nothing is registered.</exception>
+    public T PushDisposable<T>(T resource)
+        where T : IDisposable
+    {
+        ArgumentNullException.ThrowIfNull(resource);
+        Add(new ExitEntry(resource, ExitKind.Disposable));
+        return resource;
+    }
+
+    /// <summary>Registers a callback that runs when the stack closes, whatever the outcome; it cannot suppress.</summary>
+    /// <param name="callback">The callback.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="callback"/> is null.</exception>
+    /// <exception cref="InvalidOperationException">The stack is closing or closed; nothing is registered.</exception>
+    public void Defer(Func<ValueTask> callback)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        Add(new ExitEntry(callback, ExitKind.Callback));
+    }
+
+    /// <summary>Registers an exit that sees the current exception and returns <see langword="true"/> to suppress it.</summary>
+    /// <param name="exit">The exit, with the contract of <see cref="IAsyncContextManager{T}.ExitAsync"/>.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="exit"/> is null.</exception>
+    /// <exception cref="InvalidOperationException">The stack is closing or closed; nothing is registered.</exception>
+    public void PushExit(Func<Exception?, ValueTask<bool>> exit)
+    {
+        ArgumentNullException.ThrowIfNull(exit);
+        Add(new ExitEntry(exit, ExitKind.Exit));
+    }
+
+    /// <summary>
+    /// Moves every registered exit, in order, to a new stack and leaves this one empty: the way to open several
+    /// resources under the protection of a stack and then hand them on to a caller who closes them later.
+    /// </summary>
+    /// <returns>A new open stack that owns the exits. Its <see cref="Complete"/> state is fresh.</returns>
+    /// <exception cref="InvalidOperationException">The stack is closing or closed.</exception>
+    public AsyncExitStack PopAll()
+    {
+        var popped = new AsyncExitStack();
+        lock (_lock)
+        {
+            ThrowIfNotOpenLocked();
+            popped._exits = _exits;
+            _exits = null;
+        }
+
+        return popped;
+    }
+
+    /// <summary>
+    /// Marks the body of the <c>await using</c> form as finished normally: <see cref="DisposeAsync"/> then runs the
+    /// exits with no exception instead of a <see cref="ScopeAbandonedException"/>. Call it as the last statement of
+    /// the block. Calling it more than once is harmless.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The stack is closing or closed.</exception>
+    public void Complete()
+    {
+        lock (_lock)
+        {
+            ThrowIfNotOpenLocked();
+            _completed = true;
+        }
+    }
+
+    /// <summary>
+    /// Closes the stack, running every exit last-in first-out with <paramref name="exception"/> as the first
+    /// current exception. This is the stack's own <see cref="IAsyncContextManager{T}.ExitAsync"/>.
+    /// </summary>
+    /// <param name="exception">How the block ended: <see langword="null"/> when it completed.</param>
+    /// <returns><see langword="true"/> when <paramref name="exception"/> was suppressed by an exit;
+    /// <see langword="false"/> when it should propagate unchanged, when there was none, or when the stack was
+    /// already closed (nothing runs).</returns>
+    /// <exception cref="Exception">The final current exception, when exits changed it: an exit's exception, or a
+    /// <see cref="ScopeExitException"/> combining it with <paramref name="exception"/>.</exception>
+    public async ValueTask<bool> ExitAsync(Exception? exception)
+    {
+        List<ExitEntry>? exits = BeginUnwinding();
+        if (exits is null)
+        {
+            return false;
+        }
+
+        var (final, _) = await UnwindAsync(exits, exception).ConfigureAwait(false);
+        if (final is null)
+        {
+            return exception is not null;
+        }
+
+        if (ReferenceEquals(final, exception))
+        {
+            return false;
+        }
+
+        ExceptionDispatchInfo.Throw(final);
+        return false; // unreachable
+    }
+
+    /// <summary>
+    /// Closes the stack, running every exit last-in first-out. The first exit sees <see langword="null"/> when
+    /// <see cref="Complete"/> was called, else a <see cref="ScopeAbandonedException"/>. A second call does nothing.
+    /// </summary>
+    /// <returns>A task that completes when every exit has run.</returns>
+    /// <exception cref="Exception">What the exits threw: one exception as itself, several as a
+    /// <see cref="ScopeExitException"/> in the order they were thrown. The synthetic
+    /// <see cref="ScopeAbandonedException"/> is never thrown from here, and neither is it when an exit
+    /// suppressed the failures before it.</exception>
+    public async ValueTask DisposeAsync()
+    {
+        List<ExitEntry>? exits = BeginUnwinding();
+        if (exits is null)
+        {
+            return;
+        }
+
+        Exception? abandoned = _completed ? null : new ScopeAbandonedException();
+        var (final, _) = await UnwindAsync(exits, abandoned).ConfigureAwait(false);
+        if (final is null || ReferenceEquals(final, abandoned))
+        {
+            return;
+        }
+
+        if (abandoned is not null && final is ScopeExitException combined && ReferenceEquals(combined.InnerExceptions[0], abandoned))
+        {
+            // Only what the exits threw leaves DisposeAsync.
+            var thrown = combined.InnerExceptions.Skip(1).ToList();
+            final = thrown.Count == 1 ? thrown[0] : new ScopeExitException(thrown);
+        }
+
+        ExceptionDispatchInfo.Throw(final);
+    }
+
+    ValueTask<AsyncExitStack> IAsyncContextManager<AsyncExitStack>.EnterAsync(CancellationToken cancellationToken)
+    {
+        ThrowIfNotOpen();
+        return new(this);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="body"/> with a new stack, then closes the stack with the body's outcome.
+    /// </summary>
+    /// <param name="body">The block; it registers exits on the stack it receives.</param>
+    /// <param name="cancellationToken">Passed to the body; exits are not cancelled by it.</param>
+    /// <returns>A task that completes when every exit has run.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="body"/> is null.</exception>
+    /// <remarks>The outcome is that of nested <see cref="AsyncContext.WithAsync{T}(IAsyncContextManager{T}, Func{T, CancellationToken, Task}, CancellationToken)"/>
+    /// calls: the body's exception unless an exit suppressed it, combined by the <see cref="ScopeExitException"/>
+    /// rule with whatever exits threw.</remarks>
+    public static Task RunAsync(Func<AsyncExitStack, CancellationToken, Task> body, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        return RunCoreAsync(body, cancellationToken);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="body"/> with a new stack, closes the stack with the body's outcome, and returns the
+    /// body's result.
+    /// </summary>
+    /// <typeparam name="T">The type of the result.</typeparam>
+    /// <param name="body">The block; it registers exits on the stack it receives.</param>
+    /// <param name="cancellationToken">Passed to the body; exits are not cancelled by it.</param>
+    /// <returns>The body's result; <see langword="default"/> when an exit suppressed an exception, whether the body's
+    /// or an inner exit's (exactly as nested <see cref="AsyncContext.WithAsync{T, TResult}(IAsyncContextManager{T}, Func{T, CancellationToken, Task{TResult}}, CancellationToken)"/>
+    /// would).</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="body"/> is null.</exception>
+    public static Task<T?> RunAsync<T>(Func<AsyncExitStack, CancellationToken, Task<T>> body, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        return RunCoreAsync(body, cancellationToken);
+    }
+
+    private static async Task RunCoreAsync(Func<AsyncExitStack, CancellationToken, Task> body, CancellationToken cancellationToken)
+    {
+        var stack = new AsyncExitStack();
+        Exception? error = null;
+        try
+        {
+            await body(stack, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            error = e;
+        }
+
+        var (final, _) = await stack.CloseAsync(error).ConfigureAwait(false);
+        if (final is not null)
+        {
+            ExceptionDispatchInfo.Throw(final);
+        }
+    }
+
+    private static async Task<T?> RunCoreAsync<T>(Func<AsyncExitStack, CancellationToken, Task<T>> body, CancellationToken cancellationToken)
+    {
+        var stack = new AsyncExitStack();
+        T? result = default;
+        Exception? error = null;
+        try
+        {
+            result = await body(stack, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            error = e;
+        }
+
+        var (final, raised) = await stack.CloseAsync(error).ConfigureAwait(false);
+        if (final is not null)
+        {
+            ExceptionDispatchInfo.Throw(final);
+        }
+
+        return raised ? default : result;
+    }
+
+    // Closes the stack for RunAsync; a body that already closed it leaves its own exception as the outcome.
+    private ValueTask<(Exception? Final, bool Raised)> CloseAsync(Exception? exception)
+    {
+        List<ExitEntry>? exits = BeginUnwinding();
+        return exits is null ? new((exception, exception is not null)) : UnwindAsync(exits, exception);
+    }
+
+    /// <summary>
+    /// Folds the exits over the current exception, last registered first. Returns the final current exception and
+    /// whether any exception was current at some point (the body's or an exit's).
+    /// </summary>
+    private async ValueTask<(Exception? Final, bool Raised)> UnwindAsync(List<ExitEntry> exits, Exception? exception)
+    {
+        Debug.Assert(Volatile.Read(ref _state) == Unwinding, "Only the caller that began unwinding runs the exits.");
+        Exception? current = exception;
+        bool raised = exception is not null;
+        for (int i = exits.Count - 1; i >= 0; i--)
+        {
+            try
+            {
+                if (await exits[i].InvokeAsync(current).ConfigureAwait(false))
+                {
+                    current = null;
+                }
+            }
+            catch (Exception exitError)
+            {
+                current = ScopeExitException.Combine(current, exitError);
+                raised = true;
+            }
+        }
+
+        Volatile.Write(ref _state, Unwound);
+        return (current, raised);
+    }
+
+    // Returns the exits to run (possibly empty), or null when the stack already began closing.
+    private List<ExitEntry>? BeginUnwinding()
+    {
+        lock (_lock)
+        {
+            if (_state != Open)
+            {
+                return null;
+            }
+
+            _state = Unwinding;
+            List<ExitEntry> exits = _exits ?? [];
+            _exits = null;
+            return exits;
+        }
+    }
+
+    private void Add(ExitEntry entry)
+    {
+        if (!TryAdd(entry))
+        {
+            throw new InvalidOperationException(ClosedMessage);
+        }
+    }
+
+    private bool TryAdd(ExitEntry entry)
+    {
+        lock (_lock)
+        {
+            if (_state != Open)
+            {
+                return false;
+            }
+
+            (_exits ??= []).Add(entry);
+            return true;
+        }
+    }
+
+    private void ThrowIfNotOpen()
+    {
+        lock (_lock)
+        {
+            ThrowIfNotOpenLocked();
+        }
+    }
+
+    private void ThrowIfNotOpenLocked()
+    {
+        if (_state != Open)
+        {
+            throw new InvalidOperationException(ClosedMessage);
+        }
+    }
+
+    private const string ClosedMessage =
+        "The AsyncExitStack is closing or closed: nothing can be registered on it, popped from it or completed.";
+
+    private enum ExitKind : byte
+    {
+        AsyncDisposable,
+        Disposable,
+        Callback,
+        Exit,
+    }
+
+    private readonly struct ExitEntry(object target, ExitKind kind)
+    {
+        public ValueTask<bool> InvokeAsync(Exception? exception)
+        {
+            switch (kind)
+            {
+                case ExitKind.AsyncDisposable:
+                    return AfterAsync(((IAsyncDisposable)target).DisposeAsync());
+                case ExitKind.Disposable:
+                    ((IDisposable)target).Dispose();
+                    return new(false);
+                case ExitKind.Callback:
+                    return AfterAsync(((Func<ValueTask>)target)());
+                default:
+                    Debug.Assert(kind == ExitKind.Exit, "Unknown exit kind.");
+                    return ((Func<Exception?, ValueTask<bool>>)target)(exception);
+            }
+        }
+
+        private static ValueTask<bool> AfterAsync(ValueTask pending)
+        {
+            if (pending.IsCompletedSuccessfully)
+            {
+                pending.GetAwaiter().GetResult();
+                return new(false);
+            }
+
+            return AwaitAsync(pending);
+
+            static async ValueTask<bool> AwaitAsync(ValueTask pending)
+            {
+                await pending.ConfigureAwait(false);
+                return false;
+            }
+        }
+    }
+}
