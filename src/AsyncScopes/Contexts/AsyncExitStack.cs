@@ -55,10 +55,15 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
     /// <exception cref="InvalidOperationException">The stack is closing or closed. If it started closing while the
     /// manager was being entered, the manager is exited at once (with no exception) before this is thrown.</exception>
     /// <remarks>If enter throws, nothing is registered and enter's exception propagates.</remarks>
-    public async ValueTask<T> EnterAsync<T>(IAsyncContextManager<T> manager, CancellationToken cancellationToken = default)
+    public ValueTask<T> EnterAsync<T>(IAsyncContextManager<T> manager, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(manager);
         ThrowIfNotOpen();
+        return EnterCoreAsync(manager, cancellationToken);
+    }
+
+    private async ValueTask<T> EnterCoreAsync<T>(IAsyncContextManager<T> manager, CancellationToken cancellationToken)
+    {
         T value = await manager.EnterAsync(cancellationToken).ConfigureAwait(false);
         if (TryAdd(new ExitEntry(new Func<Exception?, ValueTask<bool>>(manager.ExitAsync), ExitKind.Exit)))
         {
