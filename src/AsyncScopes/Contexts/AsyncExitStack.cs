@@ -53,7 +53,8 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
     /// <returns>The entered value.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="manager"/> is null.</exception>
     /// <exception cref="InvalidOperationException">The stack is closing or closed. If it started closing while the
-    /// manager was being entered, the manager is exited at once (with no exception) before this is thrown.</exception>
+    /// manager was being entered, the manager is exited at once, with a <see cref="ScopeAbandonedException"/>, before
+    /// this is thrown.</exception>
     /// <remarks>If enter throws, nothing is registered and enter's exception propagates.</remarks>
     public ValueTask<T> EnterAsync<T>(IAsyncContextManager<T> manager, CancellationToken cancellationToken = default)
     {
@@ -70,10 +71,11 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
             return value;
         }
 
-        // The stack closed while the manager was being entered: nothing would ever exit it, so exit it now.
+        // The stack closed while the manager was being entered: nothing would ever exit it, so exit it now, as
+        // abandoned (its body never ran, so it must not commit).
         try
         {
-            await manager.ExitAsync(null).ConfigureAwait(false);
+            await manager.ExitAsync(new ScopeAbandonedException()).ConfigureAwait(false);
         }
         catch (Exception exitError)
         {
