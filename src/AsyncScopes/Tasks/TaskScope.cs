@@ -1,0 +1,669 @@
+using System.Diagnostics;
+
+namespace AsyncScopes;
+
+/// <summary>
+/// Structured concurrency: a scope that owns the tasks it starts, so that no task outlives the scope and no failure
+/// is lost. Python's <c>TaskGroup</c>, with an explicit join.
+/// </summary>
+/// <remarks>
+/// <para><see cref="Token"/> is cancelled by the first failure (in <see cref="TaskScopeFailureMode.CancelOnFirstFailure"/>),
+/// by <see cref="Cancel"/>, by the outer token, by <see cref="TaskScopeOptions.Timeout"/>, or by disposal before the
+/// join completed.</para>
+/// <para>A child that ends with an <see cref="OperationCanceledException"/> while <see cref="Token"/> is cancelled is
+/// <em>cancelled</em>, not failed. Any other exception, an <see cref="OperationCanceledException"/> from an
+/// unrelated token included (an <c>HttpClient</c> timeout), is a failure.</para>
+/// <para>Two forms: <see cref="RunAsync(Func{TaskScope, Task}, CancellationToken, TaskScopeOptions?)"/>, or
+/// <c>await using</c> with <see cref="JoinAsync"/> as the body's last statement. Disposal without a completed join
+/// is abandonment: the children are cancelled and awaited, and failures nobody observed go to
+/// <see cref="ScopeDiagnostics.UnobservedFailure"/>.</para>
+/// </remarks>
+public sealed class TaskScope : IAsyncDisposable
+{
+    private const int Open = 0;
+    private const int Joining = 1;
+    private const int Closed = 2;
+
+    private static readonly TaskScopeOptions RaceOptions = new() { FailureMode = TaskScopeFailureMode.WaitForAll, Name = "TaskScope.RaceAsync" };
+
+    private readonly Lock _lock = new();
+    private readonly CancellationTokenSource _source;
+    private readonly CancellationToken _outerToken;
+    private readonly CancellationTokenRegistration _outerRegistration;
+    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskScopeFailureMode _failureMode;
+    private readonly int _maxConcurrency;
+    private readonly bool _hasTimer;
+    private readonly string? _name;
+    private readonly TimeSpan? _timeout;
+
+    private Queue<Child>? _waiting;
+    private List<Exception>? _failures;
+    private int _state;
+    private int _active; // started or waiting for a slot, not finished
+    private int _running; // holding a slot
+    private bool _joinCalled;
+    private bool _disposalReported;
+    private int _cancelReason;
+
+    /// <summary>Creates a scope with the default options.</summary>
+    /// <param name="cancellationToken">Cancels the scope from outside: its cancellation cancels <see cref="Token"/>.</param>
+    public TaskScope(CancellationToken cancellationToken = default)
+        : this(null, cancellationToken)
+    {
+    }
+
+    /// <summary>Creates a scope.</summary>
+    /// <param name="options">The options; <see langword="null"/> for the defaults. The timeout, if any, starts now.</param>
+    /// <param name="cancellationToken">Cancels the scope from outside: its cancellation cancels <see cref="Token"/>.</param>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range.</exception>
+    /// <exception cref="ArgumentException"><see cref="TaskScopeOptions.TimeProvider"/> is null.</exception>
+    public TaskScope(TaskScopeOptions? options, CancellationToken cancellationToken = default)
+    {
+        options ??= TaskScopeOptions.Default;
+        options.Validate();
+        _failureMode = options.FailureMode;
+        _maxConcurrency = options.MaxConcurrency;
+        _name = options.Name;
+        if (options.Timeout is { } timeout && timeout != Timeout.InfiniteTimeSpan)
+        {
+            _timeout = timeout;
+            _hasTimer = true;
+            _source = new CancellationTokenSource(timeout, options.TimeProvider);
+        }
+        else
+        {
+            _source = new CancellationTokenSource();
+        }
+
+        _source.Token.UnsafeRegister(static state => ((TaskScope)state!).OnCancelled(), this);
+        _outerToken = cancellationToken;
+        if (cancellationToken.CanBeCanceled)
+        {
+            _outerRegistration = cancellationToken.UnsafeRegister(
+                static state => ((TaskScope)state!).RequestCancel(CancelReason.Outer), this);
+        }
+    }
+
+    private enum CancelReason
+    {
+        None,
+        Failure,
+        Cancel,
+        Outer,
+        Timeout,
+        Disposed,
+    }
+
+    /// <summary>The token every child receives; cancelled when the scope is cancelled for any reason.</summary>
+    public CancellationToken Token => _source.Token;
+
+    /// <summary>
+    /// Starts <paramref name="work"/> as a child of the scope, on the thread pool, with the caller's
+    /// <see cref="ExecutionContext"/>. Never blocks and never throws what the work throws.
+    /// </summary>
+    /// <param name="work">The child; it receives <see cref="Token"/>.</param>
+    /// <returns>The child's own outcome. A failure (a synchronous throw included) faults it and is also a failure of
+    /// the scope; cancellation while <see cref="Token"/> is cancelled cancels it. When the scope is already
+    /// cancelled, a cancelled task, and the work does not run.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="work"/> is null.</exception>
+    /// <exception cref="InvalidOperationException">The scope is closed (joined or disposed). Starting while the join
+    /// is in progress is allowed: the join waits for that child too.</exception>
+    /// <remarks>With <see cref="TaskScopeOptions.MaxConcurrency"/>, a child beyond the limit waits, first-in
+    /// first-out, for a slot; a waiting child whose scope is cancelled is cancelled without running.</remarks>
+    public Task Start(Func<CancellationToken, Task> work)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        return StartCore<VoidResult>(work);
+    }
+
+    /// <summary>
+    /// Starts <paramref name="work"/> as a child of the scope, on the thread pool, with the caller's
+    /// <see cref="ExecutionContext"/>. Never blocks and never throws what the work throws.
+    /// </summary>
+    /// <typeparam name="T">The type of the child's result.</typeparam>
+    /// <param name="work">The child; it receives <see cref="Token"/>.</param>
+    /// <returns>The child's own outcome, with the rules of <see cref="Start(Func{CancellationToken, Task})"/>.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="work"/> is null.</exception>
+    /// <exception cref="InvalidOperationException">The scope is closed (joined or disposed).</exception>
+    public Task<T> Start<T>(Func<CancellationToken, Task<T>> work)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        return StartCore<T>(work);
+    }
+
+    /// <summary>Cancels <see cref="Token"/>. The scope still waits for its children when joined or disposed; the
+    /// join then ends cancelled unless a child failed. Calling it again, or after the scope closed, does nothing.</summary>
+    public void Cancel() => RequestCancel(CancelReason.Cancel);
+
+    /// <summary>Waits for every child, including children started while waiting, and closes the scope.</summary>
+    /// <returns>
+    /// The same task on every call. It succeeds when no child failed and the scope was not cancelled. With failures,
+    /// it faults with <em>all</em> of them, the first one first (<c>await</c> rethrows the root cause,
+    /// <see cref="Task.Exception"/> holds them all). With no failure but the timeout fired: a
+    /// <see cref="TimeoutException"/>. With no failure, cancelled from outside or by <see cref="Cancel"/>: cancelled.
+    /// </returns>
+    /// <remarks>Calling it before the scope closed makes its failures observed: they are not reported to
+    /// <see cref="ScopeDiagnostics.UnobservedFailure"/>.</remarks>
+    public Task JoinAsync()
+    {
+        bool close;
+        lock (_lock)
+        {
+            if (_state != Closed)
+            {
+                _joinCalled = true;
+            }
+
+            if (_state == Open)
+            {
+                _state = Joining;
+            }
+
+            close = TryCloseLocked();
+        }
+
+        if (close)
+        {
+            FinishClose();
+        }
+
+        return _completion.Task;
+    }
+
+    /// <summary>
+    /// Closes the scope. Before the join completed: cancels <see cref="Token"/>, waits for every child (their
+    /// <c>finally</c> blocks have run when this returns), and reports each failure nobody observed through
+    /// <see cref="ScopeDiagnostics.UnobservedFailure"/>. After the join completed: does nothing.
+    /// </summary>
+    /// <returns>A task that completes when no child is left running; it never faults.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        if (_completion.Task.IsCompleted && Volatile.Read(ref _disposalReported))
+        {
+            return;
+        }
+
+        if (!_completion.Task.IsCompleted)
+        {
+            RequestCancel(CancelReason.Disposed);
+        }
+
+        bool close;
+        lock (_lock)
+        {
+            if (_state == Open)
+            {
+                _state = Joining;
+            }
+
+            close = TryCloseLocked();
+        }
+
+        if (close)
+        {
+            FinishClose();
+        }
+
+        await _completion.Task.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+
+        List<Exception>? unobserved = null;
+        lock (_lock)
+        {
+            if (!_disposalReported)
+            {
+                _disposalReported = true;
+                if (!_joinCalled)
+                {
+                    unobserved = _failures;
+                }
+            }
+        }
+
+        if (unobserved is not null)
+        {
+            _ = _completion.Task.Exception; // reported here, so not again as an unobserved task exception
+            foreach (var failure in unobserved)
+            {
+                ScopeDiagnostics.ReportUnobserved(_name, failure);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="body"/> as the first member of a new scope, then joins the scope.
+    /// </summary>
+    /// <param name="body">The body; it starts children on the scope it receives.</param>
+    /// <param name="cancellationToken">Cancels the scope from outside.</param>
+    /// <param name="options">The scope's options; <see langword="null"/> for the defaults.</param>
+    /// <returns>
+    /// A task that completes when the body and every child have finished. An <see cref="OperationCanceledException"/>
+    /// from the body is cancellation when <see cref="Token"/> is cancelled, else a failure. When the body fails, the
+    /// scope is cancelled, the children are awaited, and the task faults with the body's exception first, then the
+    /// children's failures. When the body returns, the outcome is the join's.
+    /// </returns>
+    /// <exception cref="ArgumentNullException"><paramref name="body"/> is null.</exception>
+    public static Task RunAsync(Func<TaskScope, Task> body, CancellationToken cancellationToken = default, TaskScopeOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        var scope = new TaskScope(options, cancellationToken);
+        var outcome = new TaskCompletionSource<VoidResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _ = scope.RunBodyAsync(body, outcome);
+        return outcome.Task;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="body"/> as the first member of a new scope, joins the scope, and returns the body's result.
+    /// </summary>
+    /// <typeparam name="T">The type of the result.</typeparam>
+    /// <param name="body">The body; it starts children on the scope it receives.</param>
+    /// <param name="cancellationToken">Cancels the scope from outside.</param>
+    /// <param name="options">The scope's options; <see langword="null"/> for the defaults.</param>
+    /// <returns>The body's result once every child finished, with the rules of
+    /// <see cref="RunAsync(Func{TaskScope, Task}, CancellationToken, TaskScopeOptions?)"/>.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="body"/> is null.</exception>
+    public static Task<T> RunAsync<T>(Func<TaskScope, Task<T>> body, CancellationToken cancellationToken = default, TaskScopeOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        var scope = new TaskScope(options, cancellationToken);
+        var outcome = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _ = scope.RunBodyAsync(body, outcome);
+        return outcome.Task;
+    }
+
+    /// <summary>
+    /// Runs the contenders at once; the first to succeed wins, the others are cancelled and awaited.
+    /// </summary>
+    /// <typeparam name="T">The type of the result.</typeparam>
+    /// <param name="contenders">The contenders; each receives a token cancelled once a winner is known.</param>
+    /// <param name="cancellationToken">Cancels the race from outside.</param>
+    /// <returns>
+    /// The winner's result, once every loser has finished. Results of losers that also succeeded are disposed when
+    /// they are <see cref="IAsyncDisposable"/> or <see cref="IDisposable"/>; failures of losers after the win (their
+    /// disposal's included) go to <see cref="ScopeDiagnostics.UnobservedFailure"/>. When every contender fails: faults
+    /// with all the failures. Cancelled from outside before anyone won: cancelled.
+    /// </returns>
+    /// <exception cref="ArgumentNullException"><paramref name="contenders"/> or one of them is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="contenders"/> is empty.</exception>
+    public static Task<T> RaceAsync<T>(IEnumerable<Func<CancellationToken, Task<T>>> contenders, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(contenders);
+        var all = contenders.ToArray();
+        if (all.Length == 0)
+        {
+            throw new ArgumentException("A race needs at least one contender.", nameof(contenders));
+        }
+
+        foreach (var contender in all)
+        {
+            ArgumentNullException.ThrowIfNull(contender, nameof(contenders));
+        }
+
+        return new Race<T>(all, cancellationToken).RunAsync();
+    }
+
+    private Task<T> StartCore<T>(Delegate work)
+    {
+        Child<T> child;
+        lock (_lock)
+        {
+            if (_state == Closed)
+            {
+                throw new InvalidOperationException(
+                    $"The TaskScope{(_name is null ? string.Empty : " '" + _name + "'")} is closed: it was joined or disposed, so it cannot start children.");
+            }
+
+            if (_source.IsCancellationRequested)
+            {
+                return Task.FromCanceled<T>(_source.Token);
+            }
+
+            child = new Child<T>(this, work, ExecutionContext.Capture());
+            _active++;
+            if (_maxConcurrency > 0 && _running >= _maxConcurrency)
+            {
+                (_waiting ??= new Queue<Child>()).Enqueue(child);
+                return child.Task;
+            }
+
+            _running++;
+        }
+
+        child.Schedule();
+        return child.Task;
+    }
+
+    private void OnChildFinished(Exception? failure)
+    {
+        Child? next = null;
+        bool close;
+        lock (_lock)
+        {
+            if (failure is not null)
+            {
+                (_failures ??= []).Add(failure);
+            }
+
+            _active--;
+            _running--;
+            Debug.Assert(_active >= 0 && _running >= 0, "More children finished than started.");
+
+            // Once the token is cancelled, OnCancelled cancels the waiting children instead.
+            if (_waiting is { Count: > 0 } && !_source.IsCancellationRequested)
+            {
+                next = _waiting.Dequeue();
+                _running++;
+            }
+
+            close = TryCloseLocked();
+        }
+
+        if (failure is not null && _failureMode == TaskScopeFailureMode.CancelOnFirstFailure)
+        {
+            RequestCancel(CancelReason.Failure);
+        }
+
+        next?.Schedule();
+        if (close)
+        {
+            FinishClose();
+        }
+    }
+
+    private void RequestCancel(CancelReason reason)
+    {
+        Interlocked.CompareExchange(ref _cancelReason, (int)reason, (int)CancelReason.None);
+        try
+        {
+            _source.Cancel();
+        }
+        catch (AggregateException callbackFailures)
+        {
+            // Callbacks registered on Token threw: failures of the scope like any other, never lost.
+            RecordFailures(callbackFailures.InnerExceptions);
+        }
+    }
+
+    private void RecordFailures(IEnumerable<Exception> failures)
+    {
+        lock (_lock)
+        {
+            if (_state != Closed)
+            {
+                (_failures ??= []).AddRange(failures);
+                return;
+            }
+        }
+
+        foreach (var failure in failures)
+        {
+            ScopeDiagnostics.ReportUnobserved(_name, failure);
+        }
+    }
+
+    // Runs once, when Token is cancelled for any reason.
+    private void OnCancelled()
+    {
+        // Every other cause records its reason before cancelling: one not recorded is the timer.
+        Interlocked.CompareExchange(ref _cancelReason, (int)CancelReason.Timeout, (int)CancelReason.None);
+        bool close;
+        lock (_lock)
+        {
+            while (_waiting is { Count: > 0 })
+            {
+                _waiting.Dequeue().CancelWithoutRunning(_source.Token);
+                _active--;
+            }
+
+            close = TryCloseLocked();
+        }
+
+        if (close)
+        {
+            FinishClose();
+        }
+    }
+
+    private bool TryCloseLocked()
+    {
+        if (_state == Joining && _active == 0)
+        {
+            _state = Closed;
+            return true;
+        }
+
+        return false;
+    }
+
+    // Runs once, on the thread that closed the scope; the failures list no longer changes but through RecordFailures.
+    private void FinishClose()
+    {
+        Debug.Assert(Volatile.Read(ref _state) == Closed, "Only a closed scope completes.");
+        List<Exception>? failures;
+        lock (_lock)
+        {
+            failures = _failures;
+        }
+
+        if (failures is { Count: > 0 })
+        {
+            _completion.TrySetException(failures);
+        }
+        else if (_source.IsCancellationRequested)
+        {
+            var reason = (CancelReason)Volatile.Read(ref _cancelReason);
+            if (reason is CancelReason.Timeout or CancelReason.None)
+            {
+                _completion.TrySetException(new TimeoutException(
+                    $"The TaskScope{(_name is null ? string.Empty : " '" + _name + "'")} did not complete within its timeout of {_timeout}."));
+            }
+            else
+            {
+                _completion.TrySetCanceled(_outerToken.IsCancellationRequested ? _outerToken : _source.Token);
+            }
+        }
+        else
+        {
+            _completion.TrySetResult();
+        }
+
+        _outerRegistration.Unregister();
+        if (_hasTimer)
+        {
+            // Releases the timer; the source is never disposed, so that a late Cancel() stays harmless.
+            _source.CancelAfter(Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    private async Task RunBodyAsync<T>(Delegate body, TaskCompletionSource<T> outcome)
+    {
+        T result = default!;
+        Exception? bodyFailure = null;
+        try
+        {
+            if (body is Func<TaskScope, Task<T>> withResult)
+            {
+                result = await withResult(this).ConfigureAwait(false);
+            }
+            else
+            {
+                await ((Func<TaskScope, Task>)body)(this).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (_source.IsCancellationRequested)
+        {
+            // The body is a member like the children: cancelled, not failed.
+        }
+        catch (Exception e)
+        {
+            bodyFailure = e;
+            RequestCancel(CancelReason.Failure);
+        }
+
+        Task join = JoinAsync();
+        await join.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        if (bodyFailure is not null)
+        {
+            var failures = new List<Exception> { bodyFailure };
+            if (join.Exception is { } childFailures && !join.IsCanceled && join.Exception.InnerException is not TimeoutException)
+            {
+                failures.AddRange(childFailures.InnerExceptions);
+            }
+
+            _ = join.Exception;
+            outcome.TrySetException(failures);
+        }
+        else
+        {
+            CopyOutcome(join, outcome, result);
+        }
+    }
+
+    private void CopyOutcome<T>(Task join, TaskCompletionSource<T> outcome, T result)
+    {
+        if (join.IsFaulted)
+        {
+            outcome.TrySetException(join.Exception!.InnerExceptions);
+        }
+        else if (join.IsCanceled)
+        {
+            outcome.TrySetCanceled(_outerToken.IsCancellationRequested ? _outerToken : _source.Token);
+        }
+        else
+        {
+            outcome.TrySetResult(result);
+        }
+    }
+
+    /// <summary>The result type of children started without one.</summary>
+    private readonly struct VoidResult;
+
+    private abstract class Child : IThreadPoolWorkItem
+    {
+        private readonly ExecutionContext? _context;
+
+        protected Child(TaskScope scope, ExecutionContext? context)
+        {
+            Scope = scope;
+            _context = context;
+        }
+
+        protected TaskScope Scope { get; }
+
+        public void Schedule() => ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+
+        public abstract void CancelWithoutRunning(CancellationToken token);
+
+        void IThreadPoolWorkItem.Execute()
+        {
+            if (_context is null)
+            {
+                Run();
+            }
+            else
+            {
+                ExecutionContext.Run(_context, static state => ((Child)state!).Run(), this);
+            }
+        }
+
+        private void Run() => _ = RunAsync();
+
+        // Never faults: every outcome goes to the child's task and to the scope.
+        protected abstract Task RunAsync();
+    }
+
+    private sealed class Child<T>(TaskScope scope, Delegate work, ExecutionContext? context) : Child(scope, context)
+    {
+        private readonly TaskCompletionSource<T> _outcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task<T> Task => _outcome.Task;
+
+        public override void CancelWithoutRunning(CancellationToken token) => _outcome.TrySetCanceled(token);
+
+        protected override async Task RunAsync()
+        {
+            Exception? failure = null;
+            CancellationToken token = Scope.Token;
+            try
+            {
+                if (work is Func<CancellationToken, Task<T>> withResult)
+                {
+                    _outcome.TrySetResult(await withResult(token).ConfigureAwait(false));
+                }
+                else
+                {
+                    await ((Func<CancellationToken, Task>)work)(token).ConfigureAwait(false);
+                    _outcome.TrySetResult(default!);
+                }
+            }
+            catch (OperationCanceledException) when (token.IsCancellationRequested)
+            {
+                _outcome.TrySetCanceled(token);
+            }
+            catch (Exception e)
+            {
+                failure = e;
+                _outcome.TrySetException(e);
+                _ = _outcome.Task.Exception; // the scope surfaces it; an ignored child task must not raise it again
+            }
+
+            Scope.OnChildFinished(failure);
+        }
+    }
+
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001:Types that own disposable fields should be disposable", Justification = "RunAsync always joins the scope, which closes it.")]
+    private sealed class Race<T>(Func<CancellationToken, Task<T>>[] contenders, CancellationToken cancellationToken)
+    {
+        private readonly TaskScope _scope = new(RaceOptions, cancellationToken);
+        private T? _winner;
+        private int _won;
+
+        public async Task<T> RunAsync()
+        {
+            foreach (var contender in contenders)
+            {
+                _ = _scope.Start(token => RunContenderAsync(contender, token));
+            }
+
+            Task join = _scope.JoinAsync();
+            await join.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            if (Volatile.Read(ref _won) == 0)
+            {
+                // No winner: the join's failures or cancellation are the race's. Rethrow them all.
+                await join.ConfigureAwait(false);
+                throw new UnreachableException("A race without a winner cannot end successfully.");
+            }
+
+            if (join.Exception is { } lateFailures)
+            {
+                foreach (var failure in lateFailures.InnerExceptions)
+                {
+                    ScopeDiagnostics.ReportUnobserved(RaceOptions.Name, failure);
+                }
+            }
+
+            return _winner!;
+        }
+
+        private async Task RunContenderAsync(Func<CancellationToken, Task<T>> contender, CancellationToken token)
+        {
+            T value = await contender(token).ConfigureAwait(false);
+            if (Interlocked.CompareExchange(ref _won, 1, 0) == 0)
+            {
+                _winner = value;
+                _scope.Cancel();
+                return;
+            }
+
+            switch (value)
+            {
+                case IAsyncDisposable asyncDisposable:
+                    await asyncDisposable.DisposeAsync().ConfigureAwait(false);
+                    break;
+                case IDisposable disposable:
+                    disposable.Dispose();
+                    break;
+            }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+namespace AsyncScopes;
+
+/// <summary>Options of a <see cref="TaskScope"/>; validated when the scope is created.</summary>
+public sealed class TaskScopeOptions
+{
+    /// <summary>What the scope does when a child fails. Default: <see cref="TaskScopeFailureMode.CancelOnFirstFailure"/>.</summary>
+    public TaskScopeFailureMode FailureMode { get; init; }
+
+    /// <summary>The most children that run at once; further children wait, first-in first-out, for a slot.
+    /// 0 (the default) means unbounded. Negative values are rejected.</summary>
+    public int MaxConcurrency { get; init; }
+
+    /// <summary>A deadline for the whole scope, measured from its creation on <see cref="TimeProvider"/>: when it
+    /// fires, the scope's token is cancelled and, if no child failed, the join ends in a <see cref="TimeoutException"/>.
+    /// <see langword="null"/> or <see cref="System.Threading.Timeout.InfiniteTimeSpan"/>: no deadline.</summary>
+    public TimeSpan? Timeout { get; init; }
+
+    /// <summary>The clock of <see cref="Timeout"/>. Default: <see cref="System.TimeProvider.System"/>.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>A name for diagnostics: it appears in timeout messages and unobserved-failure events.</summary>
+    public string? Name { get; init; }
+
+    internal static readonly TaskScopeOptions Default = new();
+
+    internal void Validate()
+    {
+        if (FailureMode is not (TaskScopeFailureMode.CancelOnFirstFailure or TaskScopeFailureMode.WaitForAll))
+        {
+            throw new ArgumentOutOfRangeException(nameof(FailureMode), FailureMode, "Unknown TaskScopeFailureMode.");
+        }
+
+        if (MaxConcurrency < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxConcurrency), MaxConcurrency, "MaxConcurrency must be 0 (unbounded) or positive.");
+        }
+
+        if (Timeout is { } timeout && timeout != System.Threading.Timeout.InfiniteTimeSpan
+            && (timeout < TimeSpan.Zero || timeout > TimeSpan.FromMilliseconds(uint.MaxValue - 1)))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Timeout), timeout,
+                "Timeout must be TimeSpan.Zero or positive (at most about 49.7 days), Timeout.InfiniteTimeSpan, or null.");
+        }
+
+        if (TimeProvider is null)
+        {
+            throw new ArgumentException("TimeProvider must not be null.", nameof(TimeProvider));
+        }
+    }
+}
