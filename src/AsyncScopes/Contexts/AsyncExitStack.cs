@@ -27,10 +27,20 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
     private const int Unwinding = 1;
     private const int Unwound = 2;
 
+    private static readonly KeyValuePair<string, object?> KindTag = new(ScopeMetrics.KindTag, "AsyncExitStack");
+
     private readonly Lock _lock = new();
+    private readonly ScopeTracker? _tracker;
     private List<ExitEntry>? _exits;
     private int _state;
     private volatile bool _completed;
+
+    /// <summary>Creates an empty, open stack.</summary>
+    public AsyncExitStack()
+    {
+        _tracker = ScopeTracker.StartIfTracking("AsyncExitStack", null);
+        ScopeMetrics.OpenScopes.Add(1, KindTag);
+    }
 
     /// <summary>The number of exits registered and not yet run.</summary>
     public int Count
@@ -365,6 +375,8 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
             _state = Unwinding;
             List<ExitEntry> exits = _exits ?? [];
             _exits = null;
+            _tracker?.Close();
+            ScopeMetrics.OpenScopes.Add(-1, KindTag);
             return exits;
         }
     }

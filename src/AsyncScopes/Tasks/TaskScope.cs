@@ -24,6 +24,7 @@ public sealed class TaskScope : IAsyncDisposable
     private const int Joining = 1;
     private const int Closed = 2;
 
+    private static readonly KeyValuePair<string, object?> KindTag = new(ScopeMetrics.KindTag, "TaskScope");
     private static readonly TaskScopeOptions RaceOptions = new() { FailureMode = TaskScopeFailureMode.WaitForAll, Name = "TaskScope.RaceAsync" };
 
     private readonly Lock _lock = new();
@@ -36,6 +37,7 @@ public sealed class TaskScope : IAsyncDisposable
     private readonly bool _hasTimer;
     private readonly string? _name;
     private readonly TimeSpan? _timeout;
+    private readonly ScopeTracker? _tracker;
 
     private Queue<Child>? _waiting;
     private List<Exception>? _failures;
@@ -76,6 +78,8 @@ public sealed class TaskScope : IAsyncDisposable
             _source = new CancellationTokenSource();
         }
 
+        _tracker = ScopeTracker.StartIfTracking("TaskScope", _name);
+        ScopeMetrics.OpenScopes.Add(1, KindTag);
         _source.Token.UnsafeRegister(static state => ((TaskScope)state!).OnCancelled(), this);
         _outerToken = cancellationToken;
         if (cancellationToken.CanBeCanceled)
@@ -279,8 +283,8 @@ public sealed class TaskScope : IAsyncDisposable
     /// <param name="cancellationToken">Cancels the race from outside.</param>
     /// <returns>
     /// The winner's result, once every loser has finished. Results of losers that also succeeded are disposed when
-    /// they are <see cref="IAsyncDisposable"/> or <see cref="IDisposable"/>; failures of losers after the win (their
-    /// disposal's included) go to <see cref="ScopeDiagnostics.UnobservedFailure"/>. When every contender fails: faults
+    /// they are <see cref="IAsyncDisposable"/> or <see cref="IDisposable"/>. When a contender won, the failures of the
+    /// losers (before or after the win, their disposal's included) go to <see cref="ScopeDiagnostics.UnobservedFailure"/>. When every contender fails: faults
     /// with all the failures. Cancelled from outside before anyone won: cancelled.
     /// </returns>
     /// <exception cref="ArgumentNullException"><paramref name="contenders"/> or one of them is null.</exception>
@@ -335,6 +339,7 @@ public sealed class TaskScope : IAsyncDisposable
 
     private void OnChildFinished(Exception? failure)
     {
+        ScopeMetrics.RunningChildren.Add(-1);
         Child? next = null;
         bool close;
         lock (_lock)
@@ -468,6 +473,8 @@ public sealed class TaskScope : IAsyncDisposable
         }
 
         _outerRegistration.Unregister();
+        _tracker?.Close();
+        ScopeMetrics.OpenScopes.Add(-1, KindTag);
         if (_hasTimer)
         {
             // Releases the timer; the source is never disposed, so that a late Cancel() stays harmless.
@@ -505,12 +512,12 @@ public sealed class TaskScope : IAsyncDisposable
         if (bodyFailure is not null)
         {
             var failures = new List<Exception> { bodyFailure };
-            if (join.Exception is { } childFailures && !join.IsCanceled && join.Exception.InnerException is not TimeoutException)
+            if (join.Exception is { } childFailures && childFailures.InnerException is not TimeoutException)
             {
-                failures.AddRange(childFailures.InnerExceptions);
+                // A body that awaited a failed child rethrows that child's failure: list it once, first.
+                failures.AddRange(childFailures.InnerExceptions.Where(e => !ReferenceEquals(e, bodyFailure)));
             }
 
-            _ = join.Exception;
             outcome.TrySetException(failures);
         }
         else
@@ -550,7 +557,11 @@ public sealed class TaskScope : IAsyncDisposable
 
         protected TaskScope Scope { get; }
 
-        public void Schedule() => ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        public void Schedule()
+        {
+            ScopeMetrics.RunningChildren.Add(1);
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        }
 
         public abstract void CancelWithoutRunning(CancellationToken token);
 
@@ -618,7 +629,14 @@ public sealed class TaskScope : IAsyncDisposable
         private T? _winner;
         private int _won;
 
-        public async Task<T> RunAsync()
+        public Task<T> RunAsync()
+        {
+            var outcome = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+            _ = RunCoreAsync(outcome);
+            return outcome.Task;
+        }
+
+        private async Task RunCoreAsync(TaskCompletionSource<T> outcome)
         {
             foreach (var contender in contenders)
             {
@@ -629,20 +647,20 @@ public sealed class TaskScope : IAsyncDisposable
             await join.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             if (Volatile.Read(ref _won) == 0)
             {
-                // No winner: the join's failures or cancellation are the race's. Rethrow them all.
-                await join.ConfigureAwait(false);
-                throw new UnreachableException("A race without a winner cannot end successfully.");
+                // No winner: the join's failures (all of them) or cancellation are the race's.
+                _scope.CopyOutcome(join, outcome, default!);
+                return;
             }
 
-            if (join.Exception is { } lateFailures)
+            if (join.Exception is { } loserFailures)
             {
-                foreach (var failure in lateFailures.InnerExceptions)
+                foreach (var failure in loserFailures.InnerExceptions)
                 {
                     ScopeDiagnostics.ReportUnobserved(RaceOptions.Name, failure);
                 }
             }
 
-            return _winner!;
+            outcome.TrySetResult(_winner!);
         }
 
         private async Task RunContenderAsync(Func<CancellationToken, Task<T>> contender, CancellationToken token)

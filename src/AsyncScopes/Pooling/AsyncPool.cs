@@ -1,0 +1,979 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+
+namespace AsyncScopes;
+
+/// <summary>
+/// A pool of items whose leases are scopes: rent an item, use it, dispose the lease to give it back. Waiters are
+/// served first-in first-out, a cancelled waiter never swallows an item, and never more than
+/// <see cref="AsyncPoolOptions{T}.MaxSize"/> items exist.
+/// </summary>
+/// <typeparam name="T">The pooled item type: a connection, a socket, a buffer.</typeparam>
+/// <remarks>
+/// <para>Renting an idle item and returning it takes a short lock and allocates nothing. Only a renter that must
+/// wait allocates (one waiter object).</para>
+/// <para>Items are destroyed, never thrown away: on discard, on failure of <c>UseAsync</c> (see
+/// <see cref="AsyncPoolOptions{T}.DiscardOn"/>), when too old or idle too long, and at disposal. Reset, validation
+/// and destruction failures never reach a renter as the outcome of a return; they are reported through
+/// <see cref="ScopeDiagnostics.UnobservedFailure"/>.</para>
+/// </remarks>
+public sealed class AsyncPool<T> : IAsyncDisposable
+    where T : class
+{
+    private static readonly TimeSpan MinIdleRetryMax = TimeSpan.FromSeconds(30);
+
+    private readonly Func<CancellationToken, ValueTask<T>> _factory;
+    private readonly AsyncPoolOptions<T> _options;
+    private readonly TimeProvider _time;
+    private readonly Lock _lock = new();
+    private readonly List<PoolSlot<T>> _idle = [];
+    private readonly LinkedList<Waiter> _waiters = new();
+    private readonly List<WeakReference<PoolSlot<T>>> _all = [];
+    private readonly ITimer? _sweepTimer;
+    private readonly MetricsSource _metrics;
+    private readonly KeyValuePair<string, object?> _poolTag;
+
+    private int _capacityUsed; // items that exist or are being created
+    private int _inUse;
+    private int _creating;
+    private int _minIdleCreating;
+    private long _created;
+    private long _destroyed;
+    private long _sweepDue = long.MaxValue;
+    private ITimer? _minIdleRetryTimer;
+    private TimeSpan _minIdleRetryDelay = TimeSpan.FromSeconds(1);
+    private TaskCompletionSource? _disposal;
+    private TaskCompletionSource? _drained;
+
+    /// <summary>Creates a pool.</summary>
+    /// <param name="factory">Creates an item; it receives the renter's token. A failure reaches the renter that
+    /// caused the creation and frees its place in the pool.</param>
+    /// <param name="options">The options; <see langword="null"/> for the defaults.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="factory"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range.</exception>
+    /// <exception cref="ArgumentException"><see cref="AsyncPoolOptions{T}.TimeProvider"/> is null.</exception>
+    public AsyncPool(Func<CancellationToken, ValueTask<T>> factory, AsyncPoolOptions<T>? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(factory);
+        options ??= new AsyncPoolOptions<T>();
+        options.ThrowIfInvalid();
+        _factory = factory;
+        _options = options;
+        _time = options.TimeProvider;
+        _poolTag = new KeyValuePair<string, object?>(ScopeMetrics.PoolTag, options.Name ?? string.Empty);
+        if (options.IdleTimeout is not null || options.MaxLifetime is not null)
+        {
+            _sweepTimer = _time.CreateTimer(static state => ((AsyncPool<T>)state!).Sweep(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        }
+
+        _metrics = new MetricsSource(this);
+        ScopeMetrics.Register(_metrics);
+        EnsureMinIdle();
+    }
+
+    /// <summary>The pool's name (<see cref="AsyncPoolOptions{T}.Name"/>).</summary>
+    internal string? Name => _options.Name;
+
+    /// <summary>A consistent snapshot of the pool's counts.</summary>
+    public PoolStatistics Statistics
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return new PoolStatistics(_idle.Count + _inUse, _idle.Count, _inUse, WaiterCount, _created, _destroyed);
+            }
+        }
+    }
+
+    private int WaiterCount => _waiters.Count;
+
+    /// <summary>Rents an item: an idle one (validated, if <see cref="AsyncPoolOptions{T}.Validate"/> is set), a new
+    /// one if the pool is below its size, else the next one returned, in first-in first-out order.</summary>
+    /// <param name="cancellationToken">Cancels the wait (and the factory or validation it is running). A cancelled
+    /// waiter takes nothing: an item returned at that moment goes to the next waiter or back to the pool.</param>
+    /// <returns>The lease; completes synchronously, without allocating, when an idle item needs no validation.</returns>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    /// <exception cref="TimeoutException"><see cref="AsyncPoolOptions{T}.AcquireTimeout"/> elapsed; the message names
+    /// the pool and its size.</exception>
+    /// <exception cref="ObjectDisposedException">The pool is disposed, or was disposed while waiting.</exception>
+    /// <remarks>The factory's exception, when this rent created an item and the factory failed, propagates.</remarks>
+    public ValueTask<PoolLease<T>> RentAsync(CancellationToken cancellationToken = default)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<PoolLease<T>>(cancellationToken);
+        }
+
+        PoolSlot<T>? slot;
+        bool create = false;
+        lock (_lock)
+        {
+            ThrowIfDisposedLocked();
+            slot = PopIdleLocked();
+            if (slot is null && _waiters.Count == 0 && _capacityUsed < _options.MaxSize)
+            {
+                ReserveLocked();
+                create = true;
+            }
+        }
+
+        if (_options.MinIdle > 0)
+        {
+            EnsureMinIdle();
+        }
+
+        if (slot is not null && _options.Validate is null && !IsExpired(slot))
+        {
+            return new(slot.Lease(_options.Name));
+        }
+
+        return RentSlowAsync(slot, create, cancellationToken);
+    }
+
+    /// <summary>Rents an idle item if one is ready now; never waits and never creates an item.</summary>
+    /// <param name="lease">The lease, when this returns <see langword="true"/>.</param>
+    /// <returns><see langword="true"/> when an idle item was leased.</returns>
+    /// <exception cref="ObjectDisposedException">The pool is disposed.</exception>
+    /// <remarks>With <see cref="AsyncPoolOptions{T}.Validate"/> set, an idle item is leased only when its validation
+    /// completes synchronously; one still validating goes back to the pool when done, and this returns
+    /// <see langword="false"/>.</remarks>
+    public bool TryRent(out PoolLease<T> lease)
+    {
+        while (true)
+        {
+            PoolSlot<T>? slot;
+            lock (_lock)
+            {
+                ThrowIfDisposedLocked();
+                slot = PopIdleLocked();
+            }
+
+            if (slot is null)
+            {
+                lease = default;
+                return false;
+            }
+
+            if (IsExpired(slot))
+            {
+                _ = DestroyAsync(slot);
+                continue;
+            }
+
+            if (_options.Validate is null)
+            {
+                lease = slot.Lease(_options.Name);
+                return true;
+            }
+
+            ValueTask<bool> validation;
+            try
+            {
+                validation = _options.Validate(slot.Item, CancellationToken.None);
+            }
+#pragma warning disable CA1031 // A validation that throws marks the item invalid; the failure is reported.
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                ReportFailure(e);
+                _ = DestroyAsync(slot);
+                continue;
+            }
+
+            if (!validation.IsCompleted)
+            {
+                _ = FinishValidationAsync(slot, validation);
+                lease = default;
+                return false;
+            }
+
+            bool valid;
+            try
+            {
+                valid = validation.GetAwaiter().GetResult();
+            }
+#pragma warning disable CA1031 // A validation that throws marks the item invalid; the failure is reported.
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                ReportFailure(e);
+                valid = false;
+            }
+
+            if (valid)
+            {
+                lease = slot.Lease(_options.Name);
+                return true;
+            }
+
+            _ = DestroyAsync(slot);
+        }
+    }
+
+    /// <summary>Rents an item, runs <paramref name="body"/> with it, and returns it; on failure the item is destroyed or
+    /// returned as <see cref="AsyncPoolOptions{T}.DiscardOn"/> decides (destroyed by default).</summary>
+    /// <param name="body">The work with the item.</param>
+    /// <param name="cancellationToken">Passed to the rent and to the body.</param>
+    /// <returns>A task that completes when the item is back in the pool or destroyed.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="body"/> is null.</exception>
+    /// <remarks>The body's exception propagates unchanged; rent failures propagate as from
+    /// <see cref="RentAsync"/>.</remarks>
+    public Task UseAsync(Func<T, CancellationToken, Task> body, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        return UseCoreAsync(body, cancellationToken);
+    }
+
+    /// <summary>Rents an item, runs <paramref name="body"/> with it, returns it, and gives back the body's result; on
+    /// failure the item is destroyed or returned as <see cref="AsyncPoolOptions{T}.DiscardOn"/> decides.</summary>
+    /// <typeparam name="TResult">The type of the body's result.</typeparam>
+    /// <param name="body">The work with the item.</param>
+    /// <param name="cancellationToken">Passed to the rent and to the body.</param>
+    /// <returns>The body's result, once the item is back in the pool.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="body"/> is null.</exception>
+    public Task<TResult> UseAsync<TResult>(Func<T, CancellationToken, Task<TResult>> body, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        return UseCoreAsync(body, cancellationToken);
+    }
+
+    /// <summary>
+    /// Disposes the pool: new rents and current waiters get <see cref="ObjectDisposedException"/>, idle items are
+    /// destroyed at once, leased items are destroyed when returned. Waits up to
+    /// <see cref="AsyncPoolOptions{T}.DrainTimeout"/> for the leased items, then reports each one still out through
+    /// <see cref="ScopeDiagnostics.LeakDetected"/> and returns. Calling it again waits for the first call.
+    /// </summary>
+    /// <returns>A task that completes when the pool is drained or the drain timeout elapsed; it never faults.</returns>
+    public ValueTask DisposeAsync()
+    {
+        List<PoolSlot<T>> idle;
+        List<Waiter> waiters;
+        TaskCompletionSource disposal;
+        lock (_lock)
+        {
+            if (_disposal is not null)
+            {
+                return new ValueTask(_disposal.Task);
+            }
+
+            disposal = _disposal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            idle = [.. _idle];
+            _idle.Clear();
+            waiters = [.. _waiters];
+            _waiters.Clear();
+            _inUse += idle.Count; // in transit to destruction
+        }
+
+        var disposed = new ObjectDisposedException(GetType().Name, $"The pool{NameSuffix} was disposed.");
+        foreach (var waiter in waiters)
+        {
+            waiter.TrySetException(disposed);
+        }
+
+        _sweepTimer?.Dispose();
+        _minIdleRetryTimer?.Dispose();
+        _ = DisposeCoreAsync(idle, disposal);
+        return new ValueTask(disposal.Task);
+    }
+
+    internal ValueTask ReturnAsync(PoolSlot<T> slot, long version)
+    {
+        if (!slot.TryEndLease(version, out bool discard))
+        {
+            return default; // a second return, or a copy's
+        }
+
+        if (discard || _disposal is not null || IsExpired(slot))
+        {
+            return new ValueTask(DestroyAsync(slot));
+        }
+
+        if (_options.Reset is not null)
+        {
+            return new ValueTask(ResetAndReturnAsync(slot));
+        }
+
+        ReturnToPool(slot);
+        return default;
+    }
+
+    internal void OnLeaseCollected(PoolSlot<T> slot)
+    {
+        // Finalizer thread: the lease was dropped. Its item is unreachable too, so it is not destroyed here; the slot's
+        // capacity is reclaimed and the leak reported (a tracked lease reports through its own tracker).
+        lock (_lock)
+        {
+            _inUse--;
+            _destroyed++;
+            _all.Remove(slot.Weak);
+        }
+
+        ReleaseCapacity();
+        if (slot.Tracker is null)
+        {
+            ScopeDiagnostics.ReportLeak(slot.DescribeLease());
+        }
+    }
+
+    private string NameSuffix => _options.Name is null ? string.Empty : $" '{_options.Name}'";
+
+    private async ValueTask<PoolLease<T>> RentSlowAsync(PoolSlot<T>? slot, bool create, CancellationToken cancellationToken)
+    {
+        long waitStarted = 0;
+        while (true)
+        {
+            if (slot is not null)
+            {
+                if (IsExpired(slot))
+                {
+                    await DestroyAsync(slot).ConfigureAwait(false);
+                }
+                else if (slot.IsFreshFromIdle && _options.Validate is { } validate && !await ValidateAsync(validate, slot, cancellationToken).ConfigureAwait(false))
+                {
+                    await DestroyAsync(slot).ConfigureAwait(false);
+                }
+                else
+                {
+                    RecordWait(waitStarted);
+                    return slot.Lease(_options.Name);
+                }
+            }
+            else if (create)
+            {
+                slot = await CreateAsync(forMinIdle: false, cancellationToken).ConfigureAwait(false);
+                RecordWait(waitStarted);
+                return slot.Lease(_options.Name);
+            }
+
+            Waiter? waiter = null;
+            lock (_lock)
+            {
+                ThrowIfDisposedLocked();
+                slot = PopIdleLocked();
+                create = false;
+                if (slot is null)
+                {
+                    if (_waiters.Count == 0 && _capacityUsed < _options.MaxSize)
+                    {
+                        ReserveLocked();
+                        create = true;
+                    }
+                    else
+                    {
+                        waiter = new Waiter(this);
+                        waiter.Node = _waiters.AddLast(waiter);
+                    }
+                }
+            }
+
+            if (waiter is not null)
+            {
+                if (waitStarted == 0)
+                {
+                    waitStarted = _time.GetTimestamp();
+                }
+
+                slot = await WaitAsync(waiter, cancellationToken).ConfigureAwait(false);
+                create = slot is null; // handed a place in the pool rather than an item
+            }
+        }
+    }
+
+    private async ValueTask<PoolSlot<T>?> WaitAsync(Waiter waiter, CancellationToken cancellationToken)
+    {
+        using var cancellation = cancellationToken.UnsafeRegister(
+            static (state, token) => ((Waiter)state!).Pool.AbandonWait((Waiter)state!, token), waiter);
+        using var timer = _options.AcquireTimeout is { } timeout
+            ? _time.CreateTimer(static state => ((Waiter)state!).Pool.AbandonWait((Waiter)state!, canceled: null), waiter, timeout, Timeout.InfiniteTimeSpan)
+            : null;
+        return await waiter.Task.ConfigureAwait(false);
+    }
+
+    // A waiter gives up (cancelled or timed out): it takes nothing from here on, since handing over is TrySetResult.
+    private void AbandonWait(Waiter waiter, CancellationToken? canceled)
+    {
+        lock (_lock)
+        {
+            bool abandoned = canceled is { } token
+                ? waiter.TrySetCanceled(token)
+                : waiter.TrySetException(new TimeoutException(
+                    $"Timed out after {_options.AcquireTimeout} waiting for an item of pool{NameSuffix} (MaxSize {_options.MaxSize}: {_inUse} in use, {_waiters.Count} waiting)."));
+            if (abandoned && waiter.Node?.List is not null)
+            {
+                _waiters.Remove(waiter.Node);
+            }
+        }
+    }
+
+    private async ValueTask<bool> ValidateAsync(Func<T, CancellationToken, ValueTask<bool>> validate, PoolSlot<T> slot, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await validate(slot.Item, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            ReturnToPool(slot); // the renter gave up; the item is not at fault
+            throw;
+        }
+#pragma warning disable CA1031 // A validation that throws marks the item invalid; the failure is reported.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            ReportFailure(e);
+            return false;
+        }
+    }
+
+    private async Task FinishValidationAsync(PoolSlot<T> slot, ValueTask<bool> validation)
+    {
+        bool valid;
+        try
+        {
+            valid = await validation.ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // A validation that throws marks the item invalid; the failure is reported.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            ReportFailure(e);
+            valid = false;
+        }
+
+        if (valid && _disposal is null)
+        {
+            ReturnToPool(slot);
+        }
+        else
+        {
+            await DestroyAsync(slot).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<PoolSlot<T>> CreateAsync(bool forMinIdle, CancellationToken cancellationToken)
+    {
+        T item;
+        try
+        {
+            item = await _factory(cancellationToken).ConfigureAwait(false)
+                ?? throw new InvalidOperationException($"The factory of pool{NameSuffix} returned null.");
+        }
+        catch
+        {
+            lock (_lock)
+            {
+                _creating--;
+                if (forMinIdle)
+                {
+                    _minIdleCreating--;
+                }
+            }
+
+            ReleaseCapacity();
+            throw;
+        }
+
+        var slot = new PoolSlot<T>(this, item, _time.GetTimestamp());
+        bool disposed;
+        lock (_lock)
+        {
+            _creating--;
+            if (forMinIdle)
+            {
+                _minIdleCreating--;
+            }
+
+            _created++;
+            _inUse++;
+            _all.Add(slot.Weak);
+            disposed = _disposal is not null;
+        }
+
+        if (disposed)
+        {
+            await DestroyAsync(slot).ConfigureAwait(false);
+            throw new ObjectDisposedException(GetType().Name, $"The pool{NameSuffix} was disposed.");
+        }
+
+        return slot;
+    }
+
+    private async Task ResetAndReturnAsync(PoolSlot<T> slot)
+    {
+        try
+        {
+            await _options.Reset!(slot.Item).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // A reset that throws leaves the item in an unknown state: it is destroyed and the failure reported.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            ReportFailure(e);
+            await DestroyAsync(slot).ConfigureAwait(false);
+            return;
+        }
+
+        ReturnToPool(slot);
+    }
+
+    // An item leaves use: to the first live waiter, else to the idle list.
+    private void ReturnToPool(PoolSlot<T> slot)
+    {
+        bool destroy = false;
+        lock (_lock)
+        {
+            if (_disposal is not null)
+            {
+                destroy = true;
+            }
+            else
+            {
+                while (_waiters.First is { } node)
+                {
+                    _waiters.RemoveFirst();
+                    node.Value.Node = null;
+                    slot.IsFreshFromIdle = false;
+                    if (node.Value.TrySetResult(slot))
+                    {
+                        return; // stays in use, now by the waiter
+                    }
+                }
+
+                _inUse--;
+                slot.IsFreshFromIdle = true;
+                slot.IdleSince = _time.GetTimestamp();
+                _idle.Add(slot);
+                ScheduleSweepLocked(slot);
+            }
+        }
+
+        if (destroy)
+        {
+            _ = DestroyAsync(slot);
+        }
+    }
+
+    // Takes an idle item, most recently used first; it counts as in use from here.
+    private PoolSlot<T>? PopIdleLocked()
+    {
+        int last = _idle.Count - 1;
+        if (last < 0)
+        {
+            return null;
+        }
+
+        var slot = _idle[last];
+        _idle.RemoveAt(last);
+        _inUse++;
+        return slot;
+    }
+
+    private void ReserveLocked()
+    {
+        _capacityUsed++;
+        _creating++;
+        Debug.Assert(_capacityUsed <= _options.MaxSize, "Never more than MaxSize items.");
+    }
+
+    // A place in the pool was freed (an item destroyed or a creation failed): hand it to the first live waiter, who
+    // will create an item, else give it up.
+    private void ReleaseCapacity()
+    {
+        lock (_lock)
+        {
+            while (_waiters.First is { } node)
+            {
+                _waiters.RemoveFirst();
+                node.Value.Node = null;
+                _creating++;
+                if (node.Value.TrySetResult(null))
+                {
+                    return;
+                }
+
+                _creating--;
+            }
+
+            _capacityUsed--;
+            Debug.Assert(_capacityUsed >= 0, "Capacity released more often than reserved.");
+            CheckDrainedLocked();
+        }
+
+        EnsureMinIdle();
+    }
+
+    private async Task DestroyAsync(PoolSlot<T> slot)
+    {
+        lock (_lock)
+        {
+            _inUse--;
+            _destroyed++;
+            _all.Remove(slot.Weak);
+        }
+
+        slot.Retire();
+        try
+        {
+            if (_options.Destroy is { } destroy)
+            {
+                await destroy(slot.Item).ConfigureAwait(false);
+            }
+            else if (slot.Item is IAsyncDisposable asyncDisposable)
+            {
+                await asyncDisposable.DisposeAsync().ConfigureAwait(false);
+            }
+            else if (slot.Item is IDisposable disposable)
+            {
+                disposable.Dispose();
+            }
+        }
+#pragma warning disable CA1031 // Destruction failures are reported, never thrown at a renter returning a lease.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            ReportFailure(e);
+        }
+
+        ReleaseCapacity();
+    }
+
+    private bool IsExpired(PoolSlot<T> slot) =>
+        _options.MaxLifetime is { } lifetime && _time.GetElapsedTime(slot.CreatedAt) > lifetime;
+
+    private void ScheduleSweepLocked(PoolSlot<T> slot)
+    {
+        if (_sweepTimer is null)
+        {
+            return;
+        }
+
+        long due = NextExpiry(slot);
+        if (due < _sweepDue)
+        {
+            _sweepDue = due;
+            _sweepTimer.Change(DueIn(due), Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    private long NextExpiry(PoolSlot<T> slot)
+    {
+        long due = long.MaxValue;
+        long frequency = _time.TimestampFrequency;
+        if (_options.IdleTimeout is { } idle)
+        {
+            due = Math.Min(due, slot.IdleSince + (long)(idle.TotalSeconds * frequency));
+        }
+
+        if (_options.MaxLifetime is { } lifetime)
+        {
+            due = Math.Min(due, slot.CreatedAt + (long)(lifetime.TotalSeconds * frequency));
+        }
+
+        return due;
+    }
+
+    private TimeSpan DueIn(long timestamp)
+    {
+        // One tick past the expiry, so that the item is strictly older than its limit when the sweep runs.
+        long remaining = timestamp - _time.GetTimestamp() + 1;
+        return remaining <= 0 ? TimeSpan.Zero : TimeSpan.FromSeconds((double)remaining / _time.TimestampFrequency);
+    }
+
+    // Destroys idle items that expired or idled too long (keeping MinIdle), then schedules the next sweep.
+    private void Sweep()
+    {
+        var doomed = new List<PoolSlot<T>>();
+        lock (_lock)
+        {
+            if (_disposal is not null)
+            {
+                return;
+            }
+
+            _sweepDue = long.MaxValue;
+            long now = _time.GetTimestamp();
+            long idleLimit = _options.IdleTimeout is { } idle ? (long)(idle.TotalSeconds * _time.TimestampFrequency) : long.MaxValue;
+
+            // Oldest idle first: the list is in order of return.
+            for (int i = 0; i < _idle.Count; i++)
+            {
+                var slot = _idle[i];
+                bool expired = IsExpired(slot);
+                bool idledOut = now - slot.IdleSince > idleLimit && _idle.Count - 1 >= _options.MinIdle;
+                if (expired || idledOut)
+                {
+                    _idle.RemoveAt(i--);
+                    _inUse++; // in transit to destruction
+                    doomed.Add(slot);
+                }
+            }
+
+            foreach (var slot in _idle)
+            {
+                long due = NextExpiry(slot);
+                if (due < _sweepDue)
+                {
+                    _sweepDue = due;
+                }
+            }
+
+            if (_sweepDue != long.MaxValue)
+            {
+                _sweepTimer!.Change(DueIn(_sweepDue), Timeout.InfiniteTimeSpan);
+            }
+        }
+
+        foreach (var slot in doomed)
+        {
+            _ = DestroyAsync(slot);
+        }
+    }
+
+    private void EnsureMinIdle()
+    {
+        if (_options.MinIdle == 0)
+        {
+            return;
+        }
+
+        int toCreate;
+        lock (_lock)
+        {
+            if (_disposal is not null || _minIdleRetryTimer is not null)
+            {
+                return;
+            }
+
+            toCreate = Math.Min(_options.MinIdle - _idle.Count - _minIdleCreating, _options.MaxSize - _capacityUsed);
+            for (int i = 0; i < toCreate; i++)
+            {
+                ReserveLocked();
+                _minIdleCreating++;
+            }
+        }
+
+        for (int i = 0; i < toCreate; i++)
+        {
+            _ = CreateIdleAsync();
+        }
+    }
+
+    private async Task CreateIdleAsync()
+    {
+        PoolSlot<T> slot;
+        try
+        {
+            slot = await CreateAsync(forMinIdle: true, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (ObjectDisposedException)
+        {
+            return;
+        }
+#pragma warning disable CA1031 // Background creation is retried with backoff; its failures are reported, not thrown.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            ReportFailure(e);
+            ScheduleMinIdleRetry();
+            return;
+        }
+
+        lock (_lock)
+        {
+            _minIdleRetryDelay = TimeSpan.FromSeconds(1);
+        }
+
+        slot.IsFreshFromIdle = true;
+        ReturnToPool(slot);
+    }
+
+    private void ScheduleMinIdleRetry()
+    {
+        lock (_lock)
+        {
+            if (_disposal is not null || _minIdleRetryTimer is not null)
+            {
+                return;
+            }
+
+            TimeSpan delay = _minIdleRetryDelay;
+            _minIdleRetryDelay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MinIdleRetryMax.Ticks));
+            _minIdleRetryTimer = _time.CreateTimer(
+                static state =>
+                {
+                    var pool = (AsyncPool<T>)state!;
+                    lock (pool._lock)
+                    {
+                        pool._minIdleRetryTimer?.Dispose();
+                        pool._minIdleRetryTimer = null;
+                    }
+
+                    pool.EnsureMinIdle();
+                },
+                this,
+                delay,
+                Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    private async Task UseCoreAsync(Func<T, CancellationToken, Task> body, CancellationToken cancellationToken)
+    {
+        var lease = await RentAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await body(lease.Value, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            DiscardOnFailure(lease, e);
+            throw;
+        }
+        finally
+        {
+            await lease.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private async Task<TResult> UseCoreAsync<TResult>(Func<T, CancellationToken, Task<TResult>> body, CancellationToken cancellationToken)
+    {
+        var lease = await RentAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await body(lease.Value, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            DiscardOnFailure(lease, e);
+            throw;
+        }
+        finally
+        {
+            await lease.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private void DiscardOnFailure(PoolLease<T> lease, Exception failure)
+    {
+        bool discard;
+        try
+        {
+            discard = _options.DiscardOn?.Invoke(failure) ?? true;
+        }
+#pragma warning disable CA1031 // A predicate that throws cannot vouch for the item: it is destroyed and the failure reported.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            ReportFailure(e);
+            discard = true;
+        }
+
+        if (discard)
+        {
+            lease.Discard();
+        }
+    }
+
+    private async Task DisposeCoreAsync(List<PoolSlot<T>> idle, TaskCompletionSource disposal)
+    {
+        foreach (var slot in idle)
+        {
+            await DestroyAsync(slot).ConfigureAwait(false);
+        }
+
+        lock (_lock)
+        {
+            CheckDrainedLocked();
+        }
+
+        await _drained!.Task.WaitAsync(_options.DrainTimeout, _time).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        if (!_drained.Task.IsCompleted)
+        {
+            List<PoolSlot<T>> outstanding = [];
+            lock (_lock)
+            {
+                foreach (var reference in _all)
+                {
+                    if (reference.TryGetTarget(out var slot) && slot.IsLeased)
+                    {
+                        outstanding.Add(slot);
+                    }
+                }
+            }
+
+            foreach (var slot in outstanding)
+            {
+                if (slot.Tracker is { } tracker)
+                {
+                    tracker.ReportLeakAndClose();
+                }
+                else
+                {
+                    ScopeDiagnostics.ReportLeak(slot.DescribeLease());
+                }
+            }
+        }
+
+        ScopeMetrics.Unregister(_metrics);
+        disposal.TrySetResult();
+    }
+
+    private void CheckDrainedLocked()
+    {
+        if (_drained is not null && _inUse == 0 && _creating == 0)
+        {
+            _drained.TrySetResult();
+        }
+    }
+
+    private void RecordWait(long waitStarted)
+    {
+        if (waitStarted != 0 && ScopeMetrics.PoolWaitDuration.Enabled)
+        {
+            ScopeMetrics.PoolWaitDuration.Record(_time.GetElapsedTime(waitStarted).TotalSeconds, _poolTag);
+        }
+    }
+
+    private void ReportFailure(Exception failure) => ScopeDiagnostics.ReportUnobserved(_options.Name, failure);
+
+    private void ThrowIfDisposedLocked()
+    {
+        if (_disposal is not null)
+        {
+            throw new ObjectDisposedException(GetType().Name, $"The pool{NameSuffix} is disposed.");
+        }
+    }
+
+    /// <summary>A renter waiting for an item; the result is the item, or null for a place to create one.</summary>
+    private sealed class Waiter(AsyncPool<T> pool) : TaskCompletionSource<PoolSlot<T>?>(TaskCreationOptions.RunContinuationsAsynchronously)
+    {
+        public AsyncPool<T> Pool { get; } = pool;
+
+        public LinkedListNode<Waiter>? Node { get; set; }
+    }
+
+    /// <summary>Reads the pool's gauges for the meter; held weakly there, so it does not keep the pool alive.</summary>
+    private sealed class MetricsSource(AsyncPool<T> pool) : ScopeMetrics.IObservedSource
+    {
+        private readonly WeakReference<AsyncPool<T>> _pool = new(pool);
+
+        public void Observe(ScopeMetrics.PoolMeasure measure, List<Measurement<long>> measurements)
+        {
+            if (measure == ScopeMetrics.PoolMeasure.QueueDepth || !_pool.TryGetTarget(out var target))
+            {
+                return;
+            }
+
+            var statistics = target.Statistics;
+            long value = measure switch
+            {
+                ScopeMetrics.PoolMeasure.Size => statistics.Size,
+                ScopeMetrics.PoolMeasure.InUse => statistics.InUse,
+                ScopeMetrics.PoolMeasure.Idle => statistics.Idle,
+                _ => statistics.Waiters,
+            };
+            measurements.Add(new Measurement<long>(value, target._poolTag));
+        }
+    }
+}

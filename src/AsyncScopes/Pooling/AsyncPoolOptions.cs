@@ -1,0 +1,84 @@
+namespace AsyncScopes;
+
+/// <summary>Options of an <see cref="AsyncPool{T}"/>; validated when the pool is created.</summary>
+/// <typeparam name="T">The pooled item type.</typeparam>
+public sealed class AsyncPoolOptions<T>
+{
+    /// <summary>The most items that exist at once, leased, idle or being created. Default 16; at least 1.</summary>
+    public int MaxSize { get; init; } = 16;
+
+    /// <summary>Idle items kept warm: the pool creates items in the background to keep at least this many idle,
+    /// within <see cref="MaxSize"/>. A failing factory there is retried with backoff (1 s doubling up to 30 s) and
+    /// reported through <see cref="ScopeDiagnostics.UnobservedFailure"/>, never thrown. Default 0.</summary>
+    public int MinIdle { get; init; }
+
+    /// <summary>How long a renter waits for an item before <see cref="TimeoutException"/>; <see langword="null"/>
+    /// (the default): until cancelled.</summary>
+    public TimeSpan? AcquireTimeout { get; init; }
+
+    /// <summary>An item idle for longer than this is destroyed, without going below <see cref="MinIdle"/>;
+    /// <see langword="null"/> (the default): idle items are kept.</summary>
+    public TimeSpan? IdleTimeout { get; init; }
+
+    /// <summary>An item older than this is destroyed when it is returned or found idle, never while leased;
+    /// <see langword="null"/> (the default): no limit.</summary>
+    public TimeSpan? MaxLifetime { get; init; }
+
+    /// <summary>Checks an idle item before it is handed to a renter; <see langword="false"/> or an exception destroys it
+    /// and the renter gets another. Items just created, or handed straight from one lease to the next waiter, are not
+    /// checked.</summary>
+    public Func<T, CancellationToken, ValueTask<bool>>? Validate { get; init; }
+
+    /// <summary>Runs on every returned item that is kept; an exception destroys the item (and is reported through
+    /// <see cref="ScopeDiagnostics.UnobservedFailure"/>).</summary>
+    public Func<T, ValueTask>? Reset { get; init; }
+
+    /// <summary>Destroys an item. Default: <see cref="IAsyncDisposable.DisposeAsync"/>, else
+    /// <see cref="IDisposable.Dispose"/>, else nothing. An exception is reported through
+    /// <see cref="ScopeDiagnostics.UnobservedFailure"/>, never thrown to a renter.</summary>
+    public Func<T, ValueTask>? Destroy { get; init; }
+
+    /// <summary>Decides, when a body given to <c>UseAsync</c> throws, whether its item is destroyed
+    /// (<see langword="true"/>) or returned (<see langword="false"/>). <see langword="null"/> (the default): destroyed
+    /// on every failure.</summary>
+    public Func<Exception, bool>? DiscardOn { get; init; }
+
+    /// <summary>How long <see cref="AsyncPool{T}.DisposeAsync"/> waits for leased items to come back. Default 30 s.</summary>
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The clock of every timeout and lifetime. Default: <see cref="System.TimeProvider.System"/>.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>A name for diagnostics: in timeout messages, metrics tags and leak reports.</summary>
+    public string? Name { get; init; }
+
+    internal void ThrowIfInvalid()
+    {
+        if (MaxSize < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxSize), MaxSize, "MaxSize must be at least 1.");
+        }
+
+        if (MinIdle < 0 || MinIdle > MaxSize)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MinIdle), MinIdle, "MinIdle must be between 0 and MaxSize.");
+        }
+
+        CheckPositive(AcquireTimeout, nameof(AcquireTimeout));
+        CheckPositive(IdleTimeout, nameof(IdleTimeout));
+        CheckPositive(MaxLifetime, nameof(MaxLifetime));
+        CheckPositive(DrainTimeout, nameof(DrainTimeout), allowZero: true);
+        if (TimeProvider is null)
+        {
+            throw new ArgumentException("TimeProvider must not be null.", nameof(TimeProvider));
+        }
+    }
+
+    private static void CheckPositive(TimeSpan? value, string name, bool allowZero = false)
+    {
+        if (value is { } time && (time < TimeSpan.Zero || (!allowZero && time == TimeSpan.Zero) || time > TimeSpan.FromMilliseconds(uint.MaxValue - 1)))
+        {
+            throw new ArgumentOutOfRangeException(name, time, $"{name} must be positive and at most about 49.7 days.");
+        }
+    }
+}

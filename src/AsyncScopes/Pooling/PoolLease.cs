@@ -1,0 +1,43 @@
+using System.Runtime.InteropServices;
+
+namespace AsyncScopes;
+
+/// <summary>
+/// One rent of an item from an <see cref="AsyncPool{T}"/>: a scope that gives the item back when disposed.
+/// </summary>
+/// <typeparam name="T">The pooled item type.</typeparam>
+/// <remarks>
+/// A lease is a small struct so that renting allocates nothing. Copies of it stand for the same rent: the first
+/// disposal returns the item, later disposals of it or of any copy are ignored. A lease dropped without being
+/// disposed is found when the garbage collector collects it: its capacity is reclaimed and
+/// <see cref="ScopeDiagnostics.LeakDetected"/> is raised.
+/// </remarks>
+[StructLayout(LayoutKind.Auto)]
+public readonly struct PoolLease<T> : IAsyncDisposable
+    where T : class
+{
+    private readonly PoolSlot<T>? _slot;
+    private readonly long _version;
+
+    internal PoolLease(PoolSlot<T> slot, long version)
+    {
+        _slot = slot;
+        _version = version;
+    }
+
+    /// <summary>The leased item.</summary>
+    /// <exception cref="ObjectDisposedException">The lease was returned (or was never rented).</exception>
+    public T Value => _slot is not null && _slot.IsLeasedAs(_version)
+        ? _slot.Item
+        : throw new ObjectDisposedException(nameof(PoolLease<T>), "The lease was returned to its pool: its item belongs to the pool again.");
+
+    /// <summary>Marks the item to be destroyed instead of returned to the pool when the lease is disposed. Does
+    /// nothing on a returned lease.</summary>
+    public void Discard() => _slot?.RequestDiscard(_version);
+
+    /// <summary>Returns the item to the pool (or destroys it, if discarded, expired, or the pool is disposed). The
+    /// second and later disposals, of this lease or a copy, do nothing.</summary>
+    /// <returns>A task that completes when the item is back in the pool or destroyed; it never faults: reset and
+    /// destroy failures are reported through <see cref="ScopeDiagnostics.UnobservedFailure"/>.</returns>
+    public ValueTask DisposeAsync() => _slot is null ? default : _slot.Pool.ReturnAsync(_slot, _version);
+}
