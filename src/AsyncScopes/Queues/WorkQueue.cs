@@ -1,0 +1,334 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using System.Threading.Channels;
+
+namespace AsyncScopes;
+
+/// <summary>
+/// A task queue that loses nothing: a fixed number of workers run a handler over the items, and completing the queue
+/// waits for their work and accounts for every accepted item exactly once, as completed, failed or unprocessed.
+/// </summary>
+/// <typeparam name="T">The work item type.</typeparam>
+/// <remarks>
+/// <para>The workers are children of a <see cref="TaskScope"/> owned by the queue: none outlives
+/// <see cref="CompleteAsync"/> or <see cref="DisposeAsync"/>. A handler that throws never stops the other workers;
+/// its item is counted as failed and handed to <see cref="WorkQueueOptions{T}.OnError"/>.</para>
+/// <para>Cancellation: a handler receives a token that is cancelled by the token of <see cref="CompleteAsync"/>, by
+/// the queue's own token, or by the drain deadline of <see cref="DisposeAsync"/>. Once it is cancelled no new item
+/// starts; an item whose handler then ends with <see cref="OperationCanceledException"/> is unprocessed, not
+/// failed. An <see cref="OperationCanceledException"/> from any other token is a failure.</para>
+/// </remarks>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1711:Identifiers should not have incorrect suffix", Justification = "It is a queue; the name is the contract's.")]
+public sealed class WorkQueue<T> : IAsyncDisposable
+{
+    private static readonly KeyValuePair<string, object?> KindTag = new(ScopeMetrics.KindTag, "WorkQueue");
+
+    private readonly Func<T, CancellationToken, Task> _handler;
+    private readonly WorkQueueOptions<T> _options;
+    private readonly Channel<T> _channel;
+    private readonly TaskScope _workers;
+    private readonly ConcurrentQueue<(T Item, Exception Error)> _failed = new();
+    private readonly ConcurrentQueue<T> _unprocessed = new();
+    private readonly Lock _lock = new();
+    private readonly ScopeTracker? _tracker;
+    private readonly MetricsSource _metrics;
+    private readonly KeyValuePair<string, object?> _queueTag;
+    private readonly CancellationTokenRegistration _queueTokenRegistration;
+
+    private long _pending;
+    private int _running;
+    private long _completed;
+    private long _failedCount;
+    private volatile bool _completing;
+    private Task<WorkQueueResult<T>>? _completion;
+
+    /// <summary>Creates the queue and starts its workers.</summary>
+    /// <param name="handler">Processes one item; it receives the queue's stop token (see remarks of
+    /// <see cref="WorkQueue{T}"/>).</param>
+    /// <param name="options">The options; <see langword="null"/> for the defaults.</param>
+    /// <param name="cancellationToken">The queue's own token: cancelling it stops the queue as a cancelled
+    /// <see cref="CompleteAsync"/> would: no more items are accepted, running handlers are cancelled, and what is left
+    /// becomes unprocessed. <see cref="CompleteAsync"/> still reports the result.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="handler"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range.</exception>
+    /// <exception cref="ArgumentException"><see cref="WorkQueueOptions{T}.TimeProvider"/> is null.</exception>
+    public WorkQueue(Func<T, CancellationToken, Task> handler, WorkQueueOptions<T>? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        options ??= new WorkQueueOptions<T>();
+        options.ThrowIfInvalid();
+        _handler = handler;
+        _options = options;
+        _queueTag = new KeyValuePair<string, object?>(ScopeMetrics.QueueTag, options.Name ?? string.Empty);
+        _channel = options.Capacity == 0
+            ? Channel.CreateUnbounded<T>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = false })
+            : Channel.CreateBounded<T>(new BoundedChannelOptions(options.Capacity) { FullMode = BoundedChannelFullMode.Wait });
+        _tracker = ScopeTracker.StartIfTracking("WorkQueue", options.Name);
+        ScopeMetrics.OpenScopes.Add(1, KindTag);
+        _metrics = new MetricsSource(this);
+        ScopeMetrics.Register(_metrics);
+
+        _workers = new TaskScope(new TaskScopeOptions { FailureMode = TaskScopeFailureMode.WaitForAll, Name = options.Name });
+        for (int i = 0; i < options.Workers; i++)
+        {
+            _ = _workers.Start(WorkAsync);
+        }
+
+        if (cancellationToken.CanBeCanceled)
+        {
+            _queueTokenRegistration = cancellationToken.UnsafeRegister(static state => ((WorkQueue<T>)state!).Stop(), this);
+        }
+    }
+
+    /// <summary>A snapshot of the queue's counts (each read atomically, the set not as one).</summary>
+    public WorkQueueStatistics Statistics => new(
+        Interlocked.Read(ref _pending), Volatile.Read(ref _running), Interlocked.Read(ref _completed), Interlocked.Read(ref _failedCount));
+
+    /// <summary>Accepts an item; with a bounded <see cref="WorkQueueOptions{T}.Capacity"/>, waits for room first.</summary>
+    /// <param name="item">The item.</param>
+    /// <param name="cancellationToken">Cancels the wait for room; a cancelled enqueue did not accept the item.</param>
+    /// <returns>A task that completes when the item is accepted; synchronously when there is room.</returns>
+    /// <exception cref="InvalidOperationException">Completion started (or started while waiting for room): the item
+    /// was not accepted.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled while waiting.</exception>
+    public ValueTask EnqueueAsync(T item, CancellationToken cancellationToken = default)
+    {
+        if (TryWrite(item))
+        {
+            return default;
+        }
+
+        ThrowIfCompleting();
+        return WaitAndEnqueueAsync(item, cancellationToken);
+    }
+
+    /// <summary>Accepts an item if there is room now.</summary>
+    /// <param name="item">The item.</param>
+    /// <returns><see langword="false"/> when the queue is full or completion started: the item was not accepted.</returns>
+    public bool TryEnqueue(T item) => TryWrite(item);
+
+    /// <summary>
+    /// Stops accepting items and waits until every accepted item is completed, failed or (when cancelled)
+    /// unprocessed, and every worker has ended.
+    /// </summary>
+    /// <param name="cancellationToken">Cancels the running handlers; their items and the pending ones come back as
+    /// <see cref="WorkQueueResult{T}.Unprocessed"/>. The returned task still completes normally.</param>
+    /// <returns>The same result for every call: the account of every accepted item.</returns>
+    public Task<WorkQueueResult<T>> CompleteAsync(CancellationToken cancellationToken = default)
+    {
+        var completion = BeginCompletion();
+        if (cancellationToken.CanBeCanceled && !completion.IsCompleted)
+        {
+            var registration = cancellationToken.UnsafeRegister(static state => ((WorkQueue<T>)state!).Stop(), this);
+            _ = completion.ContinueWith(
+                static (_, state) => ((CancellationTokenRegistration)state!).Dispose(),
+                registration,
+                CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously,
+                TaskScheduler.Default);
+        }
+
+        return completion;
+    }
+
+    /// <summary>
+    /// Completes the queue, allowing <see cref="WorkQueueOptions{T}.DrainTimeout"/> for the work to finish before the
+    /// running handlers are cancelled. Call <see cref="CompleteAsync"/> first to see what became of the items.
+    /// </summary>
+    /// <returns>A task that completes when every worker has ended; it never faults.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        using var deadline = new CancellationTokenSource(_options.DrainTimeout, _options.TimeProvider);
+        await CompleteAsync(deadline.Token).ConfigureAwait(false);
+    }
+
+    private bool TryWrite(T item)
+    {
+        if (_completing)
+        {
+            return false;
+        }
+
+        // Counted first so that a worker that takes the item at once never sees Pending below zero.
+        Interlocked.Increment(ref _pending);
+        if (_channel.Writer.TryWrite(item))
+        {
+            return true;
+        }
+
+        Interlocked.Decrement(ref _pending);
+        return false;
+    }
+
+    private async ValueTask WaitAndEnqueueAsync(T item, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            bool open;
+            try
+            {
+                open = await _channel.Writer.WaitToWriteAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (ChannelClosedException)
+            {
+                open = false;
+            }
+
+            if (!open)
+            {
+                ThrowIfCompleting();
+            }
+
+            if (TryWrite(item))
+            {
+                return;
+            }
+
+            ThrowIfCompleting();
+        }
+    }
+
+    private void ThrowIfCompleting()
+    {
+        if (_completing)
+        {
+            throw new InvalidOperationException(
+                $"The work queue{(_options.Name is null ? string.Empty : " '" + _options.Name + "'")} is completing: it accepts no more items.");
+        }
+    }
+
+    private Task<WorkQueueResult<T>> BeginCompletion()
+    {
+        lock (_lock)
+        {
+            if (_completion is null)
+            {
+                _completing = true;
+                _channel.Writer.TryComplete();
+                _completion = CompleteCoreAsync();
+            }
+
+            return _completion;
+        }
+    }
+
+    private void Stop()
+    {
+        BeginCompletion();
+        _workers.Cancel();
+    }
+
+    private async Task<WorkQueueResult<T>> CompleteCoreAsync()
+    {
+        await Task.Yield(); // never run the wait on the caller's stack, inside the lock
+        await _workers.JoinAsync().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        while (_channel.Reader.TryRead(out var item))
+        {
+            Interlocked.Decrement(ref _pending);
+            _unprocessed.Enqueue(item);
+        }
+
+        Debug.Assert(Interlocked.Read(ref _pending) == 0, "Every accepted item left the channel.");
+        _queueTokenRegistration.Dispose();
+        _tracker?.Close();
+        ScopeMetrics.OpenScopes.Add(-1, KindTag);
+        ScopeMetrics.Unregister(_metrics);
+        return new WorkQueueResult<T>(Interlocked.Read(ref _completed), [.. _failed], [.. _unprocessed]);
+    }
+
+    // One worker: takes items until the channel is completed and empty, or the queue is stopped.
+    private async Task WorkAsync(CancellationToken stop)
+    {
+        var reader = _channel.Reader;
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                if (!await reader.WaitToReadAsync(stop).ConfigureAwait(false))
+                {
+                    return;
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return;
+            }
+
+            if (!reader.TryRead(out var item))
+            {
+                continue;
+            }
+
+            Interlocked.Decrement(ref _pending);
+            if (stop.IsCancellationRequested)
+            {
+                _unprocessed.Enqueue(item);
+                return;
+            }
+
+            await ProcessAsync(item, stop).ConfigureAwait(false);
+        }
+    }
+
+    private async Task ProcessAsync(T item, CancellationToken stop)
+    {
+        Interlocked.Increment(ref _running);
+        try
+        {
+            await _handler(item, stop).ConfigureAwait(false);
+            Interlocked.Increment(ref _completed);
+            ScopeMetrics.QueueCompleted.Add(1, _queueTag);
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            _unprocessed.Enqueue(item);
+        }
+#pragma warning disable CA1031 // A failing handler is the item's outcome; it must never stop the worker.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            await ReportErrorAsync(item, e).ConfigureAwait(false);
+            _failed.Enqueue((item, e));
+            Interlocked.Increment(ref _failedCount);
+            ScopeMetrics.QueueFailed.Add(1, _queueTag);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _running);
+        }
+    }
+
+    private async ValueTask ReportErrorAsync(T item, Exception failure)
+    {
+        if (_options.OnError is not { } onError)
+        {
+            return;
+        }
+
+        try
+        {
+            await onError(item, failure).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // An error callback that fails is reported; the item stays failed with the handler's exception.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            ScopeDiagnostics.ReportUnobserved(_options.Name, e);
+        }
+    }
+
+    /// <summary>Reads the queue depth for the meter; held weakly there.</summary>
+    private sealed class MetricsSource(WorkQueue<T> queue) : ScopeMetrics.IObservedSource
+    {
+        private readonly WeakReference<WorkQueue<T>> _queue = new(queue);
+
+        public void Observe(ScopeMetrics.PoolMeasure measure, List<Measurement<long>> measurements)
+        {
+            if (measure == ScopeMetrics.PoolMeasure.QueueDepth && _queue.TryGetTarget(out var target))
+            {
+                measurements.Add(new Measurement<long>(Interlocked.Read(ref target._pending), target._queueTag));
+            }
+        }
+    }
+}

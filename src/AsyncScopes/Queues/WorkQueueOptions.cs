@@ -1,0 +1,51 @@
+namespace AsyncScopes;
+
+/// <summary>Options of a <see cref="WorkQueue{T}"/>; validated when the queue is created.</summary>
+/// <typeparam name="T">The work item type.</typeparam>
+public sealed class WorkQueueOptions<T>
+{
+    /// <summary>How many handlers run at once. Default: <see cref="Environment.ProcessorCount"/>; at least 1.</summary>
+    public int Workers { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>The most items waiting to start; when full, <see cref="WorkQueue{T}.EnqueueAsync"/> waits for room and
+    /// <see cref="WorkQueue{T}.TryEnqueue"/> returns <see langword="false"/>. 0 (the default): unbounded.</summary>
+    public int Capacity { get; init; }
+
+    /// <summary>The time <see cref="WorkQueue{T}.DisposeAsync"/> allows the queue to finish its work before it
+    /// cancels the running handlers. Default 30 s.</summary>
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Called once for each item whose handler failed, with the failure, before the item is counted as
+    /// failed. An exception it throws is reported through <see cref="ScopeDiagnostics.UnobservedFailure"/>; the
+    /// item stays failed with the handler's exception.</summary>
+    public Func<T, Exception, ValueTask>? OnError { get; init; }
+
+    /// <summary>The clock of <see cref="DrainTimeout"/>. Default: <see cref="System.TimeProvider.System"/>.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>A name for diagnostics: in metrics tags, leak reports and unobserved-failure events.</summary>
+    public string? Name { get; init; }
+
+    internal void ThrowIfInvalid()
+    {
+        if (Workers < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Workers), Workers, "Workers must be at least 1.");
+        }
+
+        if (Capacity < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Capacity), Capacity, "Capacity must be 0 (unbounded) or positive.");
+        }
+
+        if (DrainTimeout < TimeSpan.Zero || DrainTimeout > TimeSpan.FromMilliseconds(uint.MaxValue - 1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(DrainTimeout), DrainTimeout, "DrainTimeout must be zero or positive, at most about 49.7 days.");
+        }
+
+        if (TimeProvider is null)
+        {
+            throw new ArgumentException("TimeProvider must not be null.", nameof(TimeProvider));
+        }
+    }
+}
