@@ -1,0 +1,184 @@
+namespace AsyncScopes.Tests.Tasks;
+
+public sealed class TaskScopeRunAsyncTests
+{
+    // Bounds every wait on the library, so that a bug fails the test instead of hanging the run.
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task A_body_failure_cancels_the_children_and_comes_before_their_failures()
+    {
+        var bodyFailure = new InvalidOperationException("the body failed");
+        var childFailure = new FormatException("the child failed once cancelled");
+        Task? failingChild = null;
+        Task? cancelledChild = null;
+
+        var run = TaskScope.RunAsync(async scope =>
+        {
+            var failingWaiting = NewGate();
+            var cancelledWaiting = NewGate();
+            failingChild = scope.Start(async token =>
+            {
+                failingWaiting.SetResult();
+                await WhenCancelled(token);
+                throw childFailure;
+            });
+            cancelledChild = scope.Start(async token =>
+            {
+                cancelledWaiting.SetResult();
+                await Task.Delay(Timeout.Infinite, token);
+            });
+            await Task.WhenAll(failingWaiting.Task, cancelledWaiting.Task);
+            throw bodyFailure;
+        });
+
+        await Settled(run);
+        Assert.True(run.IsFaulted);
+        Assert.Equal(new Exception[] { bodyFailure, childFailure }, run.Exception!.InnerExceptions);
+        Assert.NotNull(failingChild);
+        Assert.NotNull(cancelledChild);
+        Assert.True(failingChild.IsFaulted);
+        Assert.True(cancelledChild.IsCanceled);
+        var thrown = await Assert.ThrowsAsync<InvalidOperationException>(() => run);
+        Assert.Same(bodyFailure, thrown);
+    }
+
+    [Fact]
+    public async Task A_body_that_returns_joins_the_children_and_its_result_is_the_result()
+    {
+        var childGate = NewGate();
+        var bodyReturning = NewGate();
+        Task? child = null;
+
+        var run = TaskScope.RunAsync(async scope =>
+        {
+            child = scope.Start(async _ => await childGate.Task);
+            await Task.Yield();
+            bodyReturning.SetResult();
+            return 42;
+        });
+
+        await bodyReturning.Task.WaitAsync(Patience);
+        Assert.False(run.IsCompleted);
+        Assert.NotNull(child);
+        Assert.False(child.IsCompleted);
+        childGate.SetResult();
+        Assert.Equal(42, await run.WaitAsync(Patience));
+        Assert.True(child.IsCompletedSuccessfully);
+    }
+
+    [Fact]
+    public async Task A_body_without_result_that_returns_joins_the_children()
+    {
+        var childGate = NewGate();
+        var bodyReturning = NewGate();
+        Task? child = null;
+
+        var run = TaskScope.RunAsync(async scope =>
+        {
+            child = scope.Start(async _ => await childGate.Task);
+            await Task.Yield();
+            bodyReturning.SetResult();
+        });
+
+        await bodyReturning.Task.WaitAsync(Patience);
+        Assert.False(run.IsCompleted);
+        childGate.SetResult();
+        await run.WaitAsync(Patience);
+        Assert.NotNull(child);
+        Assert.True(child.IsCompletedSuccessfully);
+    }
+
+    [Fact]
+    public async Task A_body_ending_in_OperationCanceledException_while_the_scope_is_cancelled_gives_a_cancelled_task()
+    {
+        var run = TaskScope.RunAsync(async scope =>
+        {
+            await Task.Yield();
+            scope.Cancel();
+            scope.Token.ThrowIfCancellationRequested();
+        });
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run.WaitAsync(Patience));
+        Assert.True(run.IsCanceled);
+        Assert.False(run.IsFaulted);
+    }
+
+    [Fact]
+    public async Task A_body_with_result_ending_in_OperationCanceledException_while_the_scope_is_cancelled_gives_a_cancelled_task()
+    {
+        var run = TaskScope.RunAsync<int>(async scope =>
+        {
+            await Task.Yield();
+            scope.Cancel();
+            scope.Token.ThrowIfCancellationRequested();
+            return 1;
+        });
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run.WaitAsync(Patience));
+        Assert.True(run.IsCanceled);
+        Assert.False(run.IsFaulted);
+    }
+
+    [Fact]
+    public async Task An_OperationCanceledException_from_an_unrelated_token_in_the_body_is_a_failure()
+    {
+        using var unrelated = new CancellationTokenSource();
+        unrelated.Cancel();
+
+        var run = TaskScope.RunAsync(async scope =>
+        {
+            await Task.Yield();
+            unrelated.Token.ThrowIfCancellationRequested();
+        });
+
+        await Settled(run);
+        Assert.True(run.IsFaulted);
+        var failure = Assert.IsAssignableFrom<OperationCanceledException>(Assert.Single(run.Exception!.InnerExceptions));
+        Assert.Equal(unrelated.Token, failure.CancellationToken);
+    }
+
+    [Fact]
+    public void A_null_body_throws_ArgumentNullException()
+    {
+        var withoutResult = Assert.Throws<ArgumentNullException>(() => { _ = TaskScope.RunAsync((Func<TaskScope, Task>)null!); });
+        var withResult = Assert.Throws<ArgumentNullException>(() => { _ = TaskScope.RunAsync((Func<TaskScope, Task<int>>)null!); });
+
+        Assert.Equal("body", withoutResult.ParamName);
+        Assert.Equal("body", withResult.ParamName);
+    }
+
+    private static TaskCompletionSource NewGate() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    // Completes when the token is cancelled, off the thread that cancelled.
+    private static async Task WhenCancelled(CancellationToken token)
+    {
+        var cancelled = NewGate();
+        using (token.Register(() => cancelled.TrySetResult()))
+        {
+            await cancelled.Task;
+        }
+    }
+
+    // Waits for the task to complete in any way, failing the test if it does not within the patience.
+    private static async Task Settled(Task task)
+    {
+        await task.WaitAsync(Patience).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing | ConfigureAwaitOptions.ContinueOnCapturedContext);
+        Assert.True(task.IsCompleted, $"The task did not complete within {Patience}.");
+    }
+
+    [Fact]
+    public async Task A_body_that_rethrows_a_child_failure_lists_it_once_first()
+    {
+        var childFailure = new InvalidOperationException("child");
+        var run = TaskScope.RunAsync(async scope =>
+        {
+            Task child = scope.Start(_ => Task.FromException(childFailure));
+            await child; // the natural fan-in: the body fails with the child's exception
+        }, options: new TaskScopeOptions { FailureMode = TaskScopeFailureMode.WaitForAll });
+
+        await Assert.ThrowsAsync<InvalidOperationException>(() => run.WaitAsync(TimeSpan.FromSeconds(30)));
+
+        Assert.Equal([childFailure], run.Exception!.InnerExceptions);
+    }
+}
