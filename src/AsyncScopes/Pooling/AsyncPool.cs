@@ -677,8 +677,9 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     private TimeSpan DueIn(long timestamp)
     {
         // One tick past the expiry, so that the item is strictly older than its limit when the sweep runs.
-        long remaining = timestamp - _time.GetTimestamp() + 1;
-        return remaining <= 0 ? TimeSpan.Zero : TimeSpan.FromSeconds((double)remaining / _time.TimestampFrequency);
+        // Never zero: a timer due now may fire synchronously inside Change, which runs under the pool's lock.
+        long remaining = Math.Max(1, timestamp - _time.GetTimestamp() + 1);
+        return TimeSpan.FromTicks(Math.Max(1, (long)((double)remaining / _time.TimestampFrequency * TimeSpan.TicksPerSecond)));
     }
 
     // Destroys idle items that expired or idled too long (keeping MinIdle), then schedules the next sweep.
@@ -712,8 +713,15 @@ public sealed class AsyncPool<T> : IAsyncDisposable
 
             foreach (var slot in _idle)
             {
+                // An item kept only for MinIdle has an idle expiry in the past: it waits for a later sweep (the next
+                // return schedules one) instead of making this one spin.
                 long due = NextExpiry(slot);
-                if (due < _sweepDue)
+                if (due <= now && _options.MaxLifetime is { } lifetime)
+                {
+                    due = slot.CreatedAt + (long)(lifetime.TotalSeconds * _time.TimestampFrequency);
+                }
+
+                if (due > now && due < _sweepDue)
                 {
                     _sweepDue = due;
                 }
