@@ -143,17 +143,33 @@ public static class AsyncContext
         CancellationToken cancellationToken)
     {
         T value = await manager.EnterAsync(cancellationToken).ConfigureAwait(false);
-        Exception? error = null;
+        Exception? outcome = null;
         try
         {
             await body(value, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e)
         {
-            error = e;
+            outcome = e;
         }
 
-        await ExitAsync(manager, error).ConfigureAwait(false);
+        // The exit is inlined in both overloads: a helper method would cost a second state machine on the hot path.
+        try
+        {
+            if (await manager.ExitAsync(outcome).ConfigureAwait(false))
+            {
+                outcome = null;
+            }
+        }
+        catch (Exception exitError)
+        {
+            outcome = ScopeExitException.Combine(outcome, exitError);
+        }
+
+        if (outcome is not null)
+        {
+            ExceptionDispatchInfo.Throw(outcome);
+        }
     }
 
     private static async Task<TResult?> WithCoreAsync<T, TResult>(
@@ -163,36 +179,34 @@ public static class AsyncContext
     {
         T value = await manager.EnterAsync(cancellationToken).ConfigureAwait(false);
         TResult? result = default;
-        Exception? error = null;
+        Exception? outcome = null;
         try
         {
             result = await body(value, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e)
         {
-            error = e;
+            outcome = e;
         }
 
-        await ExitAsync(manager, error).ConfigureAwait(false);
-        return error is null ? result : default;
-    }
-
-    // Runs the exit and throws the outcome of the block; returns only when the block completed or was suppressed.
-    private static async ValueTask ExitAsync<T>(IAsyncContextManager<T> manager, Exception? error)
-    {
-        Exception? outcome;
+        bool failed = outcome is not null;
         try
         {
-            outcome = await manager.ExitAsync(error).ConfigureAwait(false) ? null : error;
+            if (await manager.ExitAsync(outcome).ConfigureAwait(false))
+            {
+                outcome = null;
+            }
         }
         catch (Exception exitError)
         {
-            outcome = ScopeExitException.Combine(error, exitError);
+            outcome = ScopeExitException.Combine(outcome, exitError);
         }
 
         if (outcome is not null)
         {
             ExceptionDispatchInfo.Throw(outcome);
         }
+
+        return failed ? default : result;
     }
 }
