@@ -47,11 +47,14 @@ public static class ScopeDiagnostics
 
     /// <summary>
     /// Raised once per failure that no one observed: a child of a <see cref="TaskScope"/> failed and the scope was
-    /// disposed without <see cref="TaskScope.JoinAsync"/> having been called, or a loser of
-    /// a <see cref="TaskScope.RaceAsync{T}"/> that was won failed. The sender is <see langword="null"/>.
+    /// disposed without <see cref="TaskScope.JoinAsync"/> having been called; a loser of a
+    /// <see cref="TaskScope.RaceAsync{T}"/> that was won failed; a pool's reset, validation, destruction or background
+    /// creation failed; a work queue's <see cref="WorkQueueOptions{T}.OnError"/> threw. The sender is
+    /// <see langword="null"/>.
     /// </summary>
-    /// <remarks>Handlers run synchronously on the thread that disposes the scope. An exception thrown by a handler is
-    /// caught and ignored, so that it cannot break the disposal; the other handlers still run.</remarks>
+    /// <remarks>Handlers run synchronously on the thread where the failure was found (the one disposing a scope,
+    /// returning a lease, or running a timer). An exception thrown by a handler is caught and ignored, so that it
+    /// cannot break the operation that reported; the other handlers still run.</remarks>
     public static event EventHandler<UnobservedScopeFailureEventArgs>? UnobservedFailure;
 
     internal static void ReportUnobserved(string? scopeName, Exception exception) =>

@@ -1,6 +1,6 @@
 namespace AsyncScopes;
 
-/// <summary>A failure of a scope that nobody observed: the scope was disposed without being joined.</summary>
+/// <summary>A failure that nobody observed: see <see cref="ScopeDiagnostics.UnobservedFailure"/> for where they come from.</summary>
 public sealed class UnobservedScopeFailureEventArgs : EventArgs
 {
     internal UnobservedScopeFailureEventArgs(string? scopeName, Exception exception)
@@ -9,7 +9,7 @@ public sealed class UnobservedScopeFailureEventArgs : EventArgs
         Exception = exception;
     }
 
-    /// <summary>The name of the scope (<see cref="TaskScopeOptions.Name"/>), if it had one.</summary>
+    /// <summary>The name of the scope, pool or queue that reported it, if it had one.</summary>
     public string? ScopeName { get; }
 
     /// <summary>The failure; one event is raised per unobserved failure.</summary>

@@ -32,6 +32,9 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     private readonly ITimer? _sweepTimer;
     private readonly MetricsSource _metrics;
     private readonly KeyValuePair<string, object?> _poolTag;
+    private readonly TimeSpan? _acquireTimeout;
+    private readonly TimeSpan? _idleTimeout;
+    private readonly TimeSpan? _maxLifetime;
 
     private int _capacityUsed; // items that exist or are being created
     private int _inUse;
@@ -60,8 +63,11 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         _factory = factory;
         _options = options;
         _time = options.TimeProvider;
+        _acquireTimeout = Finite(options.AcquireTimeout);
+        _idleTimeout = Finite(options.IdleTimeout);
+        _maxLifetime = Finite(options.MaxLifetime);
         _poolTag = new KeyValuePair<string, object?>(ScopeMetrics.PoolTag, options.Name ?? string.Empty);
-        if (options.IdleTimeout is not null || options.MaxLifetime is not null)
+        if (_idleTimeout is not null || _maxLifetime is not null)
         {
             _sweepTimer = _time.CreateTimer(static state => ((AsyncPool<T>)state!).Sweep(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         }
@@ -375,18 +381,24 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                     waitStarted = _time.GetTimestamp();
                 }
 
-                slot = await WaitAsync(waiter, cancellationToken).ConfigureAwait(false);
+                slot = await WaitAsync(waiter, waitStarted, cancellationToken).ConfigureAwait(false);
                 create = slot is null; // handed a place in the pool rather than an item
             }
         }
     }
 
-    private async ValueTask<PoolSlot<T>?> WaitAsync(Waiter waiter, CancellationToken cancellationToken)
+    private async ValueTask<PoolSlot<T>?> WaitAsync(Waiter waiter, long waitStarted, CancellationToken cancellationToken)
     {
         using var cancellation = cancellationToken.UnsafeRegister(
             static (state, token) => ((Waiter)state!).Pool.AbandonWait((Waiter)state!, token), waiter);
-        using var timer = _options.AcquireTimeout is { } timeout
-            ? _time.CreateTimer(static state => ((Waiter)state!).Pool.AbandonWait((Waiter)state!, canceled: null), waiter, timeout, Timeout.InfiniteTimeSpan)
+
+        // AcquireTimeout bounds the whole rent, however many times it had to wait.
+        using var timer = _acquireTimeout is { } timeout
+            ? _time.CreateTimer(
+                static state => ((Waiter)state!).Pool.AbandonWait((Waiter)state!, canceled: null),
+                waiter,
+                TimeSpan.FromTicks(Math.Max(1, (timeout - _time.GetElapsedTime(waitStarted)).Ticks)),
+                Timeout.InfiniteTimeSpan)
             : null;
         return await waiter.Task.ConfigureAwait(false);
     }
@@ -399,7 +411,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
             bool abandoned = canceled is { } token
                 ? waiter.TrySetCanceled(token)
                 : waiter.TrySetException(new TimeoutException(
-                    $"Timed out after {_options.AcquireTimeout} waiting for an item of pool{NameSuffix} (MaxSize {_options.MaxSize}: {_inUse} in use, {_waiters.Count} waiting)."));
+                    $"Timed out after {_acquireTimeout} waiting for an item of pool{NameSuffix} (MaxSize {_options.MaxSize}: {_inUse} in use, {_waiters.Count} waiting)."));
             if (abandoned && waiter.Node?.List is not null)
             {
                 _waiters.Remove(waiter.Node);
@@ -471,7 +483,9 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                 }
             }
 
-            ReleaseCapacity();
+            // A failed background creation is retried by its timer, never at once: a factory that fails
+            // synchronously would otherwise recurse without end.
+            ReleaseCapacity(refillMinIdle: !forMinIdle);
             throw;
         }
 
@@ -579,7 +593,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
 
     // A place in the pool was freed (an item destroyed or a creation failed): hand it to the first live waiter, who
     // will create an item, else give it up.
-    private void ReleaseCapacity()
+    private void ReleaseCapacity(bool refillMinIdle = true)
     {
         lock (_lock)
         {
@@ -601,7 +615,10 @@ public sealed class AsyncPool<T> : IAsyncDisposable
             CheckDrainedLocked();
         }
 
-        EnsureMinIdle();
+        if (refillMinIdle)
+        {
+            EnsureMinIdle();
+        }
     }
 
     private async Task DestroyAsync(PoolSlot<T> slot)
@@ -640,7 +657,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     }
 
     private bool IsExpired(PoolSlot<T> slot) =>
-        _options.MaxLifetime is { } lifetime && _time.GetElapsedTime(slot.CreatedAt) > lifetime;
+        _maxLifetime is { } lifetime && _time.GetElapsedTime(slot.CreatedAt) > lifetime;
 
     private void ScheduleSweepLocked(PoolSlot<T> slot)
     {
@@ -661,12 +678,12 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     {
         long due = long.MaxValue;
         long frequency = _time.TimestampFrequency;
-        if (_options.IdleTimeout is { } idle)
+        if (_idleTimeout is { } idle)
         {
             due = Math.Min(due, slot.IdleSince + (long)(idle.TotalSeconds * frequency));
         }
 
-        if (_options.MaxLifetime is { } lifetime)
+        if (_maxLifetime is { } lifetime)
         {
             due = Math.Min(due, slot.CreatedAt + (long)(lifetime.TotalSeconds * frequency));
         }
@@ -695,7 +712,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
 
             _sweepDue = long.MaxValue;
             long now = _time.GetTimestamp();
-            long idleLimit = _options.IdleTimeout is { } idle ? (long)(idle.TotalSeconds * _time.TimestampFrequency) : long.MaxValue;
+            long idleLimit = _idleTimeout is { } idle ? (long)(idle.TotalSeconds * _time.TimestampFrequency) : long.MaxValue;
 
             // Oldest idle first: the list is in order of return.
             for (int i = 0; i < _idle.Count; i++)
@@ -716,7 +733,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                 // An item kept only for MinIdle has an idle expiry in the past: it waits for a later sweep (the next
                 // return schedules one) instead of making this one spin.
                 long due = NextExpiry(slot);
-                if (due <= now && _options.MaxLifetime is { } lifetime)
+                if (due <= now && _maxLifetime is { } lifetime)
                 {
                     due = slot.CreatedAt + (long)(lifetime.TotalSeconds * _time.TimestampFrequency);
                 }
@@ -942,6 +959,8 @@ public sealed class AsyncPool<T> : IAsyncDisposable
             ScopeMetrics.PoolWaitDuration.Record(_time.GetElapsedTime(waitStarted).TotalSeconds, _poolTag);
         }
     }
+
+    private static TimeSpan? Finite(TimeSpan? value) => value == Timeout.InfiniteTimeSpan ? null : value;
 
     private void ReportFailure(Exception failure) => ScopeDiagnostics.ReportUnobserved(_options.Name, failure);
 

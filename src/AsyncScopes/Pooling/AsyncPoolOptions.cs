@@ -12,16 +12,17 @@ public sealed class AsyncPoolOptions<T>
     /// reported through <see cref="ScopeDiagnostics.UnobservedFailure"/>, never thrown. Default 0.</summary>
     public int MinIdle { get; init; }
 
-    /// <summary>How long a renter waits for an item before <see cref="TimeoutException"/>; <see langword="null"/>
-    /// (the default): until cancelled.</summary>
+    /// <summary>How long a rent may wait for items to come back, in all, before <see cref="TimeoutException"/>
+    /// (time spent in the factory or in validation is not counted); <see langword="null"/> (the default) or
+    /// <see cref="Timeout.InfiniteTimeSpan"/>: until cancelled.</summary>
     public TimeSpan? AcquireTimeout { get; init; }
 
     /// <summary>An item idle for longer than this is destroyed, without going below <see cref="MinIdle"/>;
-    /// <see langword="null"/> (the default): idle items are kept.</summary>
+    /// <see langword="null"/> (the default) or <see cref="Timeout.InfiniteTimeSpan"/>: idle items are kept.</summary>
     public TimeSpan? IdleTimeout { get; init; }
 
     /// <summary>An item older than this is destroyed when it is returned or found idle, never while leased;
-    /// <see langword="null"/> (the default): no limit.</summary>
+    /// <see langword="null"/> (the default) or <see cref="Timeout.InfiniteTimeSpan"/>: no limit.</summary>
     public TimeSpan? MaxLifetime { get; init; }
 
     /// <summary>Checks an idle item before it is handed to a renter; <see langword="false"/> or an exception destroys it
@@ -76,7 +77,7 @@ public sealed class AsyncPoolOptions<T>
 
     private static void CheckPositive(TimeSpan? value, string name, bool allowZero = false)
     {
-        if (value is { } time && (time < TimeSpan.Zero || (!allowZero && time == TimeSpan.Zero) || time > TimeSpan.FromMilliseconds(uint.MaxValue - 1)))
+        if (value is { } time && time != Timeout.InfiniteTimeSpan && (time < TimeSpan.Zero || (!allowZero && time == TimeSpan.Zero) || time > TimeSpan.FromMilliseconds(uint.MaxValue - 1)))
         {
             throw new ArgumentOutOfRangeException(name, time, $"{name} must be positive and at most about 49.7 days.");
         }

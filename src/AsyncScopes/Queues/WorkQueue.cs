@@ -69,7 +69,7 @@ public sealed class WorkQueue<T> : IAsyncDisposable
         _metrics = new MetricsSource(this);
         ScopeMetrics.Register(_metrics);
 
-        _workers = new TaskScope(new TaskScopeOptions { FailureMode = TaskScopeFailureMode.WaitForAll, Name = options.Name });
+        _workers = new TaskScope(new TaskScopeOptions { FailureMode = TaskScopeFailureMode.WaitForAll, Name = options.Name }, tracked: false, CancellationToken.None);
         for (int i = 0; i < options.Workers; i++)
         {
             _ = _workers.Start(WorkAsync);

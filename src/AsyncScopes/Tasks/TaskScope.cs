@@ -61,6 +61,12 @@ public sealed class TaskScope : IAsyncDisposable
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range.</exception>
     /// <exception cref="ArgumentException"><see cref="TaskScopeOptions.TimeProvider"/> is null.</exception>
     public TaskScope(TaskScopeOptions? options, CancellationToken cancellationToken = default)
+        : this(options, tracked: true, cancellationToken)
+    {
+    }
+
+    // An untracked scope is part of another tracked object (a work queue's workers): it is not listed on its own.
+    internal TaskScope(TaskScopeOptions? options, bool tracked, CancellationToken cancellationToken)
     {
         options ??= TaskScopeOptions.Default;
         options.Validate();
@@ -78,7 +84,7 @@ public sealed class TaskScope : IAsyncDisposable
             _source = new CancellationTokenSource();
         }
 
-        _tracker = ScopeTracker.StartIfTracking("TaskScope", _name);
+        _tracker = tracked ? ScopeTracker.StartIfTracking("TaskScope", _name) : null;
         ScopeMetrics.OpenScopes.Add(1, KindTag);
         _source.Token.UnsafeRegister(static state => ((TaskScope)state!).OnCancelled(), this);
         _outerToken = cancellationToken;
@@ -450,6 +456,16 @@ public sealed class TaskScope : IAsyncDisposable
             failures = _failures;
         }
 
+        // Closed before the join completes, so that whoever awaited the join finds the scope no longer open.
+        _outerRegistration.Unregister();
+        _tracker?.Close();
+        ScopeMetrics.OpenScopes.Add(-1, KindTag);
+        if (_hasTimer)
+        {
+            // Releases the timer; the source is never disposed, so that a late Cancel() stays harmless.
+            _source.CancelAfter(Timeout.InfiniteTimeSpan);
+        }
+
         if (failures is { Count: > 0 })
         {
             _completion.TrySetException(failures);
@@ -470,15 +486,6 @@ public sealed class TaskScope : IAsyncDisposable
         else
         {
             _completion.TrySetResult();
-        }
-
-        _outerRegistration.Unregister();
-        _tracker?.Close();
-        ScopeMetrics.OpenScopes.Add(-1, KindTag);
-        if (_hasTimer)
-        {
-            // Releases the timer; the source is never disposed, so that a late Cancel() stays harmless.
-            _source.CancelAfter(Timeout.InfiniteTimeSpan);
         }
     }
 
