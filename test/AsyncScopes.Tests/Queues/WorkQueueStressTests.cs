@@ -1,0 +1,188 @@
+using System.Collections.Concurrent;
+
+namespace AsyncScopes.Tests.Queues;
+
+public sealed class WorkQueueStressTests
+{
+    private const int Items = 2_000;
+    private const int Workers = 4;
+
+    // Bounds every wait on the library, so that a bug fails the test instead of hanging the run.
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+
+    private static readonly int[] Seeds = [1, 7, 42, 1234, 98765];
+
+    private enum Behavior
+    {
+        CompleteSynchronously,
+        CompleteAfterYields,
+        FailSynchronously,
+        FailAfterYields,
+        WaitForCancellation,
+    }
+
+    [Fact]
+    public async Task Every_accepted_item_is_completed_failed_or_unprocessed_exactly_once_when_the_drain_is_cancelled_mid_work()
+    {
+        var totals = new int[3];
+        foreach (int seed in Seeds)
+        {
+            var (completed, failed, unprocessed) = await RunAsync(seed);
+            totals[0] += completed;
+            totals[1] += failed;
+            totals[2] += unprocessed;
+        }
+
+        // The runs must reach every outcome, or the property says little.
+        Assert.True(totals[0] > 0 && totals[1] > 0 && totals[2] > 0, $"completed {totals[0]}, failed {totals[1]}, unprocessed {totals[2]}");
+    }
+
+    private static async Task<(int Completed, int Failed, int Unprocessed)> RunAsync(int seed)
+    {
+        var random = new Random(seed);
+        var behaviors = new Behavior[Items];
+        var yields = new int[Items];
+        for (int i = 0; i < Items; i++)
+        {
+            int roll = random.Next(1000);
+            behaviors[i] = roll switch
+            {
+                < 50 => Behavior.FailSynchronously,      // 5 %
+                < 100 => Behavior.FailAfterYields,       // 5 %
+                < 103 => Behavior.WaitForCancellation,   // 0.3 %: each one holds a worker until the drain is cancelled
+                < 550 => Behavior.CompleteSynchronously,
+                _ => Behavior.CompleteAfterYields,
+            };
+            yields[i] = random.Next(1, 5);
+        }
+
+        // The drain is cancelled from inside a handler, once this many items finished (or once every worker is held by
+        // an item that only cancellation ends): mid-work, whatever the timing.
+        int cancelAfter = random.Next(200, 1_800);
+
+        using var drain = new CancellationTokenSource();
+        var go = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var completedItems = new ConcurrentDictionary<int, bool>();
+        var thrown = new ConcurrentDictionary<int, Exception>();
+        var cancelledItems = new ConcurrentDictionary<int, bool>();
+        var startCounts = new int[Items];
+        int finished = 0;
+        int held = 0;
+
+        void Finished()
+        {
+            if (Interlocked.Increment(ref finished) == cancelAfter)
+            {
+                drain.Cancel();
+            }
+        }
+
+        async Task HandleAsync(int item, CancellationToken token)
+        {
+            Interlocked.Increment(ref startCounts[item]);
+            if (!go.Task.IsCompleted)
+            {
+                await go.Task;
+            }
+
+            switch (behaviors[item])
+            {
+                case Behavior.CompleteSynchronously:
+                    completedItems[item] = true;
+                    Finished();
+                    return;
+                case Behavior.CompleteAfterYields:
+                    for (int y = 0; y < yields[item]; y++)
+                    {
+                        await Task.Yield();
+                    }
+
+                    completedItems[item] = true;
+                    Finished();
+                    return;
+                case Behavior.FailSynchronously:
+                    throw Fail(item);
+                case Behavior.FailAfterYields:
+                    for (int y = 0; y < yields[item]; y++)
+                    {
+                        await Task.Yield();
+                    }
+
+                    throw Fail(item);
+                default:
+                    if (Interlocked.Increment(ref held) >= Workers)
+                    {
+                        drain.Cancel();
+                    }
+
+                    try
+                    {
+                        await Task.Delay(Timeout.Infinite, token);
+                    }
+                    catch (OperationCanceledException) when (token.IsCancellationRequested)
+                    {
+                        cancelledItems[item] = true;
+                        throw;
+                    }
+
+                    throw new InvalidOperationException("unreachable: an infinite delay ended without cancellation");
+            }
+        }
+
+        Exception Fail(int item)
+        {
+            var failure = new InvalidOperationException($"seed {seed}: item {item} fails");
+            thrown[item] = failure;
+            Finished();
+            return failure;
+        }
+
+        var queue = new WorkQueue<int>(HandleAsync, new WorkQueueOptions<int> { Workers = Workers });
+        for (int i = 0; i < Items; i++)
+        {
+            Assert.True(queue.TryEnqueue(i), $"seed {seed}: item {i} was refused");
+        }
+
+        var completion = queue.CompleteAsync(drain.Token);
+        go.SetResult();
+        var result = await completion.WaitAsync(Patience);
+
+        string where = $"seed {seed}, cancel after {cancelAfter}";
+        Assert.True(drain.IsCancellationRequested, $"{where}: the drain was never cancelled");
+
+        // Each item ran at most once.
+        Assert.True(startCounts.All(c => c <= 1), $"{where}: an item ran twice");
+
+        // Counts add up.
+        Assert.True(
+            result.Completed + result.Failed.Count + result.Unprocessed.Count == Items,
+            $"{where}: completed {result.Completed} + failed {result.Failed.Count} + unprocessed {result.Unprocessed.Count} != {Items}");
+
+        // The sets are disjoint, without duplicates, and their union is exactly the accepted items.
+        var failedItems = result.Failed.Select(f => f.Item).ToList();
+        var unprocessedItems = result.Unprocessed.ToList();
+        Assert.True(failedItems.Distinct().Count() == failedItems.Count, $"{where}: an item failed twice");
+        Assert.True(unprocessedItems.Distinct().Count() == unprocessedItems.Count, $"{where}: an item is unprocessed twice");
+        Assert.True(result.Completed == completedItems.Count, $"{where}: {result.Completed} completed, {completedItems.Count} handlers returned");
+        var union = new HashSet<int>(completedItems.Keys);
+        Assert.True(failedItems.All(union.Add), $"{where}: a failed item also completed");
+        Assert.True(unprocessedItems.All(union.Add), $"{where}: an unprocessed item also completed or failed");
+        Assert.True(union.SetEquals(Enumerable.Range(0, Items)), $"{where}: the outcomes are not exactly the accepted items");
+
+        // Every outcome is the true one: failures carry the handler's exception; items that ran until cancelled are
+        // unprocessed, as is everything that never started.
+        Assert.True(thrown.Keys.Order().SequenceEqual(failedItems.Order()), $"{where}: the failed items are not those that threw");
+        Assert.True(result.Failed.All(f => ReferenceEquals(thrown[f.Item], f.Error)), $"{where}: a failure lost its exception");
+        var unprocessedSet = unprocessedItems.ToHashSet();
+        Assert.True(cancelledItems.Keys.All(unprocessedSet.Contains), $"{where}: a cancelled item is not unprocessed");
+        Assert.True(
+            unprocessedItems.All(i => startCounts[i] == 0 || cancelledItems.ContainsKey(i)),
+            $"{where}: an unprocessed item had run to its end");
+
+        // The drain was cancelled mid-work: items were left.
+        Assert.True(unprocessedItems.Count > 0, $"{where}: nothing was left unprocessed");
+        Assert.True(queue.Statistics == new WorkQueueStatistics(0, 0, result.Completed, result.Failed.Count), $"{where}: {queue.Statistics}");
+
+        return ((int)result.Completed, result.Failed.Count, unprocessedItems.Count);
+    }
+}

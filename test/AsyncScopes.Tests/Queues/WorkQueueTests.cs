@@ -1,0 +1,605 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Time.Testing;
+
+namespace AsyncScopes.Tests.Queues;
+
+public sealed class WorkQueueTests
+{
+    // Bounds every wait on the library, so that a bug fails the test instead of hanging the run.
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+
+    private static TaskCompletionSource NewGate() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private static string NewName() => "queue-" + Guid.NewGuid().ToString("N");
+
+    // --- Failures -------------------------------------------------------------------------------------------------
+
+    [Fact]
+    public async Task A_handler_that_throws_does_not_stop_the_only_worker_from_taking_the_next_items()
+    {
+        var failure = new InvalidOperationException("the first item fails");
+        var handled = new ConcurrentQueue<int>();
+        var queue = new WorkQueue<int>(
+            (item, _) =>
+            {
+                handled.Enqueue(item);
+                if (item == 0)
+                {
+                    throw failure; // synchronously, before the handler returns a task
+                }
+
+                return Task.CompletedTask;
+            },
+            new WorkQueueOptions<int> { Workers = 1 });
+
+        for (int i = 0; i < 5; i++)
+        {
+            Assert.True(queue.TryEnqueue(i));
+        }
+
+        var result = await queue.CompleteAsync().WaitAsync(Patience);
+
+        Assert.Equal(new[] { 0, 1, 2, 3, 4 }, handled);
+        Assert.Equal(4, result.Completed);
+        var (item, error) = Assert.Single(result.Failed);
+        Assert.Equal(0, item);
+        Assert.Same(failure, error);
+        Assert.Empty(result.Unprocessed);
+    }
+
+    [Fact]
+    public async Task OnError_sees_every_failed_item_with_the_very_exception_its_handler_threw()
+    {
+        var thrown = new ConcurrentDictionary<int, Exception>();
+        var reported = new ConcurrentQueue<(int Item, Exception Error)>();
+        var queue = new WorkQueue<int>(
+            async (item, _) =>
+            {
+                await Task.Yield();
+                if (item % 3 == 0)
+                {
+                    var failure = new InvalidOperationException($"item {item} fails");
+                    thrown[item] = failure;
+                    throw failure;
+                }
+            },
+            new WorkQueueOptions<int>
+            {
+                Workers = 2,
+                OnError = (item, error) =>
+                {
+                    reported.Enqueue((item, error));
+                    return ValueTask.CompletedTask;
+                },
+            });
+
+        for (int i = 0; i < 10; i++)
+        {
+            await queue.EnqueueAsync(i);
+        }
+
+        var result = await queue.CompleteAsync().WaitAsync(Patience);
+
+        Assert.Equal(new[] { 0, 3, 6, 9 }, thrown.Keys.Order());
+        Assert.Equal(thrown.Keys.Order(), reported.Select(r => r.Item).Order());
+        foreach (var (item, error) in reported)
+        {
+            Assert.Same(thrown[item], error);
+        }
+
+        Assert.Equal(thrown.Keys.Order(), result.Failed.Select(f => f.Item).Order());
+        foreach (var (item, error) in result.Failed)
+        {
+            Assert.Same(thrown[item], error);
+        }
+
+        Assert.Equal(6, result.Completed);
+        Assert.Empty(result.Unprocessed);
+    }
+
+    [Fact]
+    public async Task An_OnError_that_throws_leaves_the_item_failed_with_the_handler_exception_and_breaks_nothing()
+    {
+        string name = NewName();
+        var handlerFailure = new InvalidOperationException("the handler fails");
+        var onErrorFailure = new InvalidOperationException("the error callback fails too");
+        var unobserved = new ConcurrentQueue<Exception>();
+        void OnUnobserved(object? sender, UnobservedScopeFailureEventArgs e)
+        {
+            if (e.ScopeName == name)
+            {
+                unobserved.Enqueue(e.Exception);
+            }
+        }
+
+        ScopeDiagnostics.UnobservedFailure += OnUnobserved;
+        try
+        {
+            var queue = new WorkQueue<int>(
+                (item, _) => item == 0 ? Task.FromException(handlerFailure) : Task.CompletedTask,
+                new WorkQueueOptions<int>
+                {
+                    Workers = 1,
+                    Name = name,
+                    OnError = (_, _) => throw onErrorFailure,
+                });
+
+            for (int i = 0; i < 3; i++)
+            {
+                Assert.True(queue.TryEnqueue(i));
+            }
+
+            var result = await queue.CompleteAsync().WaitAsync(Patience);
+
+            var (item, error) = Assert.Single(result.Failed);
+            Assert.Equal(0, item);
+            Assert.Same(handlerFailure, error);
+            Assert.Equal(2, result.Completed);
+            Assert.Empty(result.Unprocessed);
+            Assert.Equal(new WorkQueueStatistics(0, 0, 2, 1), queue.Statistics);
+            Assert.Same(onErrorFailure, Assert.Single(unobserved));
+        }
+        finally
+        {
+            ScopeDiagnostics.UnobservedFailure -= OnUnobserved;
+        }
+    }
+
+    [Fact]
+    public async Task A_handler_that_throws_OperationCanceledException_of_an_unrelated_token_is_a_failure()
+    {
+        using var unrelated = new CancellationTokenSource();
+        unrelated.Cancel();
+        OperationCanceledException? thrown = null;
+        var queue = new WorkQueue<int>(
+            (_, _) =>
+            {
+                thrown = new OperationCanceledException(unrelated.Token);
+                return Task.FromException(thrown);
+            },
+            new WorkQueueOptions<int> { Workers = 1 });
+        Assert.True(queue.TryEnqueue(7));
+
+        var result = await queue.CompleteAsync().WaitAsync(Patience);
+
+        var (item, error) = Assert.Single(result.Failed);
+        Assert.Equal(7, item);
+        Assert.NotNull(thrown);
+        Assert.Same(thrown, error);
+        Assert.Equal(0, result.Completed);
+        Assert.Empty(result.Unprocessed);
+        Assert.Equal(1, queue.Statistics.Failed);
+    }
+
+    // --- Capacity and enqueueing ------------------------------------------------------------------------------------
+
+    [Fact]
+    public async Task With_a_bounded_capacity_EnqueueAsync_waits_until_a_handler_takes_an_item()
+    {
+        var started = new ConcurrentDictionary<int, TaskCompletionSource>();
+        var gates = new ConcurrentDictionary<int, TaskCompletionSource>();
+        var queue = new WorkQueue<int>(
+            async (item, _) =>
+            {
+                started.GetOrAdd(item, _ => NewGate()).TrySetResult();
+                await gates.GetOrAdd(item, _ => NewGate()).Task;
+            },
+            new WorkQueueOptions<int> { Workers = 1, Capacity = 1 });
+
+        await queue.EnqueueAsync(0);
+        await started.GetOrAdd(0, _ => NewGate()).Task.WaitAsync(Patience); // the worker holds item 0
+        await queue.EnqueueAsync(1); // fills the only place
+
+        var waiting = queue.EnqueueAsync(2).AsTask();
+        Assert.False(waiting.IsCompleted);
+        Assert.Equal(new WorkQueueStatistics(1, 1, 0, 0), queue.Statistics);
+
+        gates.GetOrAdd(0, _ => NewGate()).TrySetResult(); // item 0 ends: the worker takes item 1, making room
+        await waiting.WaitAsync(Patience);
+        await started.GetOrAdd(1, _ => NewGate()).Task.WaitAsync(Patience);
+        Assert.Equal(new WorkQueueStatistics(1, 1, 1, 0), queue.Statistics);
+
+        gates.GetOrAdd(1, _ => NewGate()).TrySetResult();
+        gates.GetOrAdd(2, _ => NewGate()).TrySetResult();
+        var result = await queue.CompleteAsync().WaitAsync(Patience);
+        Assert.Equal(3, result.Completed);
+        Assert.Empty(result.Failed);
+        Assert.Empty(result.Unprocessed);
+    }
+
+    [Fact]
+    public async Task With_a_bounded_capacity_TryEnqueue_returns_false_when_the_queue_is_full()
+    {
+        var running = NewGate();
+        var release = NewGate();
+        var handled = new ConcurrentQueue<int>();
+        var queue = new WorkQueue<int>(
+            async (item, _) =>
+            {
+                handled.Enqueue(item);
+                running.TrySetResult();
+                await release.Task;
+            },
+            new WorkQueueOptions<int> { Workers = 1, Capacity = 2 });
+
+        Assert.True(queue.TryEnqueue(0));
+        await running.Task.WaitAsync(Patience);
+        Assert.True(queue.TryEnqueue(1));
+        Assert.True(queue.TryEnqueue(2));
+
+        Assert.False(queue.TryEnqueue(3));
+        Assert.Equal(2, queue.Statistics.Pending);
+
+        release.SetResult();
+        var result = await queue.CompleteAsync().WaitAsync(Patience);
+        Assert.Equal(3, result.Completed);
+        Assert.Equal(new[] { 0, 1, 2 }, handled);
+    }
+
+    [Fact]
+    public async Task Enqueueing_after_completion_started_throws_InvalidOperationException_and_TryEnqueue_returns_false()
+    {
+        var running = NewGate();
+        var release = NewGate();
+        var handled = new ConcurrentQueue<int>();
+        var queue = new WorkQueue<int>(
+            async (item, _) =>
+            {
+                handled.Enqueue(item);
+                running.TrySetResult();
+                await release.Task;
+            },
+            new WorkQueueOptions<int> { Workers = 1 });
+        await queue.EnqueueAsync(0);
+        await running.Task.WaitAsync(Patience);
+
+        var completion = queue.CompleteAsync(); // started, not finished: item 0 is still running
+        Assert.False(completion.IsCompleted);
+
+        await Assert.ThrowsAsync<InvalidOperationException>(async () => await queue.EnqueueAsync(1));
+        Assert.False(queue.TryEnqueue(2));
+
+        release.SetResult();
+        var result = await completion.WaitAsync(Patience);
+
+        await Assert.ThrowsAsync<InvalidOperationException>(async () => await queue.EnqueueAsync(3));
+        Assert.False(queue.TryEnqueue(4));
+        Assert.Equal(new[] { 0 }, handled);
+        Assert.Equal(1, result.Completed);
+        Assert.Empty(result.Failed);
+        Assert.Empty(result.Unprocessed);
+    }
+
+    [Fact]
+    public async Task An_EnqueueAsync_waiting_for_room_when_completion_starts_throws_InvalidOperationException_and_its_item_is_not_accepted()
+    {
+        var running = NewGate();
+        var release = NewGate();
+        var handled = new ConcurrentQueue<int>();
+        var queue = new WorkQueue<int>(
+            async (item, _) =>
+            {
+                handled.Enqueue(item);
+                running.TrySetResult();
+                await release.Task;
+            },
+            new WorkQueueOptions<int> { Workers = 1, Capacity = 1 });
+        await queue.EnqueueAsync(0);
+        await running.Task.WaitAsync(Patience);
+        await queue.EnqueueAsync(1);
+        var waiting = queue.EnqueueAsync(2).AsTask();
+        Assert.False(waiting.IsCompleted);
+
+        var completion = queue.CompleteAsync();
+
+        await Assert.ThrowsAsync<InvalidOperationException>(() => waiting.WaitAsync(Patience));
+        release.SetResult();
+        var result = await completion.WaitAsync(Patience);
+        Assert.Equal(new[] { 0, 1 }, handled);
+        Assert.Equal(2, result.Completed);
+        Assert.Empty(result.Failed);
+        Assert.Empty(result.Unprocessed);
+    }
+
+    // --- Workers and statistics ---------------------------------------------------------------------------------------
+
+    [Fact]
+    public async Task Workers_bounds_how_many_handlers_run_at_once_and_the_bound_is_reached()
+    {
+        const int Workers = 3;
+        const int Items = 40;
+        int current = 0;
+        int max = 0;
+        var allWorkersBusy = NewGate();
+        var queue = new WorkQueue<int>(
+            async (_, _) =>
+            {
+                int now = Interlocked.Increment(ref current);
+                int seen;
+                while (now > (seen = Volatile.Read(ref max)) && Interlocked.CompareExchange(ref max, now, seen) != seen)
+                {
+                }
+
+                if (now == Workers)
+                {
+                    allWorkersBusy.TrySetResult();
+                }
+
+                await allWorkersBusy.Task; // the first handlers hold their worker until all workers are busy
+                await Task.Yield();
+                Interlocked.Decrement(ref current);
+            },
+            new WorkQueueOptions<int> { Workers = Workers });
+
+        for (int i = 0; i < Items; i++)
+        {
+            Assert.True(queue.TryEnqueue(i));
+        }
+
+        var result = await queue.CompleteAsync().WaitAsync(Patience);
+
+        Assert.True(allWorkersBusy.Task.IsCompleted);
+        Assert.Equal(Workers, Volatile.Read(ref max));
+        Assert.Equal(Items, result.Completed);
+    }
+
+    [Fact]
+    public async Task Statistics_count_pending_running_completed_and_failed_items_at_each_step()
+    {
+        var started = new ConcurrentDictionary<string, TaskCompletionSource>();
+        var gates = new ConcurrentDictionary<string, TaskCompletionSource>();
+        TaskCompletionSource Started(string item) => started.GetOrAdd(item, _ => NewGate());
+        TaskCompletionSource Gate(string item) => gates.GetOrAdd(item, _ => NewGate());
+        var failure = new InvalidOperationException("B fails");
+        var queue = new WorkQueue<string>(
+            async (item, _) =>
+            {
+                Started(item).TrySetResult();
+                await Gate(item).Task;
+                if (item == "B")
+                {
+                    throw failure;
+                }
+            },
+            new WorkQueueOptions<string> { Workers = 2 });
+
+        Assert.Equal(new WorkQueueStatistics(0, 0, 0, 0), queue.Statistics);
+        foreach (var item in new[] { "A", "B", "C", "D" })
+        {
+            await queue.EnqueueAsync(item);
+        }
+
+        await Started("A").Task.WaitAsync(Patience);
+        await Started("B").Task.WaitAsync(Patience);
+        Assert.Equal(new WorkQueueStatistics(2, 2, 0, 0), queue.Statistics);
+
+        Gate("A").SetResult(); // A completes; its worker takes C
+        await Started("C").Task.WaitAsync(Patience);
+        Assert.Equal(new WorkQueueStatistics(1, 2, 1, 0), queue.Statistics);
+
+        Gate("B").SetResult(); // B fails; its worker takes D
+        await Started("D").Task.WaitAsync(Patience);
+        Assert.Equal(new WorkQueueStatistics(0, 2, 1, 1), queue.Statistics);
+
+        Gate("C").SetResult();
+        Gate("D").SetResult();
+        var result = await queue.CompleteAsync().WaitAsync(Patience);
+        Assert.Equal(new WorkQueueStatistics(0, 0, 3, 1), queue.Statistics);
+        Assert.Equal(3, result.Completed);
+        var (failedItem, error) = Assert.Single(result.Failed);
+        Assert.Equal("B", failedItem);
+        Assert.Same(failure, error);
+    }
+
+    // --- Completion and cancellation ----------------------------------------------------------------------------------
+
+    [Fact]
+    public async Task Cancelling_the_CompleteAsync_token_cancels_running_handlers_and_returns_their_items_and_the_pending_ones_as_unprocessed()
+    {
+        var started = new ConcurrentDictionary<int, TaskCompletionSource>();
+        var sawCancellation = new ConcurrentQueue<int>();
+        var handled = new ConcurrentQueue<int>();
+        TaskCompletionSource Started(int item) => started.GetOrAdd(item, _ => NewGate());
+        var queue = new WorkQueue<int>(
+            async (item, token) =>
+            {
+                handled.Enqueue(item);
+                Started(item).TrySetResult();
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, token); // ends only by cancellation
+                }
+                catch (OperationCanceledException) when (token.IsCancellationRequested)
+                {
+                    sawCancellation.Enqueue(item);
+                    throw;
+                }
+            },
+            new WorkQueueOptions<int> { Workers = 2 });
+        for (int i = 0; i < 6; i++)
+        {
+            Assert.True(queue.TryEnqueue(i));
+        }
+
+        await Started(0).Task.WaitAsync(Patience);
+        await Started(1).Task.WaitAsync(Patience);
+        using var cancel = new CancellationTokenSource();
+        var completion = queue.CompleteAsync(cancel.Token);
+        Assert.False(completion.IsCompleted);
+
+        await cancel.CancelAsync();
+        var result = await completion.WaitAsync(Patience);
+
+        Assert.True(completion.IsCompletedSuccessfully);
+        Assert.Equal(new[] { 0, 1 }, sawCancellation.Order());
+        Assert.Equal(new[] { 0, 1 }, handled.Order());
+        Assert.Equal(Enumerable.Range(0, 6), result.Unprocessed.Order());
+        Assert.Equal(0, result.Completed);
+        Assert.Empty(result.Failed);
+        Assert.Equal(new WorkQueueStatistics(0, 0, 0, 0), queue.Statistics);
+    }
+
+    [Fact]
+    public async Task CompleteAsync_returns_the_same_task_on_every_call()
+    {
+        var release = NewGate();
+        var queue = new WorkQueue<int>((_, _) => release.Task, new WorkQueueOptions<int> { Workers = 1 });
+        Assert.True(queue.TryEnqueue(1));
+        using var cancel = new CancellationTokenSource();
+
+        var first = queue.CompleteAsync();
+        var second = queue.CompleteAsync(cancel.Token);
+        Assert.Same(first, second);
+
+        release.SetResult();
+        var result = await first.WaitAsync(Patience);
+        Assert.Same(first, queue.CompleteAsync());
+        Assert.Same(result, await queue.CompleteAsync());
+        Assert.Equal(1, result.Completed);
+    }
+
+    [Fact]
+    public async Task Cancelling_the_queue_token_stops_the_queue_and_a_later_CompleteAsync_reports_what_was_left_unprocessed()
+    {
+        using var stop = new CancellationTokenSource();
+        var running = NewGate();
+        var sawCancellation = NewGate();
+        var queue = new WorkQueue<int>(
+            async (item, token) =>
+            {
+                running.TrySetResult();
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, token);
+                }
+                catch (OperationCanceledException) when (token.IsCancellationRequested)
+                {
+                    sawCancellation.TrySetResult();
+                    throw;
+                }
+            },
+            new WorkQueueOptions<int> { Workers = 1 },
+            stop.Token);
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.True(queue.TryEnqueue(i));
+        }
+
+        await running.Task.WaitAsync(Patience);
+
+        await stop.CancelAsync();
+        await sawCancellation.Task.WaitAsync(Patience);
+        Assert.False(queue.TryEnqueue(3));
+        await Assert.ThrowsAsync<InvalidOperationException>(async () => await queue.EnqueueAsync(4));
+
+        var result = await queue.CompleteAsync().WaitAsync(Patience);
+        Assert.Equal(new[] { 0, 1, 2 }, result.Unprocessed.Order());
+        Assert.Equal(0, result.Completed);
+        Assert.Empty(result.Failed);
+    }
+
+    [Fact]
+    public async Task DisposeAsync_waits_for_the_drain_timeout_then_cancels_the_running_handler()
+    {
+        var time = new FakeTimeProvider();
+        var drainTimeout = TimeSpan.FromSeconds(10);
+        var running = NewGate();
+        var sawCancellation = NewGate();
+        var queue = new WorkQueue<int>(
+            async (item, token) =>
+            {
+                running.TrySetResult();
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, token);
+                }
+                catch (OperationCanceledException) when (token.IsCancellationRequested)
+                {
+                    sawCancellation.TrySetResult();
+                    throw;
+                }
+            },
+            new WorkQueueOptions<int> { Workers = 1, DrainTimeout = drainTimeout, TimeProvider = time });
+        Assert.True(queue.TryEnqueue(1));
+        Assert.True(queue.TryEnqueue(2));
+        await running.Task.WaitAsync(Patience);
+
+        var disposal = queue.DisposeAsync().AsTask();
+        Assert.False(disposal.IsCompleted);
+
+        time.Advance(drainTimeout - TimeSpan.FromTicks(1));
+        Assert.False(disposal.IsCompleted);
+        Assert.False(sawCancellation.Task.IsCompleted);
+
+        time.Advance(TimeSpan.FromTicks(1));
+        await disposal.WaitAsync(Patience);
+        Assert.True(sawCancellation.Task.IsCompleted);
+
+        var result = await queue.CompleteAsync().WaitAsync(Patience);
+        Assert.Equal(new[] { 1, 2 }, result.Unprocessed.Order());
+        Assert.Equal(0, result.Completed);
+        Assert.Empty(result.Failed);
+    }
+
+    [Fact]
+    public async Task DisposeAsync_lets_handlers_that_finish_within_the_drain_timeout_complete_uncancelled()
+    {
+        var time = new FakeTimeProvider();
+        var running = NewGate();
+        var release = NewGate();
+        bool cancelledAtEnd = true;
+        var queue = new WorkQueue<int>(
+            async (item, token) =>
+            {
+                running.TrySetResult();
+                await release.Task;
+                cancelledAtEnd = token.IsCancellationRequested;
+            },
+            new WorkQueueOptions<int> { Workers = 1, DrainTimeout = TimeSpan.FromSeconds(10), TimeProvider = time });
+        Assert.True(queue.TryEnqueue(1));
+        await running.Task.WaitAsync(Patience);
+
+        var disposal = queue.DisposeAsync().AsTask();
+        Assert.False(disposal.IsCompleted);
+        release.SetResult();
+        await disposal.WaitAsync(Patience);
+
+        Assert.False(cancelledAtEnd);
+        var result = await queue.CompleteAsync().WaitAsync(Patience);
+        Assert.Equal(1, result.Completed);
+        Assert.Empty(result.Unprocessed);
+    }
+
+    // --- Arguments ------------------------------------------------------------------------------------------------------
+
+    [Fact]
+    public void A_null_handler_throws_ArgumentNullException()
+    {
+        var thrown = Assert.Throws<ArgumentNullException>(() => new WorkQueue<int>(null!));
+        Assert.Equal("handler", thrown.ParamName);
+    }
+
+    [Fact]
+    public void Zero_workers_are_rejected_at_construction()
+    {
+        var thrown = Assert.Throws<ArgumentOutOfRangeException>(
+            () => new WorkQueue<int>((_, _) => Task.CompletedTask, new WorkQueueOptions<int> { Workers = 0 }));
+        Assert.Equal("Workers", thrown.ParamName);
+    }
+
+    [Fact]
+    public void A_negative_capacity_is_rejected_at_construction()
+    {
+        var thrown = Assert.Throws<ArgumentOutOfRangeException>(
+            () => new WorkQueue<int>((_, _) => Task.CompletedTask, new WorkQueueOptions<int> { Capacity = -1 }));
+        Assert.Equal("Capacity", thrown.ParamName);
+    }
+
+    [Fact]
+    public void A_negative_drain_timeout_is_rejected_at_construction()
+    {
+        var thrown = Assert.Throws<ArgumentOutOfRangeException>(
+            () => new WorkQueue<int>((_, _) => Task.CompletedTask, new WorkQueueOptions<int> { DrainTimeout = TimeSpan.FromSeconds(-1) }));
+        Assert.Equal("DrainTimeout", thrown.ParamName);
+    }
+}
