@@ -1,0 +1,232 @@
+using System.Runtime.CompilerServices;
+
+namespace AsyncScopes.Tests.Pooling;
+
+public sealed class PoolLeaseTests
+{
+    [Fact]
+    public async Task Returning_a_lease_twice_is_ignored()
+    {
+        var pool = PoolTest.NewPool(new AsyncPoolOptions<Item> { MaxSize = 1 });
+        var lease = await pool.RentWithinAsync();
+        await lease.ReturnWithinAsync();
+        var afterFirstReturn = pool.Statistics;
+
+        var second = lease.DisposeAsync();
+
+        Assert.True(second.IsCompletedSuccessfully);
+        await second;
+        Assert.Equal(afterFirstReturn, pool.Statistics);
+        Assert.Equal(new PoolStatistics(Size: 1, Idle: 1, InUse: 0, Waiters: 0, Created: 1, Destroyed: 0), pool.Statistics);
+        await AssertTheItemIsInThePoolOnceAsync(pool);
+    }
+
+    [Fact]
+    public async Task Returning_a_copy_of_a_returned_lease_is_ignored()
+    {
+        var pool = PoolTest.NewPool(new AsyncPoolOptions<Item> { MaxSize = 1 });
+        var lease = await pool.RentWithinAsync();
+        var copy = lease;
+        await lease.ReturnWithinAsync();
+        var afterFirstReturn = pool.Statistics;
+
+        await copy.ReturnWithinAsync();
+
+        Assert.Equal(afterFirstReturn, pool.Statistics);
+        Assert.Throws<ObjectDisposedException>(() => copy.Value);
+        await AssertTheItemIsInThePoolOnceAsync(pool);
+    }
+
+    [Fact]
+    public async Task Returning_a_copy_first_ends_the_lease_and_the_original_is_then_ignored()
+    {
+        var pool = PoolTest.NewPool(new AsyncPoolOptions<Item> { MaxSize = 1 });
+        var lease = await pool.RentWithinAsync();
+        var copy = lease;
+
+        await copy.ReturnWithinAsync();
+        var afterFirstReturn = pool.Statistics;
+        Assert.Throws<ObjectDisposedException>(() => lease.Value);
+        await lease.ReturnWithinAsync();
+
+        Assert.Equal(afterFirstReturn, pool.Statistics);
+        await AssertTheItemIsInThePoolOnceAsync(pool);
+    }
+
+    [Fact]
+    public async Task A_stale_lease_cannot_return_or_discard_the_item_after_it_was_lent_again()
+    {
+        var pool = PoolTest.NewPool(new AsyncPoolOptions<Item> { MaxSize = 1 });
+        var stale = await pool.RentWithinAsync();
+        var item = stale.Value;
+        await stale.ReturnWithinAsync();
+        var current = await pool.RentWithinAsync();
+        Assert.Same(item, current.Value);
+        var whileLent = pool.Statistics;
+
+        stale.Discard();
+        await stale.ReturnWithinAsync();
+
+        Assert.Equal(whileLent, pool.Statistics);
+        Assert.Same(item, current.Value);
+        Assert.Throws<ObjectDisposedException>(() => stale.Value);
+        Assert.False(pool.TryRent(out _));
+
+        // The current lease was not marked for discard by the stale one: its item goes back to the pool.
+        await current.ReturnWithinAsync();
+        Assert.Equal(new PoolStatistics(Size: 1, Idle: 1, InUse: 0, Waiters: 0, Created: 1, Destroyed: 0), pool.Statistics);
+        Assert.Equal(0, item.DestroyCount);
+        await pool.DisposeWithinAsync();
+    }
+
+    [Fact]
+    public async Task Value_after_return_throws_ObjectDisposedException()
+    {
+        var pool = PoolTest.NewPool();
+        var lease = await pool.RentWithinAsync();
+        Assert.NotNull(lease.Value);
+
+        await lease.ReturnWithinAsync();
+
+        Assert.Throws<ObjectDisposedException>(() => lease.Value);
+        await pool.DisposeWithinAsync();
+    }
+
+    [Fact]
+    public async Task A_default_lease_has_no_value_and_disposing_it_does_nothing()
+    {
+        PoolLease<Item> lease = default;
+
+        Assert.Throws<ObjectDisposedException>(() => lease.Value);
+        lease.Discard();
+        var disposal = lease.DisposeAsync();
+        Assert.True(disposal.IsCompletedSuccessfully);
+        await disposal;
+        Assert.Throws<ObjectDisposedException>(() => lease.Value);
+    }
+
+    [Fact]
+    public async Task A_discarded_lease_destroys_its_item_instead_of_returning_it()
+    {
+        var destroyed = new List<Item>();
+        var pool = PoolTest.NewPool(new AsyncPoolOptions<Item>
+        {
+            MaxSize = 1,
+            Destroy = item =>
+            {
+                lock (destroyed)
+                {
+                    destroyed.Add(item);
+                }
+
+                return ValueTask.CompletedTask;
+            },
+        });
+        var lease = await pool.RentWithinAsync();
+        var item = lease.Value;
+
+        lease.Discard();
+        Assert.Same(item, lease.Value); // discarding marks the lease; the item is destroyed when it is returned
+        await lease.ReturnWithinAsync();
+
+        Assert.Same(item, Assert.Single(destroyed));
+        Assert.Equal(new PoolStatistics(Size: 0, Idle: 0, InUse: 0, Waiters: 0, Created: 1, Destroyed: 1), pool.Statistics);
+        var next = await pool.RentWithinAsync();
+        Assert.NotSame(item, next.Value);
+        await next.ReturnWithinAsync();
+        await pool.DisposeWithinAsync();
+    }
+
+    [Fact]
+    public async Task A_lease_dropped_without_being_returned_is_reported_and_its_capacity_reclaimed_when_collected()
+    {
+        string name = PoolTest.UniqueName();
+        var capture = new PoolDiagnosticsCapture(name);
+        try
+        {
+            var pool = PoolTest.NewPool(new AsyncPoolOptions<Item> { MaxSize = 1, Name = name });
+            RentAndDrop(pool);
+            Assert.Equal(new PoolStatistics(Size: 1, Idle: 0, InUse: 1, Waiters: 0, Created: 1, Destroyed: 0), pool.Statistics);
+            Assert.False(pool.TryRent(out _));
+
+            for (int attempt = 0; attempt < 10 && capture.Leaks.Count == 0; attempt++)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+                GC.Collect();
+            }
+
+            var leak = Assert.Single(capture.Leaks);
+            Assert.Equal("PoolLease", leak.Kind);
+            Assert.Equal(name, leak.Name);
+            Assert.Equal(new PoolStatistics(Size: 0, Idle: 0, InUse: 0, Waiters: 0, Created: 1, Destroyed: 1), pool.Statistics);
+
+            var lease = await pool.RentWithinAsync();
+            Assert.NotNull(lease.Value);
+            Assert.Equal(2, pool.Statistics.Created);
+            await lease.ReturnWithinAsync();
+            await pool.DisposeWithinAsync();
+            Assert.Single(capture.Leaks);
+        }
+        finally
+        {
+            capture.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task A_waiter_gets_the_capacity_of_a_lease_that_was_collected()
+    {
+        string name = PoolTest.UniqueName();
+        var capture = new PoolDiagnosticsCapture(name);
+        try
+        {
+            var pool = PoolTest.NewPool(new AsyncPoolOptions<Item> { MaxSize = 1, Name = name });
+            RentAndDrop(pool);
+            var waiter = pool.RentAsync().AsTask();
+            Assert.Equal(1, pool.Statistics.Waiters);
+
+            for (int attempt = 0; attempt < 10 && capture.Leaks.Count == 0; attempt++)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+                GC.Collect();
+            }
+
+            var lease = await waiter.WaitAsync(PoolTest.Patience);
+            Assert.NotNull(lease.Value);
+            Assert.Single(capture.Leaks);
+            Assert.Equal(new PoolStatistics(Size: 1, Idle: 0, InUse: 1, Waiters: 0, Created: 2, Destroyed: 1), pool.Statistics);
+            await lease.ReturnWithinAsync();
+            await pool.DisposeWithinAsync();
+        }
+        finally
+        {
+            capture.Dispose();
+        }
+    }
+
+    // Rents in a frame of its own, so that nothing in the test's frame keeps the lease reachable.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void RentAndDrop(AsyncPool<Item> pool)
+    {
+        var rent = pool.RentAsync();
+        if (rent.IsCompletedSuccessfully)
+        {
+            Assert.NotNull(rent.Result.Value);
+            return;
+        }
+
+        Assert.Fail("A rent from a pool with room and a synchronous factory did not complete synchronously.");
+    }
+
+    // With MaxSize 1: the item can be rented once, and then TryRent finds nothing (it was not put back twice).
+    private static async Task AssertTheItemIsInThePoolOnceAsync(AsyncPool<Item> pool)
+    {
+        var lease = await pool.RentWithinAsync();
+        Assert.False(pool.TryRent(out _));
+        Assert.Equal(new PoolStatistics(Size: 1, Idle: 0, InUse: 1, Waiters: 0, Created: 1, Destroyed: 0), pool.Statistics);
+        await lease.ReturnWithinAsync();
+        await pool.DisposeWithinAsync();
+    }
+}
