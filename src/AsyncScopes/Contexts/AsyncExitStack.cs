@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Runtime.ExceptionServices;
 
@@ -31,7 +32,7 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
 
     private readonly Lock _lock = new();
     private readonly ScopeTracker? _tracker;
-    private List<ExitEntry>? _exits;
+    private ExitList _exits;
     private int _state;
     private volatile bool _completed;
 
@@ -49,7 +50,7 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
         {
             lock (_lock)
             {
-                return _exits?.Count ?? 0;
+                return _exits.Count;
             }
         }
     }
@@ -156,7 +157,7 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
         {
             ThrowIfNotOpenLocked();
             popped._exits = _exits;
-            _exits = null;
+            _exits = default;
         }
 
         return popped;
@@ -189,8 +190,7 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
     /// <see cref="ScopeExitException"/> combining it with <paramref name="exception"/>.</exception>
     public async ValueTask<bool> ExitAsync(Exception? exception)
     {
-        List<ExitEntry>? exits = BeginUnwinding();
-        if (exits is null)
+        if (!TryBeginUnwinding(out var exits))
         {
             return false;
         }
@@ -221,8 +221,7 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
     /// suppressed the failures before it.</exception>
     public async ValueTask DisposeAsync()
     {
-        List<ExitEntry>? exits = BeginUnwinding();
-        if (exits is null)
+        if (!TryBeginUnwinding(out var exits))
         {
             return;
         }
@@ -329,15 +328,14 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
     // Closes the stack for RunAsync; a body that already closed it leaves its own exception as the outcome.
     private ValueTask<(Exception? Final, bool Raised)> CloseAsync(Exception? exception)
     {
-        List<ExitEntry>? exits = BeginUnwinding();
-        return exits is null ? new((exception, exception is not null)) : UnwindAsync(exits, exception);
+        return TryBeginUnwinding(out var exits) ? UnwindAsync(exits, exception) : new((exception, exception is not null));
     }
 
     /// <summary>
     /// Folds the exits over the current exception, last registered first. Returns the final current exception and
     /// whether any exception was current at some point (the body's or an exit's).
     /// </summary>
-    private async ValueTask<(Exception? Final, bool Raised)> UnwindAsync(List<ExitEntry> exits, Exception? exception)
+    private async ValueTask<(Exception? Final, bool Raised)> UnwindAsync(ExitList exits, Exception? exception)
     {
         Debug.Assert(Volatile.Read(ref _state) == Unwinding, "Only the caller that began unwinding runs the exits.");
         Exception? current = exception;
@@ -358,26 +356,28 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
             }
         }
 
+        exits.Release();
         Volatile.Write(ref _state, Unwound);
         return (current, raised);
     }
 
-    // Returns the exits to run (possibly empty), or null when the stack already began closing.
-    private List<ExitEntry>? BeginUnwinding()
+    // Takes the exits to run (possibly none); false when the stack already began closing.
+    private bool TryBeginUnwinding(out ExitList exits)
     {
         lock (_lock)
         {
             if (_state != Open)
             {
-                return null;
+                exits = default;
+                return false;
             }
 
             _state = Unwinding;
-            List<ExitEntry> exits = _exits ?? [];
-            _exits = null;
+            exits = _exits;
+            _exits = default;
             _tracker?.Close();
             ScopeMetrics.OpenScopes.Add(-1, KindTag);
-            return exits;
+            return true;
         }
     }
 
@@ -398,7 +398,7 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
                 return false;
             }
 
-            (_exits ??= []).Add(entry);
+            _exits.Add(entry);
             return true;
         }
     }
@@ -428,6 +428,44 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
         Disposable,
         Callback,
         Exit,
+    }
+
+    /// <summary>The registered exits, in an array rented from the shared pool and given back once they ran.</summary>
+    private struct ExitList
+    {
+        private ExitEntry[]? _items;
+        private int _count;
+
+        public readonly int Count => _count;
+
+        public readonly ExitEntry this[int index] => _items![index];
+
+        public void Add(ExitEntry entry)
+        {
+            if (_items is null)
+            {
+                _items = ArrayPool<ExitEntry>.Shared.Rent(8);
+            }
+            else if (_count == _items.Length)
+            {
+                var larger = ArrayPool<ExitEntry>.Shared.Rent(_count * 2);
+                Array.Copy(_items, larger, _count);
+                ArrayPool<ExitEntry>.Shared.Return(_items, clearArray: true);
+                _items = larger;
+            }
+
+            _items[_count++] = entry;
+        }
+
+        public void Release()
+        {
+            if (_items is not null)
+            {
+                ArrayPool<ExitEntry>.Shared.Return(_items, clearArray: true);
+                _items = null;
+                _count = 0;
+            }
+        }
     }
 
     private readonly struct ExitEntry(object target, ExitKind kind)

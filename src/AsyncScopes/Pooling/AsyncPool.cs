@@ -557,9 +557,12 @@ public sealed class AsyncPool<T> : IAsyncDisposable
 
                 _inUse--;
                 slot.IsFreshFromIdle = true;
-                slot.IdleSince = _time.GetTimestamp();
                 _idle.Add(slot);
-                ScheduleSweepLocked(slot);
+                if (_sweepTimer is not null)
+                {
+                    slot.IdleSince = _time.GetTimestamp();
+                    ScheduleSweepLocked(slot);
+                }
             }
         }
 
@@ -661,16 +664,12 @@ public sealed class AsyncPool<T> : IAsyncDisposable
 
     private void ScheduleSweepLocked(PoolSlot<T> slot)
     {
-        if (_sweepTimer is null)
-        {
-            return;
-        }
-
+        Debug.Assert(_sweepTimer is not null, "Only pools with an idle or lifetime limit sweep.");
         long due = NextExpiry(slot);
         if (due < _sweepDue)
         {
             _sweepDue = due;
-            _sweepTimer.Change(DueIn(due), Timeout.InfiniteTimeSpan);
+            _sweepTimer!.Change(DueIn(due), Timeout.InfiniteTimeSpan);
         }
     }
 

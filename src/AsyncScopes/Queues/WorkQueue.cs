@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Threading.Channels;
 
@@ -36,10 +35,7 @@ public sealed class WorkQueue<T> : IAsyncDisposable
     private readonly KeyValuePair<string, object?> _queueTag;
     private readonly CancellationTokenRegistration _queueTokenRegistration;
 
-    private long _pending;
-    private int _running;
-    private long _completed;
-    private long _failedCount;
+    private readonly Worker[] _workerCounts;
     private volatile bool _completing;
     private Task<WorkQueueResult<T>>? _completion;
 
@@ -70,9 +66,11 @@ public sealed class WorkQueue<T> : IAsyncDisposable
         ScopeMetrics.Register(_metrics);
 
         _workers = new TaskScope(new TaskScopeOptions { FailureMode = TaskScopeFailureMode.WaitForAll, Name = options.Name }, tracked: false, CancellationToken.None);
-        for (int i = 0; i < options.Workers; i++)
+        _workerCounts = new Worker[options.Workers];
+        for (int i = 0; i < _workerCounts.Length; i++)
         {
-            _ = _workers.Start(WorkAsync);
+            var worker = _workerCounts[i] = new Worker();
+            _ = _workers.Start(stop => WorkAsync(worker, stop));
         }
 
         if (cancellationToken.CanBeCanceled)
@@ -82,8 +80,23 @@ public sealed class WorkQueue<T> : IAsyncDisposable
     }
 
     /// <summary>A snapshot of the queue's counts (each read atomically, the set not as one).</summary>
-    public WorkQueueStatistics Statistics => new(
-        Interlocked.Read(ref _pending), Volatile.Read(ref _running), Interlocked.Read(ref _completed), Interlocked.Read(ref _failedCount));
+    public WorkQueueStatistics Statistics
+    {
+        get
+        {
+            int running = 0;
+            long completed = 0;
+            long failed = 0;
+            foreach (var worker in _workerCounts)
+            {
+                running += Volatile.Read(ref worker.Running);
+                completed += Volatile.Read(ref worker.Completed);
+                failed += Volatile.Read(ref worker.Failed);
+            }
+
+            return new WorkQueueStatistics(_channel.Reader.Count, running, completed, failed);
+        }
+    }
 
     /// <summary>Accepts an item; with a bounded <see cref="WorkQueueOptions{T}.Capacity"/>, waits for room first.</summary>
     /// <param name="item">The item.</param>
@@ -145,20 +158,7 @@ public sealed class WorkQueue<T> : IAsyncDisposable
 
     private bool TryWrite(T item)
     {
-        if (_completing)
-        {
-            return false;
-        }
-
-        // Counted first so that a worker that takes the item at once never sees Pending below zero.
-        Interlocked.Increment(ref _pending);
-        if (_channel.Writer.TryWrite(item))
-        {
-            return true;
-        }
-
-        Interlocked.Decrement(ref _pending);
-        return false;
+        return !_completing && _channel.Writer.TryWrite(item);
     }
 
     private async ValueTask WaitAndEnqueueAsync(T item, CancellationToken cancellationToken)
@@ -225,23 +225,21 @@ public sealed class WorkQueue<T> : IAsyncDisposable
         await _workers.JoinAsync().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         while (_channel.Reader.TryRead(out var item))
         {
-            Interlocked.Decrement(ref _pending);
             _unprocessed.Enqueue(item);
         }
 
-        Debug.Assert(Interlocked.Read(ref _pending) == 0, "Every accepted item left the channel.");
         _queueTokenRegistration.Dispose();
         _tracker?.Close();
         ScopeMetrics.OpenScopes.Add(-1, KindTag);
         ScopeMetrics.Unregister(_metrics);
-        return new WorkQueueResult<T>(Interlocked.Read(ref _completed), [.. _failed], [.. _unprocessed]);
+        return new WorkQueueResult<T>(Statistics.Completed, [.. _failed], [.. _unprocessed]);
     }
 
     // One worker: takes items until the channel is completed and empty, or the queue is stopped.
-    private async Task WorkAsync(CancellationToken stop)
+    private async Task WorkAsync(Worker worker, CancellationToken stop)
     {
         var reader = _channel.Reader;
-        while (!stop.IsCancellationRequested)
+        while (true)
         {
             try
             {
@@ -255,30 +253,31 @@ public sealed class WorkQueue<T> : IAsyncDisposable
                 return;
             }
 
-            if (!reader.TryRead(out var item))
+            while (reader.TryRead(out var item))
             {
-                continue;
-            }
+                if (stop.IsCancellationRequested)
+                {
+                    _unprocessed.Enqueue(item);
+                    return;
+                }
 
-            Interlocked.Decrement(ref _pending);
-            if (stop.IsCancellationRequested)
-            {
-                _unprocessed.Enqueue(item);
-                return;
+                await ProcessAsync(worker, item, stop).ConfigureAwait(false);
             }
-
-            await ProcessAsync(item, stop).ConfigureAwait(false);
         }
     }
 
-    private async Task ProcessAsync(T item, CancellationToken stop)
+    // Counts are kept per worker, written by that worker only, so that workers never contend on them.
+    private async Task ProcessAsync(Worker worker, T item, CancellationToken stop)
     {
-        Interlocked.Increment(ref _running);
+        Volatile.Write(ref worker.Running, 1);
         try
         {
             await _handler(item, stop).ConfigureAwait(false);
-            Interlocked.Increment(ref _completed);
-            ScopeMetrics.QueueCompleted.Add(1, _queueTag);
+            Volatile.Write(ref worker.Completed, worker.Completed + 1);
+            if (ScopeMetrics.QueueCompleted.Enabled)
+            {
+                ScopeMetrics.QueueCompleted.Add(1, _queueTag);
+            }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
@@ -290,12 +289,15 @@ public sealed class WorkQueue<T> : IAsyncDisposable
         {
             await ReportErrorAsync(item, e).ConfigureAwait(false);
             _failed.Enqueue((item, e));
-            Interlocked.Increment(ref _failedCount);
-            ScopeMetrics.QueueFailed.Add(1, _queueTag);
+            Volatile.Write(ref worker.Failed, worker.Failed + 1);
+            if (ScopeMetrics.QueueFailed.Enabled)
+            {
+                ScopeMetrics.QueueFailed.Add(1, _queueTag);
+            }
         }
         finally
         {
-            Interlocked.Decrement(ref _running);
+            Volatile.Write(ref worker.Running, 0);
         }
     }
 
@@ -318,6 +320,16 @@ public sealed class WorkQueue<T> : IAsyncDisposable
         }
     }
 
+    /// <summary>The counts of one worker; fields so that they can be read and written atomically.</summary>
+    private sealed class Worker
+    {
+#pragma warning disable SA1401, CA1051 // Fields on purpose: Volatile needs them by reference.
+        public int Running;
+        public long Completed;
+        public long Failed;
+#pragma warning restore SA1401, CA1051
+    }
+
     /// <summary>Reads the queue depth for the meter; held weakly there.</summary>
     private sealed class MetricsSource(WorkQueue<T> queue) : ScopeMetrics.IObservedSource
     {
@@ -327,7 +339,7 @@ public sealed class WorkQueue<T> : IAsyncDisposable
         {
             if (measure == ScopeMetrics.PoolMeasure.QueueDepth && _queue.TryGetTarget(out var target))
             {
-                measurements.Add(new Measurement<long>(Interlocked.Read(ref target._pending), target._queueTag));
+                measurements.Add(new Measurement<long>(target._channel.Reader.Count, target._queueTag));
             }
         }
     }

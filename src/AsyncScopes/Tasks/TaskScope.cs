@@ -39,7 +39,7 @@ public sealed class TaskScope : IAsyncDisposable
     private readonly TimeSpan? _timeout;
     private readonly ScopeTracker? _tracker;
 
-    private Queue<Child>? _waiting;
+    private Queue<IChild>? _waiting;
     private List<Exception>? _failures;
     private int _state;
     private int _active; // started or waiting for a slot, not finished
@@ -332,7 +332,7 @@ public sealed class TaskScope : IAsyncDisposable
             _active++;
             if (_maxConcurrency > 0 && _running >= _maxConcurrency)
             {
-                (_waiting ??= new Queue<Child>()).Enqueue(child);
+                (_waiting ??= new Queue<IChild>()).Enqueue(child);
                 return child.Task;
             }
 
@@ -345,8 +345,12 @@ public sealed class TaskScope : IAsyncDisposable
 
     private void OnChildFinished(Exception? failure)
     {
-        ScopeMetrics.RunningChildren.Add(-1);
-        Child? next = null;
+        if (ScopeMetrics.RunningChildren.Enabled)
+        {
+            ScopeMetrics.RunningChildren.Add(-1);
+        }
+
+        IChild? next = null;
         bool close;
         lock (_lock)
         {
@@ -552,80 +556,72 @@ public sealed class TaskScope : IAsyncDisposable
     /// <summary>The result type of children started without one.</summary>
     private readonly struct VoidResult;
 
-    private abstract class Child : IThreadPoolWorkItem
+    /// <summary>A child waiting to run: scheduled when it gets a slot, or cancelled without running.</summary>
+    private interface IChild
     {
-        private readonly ExecutionContext? _context;
+        void Schedule();
 
-        protected Child(TaskScope scope, ExecutionContext? context)
-        {
-            Scope = scope;
-            _context = context;
-        }
+        void CancelWithoutRunning(CancellationToken token);
+    }
 
-        protected TaskScope Scope { get; }
-
+    /// <summary>One child: its own outcome (the task <see cref="Start{T}"/> returns) and its thread-pool work item, in
+    /// one object.</summary>
+    private sealed class Child<T>(TaskScope scope, Delegate work, ExecutionContext? context)
+        : TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously), IChild, IThreadPoolWorkItem
+    {
         public void Schedule()
         {
-            ScopeMetrics.RunningChildren.Add(1);
+            if (ScopeMetrics.RunningChildren.Enabled)
+            {
+                ScopeMetrics.RunningChildren.Add(1);
+            }
+
             ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
         }
 
-        public abstract void CancelWithoutRunning(CancellationToken token);
+        public void CancelWithoutRunning(CancellationToken token) => TrySetCanceled(token);
 
         void IThreadPoolWorkItem.Execute()
         {
-            if (_context is null)
+            if (context is null)
             {
-                Run();
+                _ = RunAsync();
             }
             else
             {
-                ExecutionContext.Run(_context, static state => ((Child)state!).Run(), this);
+                ExecutionContext.Run(context, static state => _ = ((Child<T>)state!).RunAsync(), this);
             }
         }
 
-        private void Run() => _ = RunAsync();
-
         // Never faults: every outcome goes to the child's task and to the scope.
-        protected abstract Task RunAsync();
-    }
-
-    private sealed class Child<T>(TaskScope scope, Delegate work, ExecutionContext? context) : Child(scope, context)
-    {
-        private readonly TaskCompletionSource<T> _outcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public Task<T> Task => _outcome.Task;
-
-        public override void CancelWithoutRunning(CancellationToken token) => _outcome.TrySetCanceled(token);
-
-        protected override async Task RunAsync()
+        private async Task RunAsync()
         {
             Exception? failure = null;
-            CancellationToken token = Scope.Token;
+            CancellationToken token = scope.Token;
             try
             {
                 if (work is Func<CancellationToken, Task<T>> withResult)
                 {
-                    _outcome.TrySetResult(await withResult(token).ConfigureAwait(false));
+                    TrySetResult(await withResult(token).ConfigureAwait(false));
                 }
                 else
                 {
                     await ((Func<CancellationToken, Task>)work)(token).ConfigureAwait(false);
-                    _outcome.TrySetResult(default!);
+                    TrySetResult(default!);
                 }
             }
             catch (OperationCanceledException) when (token.IsCancellationRequested)
             {
-                _outcome.TrySetCanceled(token);
+                TrySetCanceled(token);
             }
             catch (Exception e)
             {
                 failure = e;
-                _outcome.TrySetException(e);
-                _ = _outcome.Task.Exception; // the scope surfaces it; an ignored child task must not raise it again
+                TrySetException(e);
+                _ = Task.Exception; // the scope surfaces it; an ignored child task must not raise it again
             }
 
-            Scope.OnChildFinished(failure);
+            scope.OnChildFinished(failure);
         }
     }
 
