@@ -20,9 +20,11 @@ namespace AsyncScopes;
 /// </remarks>
 public sealed class TaskScope : IAsyncDisposable
 {
-    private const int Open = 0;
-    private const int Joining = 1;
-    private const int Closed = 2;
+    // _counts: the children started or waiting for a slot and not finished (low 32 bits), and two flags. One word, so
+    // that starting and finishing a child are single atomic operations and the scope closes exactly once.
+    private const long ActiveMask = 0xFFFF_FFFF;
+    private const long JoiningFlag = 1L << 32;
+    private const long ClosedFlag = 1L << 33;
 
     private static readonly KeyValuePair<string, object?> KindTag = new(ScopeMetrics.KindTag, "TaskScope");
     private static readonly TaskScopeOptions RaceOptions = new() { FailureMode = TaskScopeFailureMode.WaitForAll, Name = "TaskScope.RaceAsync" };
@@ -41,10 +43,9 @@ public sealed class TaskScope : IAsyncDisposable
 
     private Queue<IChild>? _waiting;
     private List<Exception>? _failures;
-    private int _state;
-    private int _active; // started or waiting for a slot, not finished
-    private int _running; // holding a slot
-    private bool _joinCalled;
+    private long _counts;
+    private int _running; // holding a slot; bounded scopes only, under the lock
+    private volatile bool _joinCalled;
     private bool _disposalReported;
     private int _cancelReason;
 
@@ -157,23 +158,12 @@ public sealed class TaskScope : IAsyncDisposable
     /// <see cref="ScopeDiagnostics.UnobservedFailure"/>.</remarks>
     public Task JoinAsync()
     {
-        bool close;
-        lock (_lock)
+        if (!IsClosed)
         {
-            if (_state != Closed)
-            {
-                _joinCalled = true;
-            }
-
-            if (_state == Open)
-            {
-                _state = Joining;
-            }
-
-            close = TryCloseLocked();
+            _joinCalled = true;
         }
 
-        if (close)
+        if (BeginJoining())
         {
             FinishClose();
         }
@@ -199,18 +189,7 @@ public sealed class TaskScope : IAsyncDisposable
             RequestCancel(CancelReason.Disposed);
         }
 
-        bool close;
-        lock (_lock)
-        {
-            if (_state == Open)
-            {
-                _state = Joining;
-            }
-
-            close = TryCloseLocked();
-        }
-
-        if (close)
+        if (BeginJoining())
         {
             FinishClose();
         }
@@ -314,29 +293,52 @@ public sealed class TaskScope : IAsyncDisposable
 
     private Task<T> StartCore<T>(Delegate work)
     {
-        Child<T> child;
-        lock (_lock)
+        if (!TryAddActive())
         {
-            if (_state == Closed)
+            throw new InvalidOperationException(
+                $"The TaskScope{(_name is null ? string.Empty : " '" + _name + "'")} is closed: it was joined or disposed, so it cannot start children.");
+        }
+
+        if (_source.IsCancellationRequested)
+        {
+            if (ReleaseActive(1))
             {
-                throw new InvalidOperationException(
-                    $"The TaskScope{(_name is null ? string.Empty : " '" + _name + "'")} is closed: it was joined or disposed, so it cannot start children.");
+                FinishClose();
             }
 
-            if (_source.IsCancellationRequested)
+            return Task.FromCanceled<T>(_source.Token);
+        }
+
+        var child = new Child<T>(this, work, ExecutionContext.Capture());
+        if (_maxConcurrency > 0)
+        {
+            lock (_lock)
             {
-                return Task.FromCanceled<T>(_source.Token);
+                // Checked under the lock that OnCancelled drains the waiting children with: none is left behind.
+                if (_source.IsCancellationRequested)
+                {
+                    child.CancelWithoutRunning(_source.Token);
+                }
+                else if (_running >= _maxConcurrency)
+                {
+                    (_waiting ??= new Queue<IChild>()).Enqueue(child);
+                    return child.Task;
+                }
+                else
+                {
+                    _running++;
+                }
             }
 
-            child = new Child<T>(this, work, ExecutionContext.Capture());
-            _active++;
-            if (_maxConcurrency > 0 && _running >= _maxConcurrency)
+            if (child.Task.IsCanceled)
             {
-                (_waiting ??= new Queue<IChild>()).Enqueue(child);
+                if (ReleaseActive(1))
+                {
+                    FinishClose();
+                }
+
                 return child.Task;
             }
-
-            _running++;
         }
 
         child.Schedule();
@@ -350,27 +352,29 @@ public sealed class TaskScope : IAsyncDisposable
             ScopeMetrics.RunningChildren.Add(-1);
         }
 
-        IChild? next = null;
-        bool close;
-        lock (_lock)
+        if (failure is not null)
         {
-            if (failure is not null)
+            lock (_lock)
             {
                 (_failures ??= []).Add(failure);
             }
+        }
 
-            _active--;
-            _running--;
-            Debug.Assert(_active >= 0 && _running >= 0, "More children finished than started.");
-
-            // Once the token is cancelled, OnCancelled cancels the waiting children instead.
-            if (_waiting is { Count: > 0 } && !_source.IsCancellationRequested)
+        IChild? next = null;
+        if (_maxConcurrency > 0)
+        {
+            lock (_lock)
             {
-                next = _waiting.Dequeue();
-                _running++;
-            }
+                _running--;
+                Debug.Assert(_running >= 0, "More children finished than started.");
 
-            close = TryCloseLocked();
+                // Once the token is cancelled, OnCancelled cancels the waiting children instead.
+                if (_waiting is { Count: > 0 } && !_source.IsCancellationRequested)
+                {
+                    next = _waiting.Dequeue();
+                    _running++;
+                }
+            }
         }
 
         if (failure is not null && _failureMode == TaskScopeFailureMode.CancelOnFirstFailure)
@@ -379,7 +383,9 @@ public sealed class TaskScope : IAsyncDisposable
         }
 
         next?.Schedule();
-        if (close)
+
+        // Last: the failure is recorded and the next child counted before this one can close the scope.
+        if (ReleaseActive(1))
         {
             FinishClose();
         }
@@ -403,7 +409,7 @@ public sealed class TaskScope : IAsyncDisposable
     {
         lock (_lock)
         {
-            if (_state != Closed)
+            if (!IsClosed)
             {
                 (_failures ??= []).AddRange(failures);
                 return;
@@ -421,30 +427,73 @@ public sealed class TaskScope : IAsyncDisposable
     {
         // Every other cause records its reason before cancelling: one not recorded is the timer.
         Interlocked.CompareExchange(ref _cancelReason, (int)CancelReason.Timeout, (int)CancelReason.None);
-        bool close;
-        lock (_lock)
+        int drained = 0;
+        if (_maxConcurrency > 0)
         {
-            while (_waiting is { Count: > 0 })
+            lock (_lock)
             {
-                _waiting.Dequeue().CancelWithoutRunning(_source.Token);
-                _active--;
+                while (_waiting is { Count: > 0 })
+                {
+                    _waiting.Dequeue().CancelWithoutRunning(_source.Token);
+                    drained++;
+                }
             }
-
-            close = TryCloseLocked();
         }
 
-        if (close)
+        if (drained > 0 && ReleaseActive(drained))
         {
             FinishClose();
         }
     }
 
-    private bool TryCloseLocked()
+    private bool IsClosed => (Volatile.Read(ref _counts) & ClosedFlag) != 0;
+
+    // Counts a new child; false when the scope is closed.
+    private bool TryAddActive()
     {
-        if (_state == Joining && _active == 0)
+        long counts = Volatile.Read(ref _counts);
+        while ((counts & ClosedFlag) == 0)
         {
-            _state = Closed;
-            return true;
+            long seen = Interlocked.CompareExchange(ref _counts, counts + 1, counts);
+            if (seen == counts)
+            {
+                return true;
+            }
+
+            counts = seen;
+        }
+
+        return false;
+    }
+
+    // Uncounts finished (or never run) children; true when this closed the scope.
+    private bool ReleaseActive(int children)
+    {
+        long counts = Interlocked.Add(ref _counts, -children);
+        Debug.Assert((counts & ActiveMask) < ActiveMask, "More children finished than started.");
+        return (counts & ActiveMask) == 0 && (counts & JoiningFlag) != 0 && TryClose();
+    }
+
+    // The join (or disposal) began; true when this closed the scope.
+    private bool BeginJoining()
+    {
+        Interlocked.Or(ref _counts, JoiningFlag);
+        return TryClose();
+    }
+
+    // Closes the scope once it is joining and no child is left; exactly one caller ever gets true.
+    private bool TryClose()
+    {
+        long counts = Volatile.Read(ref _counts);
+        while ((counts & ActiveMask) == 0 && (counts & JoiningFlag) != 0 && (counts & ClosedFlag) == 0)
+        {
+            long seen = Interlocked.CompareExchange(ref _counts, counts | ClosedFlag, counts);
+            if (seen == counts)
+            {
+                return true;
+            }
+
+            counts = seen;
         }
 
         return false;
@@ -453,7 +502,7 @@ public sealed class TaskScope : IAsyncDisposable
     // Runs once, on the thread that closed the scope; the failures list no longer changes but through RecordFailures.
     private void FinishClose()
     {
-        Debug.Assert(Volatile.Read(ref _state) == Closed, "Only a closed scope completes.");
+        Debug.Assert(IsClosed, "Only a closed scope completes.");
         List<Exception>? failures;
         lock (_lock)
         {
