@@ -37,7 +37,8 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     private readonly TimeSpan? _maxLifetime;
 
     private int _capacityUsed; // items that exist or are being created
-    private int _inUse;
+    private PoolSlot<T>? _cached; // one idle item kept outside the lock: an uncontended rent and return take no lock
+    private int _waiterCount; // _waiters.Count, readable without the lock
     private int _creating;
     private int _minIdleCreating;
     private long _created;
@@ -87,12 +88,20 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         {
             lock (_lock)
             {
-                return new PoolStatistics(_idle.Count + _inUse, _idle.Count, _inUse, WaiterCount, _created, _destroyed);
+                int idle = IdleCountLocked;
+                return new PoolStatistics(idle + InUseLocked, idle, InUseLocked, _waiters.Count, _created, _destroyed);
             }
         }
     }
 
-    private int WaiterCount => _waiters.Count;
+    // Items that exist and are not idle: leased, or between a lease and the pool. Derived, so that the cached item
+    // can come and go without the lock.
+    private int InUseLocked => (int)(_created - _destroyed) - IdleCountLocked;
+
+    private int IdleCountLocked => _idle.Count + (Volatile.Read(ref _cached) is null ? 0 : 1);
+
+    // The cache is used only by pools without idle or lifetime limits, whose idle items need no sweeping.
+    private bool UsesCache => _sweepTimer is null;
 
     /// <summary>Rents an item: an idle one (validated, if <see cref="AsyncPoolOptions{T}.Validate"/> is set), a new
     /// one if the pool is below its size, else the next one returned, in first-in first-out order.</summary>
@@ -113,6 +122,22 @@ public sealed class AsyncPool<T> : IAsyncDisposable
 
         PoolSlot<T>? slot;
         bool create = false;
+        if (Interlocked.Exchange(ref _cached, null) is { } cached)
+        {
+            if (_disposal is not null)
+            {
+                ReturnToPool(cached); // destroys it
+                ThrowDisposed();
+            }
+
+            if (_options.MinIdle > 0)
+            {
+                EnsureMinIdle();
+            }
+
+            return _options.Validate is null ? new(cached.Lease(_options.Name)) : RentSlowAsync(cached, create: false, cancellationToken);
+        }
+
         lock (_lock)
         {
             ThrowIfDisposedLocked();
@@ -267,9 +292,14 @@ public sealed class AsyncPool<T> : IAsyncDisposable
             _drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             idle = [.. _idle];
             _idle.Clear();
+            if (Interlocked.Exchange(ref _cached, null) is { } cached)
+            {
+                idle.Add(cached);
+            }
+
             waiters = [.. _waiters];
             _waiters.Clear();
-            _inUse += idle.Count; // in transit to destruction
+            Volatile.Write(ref _waiterCount, 0);
         }
 
         var disposed = new ObjectDisposedException(GetType().Name, $"The pool{NameSuffix} was disposed.");
@@ -311,7 +341,6 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         // capacity is reclaimed and the leak reported (a tracked lease reports through its own tracker).
         lock (_lock)
         {
-            _inUse--;
             _destroyed++;
             _all.Remove(slot.Weak);
         }
@@ -370,8 +399,23 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                     {
                         waiter = new Waiter(this);
                         waiter.Node = _waiters.AddLast(waiter);
+                        Volatile.Write(ref _waiterCount, _waiters.Count);
                     }
                 }
+            }
+
+            // An item cached by a return that did not yet see this waiter: take it rather than wait for another.
+            if (waiter is not null && Interlocked.Exchange(ref _cached, null) is { } raced)
+            {
+                await WithdrawAsync(waiter).ConfigureAwait(false);
+                if (_disposal is not null)
+                {
+                    ReturnToPool(raced); // destroys it
+                    ThrowDisposed();
+                }
+
+                slot = raced;
+                continue;
             }
 
             if (waiter is not null)
@@ -403,6 +447,40 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         return await waiter.Task.ConfigureAwait(false);
     }
 
+    // Takes a waiter out of the queue. One that was completed meanwhile gives back what it was handed.
+    private async ValueTask WithdrawAsync(Waiter waiter)
+    {
+        lock (_lock)
+        {
+            if (waiter.Node?.List is not null)
+            {
+                _waiters.Remove(waiter.Node);
+                waiter.Node = null;
+                Volatile.Write(ref _waiterCount, _waiters.Count);
+                return;
+            }
+        }
+
+        // Handed an item or a place, cancelled, timed out, or failed by disposal (completed just outside the lock).
+        await ((Task)waiter.Task).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        if (waiter.Task.IsCompletedSuccessfully)
+        {
+            if (waiter.Task.Result is { } extra)
+            {
+                ReturnToPool(extra);
+            }
+            else
+            {
+                lock (_lock)
+                {
+                    _creating--;
+                }
+
+                ReleaseCapacity();
+            }
+        }
+    }
+
     // A waiter gives up (cancelled or timed out): it takes nothing from here on, since handing over is TrySetResult.
     private void AbandonWait(Waiter waiter, CancellationToken? canceled)
     {
@@ -411,10 +489,12 @@ public sealed class AsyncPool<T> : IAsyncDisposable
             bool abandoned = canceled is { } token
                 ? waiter.TrySetCanceled(token)
                 : waiter.TrySetException(new TimeoutException(
-                    $"Timed out after {_acquireTimeout} waiting for an item of pool{NameSuffix} (MaxSize {_options.MaxSize}: {_inUse} in use, {_waiters.Count} waiting)."));
+                    $"Timed out after {_acquireTimeout} waiting for an item of pool{NameSuffix} (MaxSize {_options.MaxSize}: {InUseLocked} in use, {_waiters.Count} waiting)."));
             if (abandoned && waiter.Node?.List is not null)
             {
                 _waiters.Remove(waiter.Node);
+                waiter.Node = null;
+                Volatile.Write(ref _waiterCount, _waiters.Count);
             }
         }
     }
@@ -500,7 +580,6 @@ public sealed class AsyncPool<T> : IAsyncDisposable
             }
 
             _created++;
-            _inUse++;
             _all.Add(slot.Weak);
             disposed = _disposal is not null;
         }
@@ -535,6 +614,26 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     // An item leaves use: to the first live waiter, else to the idle list.
     private void ReturnToPool(PoolSlot<T> slot)
     {
+        if (UsesCache && Volatile.Read(ref _waiterCount) == 0)
+        {
+            slot.IsFreshFromIdle = true;
+            if (Interlocked.CompareExchange(ref _cached, slot, null) is null)
+            {
+                // Checked again after publishing: a renter that registered as a waiter (or a disposal) meanwhile reads
+                // the cache after registering, so one of the two sees the other. Take back whatever is there.
+                if (Volatile.Read(ref _waiterCount) == 0 && _disposal is null)
+                {
+                    return;
+                }
+
+                slot = Interlocked.Exchange(ref _cached, null)!;
+                if (slot is null)
+                {
+                    return; // a renter took it
+                }
+            }
+        }
+
         bool destroy = false;
         lock (_lock)
         {
@@ -548,6 +647,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                 {
                     _waiters.RemoveFirst();
                     node.Value.Node = null;
+                    Volatile.Write(ref _waiterCount, _waiters.Count);
                     slot.IsFreshFromIdle = false;
                     if (node.Value.TrySetResult(slot))
                     {
@@ -555,7 +655,6 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                     }
                 }
 
-                _inUse--;
                 slot.IsFreshFromIdle = true;
                 _idle.Add(slot);
                 if (_sweepTimer is not null)
@@ -575,6 +674,11 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     // Takes an idle item, most recently used first; it counts as in use from here.
     private PoolSlot<T>? PopIdleLocked()
     {
+        if (Interlocked.Exchange(ref _cached, null) is { } cached)
+        {
+            return cached;
+        }
+
         int last = _idle.Count - 1;
         if (last < 0)
         {
@@ -583,7 +687,6 @@ public sealed class AsyncPool<T> : IAsyncDisposable
 
         var slot = _idle[last];
         _idle.RemoveAt(last);
-        _inUse++;
         return slot;
     }
 
@@ -604,6 +707,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
             {
                 _waiters.RemoveFirst();
                 node.Value.Node = null;
+                Volatile.Write(ref _waiterCount, _waiters.Count);
                 _creating++;
                 if (node.Value.TrySetResult(null))
                 {
@@ -628,7 +732,6 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     {
         lock (_lock)
         {
-            _inUse--;
             _destroyed++;
             _all.Remove(slot.Weak);
         }
@@ -722,7 +825,6 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                 if (expired || idledOut)
                 {
                     _idle.RemoveAt(i--);
-                    _inUse++; // in transit to destruction
                     doomed.Add(slot);
                 }
             }
@@ -770,7 +872,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                 return;
             }
 
-            toCreate = Math.Min(_options.MinIdle - _idle.Count - _minIdleCreating, _options.MaxSize - _capacityUsed);
+            toCreate = Math.Min(_options.MinIdle - IdleCountLocked - _minIdleCreating, _options.MaxSize - _capacityUsed);
             for (int i = 0; i < toCreate; i++)
             {
                 ReserveLocked();
@@ -945,7 +1047,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
 
     private void CheckDrainedLocked()
     {
-        if (_drained is not null && _inUse == 0 && _creating == 0)
+        if (_drained is not null && InUseLocked == 0 && _creating == 0)
         {
             _drained.TrySetResult();
         }
@@ -967,9 +1069,12 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     {
         if (_disposal is not null)
         {
-            throw new ObjectDisposedException(GetType().Name, $"The pool{NameSuffix} is disposed.");
+            ThrowDisposed();
         }
     }
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    private void ThrowDisposed() => throw new ObjectDisposedException(GetType().Name, $"The pool{NameSuffix} is disposed.");
 
     /// <summary>A renter waiting for an item; the result is the item, or null for a place to create one.</summary>
     private sealed class Waiter(AsyncPool<T> pool) : TaskCompletionSource<PoolSlot<T>?>(TaskCreationOptions.RunContinuationsAsynchronously)

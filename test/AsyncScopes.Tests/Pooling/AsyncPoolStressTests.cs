@@ -343,4 +343,41 @@ public sealed class AsyncPoolStressTests
             }
         }
     }
+
+    [Fact]
+    public async Task A_returned_item_never_sits_idle_while_a_renter_waits_for_it()
+    {
+        // One item, several renters: every return races a renter that is about to wait. An item left idle while a
+        // renter waits would stall the renters, so the bounded wait below would fail.
+        const int Renters = 4;
+        const int RentsPerRenter = 2000;
+        await using var pool = new AsyncPool<object>(_ => new ValueTask<object>(new object()), new AsyncPoolOptions<object> { MaxSize = 1 });
+        int held = 0;
+        int overlaps = 0;
+
+        async Task RentLoopAsync()
+        {
+            for (int i = 0; i < RentsPerRenter; i++)
+            {
+                await using var lease = await pool.RentAsync();
+                if (Interlocked.Increment(ref held) != 1)
+                {
+                    Interlocked.Increment(ref overlaps);
+                }
+
+                if (i % 3 == 0)
+                {
+                    await Task.Yield();
+                }
+
+                Interlocked.Decrement(ref held);
+            }
+        }
+
+        await Task.WhenAll(Enumerable.Range(0, Renters).Select(_ => Task.Run(RentLoopAsync))).WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(0, overlaps);
+        var statistics = pool.Statistics;
+        Assert.Equal(new PoolStatistics(Size: 1, Idle: 1, InUse: 0, Waiters: 0, Created: 1, Destroyed: 0), statistics);
+    }
 }
