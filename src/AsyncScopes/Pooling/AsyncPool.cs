@@ -10,8 +10,9 @@ namespace AsyncScopes;
 /// </summary>
 /// <typeparam name="T">The pooled item type: a connection, a socket, a buffer.</typeparam>
 /// <remarks>
-/// <para>Renting an idle item and returning it takes a short lock and allocates nothing. Only a renter that must
-/// wait allocates (one waiter object).</para>
+/// <para>Renting an idle item and returning it allocates nothing; when uncontended it takes no lock either (in a pool
+/// without idle or lifetime limits, the last returned item waits in a lock-free slot). A renter that must wait
+/// allocates its waiter.</para>
 /// <para>Items are destroyed, never thrown away: on discard, on failure of <c>UseAsync</c> (see
 /// <see cref="AsyncPoolOptions{T}.DiscardOn"/>), when too old or idle too long, and at disposal. Reset, validation
 /// and destruction failures never reach a renter as the outcome of a return; they are reported through

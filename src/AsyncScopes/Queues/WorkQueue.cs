@@ -35,7 +35,7 @@ public sealed class WorkQueue<T> : IAsyncDisposable
     private readonly KeyValuePair<string, object?> _queueTag;
     private readonly CancellationTokenRegistration _queueTokenRegistration;
 
-    private readonly Worker[] _workerCounts;
+    private readonly WorkQueueWorker[] _workerCounts;
     private volatile bool _completing;
     private Task<WorkQueueResult<T>>? _completion;
 
@@ -66,10 +66,10 @@ public sealed class WorkQueue<T> : IAsyncDisposable
         ScopeMetrics.Register(_metrics);
 
         _workers = new TaskScope(new TaskScopeOptions { FailureMode = TaskScopeFailureMode.WaitForAll, Name = options.Name }, tracked: false, CancellationToken.None);
-        _workerCounts = new Worker[options.Workers];
+        _workerCounts = new WorkQueueWorker[options.Workers];
         for (int i = 0; i < _workerCounts.Length; i++)
         {
-            var worker = _workerCounts[i] = new Worker();
+            var worker = _workerCounts[i] = new WorkQueueWorker();
             _ = _workers.Start(stop => WorkAsync(worker, stop));
         }
 
@@ -236,7 +236,7 @@ public sealed class WorkQueue<T> : IAsyncDisposable
     }
 
     // One worker: takes items until the channel is completed and empty, or the queue is stopped.
-    private async Task WorkAsync(Worker worker, CancellationToken stop)
+    private async Task WorkAsync(WorkQueueWorker worker, CancellationToken stop)
     {
         var reader = _channel.Reader;
         while (true)
@@ -267,7 +267,7 @@ public sealed class WorkQueue<T> : IAsyncDisposable
     }
 
     // Counts are kept per worker, written by that worker only, so that workers never contend on them.
-    private async Task ProcessAsync(Worker worker, T item, CancellationToken stop)
+    private async Task ProcessAsync(WorkQueueWorker worker, T item, CancellationToken stop)
     {
         Volatile.Write(ref worker.Running, 1);
         try
@@ -318,16 +318,6 @@ public sealed class WorkQueue<T> : IAsyncDisposable
         {
             ScopeDiagnostics.ReportUnobserved(_options.Name, e);
         }
-    }
-
-    /// <summary>The counts of one worker; fields so that they can be read and written atomically.</summary>
-    private sealed class Worker
-    {
-#pragma warning disable SA1401, CA1051 // Fields on purpose: Volatile needs them by reference.
-        public int Running;
-        public long Completed;
-        public long Failed;
-#pragma warning restore SA1401, CA1051
     }
 
     /// <summary>Reads the queue depth for the meter; held weakly there.</summary>

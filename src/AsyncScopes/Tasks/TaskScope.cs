@@ -20,13 +20,17 @@ namespace AsyncScopes;
 /// </remarks>
 public sealed class TaskScope : IAsyncDisposable
 {
-    // _counts: the children started or waiting for a slot and not finished (low 32 bits), and two flags. One word, so
-    // that starting and finishing a child are single atomic operations and the scope closes exactly once.
-    private const long ActiveMask = 0xFFFF_FFFF;
+    // _counts: the children ever started (low 32 bits, wrapping) and two flags, written by whoever starts children.
+    // _finished: the children that finished (or never ran), on a cache line of its own, written by the children. The
+    // scope closes, exactly once, when it is joining and the two counts are equal.
+    private const long StartedMask = 0xFFFF_FFFF;
     private const long JoiningFlag = 1L << 32;
     private const long ClosedFlag = 1L << 33;
 
     private static readonly KeyValuePair<string, object?> KindTag = new(ScopeMetrics.KindTag, "TaskScope");
+
+    // The context a thread has when nothing flowed into it (no AsyncLocal set): captured once, on a fresh thread.
+    private static readonly ExecutionContext? DefaultContext = CaptureDefaultContext();
     private static readonly TaskScopeOptions RaceOptions = new() { FailureMode = TaskScopeFailureMode.WaitForAll, Name = "TaskScope.RaceAsync" };
 
     private readonly Lock _lock = new();
@@ -43,6 +47,7 @@ public sealed class TaskScope : IAsyncDisposable
 
     private Queue<IChild>? _waiting;
     private List<Exception>? _failures;
+    private readonly FinishedCounter _finished = new();
     private long _counts;
     private int _running; // holding a slot; bounded scopes only, under the lock
     private volatile bool _joinCalled;
@@ -301,7 +306,7 @@ public sealed class TaskScope : IAsyncDisposable
 
         if (_source.IsCancellationRequested)
         {
-            if (ReleaseActive(1))
+            if (MarkFinished(1))
             {
                 FinishClose();
             }
@@ -309,7 +314,7 @@ public sealed class TaskScope : IAsyncDisposable
             return Task.FromCanceled<T>(_source.Token);
         }
 
-        var child = new Child<T>(this, work, ExecutionContext.Capture());
+        var child = new Child<T>(this, work, CaptureContext());
         if (_maxConcurrency > 0)
         {
             lock (_lock)
@@ -332,7 +337,7 @@ public sealed class TaskScope : IAsyncDisposable
 
             if (child.Task.IsCanceled)
             {
-                if (ReleaseActive(1))
+                if (MarkFinished(1))
                 {
                     FinishClose();
                 }
@@ -385,7 +390,7 @@ public sealed class TaskScope : IAsyncDisposable
         next?.Schedule();
 
         // Last: the failure is recorded and the next child counted before this one can close the scope.
-        if (ReleaseActive(1))
+        if (MarkFinished(1))
         {
             FinishClose();
         }
@@ -440,10 +445,31 @@ public sealed class TaskScope : IAsyncDisposable
             }
         }
 
-        if (drained > 0 && ReleaseActive(drained))
+        if (drained > 0 && MarkFinished(drained))
         {
             FinishClose();
         }
+    }
+
+    // The caller's context, or null when it is the default one: the thread pool runs work items in the default
+    // context already, so restoring it would only cost time.
+    private static ExecutionContext? CaptureContext()
+    {
+        var context = ExecutionContext.Capture();
+        return ReferenceEquals(context, DefaultContext) ? null : context;
+    }
+
+    private static ExecutionContext? CaptureDefaultContext()
+    {
+        ExecutionContext? captured = null;
+        using (ExecutionContext.SuppressFlow())
+        {
+            var thread = new Thread(() => captured = ExecutionContext.Capture());
+            thread.Start();
+            thread.Join();
+        }
+
+        return captured;
     }
 
     private bool IsClosed => (Volatile.Read(ref _counts) & ClosedFlag) != 0;
@@ -454,7 +480,8 @@ public sealed class TaskScope : IAsyncDisposable
         long counts = Volatile.Read(ref _counts);
         while ((counts & ClosedFlag) == 0)
         {
-            long seen = Interlocked.CompareExchange(ref _counts, counts + 1, counts);
+            long next = (counts & ~StartedMask) | ((counts + 1) & StartedMask);
+            long seen = Interlocked.CompareExchange(ref _counts, next, counts);
             if (seen == counts)
             {
                 return true;
@@ -466,26 +493,30 @@ public sealed class TaskScope : IAsyncDisposable
         return false;
     }
 
-    // Uncounts finished (or never run) children; true when this closed the scope.
-    private bool ReleaseActive(int children)
+    // Counts finished (or never run) children; true when this closed the scope.
+    private bool MarkFinished(int children)
     {
-        long counts = Interlocked.Add(ref _counts, -children);
-        Debug.Assert((counts & ActiveMask) < ActiveMask, "More children finished than started.");
-        return (counts & ActiveMask) == 0 && (counts & JoiningFlag) != 0 && TryClose();
+        Interlocked.Add(ref _finished.Count, children);
+
+        // Read after the increment (a full fence), as BeginJoining sets the flag before it compares the counts: one of
+        // the two sees the other.
+        return Volatile.Read(ref _finished.Joining) && TryClose();
     }
 
     // The join (or disposal) began; true when this closed the scope.
     private bool BeginJoining()
     {
+        Volatile.Write(ref _finished.Joining, true);
         Interlocked.Or(ref _counts, JoiningFlag);
         return TryClose();
     }
 
-    // Closes the scope once it is joining and no child is left; exactly one caller ever gets true.
+    // Closes the scope once it is joining and every started child finished; exactly one caller ever gets true.
     private bool TryClose()
     {
         long counts = Volatile.Read(ref _counts);
-        while ((counts & ActiveMask) == 0 && (counts & JoiningFlag) != 0 && (counts & ClosedFlag) == 0)
+        while ((counts & JoiningFlag) != 0 && (counts & ClosedFlag) == 0
+            && (uint)counts == (uint)Volatile.Read(ref _finished.Count))
         {
             long seen = Interlocked.CompareExchange(ref _counts, counts | ClosedFlag, counts);
             if (seen == counts)
@@ -605,6 +636,20 @@ public sealed class TaskScope : IAsyncDisposable
     /// <summary>The result type of children started without one.</summary>
     private readonly struct VoidResult;
 
+    /// <summary>What the children write when they finish, padded to a cache line of its own so that finishing
+    /// children never contend with the thread that starts them.</summary>
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Explicit, Size = 192)]
+    private sealed class FinishedCounter
+    {
+#pragma warning disable CA1051 // Fields on purpose: Interlocked and Volatile need them by reference.
+        [System.Runtime.InteropServices.FieldOffset(64)]
+        public long Count;
+
+        [System.Runtime.InteropServices.FieldOffset(72)]
+        public bool Joining;
+#pragma warning restore CA1051
+    }
+
     /// <summary>A child waiting to run: scheduled when it gets a slot, or cancelled without running.</summary>
     private interface IChild
     {
@@ -625,7 +670,9 @@ public sealed class TaskScope : IAsyncDisposable
                 ScopeMetrics.RunningChildren.Add(1);
             }
 
-            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+            // Like Task.Run: from a thread-pool thread the child goes to that thread's local queue, where other
+            // threads steal it; the global queue would make every Start contend.
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: true);
         }
 
         public void CancelWithoutRunning(CancellationToken token) => TrySetCanceled(token);

@@ -124,7 +124,9 @@ public sealed class AsyncPoolOptionsTests
         destroyGate.SetResult();                            // second gets the freed place; first waits again
         await returning.WaitAsync(Patience);
         var secondLease = await second.WaitAsync(Patience);
-        Assert.Equal(1, pool.Statistics.Waiters);
+
+        // The first renter queues again on the thread that destroyed its item; wait until it has, before moving time.
+        await PoolTest.UntilAsync(() => pool.Statistics.Waiters == 1, "the first renter waiting again");
 
         time.Advance(TimeSpan.FromSeconds(1.9));             // t = 12.9
         Assert.False(first.IsCompleted);

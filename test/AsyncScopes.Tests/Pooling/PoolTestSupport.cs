@@ -13,6 +13,18 @@ internal static class PoolTest
 
     public static TaskCompletionSource NewGate() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    // For a state the pool reaches on another thread with no event to await: polls the condition, yielding, and fails
+    // after Patience instead of hanging.
+    public static async Task UntilAsync(Func<bool> condition, string what)
+    {
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (!condition())
+        {
+            Assert.True(waited.Elapsed < Patience, $"{what} did not happen within {Patience}");
+            await Task.Yield();
+        }
+    }
+
     public static AsyncPool<Item> NewPool(AsyncPoolOptions<Item>? options = null) =>
         new(static _ => ValueTask.FromResult(new Item()), options);
 
