@@ -426,27 +426,27 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                     waitStarted = _time.GetTimestamp();
                 }
 
-                slot = await WaitAsync(waiter, waitStarted, cancellationToken).ConfigureAwait(false);
+                // Inline rather than in a helper: a helper's state machine would be one more allocation per wait.
+                using (cancellationToken.UnsafeRegister(static (state, token) => ((Waiter)state!).Pool.AbandonWait((Waiter)state!, token), waiter))
+                using (StartAcquireTimer(waiter, waitStarted))
+                {
+                    slot = await waiter.Task.ConfigureAwait(false);
+                }
+
                 create = slot is null; // handed a place in the pool rather than an item
             }
         }
     }
 
-    private async ValueTask<PoolSlot<T>?> WaitAsync(Waiter waiter, long waitStarted, CancellationToken cancellationToken)
-    {
-        using var cancellation = cancellationToken.UnsafeRegister(
-            static (state, token) => ((Waiter)state!).Pool.AbandonWait((Waiter)state!, token), waiter);
-
-        // AcquireTimeout bounds the whole rent, however many times it had to wait.
-        using var timer = _acquireTimeout is { } timeout
+    // AcquireTimeout bounds the whole rent, however many times it had to wait.
+    private ITimer? StartAcquireTimer(Waiter waiter, long waitStarted) =>
+        _acquireTimeout is { } timeout
             ? _time.CreateTimer(
                 static state => ((Waiter)state!).Pool.AbandonWait((Waiter)state!, canceled: null),
                 waiter,
                 TimeSpan.FromTicks(Math.Max(1, (timeout - _time.GetElapsedTime(waitStarted)).Ticks)),
                 Timeout.InfiniteTimeSpan)
             : null;
-        return await waiter.Task.ConfigureAwait(false);
-    }
 
     // Takes a waiter out of the queue. One that was completed meanwhile gives back what it was handed.
     private async ValueTask WithdrawAsync(Waiter waiter)
