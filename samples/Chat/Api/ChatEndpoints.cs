@@ -1,0 +1,244 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.WebSockets;
+using System.Reflection;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using AsyncScopes;
+using Chat.Realtime;
+using Chat.Storage;
+
+namespace Chat.Api;
+
+/// <summary>The HTTP API, the WebSocket endpoint and the page.</summary>
+internal static partial class ChatEndpoints
+{
+    private const int DefaultPageSize = 50;
+
+    public static void MapChat(this WebApplication app)
+    {
+        app.MapGet("/", ServePage);
+        app.MapGet("/api/rooms", GetRoomsAsync);
+        app.MapGet("/api/rooms/{room}/messages", GetMessagesAsync);
+        app.MapPost("/api/rooms/{room}/messages", PostMessageAsync);
+        app.MapGet("/api/webhooks", GetWebhooksAsync);
+        app.MapPost("/api/webhooks", RegisterWebhookAsync);
+        app.MapDelete("/api/webhooks/{id:long}", RemoveWebhookAsync);
+        app.MapGet("/health", GetHealthAsync);
+        app.Map("/ws/rooms/{room}", ConnectAsync);
+    }
+
+    private static IResult ServePage()
+    {
+        Stream page = Assembly.GetExecutingAssembly().GetManifestResourceStream("Chat.index.html")
+            ?? throw new InvalidOperationException("The page is missing from the assembly.");
+        return Results.Stream(page, "text/html; charset=utf-8");
+    }
+
+    private static async Task<IResult> GetRoomsAsync(ChatService chat, CancellationToken cancellationToken)
+    {
+        IReadOnlyList<RoomSummary> stored = await chat.Store.GetRoomsAsync(cancellationToken).ConfigureAwait(false);
+        IReadOnlyDictionary<string, int> online = chat.Hub.Rooms();
+        var rooms = stored
+            .Select(room => new RoomInfo(room.Name, room.Messages, room.LastMessageId, online.GetValueOrDefault(room.Name)))
+            .Concat(online.Keys.Except(stored.Select(room => room.Name)).Select(name => new RoomInfo(name, 0, 0, online[name])))
+            .OrderBy(room => room.Name, StringComparer.Ordinal)
+            .ToList();
+        return Json<IReadOnlyList<RoomInfo>>(rooms, ChatJson.Default.IReadOnlyListRoomInfo);
+    }
+
+    private static async Task<IResult> GetMessagesAsync(
+        string room, string? before, string? limit, ChatService chat, CancellationToken cancellationToken)
+    {
+        if (ChatInput.CheckRoom(room) is { } roomError)
+        {
+            return Error(StatusCodes.Status400BadRequest, roomError);
+        }
+
+        long? beforeId = null;
+        if (before is not null)
+        {
+            if (!long.TryParse(before, NumberStyles.None, CultureInfo.InvariantCulture, out long parsed) || parsed < 1)
+            {
+                return Error(StatusCodes.Status400BadRequest, "'before' is a message id: a whole number from 1.");
+            }
+
+            beforeId = parsed;
+        }
+
+        int pageSize = DefaultPageSize;
+        if (limit is not null
+            && (!int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out pageSize) || pageSize < 1 || pageSize > chat.Options.MaxPageSize))
+        {
+            return Error(StatusCodes.Status400BadRequest, $"'limit' is a whole number from 1 to {chat.Options.MaxPageSize}.");
+        }
+
+        IReadOnlyList<StoredMessage> messages = await chat.Store.GetMessagesAsync(room, beforeId, pageSize, cancellationToken)
+            .ConfigureAwait(false);
+        long? nextBefore = messages.Count == pageSize ? messages[0].Id : null;
+        return Json(new MessagePage(messages, nextBefore), ChatJson.Default.MessagePage);
+    }
+
+    private static async Task<IResult> PostMessageAsync(
+        string room, HttpRequest request, ChatService chat, ILogger<ChatService> logger, CancellationToken cancellationToken)
+    {
+        if (ChatInput.CheckRoom(room) is { } roomError)
+        {
+            return Error(StatusCodes.Status400BadRequest, roomError);
+        }
+
+        (PostMessageRequest? body, IResult? bad) = await ReadAsync(request, ChatJson.Default.PostMessageRequest, cancellationToken)
+            .ConfigureAwait(false);
+        if (bad is not null)
+        {
+            return bad;
+        }
+
+        if ((ChatInput.CheckName(body!.Name) ?? ChatInput.CheckText(body.Text, chat.Options.MaxMessageLength)) is { } inputError)
+        {
+            return Error(StatusCodes.Status400BadRequest, inputError);
+        }
+
+        StoredMessage message;
+        try
+        {
+            message = await chat.PostAsync(room, body.Name!, body.Text!, sender: null, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+        {
+            LogNotStored(logger, e, room);
+            return Error(
+                e is TimeoutException ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status500InternalServerError,
+                ChatService.NotStoredMessage(e));
+        }
+
+        return Results.Json(
+            message,
+            ChatJson.Default.StoredMessage,
+            statusCode: StatusCodes.Status201Created);
+    }
+
+    private static async Task<IResult> GetWebhooksAsync(ChatService chat, CancellationToken cancellationToken) =>
+        Json(await chat.Store.GetWebhooksAsync(cancellationToken).ConfigureAwait(false), ChatJson.Default.IReadOnlyListWebhookRegistration);
+
+    private static async Task<IResult> RegisterWebhookAsync(HttpRequest request, ChatService chat, CancellationToken cancellationToken)
+    {
+        (RegisterWebhookRequest? body, IResult? bad) = await ReadAsync(request, ChatJson.Default.RegisterWebhookRequest, cancellationToken)
+            .ConfigureAwait(false);
+        if (bad is not null)
+        {
+            return bad;
+        }
+
+        if (ChatInput.CheckRoom(body!.Room) is { } roomError)
+        {
+            return Error(StatusCodes.Status400BadRequest, roomError);
+        }
+
+        if (!Uri.TryCreate(body.Url, UriKind.Absolute, out Uri? url)
+            || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps)
+            || body.Url!.Length > 2_000)
+        {
+            return Error(StatusCodes.Status400BadRequest, "'url' is an absolute http or https URL of at most 2000 characters.");
+        }
+
+        (WebhookRegistration webhook, bool created) = await chat.Store.AddWebhookAsync(body.Room!, url.AbsoluteUri, cancellationToken)
+            .ConfigureAwait(false);
+        return Results.Json(
+            webhook,
+            ChatJson.Default.WebhookRegistration,
+            statusCode: created ? StatusCodes.Status201Created : StatusCodes.Status200OK);
+    }
+
+    private static async Task<IResult> RemoveWebhookAsync(long id, ChatService chat, CancellationToken cancellationToken) =>
+        await chat.Store.RemoveWebhookAsync(id, cancellationToken).ConfigureAwait(false)
+            ? Results.NoContent()
+            : Error(StatusCodes.Status404NotFound, $"There is no webhook {id}.");
+
+    private static async Task<IResult> GetHealthAsync(ChatService chat, CancellationToken cancellationToken)
+    {
+        OutboxCounts outbox = await chat.Store.GetOutboxCountsAsync(cancellationToken).ConfigureAwait(false);
+        using var process = Process.GetCurrentProcess();
+        var report = new HealthReport(
+            chat.Hub.IsStopping ? "stopping" : "ok",
+            chat.Hub.Count,
+            ScopeDiagnostics.OpenScopes.Count,
+            chat.Store.WriterStatistics,
+            chat.Store.ReaderStatistics,
+            chat.Webhooks.Statistics,
+            outbox,
+            process.WorkingSet64);
+        return Json(report, ChatJson.Default.HealthReport);
+    }
+
+    private static async Task ConnectAsync(HttpContext context, string room, ChatService chat)
+    {
+        if (!context.WebSockets.IsWebSocketRequest)
+        {
+            await Error(StatusCodes.Status400BadRequest, "This endpoint takes WebSocket requests only.").ExecuteAsync(context).ConfigureAwait(false);
+            return;
+        }
+
+        string? name = context.Request.Query["name"];
+        if ((ChatInput.CheckRoom(room) ?? ChatInput.CheckName(name)) is { } inputError)
+        {
+            await Error(StatusCodes.Status400BadRequest, inputError).ExecuteAsync(context).ConfigureAwait(false);
+            return;
+        }
+
+        if (chat.Hub.IsStopping)
+        {
+            await Error(StatusCodes.Status503ServiceUnavailable, "The server is shutting down.").ExecuteAsync(context).ConfigureAwait(false);
+            return;
+        }
+
+        using WebSocket socket = await context.WebSockets.AcceptWebSocketAsync().ConfigureAwait(false);
+        var connection = new ChatConnection(socket, room, name!, chat.Options, chat.Time, chat.PostFromSocketAsync);
+        if (!await chat.Hub.RunAsync(connection).ConfigureAwait(false))
+        {
+            // The hub stopped between the check above and here: close in its place, within the close timeout.
+            using var timeout = new CancellationTokenSource(chat.Options.CloseTimeout, chat.Time);
+            try
+            {
+                await socket.CloseAsync(WebSocketCloseStatus.EndpointUnavailable, "The server is shutting down.", timeout.Token)
+                    .ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
+            {
+                // The client is gone or did not answer: disposing the socket aborts it.
+            }
+        }
+    }
+
+    private static async Task<(T? Value, IResult? Error)> ReadAsync<T>(
+        HttpRequest request, JsonTypeInfo<T> type, CancellationToken cancellationToken)
+        where T : class
+    {
+        try
+        {
+            T? value = await JsonSerializer.DeserializeAsync(request.Body, type, cancellationToken).ConfigureAwait(false);
+            return value is null
+                ? (null, Error(StatusCodes.Status400BadRequest, "The body must be a JSON object."))
+                : (value, null);
+        }
+        catch (JsonException e)
+        {
+            return (null, Error(StatusCodes.Status400BadRequest, $"The body is not valid JSON: {e.Message}"));
+        }
+        catch (BadHttpRequestException e)
+        {
+            // Kestrel's limits: a body over MaxRequestBodyBytes is 413.
+            return (null, Error(e.StatusCode, e.StatusCode == StatusCodes.Status413PayloadTooLarge
+                ? "The body is too large."
+                : $"The request is malformed: {e.Message}"));
+        }
+    }
+
+    private static IResult Json<T>(T value, JsonTypeInfo<T> type) => Results.Json(value, type);
+
+    private static IResult Error(int status, string message) =>
+        Results.Json(new ErrorResponse(message), ChatJson.Default.ErrorResponse, statusCode: status);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A message to {Room} was not stored.")]
+    private static partial void LogNotStored(ILogger logger, Exception exception, string room);
+}

@@ -1,0 +1,34 @@
+using AsyncScopes;
+using Chat.Storage;
+
+namespace Chat.Api;
+
+/// <summary>The body of <c>POST /api/rooms/{room}/messages</c>.</summary>
+internal sealed record PostMessageRequest(string? Name, string? Text);
+
+/// <summary>The body of <c>POST /api/webhooks</c>.</summary>
+internal sealed record RegisterWebhookRequest(string? Room, string? Url);
+
+/// <summary>A page of history, oldest first; <see cref="NextBefore"/> asks for the page before it, null on the
+/// oldest page.</summary>
+internal sealed record MessagePage(IReadOnlyList<StoredMessage> Messages, long? NextBefore);
+
+/// <summary>A room: its stored messages and the clients connected to it now.</summary>
+internal sealed record RoomInfo(string Name, long Messages, long LastMessageId, int Online);
+
+/// <summary>Every error of the HTTP API.</summary>
+internal sealed record ErrorResponse(string Error);
+
+/// <summary>A frame a WebSocket client sends: <c>{"text": "..."}</c>, or <c>{"type": "pong"}</c> to a ping.</summary>
+internal sealed record ClientFrame(string? Type, string? Text);
+
+/// <summary>What <c>GET /health</c> reports.</summary>
+internal sealed record HealthReport(
+    string Status,
+    int Connections,
+    int OpenScopes,
+    PoolStatistics Writer,
+    PoolStatistics Readers,
+    WorkQueueStatistics Webhooks,
+    OutboxCounts Outbox,
+    long WorkingSetBytes);

@@ -1,0 +1,65 @@
+using Chat.Api;
+using Chat.Storage;
+using Chat.Webhooks;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+
+namespace Chat;
+
+/// <summary>Builds the service: configuration, services, endpoints.</summary>
+internal static class ChatApp
+{
+    /// <summary>Where the service listens unless <c>--urls</c> (or <c>ASPNETCORE_URLS</c>) says otherwise.</summary>
+    public const string DefaultUrl = "http://127.0.0.1:5080";
+
+    /// <param name="args">Command-line arguments: <c>--urls</c>, and any setting, such as
+    /// <c>--Database:Path=other.db</c> or <c>--Chat:HeartbeatInterval=00:00:05</c>.</param>
+    /// <param name="configure">Changes to the services before the app is built; the tests replace the clock and add
+    /// a <see cref="IMessageWriteHook"/> here.</param>
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        WebApplicationBuilder builder = WebApplication.CreateBuilder(args);
+        if (string.IsNullOrEmpty(builder.Configuration["urls"]))
+        {
+            builder.WebHost.UseUrls(DefaultUrl);
+        }
+
+        AddValidatedOptions<ChatOptions>(builder, ChatOptions.Section, options => options.Validate());
+        AddValidatedOptions<DatabaseOptions>(builder, DatabaseOptions.Section, options => options.Validate());
+        AddValidatedOptions<WebhookOptions>(builder, WebhookOptions.Section, options => options.Validate());
+
+        builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<ChatService>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<ChatService>());
+        builder.Services.AddOptions<HostOptions>().Configure<IOptions<ChatOptions>>(
+            (host, chat) => host.ShutdownTimeout = chat.Value.ShutdownTimeout);
+        builder.Services.AddOptions<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>().Configure<IOptions<ChatOptions>>(
+            (kestrel, chat) => kestrel.Limits.MaxRequestBodySize = chat.Value.MaxRequestBodyBytes);
+        configure?.Invoke(builder);
+
+        WebApplication app = builder.Build();
+        app.UseWebSockets();
+        app.MapChat();
+        return app;
+    }
+
+    private static void AddValidatedOptions<T>(WebApplicationBuilder builder, string section, Func<T, IEnumerable<string>> validate)
+        where T : class
+    {
+        builder.Services.AddOptions<T>()
+            .Bind(builder.Configuration.GetSection(section))
+            .ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<T>>(new ListedValidation<T>(validate));
+    }
+
+    /// <summary>Fails validation with every problem of the settings, each in words.</summary>
+    private sealed class ListedValidation<T>(Func<T, IEnumerable<string>> validate) : IValidateOptions<T>
+        where T : class
+    {
+        public ValidateOptionsResult Validate(string? name, T options)
+        {
+            List<string> errors = [.. validate(options)];
+            return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+        }
+    }
+}

@@ -1,0 +1,20 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Chat.Api;
+using Chat.Storage;
+
+namespace Chat;
+
+/// <summary>The JSON of the HTTP API and of stored payloads, generated at compile time, in camelCase.</summary>
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, UseStringEnumConverter = true)]
+[JsonSerializable(typeof(StoredMessage))]
+[JsonSerializable(typeof(PostMessageRequest))]
+[JsonSerializable(typeof(RegisterWebhookRequest))]
+[JsonSerializable(typeof(WebhookRegistration))]
+[JsonSerializable(typeof(IReadOnlyList<WebhookRegistration>))]
+[JsonSerializable(typeof(MessagePage))]
+[JsonSerializable(typeof(IReadOnlyList<RoomInfo>))]
+[JsonSerializable(typeof(ErrorResponse))]
+[JsonSerializable(typeof(HealthReport))]
+[JsonSerializable(typeof(ClientFrame))]
+internal sealed partial class ChatJson : JsonSerializerContext;

@@ -1,0 +1,159 @@
+using AsyncScopes;
+using Chat.Realtime;
+using Chat.Storage;
+using Chat.Webhooks;
+using Microsoft.Extensions.Options;
+
+namespace Chat;
+
+/// <summary>
+/// Owns the service's lifetimes and runs them in order. Starting: the database (before the server listens), the
+/// webhook dispatcher. Stopping: every WebSocket closed with 1001 (before the server stops), then the deliveries
+/// drained within the shutdown timeout, then (once the server has finished its requests) the dispatcher and the
+/// database pools disposed, last opened first closed, by one <see cref="AsyncExitStack"/>.
+/// </summary>
+internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDisposable
+{
+    private readonly ChatOptions _options;
+    private readonly DatabaseOptions _database;
+    private readonly WebhookOptions _webhookOptions;
+    private readonly TimeProvider _time;
+    private readonly IMessageWriteHook? _hook;
+    private readonly ILoggerFactory _loggers;
+    private readonly ILogger _logger;
+    private AsyncExitStack? _resources;
+    private ChatStore? _store;
+    private WebhookDispatcher? _webhooks;
+
+    public ChatService(
+        IOptions<ChatOptions> options,
+        IOptions<DatabaseOptions> database,
+        IOptions<WebhookOptions> webhooks,
+        TimeProvider time,
+        ILoggerFactory loggers,
+        IEnumerable<IMessageWriteHook> hooks)
+    {
+        _options = options.Value;
+        _database = database.Value;
+        _webhookOptions = webhooks.Value;
+        _time = time;
+        _hook = hooks.LastOrDefault();
+        _loggers = loggers;
+        _logger = loggers.CreateLogger<ChatService>();
+        Hub = new ConnectionHub(loggers.CreateLogger<ConnectionHub>());
+    }
+
+    public ChatOptions Options => _options;
+
+    public TimeProvider Time => _time;
+
+    public ConnectionHub Hub { get; }
+
+    public ChatStore Store => _store ?? throw NotStarted();
+
+    public WebhookDispatcher Webhooks => _webhooks ?? throw NotStarted();
+
+    /// <summary>Opens the database before the server starts listening, so that no request finds it missing.</summary>
+    public async Task StartingAsync(CancellationToken cancellationToken)
+    {
+        await using var stack = new AsyncExitStack();
+        ChatStore store = stack.Push(await ChatStore.OpenAsync(_database, _time, _hook, cancellationToken).ConfigureAwait(false));
+        WebhookDispatcher webhooks = stack.Push(new WebhookDispatcher(
+            store,
+            _webhookOptions,
+            _time,
+            _loggers.CreateLogger<WebhookDispatcher>(),
+            new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(2), ConnectTimeout = _webhookOptions.AttemptTimeout }));
+        stack.Push(Hub);
+
+        // Kept past this block; had anything above thrown, the stack would have closed what was opened.
+        _resources = stack.PopAll();
+        stack.Complete();
+        (_store, _webhooks) = (store, webhooks);
+        LogStarted(_logger, _database.Path);
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>Closes every WebSocket with 1001 before the server stops, which would otherwise wait for them.</summary>
+    public Task StoppingAsync(CancellationToken cancellationToken) => Hub.StopAsync(cancellationToken);
+
+    /// <summary>Lets the deliveries run until <paramref name="cancellationToken"/> (the shutdown timeout) fires; what
+    /// is not delivered by then stays in the outbox.</summary>
+    public Task StopAsync(CancellationToken cancellationToken) =>
+        _webhooks?.StopAsync(cancellationToken) ?? Task.CompletedTask;
+
+    /// <summary>Disposes the dispatcher and the database pools, once the server has finished its requests.</summary>
+    public async Task StoppedAsync(CancellationToken cancellationToken) => await CloseAsync(completed: true).ConfigureAwait(false);
+
+    /// <summary>Closes what a start opened, if the host never stopped the service.</summary>
+    public ValueTask DisposeAsync() => CloseAsync(completed: false);
+
+    /// <summary>
+    /// Stores a message, then, while the writer is still held, acknowledges it to its sender and broadcasts it to its
+    /// room: every client sees the messages of a room in id order, and only committed ones.
+    /// </summary>
+    public async Task<StoredMessage> PostAsync(
+        string room, string name, string text, ChatConnection? sender, CancellationToken cancellationToken)
+    {
+        (StoredMessage message, int jobs) = await Store.AppendMessageAsync(
+            room,
+            name,
+            text,
+            committed =>
+            {
+                sender?.TryPost(Frames.Ack(committed.Id));
+                Hub.Broadcast(committed.Room, Frames.Message(committed));
+            },
+            cancellationToken).ConfigureAwait(false);
+        if (jobs > 0)
+        {
+            Webhooks.Wake();
+        }
+
+        return message;
+    }
+
+    /// <summary>Posts a WebSocket client's message; a failure goes back to that client as an error frame.</summary>
+    public async Task PostFromSocketAsync(ChatConnection sender, string text, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await PostAsync(sender.Room, sender.Name, text, sender, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+        {
+            LogNotStored(_logger, e, sender.Room);
+            sender.TryPost(Frames.Error(NotStoredMessage(e)));
+        }
+    }
+
+    /// <summary>What a client is told when its message was not stored.</summary>
+    public static string NotStoredMessage(Exception exception) => exception is TimeoutException
+        ? "The message was not stored: the database is busy. Send it again."
+        : "The message was not stored: the database failed. Send it again.";
+
+    private async ValueTask CloseAsync(bool completed)
+    {
+        AsyncExitStack? resources = Interlocked.Exchange(ref _resources, null);
+        if (resources is not null)
+        {
+            if (completed)
+            {
+                resources.Complete();
+            }
+
+            await resources.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static InvalidOperationException NotStarted() => new("The chat service has not started.");
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Chat database: {Path}.")]
+    private static partial void LogStarted(ILogger logger, string path);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A message to {Room} was not stored.")]
+    private static partial void LogNotStored(ILogger logger, Exception exception, string room);
+}

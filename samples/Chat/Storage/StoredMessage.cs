@@ -1,0 +1,16 @@
+namespace Chat.Storage;
+
+/// <summary>A committed message; its id increases with every message stored. <see cref="At"/> is UTC.</summary>
+internal sealed record StoredMessage(long Id, string Room, string Name, string Text, DateTime At);
+
+/// <summary>A room that has messages.</summary>
+internal sealed record RoomSummary(string Name, long Messages, long LastMessageId);
+
+/// <summary>A URL that receives every message of a room.</summary>
+internal sealed record WebhookRegistration(long Id, string Room, string Url, DateTime CreatedAt);
+
+/// <summary>One delivery of one message to one webhook, waiting in the outbox.</summary>
+internal sealed record OutboxJob(long Id, long MessageId, string Url, string Payload, int Attempts);
+
+/// <summary>The outbox by state.</summary>
+internal sealed record OutboxCounts(long Pending, long Delivered, long Failed);

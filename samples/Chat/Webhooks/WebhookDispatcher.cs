@@ -1,0 +1,234 @@
+using System.Collections.Concurrent;
+using System.Net.Http.Headers;
+using System.Text;
+using AsyncScopes;
+using Chat.Storage;
+
+namespace Chat.Webhooks;
+
+/// <summary>
+/// Delivers the outbox: a feeder loop takes the jobs that are due and hands them to a <see cref="WorkQueue{T}"/>,
+/// whose workers POST each message to its webhook under a deadline per attempt. A job leaves the outbox only as
+/// delivered (after a 2xx answer) or failed (after its last attempt); a failed attempt reschedules it with a doubling
+/// backoff. So a job the service had no time for at shutdown, or that a crash interrupted, is simply still pending at
+/// the next start.
+/// </summary>
+internal sealed partial class WebhookDispatcher : IAsyncDisposable
+{
+    /// <summary>The request header that names the delivery (the outbox job), the same on every attempt: receivers
+    /// use it to drop a delivery they already had.</summary>
+    public const string DeliveryHeader = "X-Chat-Delivery";
+
+    /// <summary>The request header that numbers the attempt, from 1.</summary>
+    public const string AttemptHeader = "X-Chat-Attempt";
+
+    private static readonly MediaTypeHeaderValue JsonContentType = new("application/json") { CharSet = "utf-8" };
+
+    private readonly ChatStore _store;
+    private readonly WebhookOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly HttpClient _http;
+    private readonly WorkQueue<OutboxJob> _queue;
+    private readonly TaskScope _feeder;
+
+    // The jobs handed to the queue and not yet recorded as delivered or rescheduled: the feeder does not take them again.
+    private readonly ConcurrentDictionary<long, byte> _inFlight = new();
+    private TaskCompletionSource _wake = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public WebhookDispatcher(ChatStore store, WebhookOptions options, TimeProvider time, ILogger logger, HttpMessageHandler handler)
+    {
+        _store = store;
+        _options = options;
+        _time = time;
+        _logger = logger;
+
+        // No timeout of its own: each attempt runs under Deadline.RunAsync, which cancels the request and waits for it.
+        _http = new HttpClient(handler, disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
+        _queue = new WorkQueue<OutboxJob>(DeliverAsync, new WorkQueueOptions<OutboxJob>
+        {
+            Name = "webhooks",
+            Workers = options.Workers,
+            Capacity = options.BatchSize,
+            TimeProvider = time,
+        });
+        _feeder = new TaskScope(new TaskScopeOptions { Name = "webhook feeder", TimeProvider = time });
+        _ = _feeder.Start(FeedAsync);
+    }
+
+    /// <summary>Pending (queued), running, completed and failed deliveries of this run.</summary>
+    public WorkQueueStatistics Statistics => _queue.Statistics;
+
+    /// <summary>Tells the feeder that the outbox has new jobs.</summary>
+    public void Wake() => Volatile.Read(ref _wake).TrySetResult();
+
+    /// <summary>
+    /// Stops taking jobs, then lets the deliveries already queued finish. When <paramref name="cancellationToken"/>
+    /// fires, the running ones are cancelled; every job not delivered stays pending in the outbox.
+    /// </summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _feeder.Cancel();
+        await _feeder.DisposeAsync().ConfigureAwait(false);
+        WorkQueueResult<OutboxJob> result = await _queue.CompleteAsync(cancellationToken).ConfigureAwait(false);
+        LogStopped(_logger, result.Completed, result.Unprocessed.Count);
+    }
+
+    /// <summary>Stops as <see cref="StopAsync"/> would, with the queue's drain timeout, and releases the HTTP client.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        _feeder.Cancel();
+        await _feeder.DisposeAsync().ConfigureAwait(false);
+        await _queue.DisposeAsync().ConfigureAwait(false);
+        _http.Dispose();
+    }
+
+    /// <summary>The wait before attempt <paramref name="failedAttempts"/> + 1: the base, doubled after each further
+    /// failure, at most the maximum.</summary>
+    public static TimeSpan Backoff(int failedAttempts, TimeSpan backoffBase, TimeSpan backoffMax)
+    {
+        double ticks = backoffBase.Ticks * Math.Pow(2, Math.Clamp(failedAttempts - 1, 0, 62));
+        return ticks >= backoffMax.Ticks ? backoffMax : TimeSpan.FromTicks((long)ticks);
+    }
+
+    private async Task FeedAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            try
+            {
+                await FeedOnceAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+            {
+                // The outbox could not be read: try again later rather than stop delivering for good.
+                LogFeedFailed(_logger, e);
+                await Task.Delay(Max(_options.BackoffBase, TimeSpan.FromSeconds(1)), _time, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    // Hands the due jobs to the queue, then waits until the next one is due or a new one is written.
+    private async Task FeedOnceAsync(CancellationToken cancellationToken)
+    {
+        // Armed before the outbox is read: a job written during the read ends the wait below at once.
+        var wake = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Volatile.Write(ref _wake, wake);
+
+        DateTimeOffset now = _time.GetUtcNow();
+        int limit = _options.BatchSize + _inFlight.Count;
+        IReadOnlyList<OutboxJob> due = await _store.GetDueJobsAsync(now, limit, cancellationToken).ConfigureAwait(false);
+        foreach (OutboxJob job in due)
+        {
+            if (_inFlight.TryAdd(job.Id, 0))
+            {
+                // Waits while the queue is full: the backlog stays in the outbox, not in memory.
+                await _queue.EnqueueAsync(job, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        if (due.Count == limit)
+        {
+            return; // more may be due
+        }
+
+        DateTimeOffset? next = await _store.GetNextDueAsync(now, cancellationToken).ConfigureAwait(false);
+        using var timer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        TimeSpan wait = next is { } at ? Max(at - _time.GetUtcNow(), TimeSpan.Zero) : Timeout.InfiniteTimeSpan;
+        await Task.WhenAny(wake.Task, Task.Delay(wait, _time, timer.Token)).ConfigureAwait(false);
+        await timer.CancelAsync().ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
+    }
+
+    // Never throws but when the queue's drain cancels it: then the job is unprocessed and stays pending as it was.
+    private async Task DeliverAsync(OutboxJob job, CancellationToken cancellationToken)
+    {
+        int attempt = job.Attempts + 1;
+        try
+        {
+            Exception? failure = null;
+            try
+            {
+                await Deadline.RunAsync(
+                    _options.AttemptTimeout,
+                    ct => PostAsync(job, attempt, ct),
+                    cancellationToken,
+                    _time).ConfigureAwait(false);
+            }
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+            {
+                failure = e;
+            }
+
+            // Recorded whatever the drain does now: a delivery that succeeded must never be sent again.
+            if (failure is null)
+            {
+                await _store.MarkDeliveredAsync(job.Id, attempt, CancellationToken.None).ConfigureAwait(false);
+                LogDelivered(_logger, job.Id, job.Url, attempt);
+            }
+            else if (attempt < _options.MaxAttempts)
+            {
+                TimeSpan backoff = Backoff(attempt, _options.BackoffBase, _options.BackoffMax);
+                await _store.RecordFailedAttemptAsync(job.Id, attempt, _time.GetUtcNow() + backoff, Describe(failure), CancellationToken.None)
+                    .ConfigureAwait(false);
+                LogRetrying(_logger, job.Id, job.Url, attempt, backoff, Describe(failure));
+            }
+            else
+            {
+                await _store.RecordFailedAttemptAsync(job.Id, attempt, null, Describe(failure), CancellationToken.None)
+                    .ConfigureAwait(false);
+                LogGaveUp(_logger, job.Id, job.Url, attempt, Describe(failure));
+            }
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+        {
+            // The outbox could not be updated: the job stays as it was and is tried again.
+            LogNotRecorded(_logger, e, job.Id);
+        }
+        finally
+        {
+            _inFlight.TryRemove(job.Id, out _);
+            Wake(); // a rescheduled job may be due before the feeder's current wait ends
+        }
+    }
+
+    private async Task PostAsync(OutboxJob job, int attempt, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, job.Url)
+        {
+            Content = new StringContent(job.Payload, Encoding.UTF8, JsonContentType),
+        };
+        request.Headers.Add(DeliveryHeader, job.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        request.Headers.Add(AttemptHeader, attempt.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        using HttpResponseMessage response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken)
+            .ConfigureAwait(false);
+        response.EnsureSuccessStatusCode();
+    }
+
+    private static string Describe(Exception exception) => exception switch
+    {
+        TimeoutException => "no answer within the attempt's deadline",
+        HttpRequestException { StatusCode: { } status } => $"HTTP {(int)status}",
+        _ => exception.Message,
+    };
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Webhook job {JobId} delivered to {Url} (attempt {Attempt}).")]
+    private static partial void LogDelivered(ILogger logger, long jobId, string url, int attempt);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Webhook job {JobId} to {Url}: attempt {Attempt} failed ({Failure}); next in {Backoff}.")]
+    private static partial void LogRetrying(ILogger logger, long jobId, string url, int attempt, TimeSpan backoff, string failure);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Webhook job {JobId} to {Url}: attempt {Attempt} failed ({Failure}); no attempt is left, the job is marked failed.")]
+    private static partial void LogGaveUp(ILogger logger, long jobId, string url, int attempt, string failure);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Webhook job {JobId}: the outcome of its attempt could not be recorded; it will be tried again.")]
+    private static partial void LogNotRecorded(ILogger logger, Exception exception, long jobId);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Webhooks: the outbox could not be read; trying again.")]
+    private static partial void LogFeedFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Webhooks stopped: {Completed} deliveries handled in this run, {Unprocessed} left pending in the outbox.")]
+    private static partial void LogStopped(ILogger logger, long completed, int unprocessed);
+}

@@ -1,0 +1,136 @@
+using System.Net.Http.Json;
+using Chat.Storage;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Chat.Tests.Support;
+
+/// <summary>
+/// The real service on Kestrel, bound to a free port of 127.0.0.1, with its SQLite file in a folder of the test's.
+/// </summary>
+internal sealed class ChatServer : IAsyncDisposable
+{
+    /// <summary>How long a test waits for something the service does at once; only a broken service takes this long.</summary>
+    public static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+
+    private readonly WebApplication _app;
+    private bool _stopped;
+
+    private ChatServer(WebApplication app, string directory, ObservedTimeProvider time)
+    {
+        _app = app;
+        Directory = directory;
+        Time = time;
+        Service = app.Services.GetRequiredService<ChatService>();
+        BaseAddress = new Uri(app.Urls.Single());
+        Http = new HttpClient { BaseAddress = BaseAddress };
+    }
+
+    public string Directory { get; }
+
+    public ObservedTimeProvider Time { get; }
+
+    public ChatService Service { get; }
+
+    public Uri BaseAddress { get; }
+
+    public HttpClient Http { get; }
+
+    /// <summary>Starts the service on the database in <paramref name="directory"/>.</summary>
+    /// <param name="directory">The folder of <c>chat.db</c>; a second server on the same folder finds the first one's data.</param>
+    /// <param name="time">The service's clock; a new fake clock at the current time when null.</param>
+    /// <param name="hook">Runs inside every message's transaction, before the commit.</param>
+    /// <param name="settings">Settings as <c>Section:Key=value</c>, over the test defaults.</param>
+    public static async Task<ChatServer> StartAsync(
+        string directory, ObservedTimeProvider? time = null, IMessageWriteHook? hook = null, params string[] settings)
+    {
+        time ??= new ObservedTimeProvider();
+        string[] args =
+        [
+            "--urls=http://127.0.0.1:0",
+            $"--Database:Path={Path.Combine(directory, "chat.db")}",
+            "--Logging:LogLevel:Default=Warning",
+            "--Logging:LogLevel:Chat.Realtime.ConnectionHub=Error",
+            "--Webhooks:BackoffBase=00:00:00",
+            .. settings.Select(setting => "--" + setting),
+        ];
+        WebApplication app = ChatApp.Build(args, builder =>
+        {
+            builder.Services.AddSingleton<TimeProvider>(time);
+            if (hook is not null)
+            {
+                builder.Services.AddSingleton(hook);
+            }
+        });
+        await app.StartAsync();
+        return new ChatServer(app, directory, time);
+    }
+
+    public Uri WebSocketUri(string room, string name) =>
+        new UriBuilder(BaseAddress) { Scheme = "ws", Path = $"/ws/rooms/{Uri.EscapeDataString(room)}", Query = $"name={Uri.EscapeDataString(name)}" }.Uri;
+
+    /// <summary>Connects a client and waits until the service counts it.</summary>
+    public async Task<ChatClient> ConnectAsync(string room, string name, bool answerPings = true)
+    {
+        Task changed = Service.Hub.Changed;
+        int before = Service.Hub.Count;
+        ChatClient client = await ChatClient.ConnectAsync(WebSocketUri(room, name), answerPings);
+        await WaitForConnectionsAsync(count => count > before, changed);
+        return client;
+    }
+
+    /// <summary>Waits until the service's count of open connections satisfies <paramref name="condition"/>.</summary>
+    public Task WaitForConnectionsAsync(Func<int, bool> condition, TimeSpan? within = null) =>
+        WaitForConnectionsAsync(condition, Service.Hub.Changed, within);
+
+    public async Task<StoredMessage> PostAsync(string room, string name, string text)
+    {
+        using HttpResponseMessage response = await Http.PostAsJsonAsync($"/api/rooms/{room}/messages", new { name, text });
+        Assert.Equal(System.Net.HttpStatusCode.Created, response.StatusCode);
+        return (await response.Content.ReadFromJsonAsync(ChatJson.Default.StoredMessage))!;
+    }
+
+    public async Task<IReadOnlyList<StoredMessage>> HistoryAsync(string room, int limit = 200, long? before = null)
+    {
+        string query = before is null ? $"limit={limit}" : $"limit={limit}&before={before}";
+        Api.MessagePage? page = await Http.GetFromJsonAsync($"/api/rooms/{room}/messages?{query}", ChatJson.Default.MessagePage);
+        return page!.Messages;
+    }
+
+    public async Task<WebhookRegistration> RegisterWebhookAsync(string room, Uri url)
+    {
+        using HttpResponseMessage response = await Http.PostAsJsonAsync("/api/webhooks", new { room, url = url.AbsoluteUri });
+        response.EnsureSuccessStatusCode();
+        return (await response.Content.ReadFromJsonAsync(ChatJson.Default.WebhookRegistration))!;
+    }
+
+    public Task<OutboxCounts> OutboxAsync() => Service.Store.GetOutboxCountsAsync(CancellationToken.None);
+
+    /// <summary>Stops the host as Ctrl+C would; <paramref name="cancellationToken"/> plays the shutdown timeout.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken = default)
+    {
+        _stopped = true;
+        await _app.StopAsync(cancellationToken);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_stopped)
+        {
+            await StopAsync();
+        }
+
+        Http.Dispose();
+        await _app.DisposeAsync();
+    }
+
+    private async Task WaitForConnectionsAsync(Func<int, bool> condition, Task changed, TimeSpan? within = null)
+    {
+        using var timeout = new CancellationTokenSource(within ?? Patience);
+        while (!condition(Service.Hub.Count))
+        {
+            await changed.WaitAsync(timeout.Token);
+            changed = Service.Hub.Changed;
+        }
+    }
+}
