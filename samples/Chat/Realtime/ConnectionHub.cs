@@ -37,9 +37,6 @@ internal sealed partial class ConnectionHub : IAsyncDisposable
     /// that no change falls between the two.</summary>
     public Task Changed => Volatile.Read(ref _changed).Task;
 
-    /// <summary>The connections open in <paramref name="room"/> now.</summary>
-    public int CountIn(string room) => _rooms.TryGetValue(room, out ChatConnection[]? members) ? members.Length : 0;
-
     /// <summary>
     /// Runs <paramref name="connection"/> as a child of the hub until it ends, with it a member of its room meanwhile.
     /// </summary>
@@ -83,6 +80,10 @@ internal sealed partial class ConnectionHub : IAsyncDisposable
 
         return queued;
     }
+
+    /// <summary>The connections open in <paramref name="room"/> now.</summary>
+    public IReadOnlyList<ChatConnection> Members(string room) =>
+        _rooms.TryGetValue(room, out ChatConnection[]? members) ? members : [];
 
     /// <summary>The rooms with clients now, and how many.</summary>
     public IReadOnlyDictionary<string, int> Rooms() =>

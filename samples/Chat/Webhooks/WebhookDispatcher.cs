@@ -35,6 +35,7 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
     // The jobs handed to the queue and not yet recorded as delivered or rescheduled: the feeder does not take them again.
     private readonly ConcurrentDictionary<long, byte> _inFlight = new();
     private TaskCompletionSource _wake = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TaskCompletionSource _recorded = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public WebhookDispatcher(ChatStore store, WebhookOptions options, TimeProvider time, ILogger logger, HttpMessageHandler handler)
     {
@@ -58,6 +59,10 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
 
     /// <summary>Pending (queued), running, completed and failed deliveries of this run.</summary>
     public WorkQueueStatistics Statistics => _queue.Statistics;
+
+    /// <summary>Completes when the next attempt's outcome is written to the outbox. Read it before reading the outbox,
+    /// so that no outcome falls between the two.</summary>
+    public Task Recorded => Volatile.Read(ref _recorded).Task;
 
     /// <summary>Tells the feeder that the outbox has new jobs.</summary>
     public void Wake() => Volatile.Read(ref _wake).TrySetResult();
@@ -189,6 +194,8 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
         {
             _inFlight.TryRemove(job.Id, out _);
             Wake(); // a rescheduled job may be due before the feeder's current wait ends
+            Interlocked.Exchange(ref _recorded, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))
+                .TrySetResult();
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Chat.Storage;
 using Chat.Tests.Support;
 
 namespace Chat.Tests.Realtime;
@@ -64,7 +65,7 @@ public sealed class RoundTripTests : ServiceTest
 
         await Server.WaitForConnectionsAsync(count => count == 0);
         await using ChatClient again = await Server.ConnectAsync("lobby", "ada");
-        IReadOnlyList<Storage.StoredMessage> history = await Server.HistoryAsync("lobby");
+        IReadOnlyList<StoredMessage> history = await Server.HistoryAsync("lobby");
         Assert.Equal(["before the reconnect 1", "before the reconnect 2"], history.Select(m => m.Text));
         Assert.All(history, m => Assert.Equal("ada", m.Name));
 
@@ -78,7 +79,7 @@ public sealed class RoundTripTests : ServiceTest
     public async Task A_message_posted_over_http_is_broadcast_to_the_room_with_the_stored_id()
     {
         await using ChatClient ada = await Server.ConnectAsync("lobby", "ada");
-        Storage.StoredMessage stored = await Server.PostAsync("lobby", "bob", "over http");
+        StoredMessage stored = await Server.PostAsync("lobby", "bob", "over http");
         JsonElement frame = await ada.ReceiveAsync("message");
         Assert.Equal(stored.Id, frame.GetProperty("id").GetInt64());
         Assert.Equal("bob", frame.GetProperty("name").GetString());

@@ -21,8 +21,11 @@ internal sealed class ChatClient : IAsyncDisposable
     private readonly TaskCompletionSource<WebSocketCloseStatus?> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly List<JsonElement> _setAside = [];
     private readonly bool _answerPings;
-    private readonly Task _receiving;
+    private Task _receiving;
+    private readonly SemaphoreSlim _pingsUnread = new(0);
     private int _pings;
+    private volatile bool _answerClose = true;
+    private bool _receivingStarted;
 
     private ChatClient(ClientWebSocket socket, HttpMessageInvoker invoker, Socket tcp, bool answerPings, bool receive)
     {
@@ -31,6 +34,7 @@ internal sealed class ChatClient : IAsyncDisposable
         _tcp = tcp;
         _answerPings = answerPings;
         _receiving = receive ? ReceiveLoopAsync() : Task.CompletedTask;
+        _receivingStarted = receive;
     }
 
     /// <summary>Completes with the status of the server's close frame, or null when the connection ended without one.</summary>
@@ -164,6 +168,20 @@ internal sealed class ChatClient : IAsyncDisposable
     /// <summary>Waits for the server's close frame and returns its status; fails when none arrives in time.</summary>
     public async Task<WebSocketCloseStatus?> WaitClosedAsync() => await Closed.WaitAsync(ChatServer.Patience);
 
+    /// <summary>Waits for the next ping not waited for yet (its pong, if the client answers, is sent by then).</summary>
+    public async Task WaitForPingAsync() => Assert.True(await _pingsUnread.WaitAsync(ChatServer.Patience), "No ping came.");
+
+    /// <summary>From now on, the client takes note of the server's close frame but never answers it.</summary>
+    public void StopAnsweringClose() => _answerClose = false;
+
+    /// <summary>Starts reading, for a client connected with <c>receive: false</c>.</summary>
+    public void StartReceiving()
+    {
+        Assert.False(_receivingStarted, "The client is reading already.");
+        _receivingStarted = true;
+        _receiving = ReceiveLoopAsync();
+    }
+
     /// <summary>Closes the connection as a well-behaved client does.</summary>
     public async Task CloseAsync()
     {
@@ -193,6 +211,7 @@ internal sealed class ChatClient : IAsyncDisposable
         _socket.Dispose();
         _invoker.Dispose();
         _sendLock.Dispose();
+        _pingsUnread.Dispose();
     }
 
     private async Task ReceiveLoopAsync()
@@ -206,7 +225,7 @@ internal sealed class ChatClient : IAsyncDisposable
                 ValueWebSocketReceiveResult result = await _socket.ReceiveAsync(buffer.AsMemory(), CancellationToken.None);
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
-                    if (_socket.State == WebSocketState.CloseReceived)
+                    if (_answerClose && _socket.State == WebSocketState.CloseReceived)
                     {
                         using (await _sendLock.LockAsync())
                         {
@@ -228,11 +247,13 @@ internal sealed class ChatClient : IAsyncDisposable
                 message.SetLength(0);
                 if (frame.GetProperty("type").GetString() == "ping")
                 {
-                    Interlocked.Increment(ref _pings);
                     if (_answerPings)
                     {
                         await SendJsonAsync("""{"type":"pong"}""");
                     }
+
+                    Interlocked.Increment(ref _pings); // after the pong is sent
+                    _pingsUnread.Release();
 
                     continue;
                 }

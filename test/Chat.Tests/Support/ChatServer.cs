@@ -106,6 +106,23 @@ internal sealed class ChatServer : IAsyncDisposable
 
     public Task<OutboxCounts> OutboxAsync() => Service.Store.GetOutboxCountsAsync(CancellationToken.None);
 
+    /// <summary>Waits until the outbox satisfies <paramref name="condition"/>, checking after each recorded attempt.</summary>
+    public async Task<OutboxCounts> WaitForOutboxAsync(Func<OutboxCounts, bool> condition)
+    {
+        using var timeout = new CancellationTokenSource(Patience);
+        while (true)
+        {
+            Task recorded = Service.Webhooks.Recorded;
+            OutboxCounts counts = await OutboxAsync();
+            if (condition(counts))
+            {
+                return counts;
+            }
+
+            await recorded.WaitAsync(timeout.Token);
+        }
+    }
+
     /// <summary>Stops the host as Ctrl+C would; <paramref name="cancellationToken"/> plays the shutdown timeout.</summary>
     public async Task StopAsync(CancellationToken cancellationToken = default)
     {

@@ -1,3 +1,5 @@
+using Chat.Storage;
+
 namespace Chat.Tests.Support;
 
 /// <summary>A test against one running service on a fresh database; a test may stop it and start others on the same
@@ -10,7 +12,10 @@ public abstract class ServiceTest : IAsyncLifetime, IDisposable
 
     internal ChatServer Server { get; private set; } = null!;
 
-    public virtual async Task InitializeAsync() => Server = await StartServerAsync();
+    /// <summary>The hook the server of <see cref="InitializeAsync"/> runs in every message's transaction.</summary>
+    internal virtual IMessageWriteHook? Hook => null;
+
+    public virtual async Task InitializeAsync() => Server = await StartServerAsync(hook: Hook);
 
     public async Task DisposeAsync()
     {
@@ -28,7 +33,7 @@ public abstract class ServiceTest : IAsyncLifetime, IDisposable
 
     /// <summary>Starts a server on this test's database, stopped and disposed after the test.</summary>
     internal async Task<ChatServer> StartServerAsync(
-        ObservedTimeProvider? time = null, Storage.IMessageWriteHook? hook = null, params string[] settings) =>
+        ObservedTimeProvider? time = null, IMessageWriteHook? hook = null, params string[] settings) =>
         Own(await ChatServer.StartAsync(Directory.Path, time, hook, settings));
 
     /// <summary>Disposes <paramref name="resource"/> after the test, before what was owned earlier.</summary>

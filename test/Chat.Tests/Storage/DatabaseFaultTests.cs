@@ -1,0 +1,127 @@
+using System.Data.Common;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Chat.Storage;
+using Chat.Tests.Support;
+using Microsoft.Data.Sqlite;
+
+namespace Chat.Tests.Storage;
+
+public sealed class DatabaseFaultTests : ServiceTest
+{
+    private readonly FaultHook _hook = new();
+
+    internal override IMessageWriteHook Hook => _hook;
+
+    [Fact]
+    public async Task A_message_whose_transaction_fails_is_neither_stored_nor_acknowledged_nor_broadcast()
+    {
+        await using ChatClient ada = await Server.ConnectAsync("lobby", "ada");
+        await using ChatClient bob = await Server.ConnectAsync("lobby", "bob");
+
+        _hook.FailOn("doomed", () => new InvalidOperationException("Injected failure before the commit."));
+        await ada.SendAsync("doomed");
+        JsonElement error = await ada.ReceiveAsync();
+        Assert.Equal("error", ChatClient.TypeOf(error));
+        Assert.Contains("not stored", error.GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Equal(1, _hook.Failures);
+
+        // The service goes on: the next message is stored, acknowledged and broadcast, and it is the first either
+        // client sees, so nothing of the failed one came before it.
+        await ada.SendAsync("fine");
+        JsonElement ack = await ada.ReceiveAsync();
+        Assert.Equal("ack", ChatClient.TypeOf(ack));
+        JsonElement adaSees = await ada.ReceiveAsync();
+        JsonElement bobSees = await bob.ReceiveAsync();
+        Assert.Equal("fine", adaSees.GetProperty("text").GetString());
+        Assert.Equal("fine", bobSees.GetProperty("text").GetString());
+        Assert.Equal(ack.GetProperty("id").GetInt64(), bobSees.GetProperty("id").GetInt64());
+        Assert.Empty(bob.Drain());
+
+        IReadOnlyList<StoredMessage> history = await Server.HistoryAsync("lobby");
+        Assert.Equal(["fine"], history.Select(m => m.Text));
+    }
+
+    [Fact]
+    public async Task A_sqlite_error_midway_rolls_back_and_the_writer_connection_is_replaced()
+    {
+        await using ChatClient ada = await Server.ConnectAsync("lobby", "ada");
+        await Server.PostAsync("lobby", "ada", "first");
+        await ada.ReceiveAsync("message");
+        long createdBefore = Server.Service.Store.WriterStatistics.Created;
+
+        // A real error of the database inside the transaction, after the message row was written.
+        _hook.FailWithSql("broken", "INSERT INTO no_such_table VALUES (1)");
+        await ada.SendAsync("broken");
+        JsonElement error = await ada.ReceiveAsync();
+        Assert.Equal("error", ChatClient.TypeOf(error));
+
+        await ada.SendAsync("after");
+        await ada.ReceiveAsync("ack");
+        Assert.Equal(["first", "after"], (await Server.HistoryAsync("lobby")).Select(m => m.Text));
+
+        // The connection that saw the SqliteException was destroyed, and a new one opened for the next message.
+        Assert.Equal(createdBefore + 1, Server.Service.Store.WriterStatistics.Created);
+        Assert.Equal(1, Server.Service.Store.WriterStatistics.Destroyed);
+    }
+
+    [Fact]
+    public async Task A_post_whose_transaction_fails_gets_500_and_nothing_is_stored()
+    {
+        _hook.FailOn("doomed", () => new InvalidOperationException("Injected failure before the commit."));
+        using HttpResponseMessage response = await Server.Http.PostAsJsonAsync("/api/rooms/lobby/messages", new { name = "ada", text = "doomed" });
+        Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+        Assert.Contains("not stored", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Empty(await Server.HistoryAsync("lobby"));
+    }
+
+    [Fact]
+    public async Task The_outbox_rows_of_a_failed_message_are_rolled_back_with_it()
+    {
+        await using WebhookReceiver receiver = await WebhookReceiver.StartAsync();
+        await Server.RegisterWebhookAsync("lobby", receiver.Url);
+
+        _hook.FailOn("doomed", () => new InvalidOperationException("Injected failure before the commit."));
+        using (HttpResponseMessage failed = await Server.Http.PostAsJsonAsync("/api/rooms/lobby/messages", new { name = "ada", text = "doomed" }))
+        {
+            Assert.Equal(HttpStatusCode.InternalServerError, failed.StatusCode);
+        }
+
+        await Server.PostAsync("lobby", "ada", "kept");
+        WebhookOutcome outcome = await receiver.NextOutcomeAsync();
+        Assert.Equal("kept", outcome.Request.Text);
+        await Server.WaitForOutboxAsync(counts => counts.Delivered == 1);
+        Assert.Equal(new OutboxCounts(0, 1, 0), await Server.OutboxAsync());
+    }
+
+    /// <summary>Fails the transaction of a message with a given text, once.</summary>
+    private sealed class FaultHook : IMessageWriteHook
+    {
+        private (string Text, Func<DbTransaction, CancellationToken, Task> Fail)? _fault;
+        private int _failures;
+
+        public int Failures => Volatile.Read(ref _failures);
+
+        public void FailOn(string text, Func<Exception> failure) =>
+            _fault = (text, (_, _) => Task.FromException(failure()));
+
+        public void FailWithSql(string text, string sql) => _fault = (text, async (transaction, ct) =>
+        {
+            await using DbCommand command = transaction.Connection!.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = sql;
+            await command.ExecuteNonQueryAsync(ct);
+        });
+
+        public async ValueTask OnWrittenAsync(StoredMessage message, DbTransaction transaction, CancellationToken cancellationToken)
+        {
+            if (_fault is { } fault && fault.Text == message.Text)
+            {
+                _fault = null;
+                Interlocked.Increment(ref _failures);
+                await fault.Fail(transaction, cancellationToken);
+            }
+        }
+    }
+}
