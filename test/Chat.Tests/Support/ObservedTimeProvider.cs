@@ -3,12 +3,12 @@ using Microsoft.Extensions.Time.Testing;
 namespace Chat.Tests.Support;
 
 /// <summary>
-/// A <see cref="FakeTimeProvider"/> starting at the real current time, that also tells when the code under test has
+/// A <see cref="FakeTimeProvider"/> starting at the real current time, on a whole second, that also tells when the code under test has
 /// created a timer: a test advances the clock only once the timer it means to fire exists, so no advance is lost.
 /// </summary>
 internal sealed class ObservedTimeProvider : TimeProvider
 {
-    private readonly FakeTimeProvider _fake = new(DateTimeOffset.UtcNow);
+    private readonly FakeTimeProvider _fake = new(DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds()));
     private readonly Lock _lock = new();
     private readonly List<TimeSpan> _created = [];
     private readonly List<(TimeSpan DueTime, int Count, TaskCompletionSource Created)> _waiters = [];

@@ -1,0 +1,44 @@
+using Chat.Storage;
+using Microsoft.Data.Sqlite;
+
+namespace Chat.Tests.Support;
+
+/// <summary>Reads a stopped service's database file directly, as it is on disk.</summary>
+internal static class DatabaseFile
+{
+    public static async Task<OutboxCounts> OutboxAsync(string directory) =>
+        await QueryAsync(directory, async connection =>
+        {
+            await using SqliteCommand command = connection.CreateCommand();
+            command.CommandText = """
+                SELECT COUNT(*) FILTER (WHERE state = 'pending'), COUNT(*) FILTER (WHERE state = 'delivered'),
+                       COUNT(*) FILTER (WHERE state = 'failed')
+                FROM outbox
+                """;
+            await using SqliteDataReader reader = await command.ExecuteReaderAsync();
+            await reader.ReadAsync();
+            return new OutboxCounts(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
+        });
+
+    public static async Task<List<string>> MessageTextsAsync(string directory) =>
+        await QueryAsync(directory, async connection =>
+        {
+            await using SqliteCommand command = connection.CreateCommand();
+            command.CommandText = "SELECT text FROM messages ORDER BY id";
+            await using SqliteDataReader reader = await command.ExecuteReaderAsync();
+            var texts = new List<string>();
+            while (await reader.ReadAsync())
+            {
+                texts.Add(reader.GetString(0));
+            }
+
+            return texts;
+        });
+
+    private static async Task<T> QueryAsync<T>(string directory, Func<SqliteConnection, Task<T>> query)
+    {
+        await using var connection = new SqliteConnection($"Data Source={Path.Combine(directory, "chat.db")};Mode=ReadOnly;Pooling=False");
+        await connection.OpenAsync();
+        return await query(connection);
+    }
+}

@@ -1,0 +1,195 @@
+using Chat.Storage;
+using Chat.Tests.Support;
+using Chat.Webhooks;
+
+namespace Chat.Tests.Webhooks;
+
+public sealed class WebhookDeliveryTests : ServiceTest
+{
+    private WebhookReceiver _receiver = null!;
+
+    // Each test starts its servers with its own settings.
+    public override async Task InitializeAsync() => _receiver = Own(await WebhookReceiver.StartAsync());
+
+    [Fact]
+    public async Task A_receiver_that_fails_twice_then_succeeds_gets_the_message_once_successfully()
+    {
+        ChatServer server = await StartServerAsync();
+        await server.RegisterWebhookAsync("lobby", _receiver.Url);
+        var answers = new Queue<int>([500, 503, 200]);
+        _receiver.Respond = (_, _) => Task.FromResult(answers.TryDequeue(out int status) ? status : 200);
+
+        StoredMessage message = await server.PostAsync("lobby", "ada", "hello hooks");
+        WebhookOutcome[] outcomes = [await _receiver.NextOutcomeAsync(), await _receiver.NextOutcomeAsync(), await _receiver.NextOutcomeAsync()];
+        await server.WaitForOutboxAsync(counts => counts.Delivered == 1);
+
+        Assert.Equal([500, 503, 200], outcomes.Select(o => o.Status));
+        Assert.Equal([1, 2, 3], outcomes.Select(o => o.Request.Attempt));
+        Assert.Single(outcomes.Select(o => o.Request.Delivery).Distinct()); // one delivery, three attempts
+        Assert.All(outcomes, o => Assert.Equal(message.Id, o.Request.Message.GetProperty("id").GetInt64()));
+        Assert.All(outcomes, o => Assert.Equal("hello hooks", o.Request.Text));
+        Assert.Equal(new OutboxCounts(0, 1, 0), await server.OutboxAsync());
+
+        // Delivered means never sent again: the next request the receiver sees is the next message's.
+        await server.PostAsync("lobby", "ada", "second");
+        WebhookOutcome next = await _receiver.NextOutcomeAsync();
+        Assert.Equal("second", next.Request.Text);
+        await server.WaitForOutboxAsync(counts => counts.Delivered == 2);
+        Assert.Equal(new Dictionary<string, int> { ["hello hooks"] = 1, ["second"] = 1 }, _receiver.Delivered());
+    }
+
+    [Fact]
+    public async Task Failed_attempts_wait_a_doubling_backoff()
+    {
+        // Whole seconds, none of them the attempt's deadline: the clock starts on a whole second, so the waits are exact.
+        var backoff = TimeSpan.FromSeconds(10);
+        ChatServer server = await StartServerAsync(
+            settings: [$"Webhooks:BackoffBase={backoff}", "Webhooks:BackoffMax=00:01:00", "Webhooks:AttemptTimeout=00:01:07"]);
+        await server.RegisterWebhookAsync("lobby", _receiver.Url);
+        var answers = new Queue<int>([500, 500, 200]);
+        _receiver.Respond = (_, _) => Task.FromResult(answers.TryDequeue(out int status) ? status : 200);
+
+        await server.PostAsync("lobby", "ada", "patience");
+        Assert.Equal(500, (await _receiver.NextOutcomeAsync()).Status);
+
+        // The feeder waits exactly the backoff for the second attempt (the clock does not move on its own)...
+        await server.Time.TimersCreated(backoff, 1).WaitAsync(ChatServer.Patience);
+        Assert.True(_receiver.Outcomes.Count == 1, "A second attempt came before its backoff.");
+        server.Time.Advance(backoff);
+        Assert.Equal(500, (await _receiver.NextOutcomeAsync()).Status);
+
+        // ...and twice that for the third.
+        await server.Time.TimersCreated(backoff * 2, 1).WaitAsync(ChatServer.Patience);
+        server.Time.Advance(backoff * 2);
+        WebhookOutcome third = await _receiver.NextOutcomeAsync();
+        Assert.Equal((200, 3), (third.Status, third.Request.Attempt));
+        await server.WaitForOutboxAsync(counts => counts.Delivered == 1);
+    }
+
+    [Fact]
+    public void The_backoff_doubles_up_to_its_maximum()
+    {
+        var backoffBase = TimeSpan.FromSeconds(1);
+        var max = TimeSpan.FromSeconds(30);
+        Assert.Equal(
+            [1, 2, 4, 8, 16, 30, 30],
+            Enumerable.Range(1, 7).Select(failed => WebhookDispatcher.Backoff(failed, backoffBase, max).TotalSeconds));
+        Assert.Equal(TimeSpan.FromDays(1), WebhookDispatcher.Backoff(1_000, TimeSpan.FromHours(1), TimeSpan.FromDays(1)));
+    }
+
+    [Fact]
+    public async Task A_delivery_is_given_up_after_its_last_attempt_and_marked_failed()
+    {
+        ChatServer server = await StartServerAsync(settings: ["Webhooks:MaxAttempts=3"]);
+        await server.RegisterWebhookAsync("lobby", _receiver.Url);
+        _receiver.Respond = (request, _) => Task.FromResult(request.Text == "doomed" ? 500 : 200);
+
+        await server.PostAsync("lobby", "ada", "doomed");
+        for (int attempt = 1; attempt <= 3; attempt++)
+        {
+            WebhookOutcome outcome = await _receiver.NextOutcomeAsync();
+            Assert.Equal(("doomed", attempt, (int?)500), (outcome.Request.Text, outcome.Request.Attempt, outcome.Status));
+        }
+
+        await server.WaitForOutboxAsync(counts => counts.Failed == 1);
+
+        // No fourth attempt: the next request is the next message's.
+        await server.PostAsync("lobby", "ada", "fine");
+        Assert.Equal("fine", (await _receiver.NextOutcomeAsync()).Request.Text);
+        Assert.Equal(new OutboxCounts(0, 1, 1), await server.WaitForOutboxAsync(counts => counts.Delivered == 1));
+    }
+
+    [Fact]
+    public async Task An_attempt_that_outlives_its_deadline_is_cancelled_and_retried()
+    {
+        var deadline = TimeSpan.FromSeconds(7);
+        ChatServer server = await StartServerAsync(settings: [$"Webhooks:AttemptTimeout={deadline}"]);
+        await server.RegisterWebhookAsync("lobby", _receiver.Url);
+        _receiver.Respond = async (request, ct) =>
+        {
+            if (request.Attempt == 1)
+            {
+                await Task.Delay(Timeout.Infinite, ct); // hangs until the service gives up on it
+            }
+
+            return 200;
+        };
+
+        await server.PostAsync("lobby", "ada", "slow");
+        await _receiver.NextRequestAsync();
+        await server.Time.TimersCreated(deadline, 1).WaitAsync(ChatServer.Patience);
+        server.Time.Advance(deadline);
+
+        WebhookOutcome abandoned = await _receiver.NextOutcomeAsync();
+        Assert.Null(abandoned.Status); // the service cancelled the request
+        WebhookOutcome retried = await _receiver.NextOutcomeAsync();
+        Assert.Equal((2, (int?)200), (retried.Request.Attempt, retried.Status));
+        Assert.Equal(new OutboxCounts(0, 1, 0), await server.WaitForOutboxAsync(counts => counts.Delivered == 1));
+    }
+
+    [Fact]
+    public async Task Deliveries_cut_short_by_a_stop_are_made_after_a_restart_and_none_twice()
+    {
+        ChatServer first = await StartServerAsync(settings: ["Webhooks:Workers=1"]);
+        await first.RegisterWebhookAsync("lobby", _receiver.Url);
+
+        // The first delivery succeeds; the second hangs until the stop cancels it; the rest wait behind it.
+        _receiver.Respond = async (request, ct) =>
+        {
+            if (request.Text == "message 2")
+            {
+                await Task.Delay(Timeout.Infinite, ct);
+            }
+
+            return 200;
+        };
+        for (int i = 1; i <= 5; i++)
+        {
+            await first.PostAsync("lobby", "ada", $"message {i}");
+        }
+
+        Assert.Equal(("message 1", (int?)200), Describe(await _receiver.NextOutcomeAsync()));
+        Assert.Equal("message 1", (await _receiver.NextRequestAsync()).Text);
+        Assert.Equal("message 2", (await _receiver.NextRequestAsync()).Text); // hanging now
+
+        // The shutdown timeout runs out at once: the hanging delivery is cancelled, the queued ones never start.
+        using var shutdownTimeout = new CancellationTokenSource();
+        await shutdownTimeout.CancelAsync();
+        await first.StopAsync(shutdownTimeout.Token);
+        Assert.Equal(("message 2", (int?)null), Describe(await _receiver.NextOutcomeAsync()));
+
+        _receiver.Respond = (_, _) => Task.FromResult(200);
+        ChatServer second = await StartServerAsync(settings: ["Webhooks:Workers=1"]);
+        await second.WaitForOutboxAsync(counts => counts.Delivered == 5);
+        Assert.Equal(new OutboxCounts(0, 5, 0), await second.OutboxAsync());
+        Assert.Equal(
+            Enumerable.Range(1, 5).ToDictionary(i => $"message {i}", _ => 1),
+            _receiver.Delivered());
+    }
+
+    [Fact]
+    public async Task A_stop_lets_the_deliveries_in_flight_finish()
+    {
+        ChatServer server = await StartServerAsync(settings: ["Webhooks:Workers=1"]);
+        await server.RegisterWebhookAsync("lobby", _receiver.Url);
+        var release = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _receiver.Respond = (request, _) => request.Text == "message 1" ? release.Task : Task.FromResult(200);
+        for (int i = 1; i <= 3; i++)
+        {
+            await server.PostAsync("lobby", "ada", $"message {i}");
+        }
+
+        Assert.Equal("message 1", (await _receiver.NextRequestAsync()).Text);
+        Task stopping = server.StopAsync();
+        Assert.False(stopping.IsCompleted);
+        release.SetResult(200);
+        await stopping.WaitAsync(ChatServer.Patience);
+
+        // Everything that was queued was delivered before the stop returned.
+        Assert.Equal(Enumerable.Range(1, 3).ToDictionary(i => $"message {i}", _ => 1), _receiver.Delivered());
+        ChatServer restarted = await StartServerAsync();
+        Assert.Equal(new OutboxCounts(0, 3, 0), await restarted.OutboxAsync());
+    }
+
+    private static (string, int?) Describe(WebhookOutcome outcome) => (outcome.Request.Text, outcome.Status);
+}
