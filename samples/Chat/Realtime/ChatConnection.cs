@@ -137,20 +137,30 @@ internal sealed class ChatConnection
             {
                 int length = 0;
                 ValueWebSocketReceiveResult result;
-                do
+                try
                 {
-                    if (length == limit)
+                    do
                     {
-                        // The rest of an oversized message is read and dropped while the close goes out.
-                        RequestClose(WebSocketCloseStatus.MessageTooBig, $"A message has at most {limit} bytes.");
-                        length = 0;
-                    }
+                        if (length == limit)
+                        {
+                            // The rest of an oversized message is read and dropped while the close goes out.
+                            RequestClose(WebSocketCloseStatus.MessageTooBig, $"A message has at most {limit} bytes.");
+                            length = 0;
+                        }
 
-                    result = await _socket.ReceiveAsync(buffer.AsMemory(length, limit - length), cancellationToken)
-                        .ConfigureAwait(false);
-                    length += result.Count;
+                        result = await _socket.ReceiveAsync(buffer.AsMemory(length, limit - length), cancellationToken)
+                            .ConfigureAwait(false);
+                        length += result.Count;
+                    }
+                    while (!result.EndOfMessage);
                 }
-                while (!result.EndOfMessage);
+                catch (WebSocketException) when (_socket.State == WebSocketState.CloseSent && Volatile.Read(ref _close) is null)
+                {
+                    // The socket refused the frame itself (text that is not UTF-8) and sent a close frame: wait for the
+                    // client's answer to it, as for a close of our own.
+                    RequestClose(WebSocketCloseStatus.InvalidPayloadData, "Text frames must be UTF-8.");
+                    continue;
+                }
 
                 Volatile.Write(ref _lastHeard, _time.GetTimestamp());
                 if (result.MessageType == WebSocketMessageType.Close)

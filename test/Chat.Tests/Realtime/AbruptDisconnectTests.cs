@@ -1,3 +1,4 @@
+using Chat.Api;
 using AsyncScopes;
 using Chat.Tests.Support;
 
@@ -46,7 +47,7 @@ public sealed class AbruptDisconnectTests : ServiceTest
             await children.WaitForAsync(0);
             Assert.Empty(OpenConnectionScopes(started));
 
-            Api.HealthReport? health = await System.Net.Http.Json.HttpClientJsonExtensions.GetFromJsonAsync(
+            HealthReport? health = await System.Net.Http.Json.HttpClientJsonExtensions.GetFromJsonAsync(
                 Server.Http, "/health", ChatJson.Default.HealthReport);
             Assert.Equal(0, health!.Connections);
             Assert.Empty(Server.Service.Hub.Rooms());

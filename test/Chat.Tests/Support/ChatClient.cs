@@ -225,6 +225,8 @@ internal sealed class ChatClient : IAsyncDisposable
                 ValueWebSocketReceiveResult result = await _socket.ReceiveAsync(buffer.AsMemory(), CancellationToken.None);
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
+                    // Noted before answering: a server that has gone on to drop the connection makes the answer fail.
+                    _closed.TrySetResult(_socket.CloseStatus);
                     if (_answerClose && _socket.State == WebSocketState.CloseReceived)
                     {
                         using (await _sendLock.LockAsync())
@@ -233,7 +235,6 @@ internal sealed class ChatClient : IAsyncDisposable
                         }
                     }
 
-                    _closed.TrySetResult(_socket.CloseStatus);
                     return;
                 }
 

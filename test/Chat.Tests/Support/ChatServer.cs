@@ -1,3 +1,4 @@
+using Chat.Api;
 using System.Net.Http.Json;
 using Chat.Storage;
 using Microsoft.AspNetCore.Builder;
@@ -69,13 +70,14 @@ internal sealed class ChatServer : IAsyncDisposable
     public Uri WebSocketUri(string room, string name) =>
         new UriBuilder(BaseAddress) { Scheme = "ws", Path = $"/ws/rooms/{Uri.EscapeDataString(room)}", Query = $"name={Uri.EscapeDataString(name)}" }.Uri;
 
-    /// <summary>Connects a client and waits until the service counts it.</summary>
+    /// <summary>Connects a client and waits until the service has it in its room.</summary>
     public async Task<ChatClient> ConnectAsync(string room, string name, bool answerPings = true)
     {
         Task changed = Service.Hub.Changed;
-        int before = Service.Hub.Count;
+        HashSet<global::Chat.Realtime.ChatConnection> before = [.. Service.Hub.Members(room)];
         ChatClient client = await ChatClient.ConnectAsync(WebSocketUri(room, name), answerPings);
-        await WaitForConnectionsAsync(count => count > before, changed);
+        await WaitForConnectionsAsync(
+            _ => Service.Hub.Members(room).Any(member => member.Name == name && !before.Contains(member)), changed);
         return client;
     }
 
@@ -93,7 +95,7 @@ internal sealed class ChatServer : IAsyncDisposable
     public async Task<IReadOnlyList<StoredMessage>> HistoryAsync(string room, int limit = 200, long? before = null)
     {
         string query = before is null ? $"limit={limit}" : $"limit={limit}&before={before}";
-        Api.MessagePage? page = await Http.GetFromJsonAsync($"/api/rooms/{room}/messages?{query}", ChatJson.Default.MessagePage);
+        MessagePage? page = await Http.GetFromJsonAsync($"/api/rooms/{room}/messages?{query}", ChatJson.Default.MessagePage);
         return page!.Messages;
     }
 

@@ -1,0 +1,101 @@
+using System.Net.WebSockets;
+using System.Text.Json;
+using Chat.Realtime;
+using Chat.Tests.Support;
+
+namespace Chat.Tests.Realtime;
+
+public sealed class FloodTests : ServiceTest
+{
+    // Each test starts its own server, with its own budgets.
+    public override Task InitializeAsync() => Task.CompletedTask;
+
+    [Fact]
+    public async Task A_client_that_sends_more_than_its_budget_is_closed_with_1008()
+    {
+        // The clock stands still: the burst is all a client has.
+        ChatServer server = await StartServerAsync(settings: ["Chat:ReceiveBurst=5", "Chat:ReceiveFramesPerSecond=1"]);
+        await using ChatClient flooder = await server.ConnectAsync("lobby", "flooder");
+        await using ChatClient bystander = await server.ConnectAsync("lobby", "bystander");
+        for (int i = 1; i <= 5; i++)
+        {
+            await flooder.SendAsync($"message {i}");
+            await flooder.ReceiveAsync("ack");
+        }
+
+        await flooder.SendAsync("one too many");
+        Assert.Equal(WebSocketCloseStatus.PolicyViolation, await flooder.WaitClosedAsync());
+        Assert.StartsWith("Too many messages", flooder.CloseReason, StringComparison.Ordinal);
+        Assert.Equal(Enumerable.Range(1, 5).Select(i => $"message {i}"), await DatabaseFile.MessageTextsAsync(Directory.Path));
+
+        // The others go on.
+        await server.WaitForConnectionsAsync(count => count == 1);
+        await server.PostAsync("lobby", "ada", "still here");
+        for (int i = 1; i <= 5; i++)
+        {
+            await bystander.ReceiveAsync("message");
+        }
+
+        Assert.Equal("still here", (await bystander.ReceiveAsync("message")).GetProperty("text").GetString());
+    }
+
+    [Fact]
+    public async Task The_budget_refills_with_time()
+    {
+        ChatServer server = await StartServerAsync(settings: ["Chat:ReceiveBurst=2", "Chat:ReceiveFramesPerSecond=1"]);
+        await using ChatClient client = await server.ConnectAsync("lobby", "ada");
+        for (int round = 0; round < 3; round++)
+        {
+            for (int i = 0; i < 2; i++)
+            {
+                await client.SendAsync($"round {round} message {i}");
+                await client.ReceiveAsync("ack");
+            }
+
+            server.Time.Advance(TimeSpan.FromSeconds(2)); // two frames' worth
+        }
+
+        Assert.Equal(1, server.Service.Hub.Count);
+        Assert.Equal(6, (await DatabaseFile.MessageTextsAsync(Directory.Path)).Count);
+    }
+
+    [Fact]
+    public async Task A_client_that_does_not_read_is_closed_with_1008_and_the_others_get_everything()
+    {
+        ChatServer server = await StartServerAsync(settings: ["Chat:SendQueueCapacity=4"]);
+
+        // A small receive window: the frames the slow client does not read soon fill what TCP can hold.
+        await using ChatClient slow = await ChatClient.ConnectAsync(server.WebSocketUri("lobby", "slow"), receive: false, receiveBufferSize: 4096);
+        await using ChatClient fast = await server.ConnectAsync("lobby", "fast");
+        await server.WaitForConnectionsAsync(count => count == 2);
+        ChatConnection slowOnServer = server.Service.Hub.Members("lobby").Single(member => member.Name == "slow");
+
+        string text = new('x', server.Service.Options.MaxMessageLength);
+        int posted = 0;
+        while (slowOnServer.CloseStatus is null)
+        {
+            Assert.True(posted < 5_000, "The slow client was never closed.");
+            await server.PostAsync("lobby", "ada", text);
+            posted++;
+        }
+
+        Assert.Equal(WebSocketCloseStatus.PolicyViolation, slowOnServer.CloseStatus);
+
+        // Once the slow client reads, it finds the close frame after what was already on its way.
+        slow.StartReceiving();
+        Assert.Equal(WebSocketCloseStatus.PolicyViolation, await slow.WaitClosedAsync());
+        Assert.StartsWith("Too slow", slow.CloseReason, StringComparison.Ordinal);
+        Assert.True(slow.Drain().Count < posted);
+
+        // The fast client got every message, in order.
+        long previous = 0;
+        for (int i = 0; i < posted; i++)
+        {
+            JsonElement frame = await fast.ReceiveAsync("message");
+            Assert.True(frame.GetProperty("id").GetInt64() > previous);
+            previous = frame.GetProperty("id").GetInt64();
+        }
+
+        await server.WaitForConnectionsAsync(count => count == 1);
+    }
+}
