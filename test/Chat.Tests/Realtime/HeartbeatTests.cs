@@ -72,12 +72,12 @@ public sealed class HeartbeatTests : ServiceTest
         // A binary frame makes the server close; the client never answers the close frame.
         deaf.StopAnsweringClose();
         await deaf.SendRawAsync(new byte[] { 1, 2, 3 }, WebSocketMessageType.Binary);
+        Assert.Equal(WebSocketCloseStatus.InvalidMessageType, await deaf.WaitClosedAsync());
         await server.Time.TimersCreated(CloseTimeout, 1).WaitAsync(ChatServer.Patience);
-        Assert.Equal(1, server.Service.Hub.Count);
+        Assert.Equal(1, server.Service.Hub.Count); // waiting for the answer
 
         server.Time.Advance(CloseTimeout);
         await server.WaitForConnectionsAsync(count => count == 0);
-        Assert.Equal(WebSocketCloseStatus.InvalidMessageType, await deaf.Closed.WaitAsync(ChatServer.Patience));
     }
 
     private Task<ChatServer> StartAsync(TimeSpan silence) =>

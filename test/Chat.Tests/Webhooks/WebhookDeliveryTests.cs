@@ -120,10 +120,9 @@ public sealed class WebhookDeliveryTests : ServiceTest
         await server.Time.TimersCreated(deadline, 1).WaitAsync(ChatServer.Patience);
         server.Time.Advance(deadline);
 
-        WebhookOutcome abandoned = await _receiver.NextOutcomeAsync();
-        Assert.Null(abandoned.Status); // the service cancelled the request
-        WebhookOutcome retried = await _receiver.NextOutcomeAsync();
-        Assert.Equal((2, (int?)200), (retried.Request.Attempt, retried.Status));
+        // The receiver may notice the abandoned request after it has answered the retry.
+        WebhookOutcome[] outcomes = [await _receiver.NextOutcomeAsync(), await _receiver.NextOutcomeAsync()];
+        Assert.Equal([(1, (int?)null), (2, 200)], outcomes.Select(o => (o.Request.Attempt, o.Status)).Order());
         Assert.Equal(new OutboxCounts(0, 1, 0), await server.WaitForOutboxAsync(counts => counts.Delivered == 1));
     }
 
