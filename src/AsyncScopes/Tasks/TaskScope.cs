@@ -53,6 +53,7 @@ public sealed class TaskScope : IAsyncDisposable
     private volatile bool _joinCalled;
     private bool _disposalReported;
     private int _cancelReason;
+    private TimeoutException? _timeoutError; // the join's own exception when the timeout ended the scope
 
     /// <summary>Creates a scope with the default options.</summary>
     /// <param name="cancellationToken">Cancels the scope from outside: its cancellation cancels <see cref="Token"/>.</param>
@@ -559,8 +560,9 @@ public sealed class TaskScope : IAsyncDisposable
             var reason = (CancelReason)Volatile.Read(ref _cancelReason);
             if (reason is CancelReason.Timeout or CancelReason.None)
             {
-                _completion.TrySetException(new TimeoutException(
-                    $"The TaskScope{(_name is null ? string.Empty : " '" + _name + "'")} did not complete within its timeout of {_timeout}."));
+                _timeoutError = new TimeoutException(
+                    $"The TaskScope{(_name is null ? string.Empty : " '" + _name + "'")} did not complete within its timeout of {_timeout}.");
+                _completion.TrySetException(_timeoutError);
             }
             else
             {
@@ -603,7 +605,8 @@ public sealed class TaskScope : IAsyncDisposable
         if (bodyFailure is not null)
         {
             var failures = new List<Exception> { bodyFailure };
-            if (join.Exception is { } childFailures && childFailures.InnerException is not TimeoutException)
+            // The scope's own timeout is not a child's failure; a child's TimeoutException is.
+            if (join.Exception is { } childFailures && !ReferenceEquals(childFailures.InnerException, _timeoutError))
             {
                 // A body that awaited a failed child rethrows that child's failure: list it once, first.
                 failures.AddRange(childFailures.InnerExceptions.Where(e => !ReferenceEquals(e, bodyFailure)));
