@@ -238,6 +238,8 @@ public sealed class TaskScope : IAsyncDisposable
     /// children's failures. When the body returns, the outcome is the join's.
     /// </returns>
     /// <exception cref="ArgumentNullException"><paramref name="body"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the body does not run.</exception>
+    /// <exception cref="ArgumentException"><see cref="TaskScopeOptions.TimeProvider"/> is null; the body does not run.</exception>
     public static Task RunAsync(Func<TaskScope, Task> body, CancellationToken cancellationToken = default, TaskScopeOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -257,6 +259,8 @@ public sealed class TaskScope : IAsyncDisposable
     /// <returns>The body's result once every child finished, with the rules of
     /// <see cref="RunAsync(Func{TaskScope, Task}, CancellationToken, TaskScopeOptions?)"/>.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="body"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the body does not run.</exception>
+    /// <exception cref="ArgumentException"><see cref="TaskScopeOptions.TimeProvider"/> is null; the body does not run.</exception>
     public static Task<T> RunAsync<T>(Func<TaskScope, Task<T>> body, CancellationToken cancellationToken = default, TaskScopeOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -276,7 +280,8 @@ public sealed class TaskScope : IAsyncDisposable
     /// The winner's result, once every loser has finished. Results of losers that also succeeded are disposed when
     /// they are <see cref="IAsyncDisposable"/> or <see cref="IDisposable"/>. When a contender won, the failures of the
     /// losers (before or after the win, their disposal's included) go to <see cref="ScopeDiagnostics.UnobservedFailure"/>. When every contender fails: faults
-    /// with all the failures. Cancelled from outside before anyone won: cancelled.
+    /// with all the failures. Cancelled from outside before anyone won: cancelled once every contender has ended, unless a
+    /// contender had failed: then it faults with those failures, which a cancellation never hides.
     /// </returns>
     /// <exception cref="ArgumentNullException"><paramref name="contenders"/> or one of them is null.</exception>
     /// <exception cref="ArgumentException"><paramref name="contenders"/> is empty.</exception>

@@ -195,6 +195,26 @@ public sealed class TaskScopeRunAsyncTests
         Assert.Equal("body", withResult.ParamName);
     }
 
+    [Fact]
+    public void Invalid_options_throw_at_the_call_and_the_body_does_not_run()
+    {
+        bool ran = false;
+        var options = new TaskScopeOptions { MaxConcurrency = -1 };
+
+        var withoutResult = Assert.Throws<ArgumentOutOfRangeException>(() => { _ = TaskScope.RunAsync(_ => Run(), options: options); });
+        var withResult = Assert.Throws<ArgumentOutOfRangeException>(() => { _ = TaskScope.RunAsync(async _ => { await Run(); return 1; }, options: options); });
+
+        Assert.Equal(nameof(TaskScopeOptions.MaxConcurrency), withoutResult.ParamName);
+        Assert.Equal(nameof(TaskScopeOptions.MaxConcurrency), withResult.ParamName);
+        Assert.False(ran);
+
+        Task Run()
+        {
+            ran = true;
+            return Task.CompletedTask;
+        }
+    }
+
     private static TaskCompletionSource NewGate() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     // Completes when the token is cancelled, off the thread that cancelled.
