@@ -369,6 +369,12 @@ public sealed class TaskScope : IAsyncDisposable
             {
                 (_failures ??= []).Add(failure);
             }
+
+            // Before the slot is handed on: the children waiting for it are cancelled without running.
+            if (_failureMode == TaskScopeFailureMode.CancelOnFirstFailure)
+            {
+                RequestCancel(CancelReason.Failure);
+            }
         }
 
         IChild? next = null;
@@ -386,11 +392,6 @@ public sealed class TaskScope : IAsyncDisposable
                     _running++;
                 }
             }
-        }
-
-        if (failure is not null && _failureMode == TaskScopeFailureMode.CancelOnFirstFailure)
-        {
-            RequestCancel(CancelReason.Failure);
         }
 
         next?.Schedule();

@@ -578,6 +578,64 @@ public sealed class TaskScopeTests
         await scope.JoinAsync().WaitAsync(Patience);
     }
 
+    [Fact]
+    public async Task A_failure_cancels_the_children_waiting_for_a_slot_without_running_them()
+    {
+        var scope = new TaskScope(new TaskScopeOptions { MaxConcurrency = 1 });
+        var failGate = NewGate();
+        var failure = new InvalidOperationException("the child holding the only slot failed");
+        var ran = false;
+        _ = scope.Start(async _ =>
+        {
+            await failGate.Task;
+            throw failure;
+        });
+        var waiting = scope.Start(_ =>
+        {
+            Volatile.Write(ref ran, true);
+            return Task.CompletedTask;
+        });
+        Assert.False(waiting.IsCompleted);
+
+        failGate.SetResult();
+
+        await Settled(waiting);
+        Assert.True(waiting.IsCanceled);
+        Assert.False(Volatile.Read(ref ran));
+        var thrown = await Assert.ThrowsAsync<InvalidOperationException>(() => scope.JoinAsync().WaitAsync(Patience));
+        Assert.Same(failure, thrown);
+    }
+
+    [Fact]
+    public async Task Cancel_cancels_the_children_waiting_for_a_slot_without_running_them()
+    {
+        var scope = new TaskScope(new TaskScopeOptions { MaxConcurrency = 1 });
+        var holding = NewGate();
+        var ran = false;
+        var holder = scope.Start(async token =>
+        {
+            holding.SetResult();
+            await Task.Delay(Timeout.Infinite, token);
+        });
+        var waiting = scope.Start(_ =>
+        {
+            Volatile.Write(ref ran, true);
+            return Task.CompletedTask;
+        });
+        await holding.Task.WaitAsync(Patience);
+
+        scope.Cancel();
+
+        await Settled(waiting);
+        Assert.True(waiting.IsCanceled);
+        Assert.False(Volatile.Read(ref ran));
+        await Settled(holder);
+        Assert.True(holder.IsCanceled);
+        var join = scope.JoinAsync();
+        await Settled(join);
+        Assert.True(join.IsCanceled);
+    }
+
     // --- Timeout and cancellation of the join ---------------------------------------------------------------------
 
     [Fact]
