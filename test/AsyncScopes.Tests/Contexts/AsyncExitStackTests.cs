@@ -181,17 +181,28 @@ public sealed class AsyncExitStackTests
     public async Task Registration_during_unwinding_is_rejected()
     {
         var stack = new AsyncExitStack();
-        Exception? rejection = null;
+        var manager = new RecordingManager<int>(1);
+        var resource = new TrackedResource();
+        var rejections = new List<Exception?>();
         stack.Defer(() =>
         {
-            rejection = Record.Exception(() => stack.Defer(() => ValueTask.CompletedTask));
+            rejections.Add(Record.Exception(() => stack.Defer(() => ValueTask.CompletedTask)));
+            rejections.Add(Record.Exception(() => stack.PushExit(_ => new ValueTask<bool>(false))));
+            rejections.Add(Record.Exception(() => stack.Push(resource)));
+            rejections.Add(Record.Exception(() => stack.PushDisposable(resource)));
+            rejections.Add(Record.Exception(() => { _ = stack.EnterAsync(manager).AsTask(); }));
+            rejections.Add(Record.Exception(stack.Complete));
             return ValueTask.CompletedTask;
         });
         stack.Complete();
 
         await stack.DisposeAsync();
 
-        Assert.IsType<InvalidOperationException>(rejection);
+        Assert.Equal(6, rejections.Count);
+        Assert.All(rejections, rejection => Assert.IsType<InvalidOperationException>(rejection));
+        Assert.Equal(0, manager.Enters);
+        Assert.Equal(0, resource.Disposals);
+        Assert.Equal(0, stack.Count);
     }
 
     [Fact]
