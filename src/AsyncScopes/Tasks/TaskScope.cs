@@ -121,8 +121,9 @@ public sealed class TaskScope : IAsyncDisposable
     /// </summary>
     /// <param name="work">The child; it receives <see cref="Token"/>.</param>
     /// <returns>The child's own outcome. A failure (a synchronous throw included) faults it and is also a failure of
-    /// the scope; cancellation while <see cref="Token"/> is cancelled cancels it. When the scope is already
-    /// cancelled, a cancelled task, and the work does not run.</returns>
+    /// the scope, recorded before the task faults (in <see cref="TaskScopeFailureMode.CancelOnFirstFailure"/>,
+    /// <see cref="Token"/> is cancelled by then); cancellation while <see cref="Token"/> is cancelled cancels it. When
+    /// the scope is already cancelled, a cancelled task, and the work does not run.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="work"/> is null.</exception>
     /// <exception cref="InvalidOperationException">The scope is closed (joined or disposed). Starting while the join
     /// is in progress is allowed: the join waits for that child too.</exception>
@@ -356,25 +357,28 @@ public sealed class TaskScope : IAsyncDisposable
         return child.Task;
     }
 
-    private void OnChildFinished(Exception? failure)
+    // Runs before the child's task faults, so that whoever awaits the child finds the failure recorded and, in
+    // CancelOnFirstFailure, the scope cancelled; and before the child's slot is handed on, so that the children
+    // waiting for it are cancelled without running.
+    private void OnChildFailed(Exception failure)
+    {
+        lock (_lock)
+        {
+            (_failures ??= []).Add(failure);
+        }
+
+        if (_failureMode == TaskScopeFailureMode.CancelOnFirstFailure)
+        {
+            RequestCancel(CancelReason.Failure);
+        }
+    }
+
+    // Runs after the child's task completed, so that a completed join means completed child tasks.
+    private void OnChildFinished()
     {
         if (ScopeMetrics.RunningChildren.Enabled)
         {
             ScopeMetrics.RunningChildren.Add(-1);
-        }
-
-        if (failure is not null)
-        {
-            lock (_lock)
-            {
-                (_failures ??= []).Add(failure);
-            }
-
-            // Before the slot is handed on: the children waiting for it are cancelled without running.
-            if (_failureMode == TaskScopeFailureMode.CancelOnFirstFailure)
-            {
-                RequestCancel(CancelReason.Failure);
-            }
         }
 
         IChild? next = null;
@@ -701,7 +705,6 @@ public sealed class TaskScope : IAsyncDisposable
         // Never faults: every outcome goes to the child's task and to the scope.
         private async Task RunAsync()
         {
-            Exception? failure = null;
             CancellationToken token = scope.Token;
             try
             {
@@ -721,12 +724,12 @@ public sealed class TaskScope : IAsyncDisposable
             }
             catch (Exception e)
             {
-                failure = e;
+                scope.OnChildFailed(e);
                 TrySetException(e);
                 _ = Task.Exception; // the scope surfaces it; an ignored child task must not raise it again
             }
 
-            scope.OnChildFinished(failure);
+            scope.OnChildFinished();
         }
     }
 

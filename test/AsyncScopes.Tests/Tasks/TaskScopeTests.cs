@@ -37,6 +37,39 @@ public sealed class TaskScopeTests
     }
 
     [Fact]
+    public async Task The_scope_is_cancelled_before_the_failed_child_task_completes()
+    {
+        // So whoever awaits a failed child (the natural fan-in) finds the siblings already told to stop, and a Start
+        // of theirs refused.
+        var scope = new TaskScope();
+        var failGate = NewGate();
+        var failure = new InvalidOperationException("failed");
+        var child = scope.Start(async _ =>
+        {
+            await failGate.Task;
+            throw failure;
+        });
+        bool? childCompletedAtCancellation = null;
+        using var registration = scope.Token.Register(() => childCompletedAtCancellation = child.IsCompleted);
+
+        failGate.SetResult();
+        await Assert.ThrowsAsync<InvalidOperationException>(() => child.WaitAsync(Patience));
+
+        Assert.True(scope.Token.IsCancellationRequested);
+        Assert.False(childCompletedAtCancellation);
+        var ran = false;
+        var late = scope.Start(_ =>
+        {
+            Volatile.Write(ref ran, true);
+            return Task.CompletedTask;
+        });
+        Assert.True(late.IsCanceled);
+        var thrown = await Assert.ThrowsAsync<InvalidOperationException>(() => scope.JoinAsync().WaitAsync(Patience));
+        Assert.Same(failure, thrown);
+        Assert.False(Volatile.Read(ref ran));
+    }
+
+    [Fact]
     public async Task WaitForAll_lets_the_siblings_finish_after_a_failure()
     {
         var scope = new TaskScope(new TaskScopeOptions { FailureMode = TaskScopeFailureMode.WaitForAll });
