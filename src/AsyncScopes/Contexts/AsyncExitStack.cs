@@ -233,7 +233,7 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
             return;
         }
 
-        if (abandoned is not null && final is ScopeExitException combined && ReferenceEquals(combined.InnerExceptions[0], abandoned))
+        if (abandoned is not null && final is ScopeExitException { InnerExceptions: [var first, ..] } combined && ReferenceEquals(first, abandoned))
         {
             // Only what the exits threw leaves DisposeAsync.
             var thrown = combined.InnerExceptions.Skip(1).ToList();

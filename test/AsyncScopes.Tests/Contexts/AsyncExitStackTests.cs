@@ -402,6 +402,19 @@ public sealed class AsyncExitStackTests
     }
 
     [Fact]
+    public async Task An_empty_ScopeExitException_thrown_after_a_suppression_leaves_disposal_as_it_is()
+    {
+        var empty = new ScopeExitException([]);
+        var stack = new AsyncExitStack();
+        stack.Defer(() => throw empty);
+        stack.PushExit(_ => new ValueTask<bool>(true)); // suppresses the abandonment
+
+        var thrown = await Assert.ThrowsAsync<ScopeExitException>(() => stack.DisposeAsync().AsTask());
+
+        Assert.Same(empty, thrown);
+    }
+
+    [Fact]
     public async Task An_exit_that_rethrows_the_abandonment_does_not_make_it_escape()
     {
         var stack = new AsyncExitStack();
