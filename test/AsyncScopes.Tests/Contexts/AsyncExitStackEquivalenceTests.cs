@@ -24,6 +24,11 @@ public sealed class AsyncExitStackEquivalenceTests
 
             var nested = await RunNestedAsync(scenario);
             var stacked = await RunStackAsync(scenario);
+
+            // Equal runs must also be expected ones: exits see, and the run ends with, only the body's and the exits' own exceptions.
+            Assert.False(
+                nested.Outcome.Contains("unexpected:", StringComparison.Ordinal) || nested.Calls.Contains("unexpected:", StringComparison.Ordinal),
+                $"case {i} (seed {Seed + i}): {scenario}\n  nested WithAsync: {nested}");
             Assert.True(
                 nested == stacked,
                 $"case {i} (seed {Seed + i}): {scenario}\n  nested WithAsync: {nested}\n  AsyncExitStack.RunAsync: {stacked}");
