@@ -40,7 +40,7 @@ public sealed class TaskScope : IAsyncDisposable
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskScopeFailureMode _failureMode;
     private readonly int _maxConcurrency;
-    private readonly bool _hasTimer;
+    private readonly ITimer? _timer;
     private readonly string? _name;
     private readonly TimeSpan? _timeout;
     private readonly ScopeTracker? _tracker;
@@ -80,20 +80,26 @@ public sealed class TaskScope : IAsyncDisposable
         _failureMode = options.FailureMode;
         _maxConcurrency = options.MaxConcurrency;
         _name = options.Name;
-        if (options.Timeout is { } timeout && timeout != Timeout.InfiniteTimeSpan)
-        {
-            _timeout = timeout;
-            _hasTimer = true;
-            _source = new CancellationTokenSource(timeout, options.TimeProvider);
-        }
-        else
-        {
-            _source = new CancellationTokenSource();
-        }
-
+        _source = new CancellationTokenSource();
         _tracker = tracked ? ScopeTracker.StartIfTracking("TaskScope", _name) : null;
         ScopeMetrics.OpenScopes.Add(1, KindTag);
         _source.Token.UnsafeRegister(static state => ((TaskScope)state!).OnCancelled(), this);
+        if (options.Timeout is { } timeout && timeout != Timeout.InfiniteTimeSpan)
+        {
+            _timeout = timeout;
+            if (timeout == TimeSpan.Zero)
+            {
+                RequestCancel(CancelReason.Timeout);
+            }
+            else
+            {
+                // The scope's own timer rather than a CancellationTokenSource's: the cancellation then goes through
+                // RequestCancel, where callbacks on Token that throw become failures of the scope instead of exceptions
+                // on the timer's thread.
+                _timer = CreateTimer(options.TimeProvider, timeout);
+            }
+        }
+
         _outerToken = cancellationToken;
         if (cancellationToken.CanBeCanceled)
         {
@@ -113,6 +119,9 @@ public sealed class TaskScope : IAsyncDisposable
     }
 
     /// <summary>The token every child receives; cancelled when the scope is cancelled for any reason.</summary>
+    /// <remarks>A callback registered on it that throws is a failure of the scope, whatever cancelled it: the
+    /// exception never reaches the caller of <see cref="Cancel"/>, the outer token's <c>Cancel</c>, or the timer of
+    /// <see cref="TaskScopeOptions.Timeout"/>.</remarks>
     public CancellationToken Token => _source.Token;
 
     /// <summary>
@@ -410,6 +419,14 @@ public sealed class TaskScope : IAsyncDisposable
     private void RequestCancel(CancelReason reason)
     {
         Interlocked.CompareExchange(ref _cancelReason, (int)reason, (int)CancelReason.None);
+        if (_source.IsCancellationRequested)
+        {
+            return;
+        }
+
+        // The cancellation counts as a member of the scope while its callbacks run: children that end inside them
+        // cannot close the scope before what the callbacks threw is recorded. False when the scope already closed.
+        bool member = TryAddActive();
         try
         {
             _source.Cancel();
@@ -418,6 +435,13 @@ public sealed class TaskScope : IAsyncDisposable
         {
             // Callbacks registered on Token threw: failures of the scope like any other, never lost.
             RecordFailures(callbackFailures.InnerExceptions);
+        }
+        finally
+        {
+            if (member && MarkFinished(1))
+            {
+                FinishClose();
+            }
         }
     }
 
@@ -438,11 +462,32 @@ public sealed class TaskScope : IAsyncDisposable
         }
     }
 
-    // Runs once, when Token is cancelled for any reason.
+    private ITimer CreateTimer(TimeProvider timeProvider, TimeSpan timeout)
+    {
+        // The timer does not keep the creator's ExecutionContext (and its AsyncLocal values) alive.
+        bool suppress = !ExecutionContext.IsFlowSuppressed();
+        if (suppress)
+        {
+            ExecutionContext.SuppressFlow();
+        }
+
+        try
+        {
+            return timeProvider.CreateTimer(
+                static state => ((TaskScope)state!).RequestCancel(CancelReason.Timeout), this, timeout, Timeout.InfiniteTimeSpan);
+        }
+        finally
+        {
+            if (suppress)
+            {
+                ExecutionContext.RestoreFlow();
+            }
+        }
+    }
+
+    // Runs once, when Token is cancelled for any reason; every cause recorded its reason before cancelling.
     private void OnCancelled()
     {
-        // Every other cause records its reason before cancelling: one not recorded is the timer.
-        Interlocked.CompareExchange(ref _cancelReason, (int)CancelReason.Timeout, (int)CancelReason.None);
         int drained = 0;
         if (_maxConcurrency > 0)
         {
@@ -555,11 +600,8 @@ public sealed class TaskScope : IAsyncDisposable
         _outerRegistration.Unregister();
         _tracker?.Close();
         ScopeMetrics.OpenScopes.Add(-1, KindTag);
-        if (_hasTimer)
-        {
-            // Releases the timer; the source is never disposed, so that a late Cancel() stays harmless.
-            _source.CancelAfter(Timeout.InfiniteTimeSpan);
-        }
+        // Releases the timer; the source is never disposed, so that a late Cancel() stays harmless.
+        _timer?.Dispose();
 
         if (failures is { Count: > 0 })
         {
@@ -568,7 +610,7 @@ public sealed class TaskScope : IAsyncDisposable
         else if (_source.IsCancellationRequested)
         {
             var reason = (CancelReason)Volatile.Read(ref _cancelReason);
-            if (reason is CancelReason.Timeout or CancelReason.None)
+            if (reason is CancelReason.Timeout)
             {
                 _timeoutError = new TimeoutException(
                     $"The TaskScope{(_name is null ? string.Empty : " '" + _name + "'")} did not complete within its timeout of {_timeout}.");
