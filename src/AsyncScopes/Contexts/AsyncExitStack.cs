@@ -152,15 +152,15 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
     /// <exception cref="InvalidOperationException">The stack is closing or closed.</exception>
     public AsyncExitStack PopAll()
     {
-        var popped = new AsyncExitStack();
         lock (_lock)
         {
+            // Checked before the new stack exists: a refused PopAll leaves no open stack behind.
             ThrowIfNotOpenLocked();
+            var popped = new AsyncExitStack();
             popped._exits = _exits;
             _exits = default;
+            return popped;
         }
-
-        return popped;
     }
 
     /// <summary>
@@ -233,7 +233,7 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
             return;
         }
 
-        if (abandoned is not null && final is ScopeExitException combined && ReferenceEquals(combined.InnerExceptions[0], abandoned))
+        if (abandoned is not null && final is ScopeExitException { InnerExceptions: [var first, ..] } combined && ReferenceEquals(first, abandoned))
         {
             // Only what the exits threw leaves DisposeAsync.
             var thrown = combined.InnerExceptions.Skip(1).ToList();

@@ -40,7 +40,7 @@ public sealed class TaskScope : IAsyncDisposable
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskScopeFailureMode _failureMode;
     private readonly int _maxConcurrency;
-    private readonly bool _hasTimer;
+    private readonly ITimer? _timer;
     private readonly string? _name;
     private readonly TimeSpan? _timeout;
     private readonly ScopeTracker? _tracker;
@@ -53,6 +53,7 @@ public sealed class TaskScope : IAsyncDisposable
     private volatile bool _joinCalled;
     private bool _disposalReported;
     private int _cancelReason;
+    private TimeoutException? _timeoutError; // the join's own exception when the timeout ended the scope
 
     /// <summary>Creates a scope with the default options.</summary>
     /// <param name="cancellationToken">Cancels the scope from outside: its cancellation cancels <see cref="Token"/>.</param>
@@ -79,20 +80,26 @@ public sealed class TaskScope : IAsyncDisposable
         _failureMode = options.FailureMode;
         _maxConcurrency = options.MaxConcurrency;
         _name = options.Name;
-        if (options.Timeout is { } timeout && timeout != Timeout.InfiniteTimeSpan)
-        {
-            _timeout = timeout;
-            _hasTimer = true;
-            _source = new CancellationTokenSource(timeout, options.TimeProvider);
-        }
-        else
-        {
-            _source = new CancellationTokenSource();
-        }
-
+        _source = new CancellationTokenSource();
         _tracker = tracked ? ScopeTracker.StartIfTracking("TaskScope", _name) : null;
         ScopeMetrics.OpenScopes.Add(1, KindTag);
         _source.Token.UnsafeRegister(static state => ((TaskScope)state!).OnCancelled(), this);
+        if (options.Timeout is { } timeout && timeout != Timeout.InfiniteTimeSpan)
+        {
+            _timeout = timeout;
+            if (timeout == TimeSpan.Zero)
+            {
+                RequestCancel(CancelReason.Timeout);
+            }
+            else
+            {
+                // The scope's own timer rather than a CancellationTokenSource's: the cancellation then goes through
+                // RequestCancel, where callbacks on Token that throw become failures of the scope instead of exceptions
+                // on the timer's thread.
+                _timer = CreateTimer(options.TimeProvider, timeout);
+            }
+        }
+
         _outerToken = cancellationToken;
         if (cancellationToken.CanBeCanceled)
         {
@@ -112,6 +119,9 @@ public sealed class TaskScope : IAsyncDisposable
     }
 
     /// <summary>The token every child receives; cancelled when the scope is cancelled for any reason.</summary>
+    /// <remarks>A callback registered on it that throws is a failure of the scope, whatever cancelled it: the
+    /// exception never reaches the caller of <see cref="Cancel"/>, the outer token's <c>Cancel</c>, or the timer of
+    /// <see cref="TaskScopeOptions.Timeout"/>.</remarks>
     public CancellationToken Token => _source.Token;
 
     /// <summary>
@@ -120,8 +130,9 @@ public sealed class TaskScope : IAsyncDisposable
     /// </summary>
     /// <param name="work">The child; it receives <see cref="Token"/>.</param>
     /// <returns>The child's own outcome. A failure (a synchronous throw included) faults it and is also a failure of
-    /// the scope; cancellation while <see cref="Token"/> is cancelled cancels it. When the scope is already
-    /// cancelled, a cancelled task, and the work does not run.</returns>
+    /// the scope, recorded before the task faults (in <see cref="TaskScopeFailureMode.CancelOnFirstFailure"/>,
+    /// <see cref="Token"/> is cancelled by then); cancellation while <see cref="Token"/> is cancelled cancels it. When
+    /// the scope is already cancelled, a cancelled task, and the work does not run.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="work"/> is null.</exception>
     /// <exception cref="InvalidOperationException">The scope is closed (joined or disposed). Starting while the join
     /// is in progress is allowed: the join waits for that child too.</exception>
@@ -237,6 +248,8 @@ public sealed class TaskScope : IAsyncDisposable
     /// children's failures. When the body returns, the outcome is the join's.
     /// </returns>
     /// <exception cref="ArgumentNullException"><paramref name="body"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the body does not run.</exception>
+    /// <exception cref="ArgumentException"><see cref="TaskScopeOptions.TimeProvider"/> is null; the body does not run.</exception>
     public static Task RunAsync(Func<TaskScope, Task> body, CancellationToken cancellationToken = default, TaskScopeOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -256,6 +269,8 @@ public sealed class TaskScope : IAsyncDisposable
     /// <returns>The body's result once every child finished, with the rules of
     /// <see cref="RunAsync(Func{TaskScope, Task}, CancellationToken, TaskScopeOptions?)"/>.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="body"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range; the body does not run.</exception>
+    /// <exception cref="ArgumentException"><see cref="TaskScopeOptions.TimeProvider"/> is null; the body does not run.</exception>
     public static Task<T> RunAsync<T>(Func<TaskScope, Task<T>> body, CancellationToken cancellationToken = default, TaskScopeOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -275,7 +290,8 @@ public sealed class TaskScope : IAsyncDisposable
     /// The winner's result, once every loser has finished. Results of losers that also succeeded are disposed when
     /// they are <see cref="IAsyncDisposable"/> or <see cref="IDisposable"/>. When a contender won, the failures of the
     /// losers (before or after the win, their disposal's included) go to <see cref="ScopeDiagnostics.UnobservedFailure"/>. When every contender fails: faults
-    /// with all the failures. Cancelled from outside before anyone won: cancelled.
+    /// with all the failures. Cancelled from outside before anyone won: cancelled once every contender has ended, unless a
+    /// contender had failed: then it faults with those failures, which a cancellation never hides.
     /// </returns>
     /// <exception cref="ArgumentNullException"><paramref name="contenders"/> or one of them is null.</exception>
     /// <exception cref="ArgumentException"><paramref name="contenders"/> is empty.</exception>
@@ -350,19 +366,28 @@ public sealed class TaskScope : IAsyncDisposable
         return child.Task;
     }
 
-    private void OnChildFinished(Exception? failure)
+    // Runs before the child's task faults, so that whoever awaits the child finds the failure recorded and, in
+    // CancelOnFirstFailure, the scope cancelled; and before the child's slot is handed on, so that the children
+    // waiting for it are cancelled without running.
+    private void OnChildFailed(Exception failure)
+    {
+        lock (_lock)
+        {
+            (_failures ??= []).Add(failure);
+        }
+
+        if (_failureMode == TaskScopeFailureMode.CancelOnFirstFailure)
+        {
+            RequestCancel(CancelReason.Failure);
+        }
+    }
+
+    // Runs after the child's task completed, so that a completed join means completed child tasks.
+    private void OnChildFinished()
     {
         if (ScopeMetrics.RunningChildren.Enabled)
         {
             ScopeMetrics.RunningChildren.Add(-1);
-        }
-
-        if (failure is not null)
-        {
-            lock (_lock)
-            {
-                (_failures ??= []).Add(failure);
-            }
         }
 
         IChild? next = null;
@@ -382,11 +407,6 @@ public sealed class TaskScope : IAsyncDisposable
             }
         }
 
-        if (failure is not null && _failureMode == TaskScopeFailureMode.CancelOnFirstFailure)
-        {
-            RequestCancel(CancelReason.Failure);
-        }
-
         next?.Schedule();
 
         // Last: the failure is recorded and the next child counted before this one can close the scope.
@@ -399,6 +419,14 @@ public sealed class TaskScope : IAsyncDisposable
     private void RequestCancel(CancelReason reason)
     {
         Interlocked.CompareExchange(ref _cancelReason, (int)reason, (int)CancelReason.None);
+        if (_source.IsCancellationRequested)
+        {
+            return;
+        }
+
+        // The cancellation counts as a member of the scope while its callbacks run: children that end inside them
+        // cannot close the scope before what the callbacks threw is recorded. False when the scope already closed.
+        bool member = TryAddActive();
         try
         {
             _source.Cancel();
@@ -407,6 +435,13 @@ public sealed class TaskScope : IAsyncDisposable
         {
             // Callbacks registered on Token threw: failures of the scope like any other, never lost.
             RecordFailures(callbackFailures.InnerExceptions);
+        }
+        finally
+        {
+            if (member && MarkFinished(1))
+            {
+                FinishClose();
+            }
         }
     }
 
@@ -427,11 +462,32 @@ public sealed class TaskScope : IAsyncDisposable
         }
     }
 
-    // Runs once, when Token is cancelled for any reason.
+    private ITimer CreateTimer(TimeProvider timeProvider, TimeSpan timeout)
+    {
+        // The timer does not keep the creator's ExecutionContext (and its AsyncLocal values) alive.
+        bool suppress = !ExecutionContext.IsFlowSuppressed();
+        if (suppress)
+        {
+            ExecutionContext.SuppressFlow();
+        }
+
+        try
+        {
+            return timeProvider.CreateTimer(
+                static state => ((TaskScope)state!).RequestCancel(CancelReason.Timeout), this, timeout, Timeout.InfiniteTimeSpan);
+        }
+        finally
+        {
+            if (suppress)
+            {
+                ExecutionContext.RestoreFlow();
+            }
+        }
+    }
+
+    // Runs once, when Token is cancelled for any reason; every cause recorded its reason before cancelling.
     private void OnCancelled()
     {
-        // Every other cause records its reason before cancelling: one not recorded is the timer.
-        Interlocked.CompareExchange(ref _cancelReason, (int)CancelReason.Timeout, (int)CancelReason.None);
         int drained = 0;
         if (_maxConcurrency > 0)
         {
@@ -544,11 +600,8 @@ public sealed class TaskScope : IAsyncDisposable
         _outerRegistration.Unregister();
         _tracker?.Close();
         ScopeMetrics.OpenScopes.Add(-1, KindTag);
-        if (_hasTimer)
-        {
-            // Releases the timer; the source is never disposed, so that a late Cancel() stays harmless.
-            _source.CancelAfter(Timeout.InfiniteTimeSpan);
-        }
+        // Releases the timer; the source is never disposed, so that a late Cancel() stays harmless.
+        _timer?.Dispose();
 
         if (failures is { Count: > 0 })
         {
@@ -557,10 +610,11 @@ public sealed class TaskScope : IAsyncDisposable
         else if (_source.IsCancellationRequested)
         {
             var reason = (CancelReason)Volatile.Read(ref _cancelReason);
-            if (reason is CancelReason.Timeout or CancelReason.None)
+            if (reason is CancelReason.Timeout)
             {
-                _completion.TrySetException(new TimeoutException(
-                    $"The TaskScope{(_name is null ? string.Empty : " '" + _name + "'")} did not complete within its timeout of {_timeout}."));
+                _timeoutError = new TimeoutException(
+                    $"The TaskScope{(_name is null ? string.Empty : " '" + _name + "'")} did not complete within its timeout of {_timeout}.");
+                _completion.TrySetException(_timeoutError);
             }
             else
             {
@@ -603,7 +657,8 @@ public sealed class TaskScope : IAsyncDisposable
         if (bodyFailure is not null)
         {
             var failures = new List<Exception> { bodyFailure };
-            if (join.Exception is { } childFailures && childFailures.InnerException is not TimeoutException)
+            // The scope's own timeout is not a child's failure; a child's TimeoutException is.
+            if (join.Exception is { } childFailures && !ReferenceEquals(childFailures.InnerException, _timeoutError))
             {
                 // A body that awaited a failed child rethrows that child's failure: list it once, first.
                 failures.AddRange(childFailures.InnerExceptions.Where(e => !ReferenceEquals(e, bodyFailure)));
@@ -692,7 +747,6 @@ public sealed class TaskScope : IAsyncDisposable
         // Never faults: every outcome goes to the child's task and to the scope.
         private async Task RunAsync()
         {
-            Exception? failure = null;
             CancellationToken token = scope.Token;
             try
             {
@@ -712,12 +766,12 @@ public sealed class TaskScope : IAsyncDisposable
             }
             catch (Exception e)
             {
-                failure = e;
+                scope.OnChildFailed(e);
                 TrySetException(e);
                 _ = Task.Exception; // the scope surfaces it; an ignored child task must not raise it again
             }
 
-            scope.OnChildFinished(failure);
+            scope.OnChildFinished();
         }
     }
 

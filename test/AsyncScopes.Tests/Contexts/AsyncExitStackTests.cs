@@ -181,17 +181,28 @@ public sealed class AsyncExitStackTests
     public async Task Registration_during_unwinding_is_rejected()
     {
         var stack = new AsyncExitStack();
-        Exception? rejection = null;
+        var manager = new RecordingManager<int>(1);
+        var resource = new TrackedResource();
+        var rejections = new List<Exception?>();
         stack.Defer(() =>
         {
-            rejection = Record.Exception(() => stack.Defer(() => ValueTask.CompletedTask));
+            rejections.Add(Record.Exception(() => stack.Defer(() => ValueTask.CompletedTask)));
+            rejections.Add(Record.Exception(() => stack.PushExit(_ => new ValueTask<bool>(false))));
+            rejections.Add(Record.Exception(() => stack.Push(resource)));
+            rejections.Add(Record.Exception(() => stack.PushDisposable(resource)));
+            rejections.Add(Record.Exception(() => { _ = stack.EnterAsync(manager).AsTask(); }));
+            rejections.Add(Record.Exception(stack.Complete));
             return ValueTask.CompletedTask;
         });
         stack.Complete();
 
         await stack.DisposeAsync();
 
-        Assert.IsType<InvalidOperationException>(rejection);
+        Assert.Equal(6, rejections.Count);
+        Assert.All(rejections, rejection => Assert.IsType<InvalidOperationException>(rejection));
+        Assert.Equal(0, manager.Enters);
+        Assert.Equal(0, resource.Disposals);
+        Assert.Equal(0, stack.Count);
     }
 
     [Fact]
@@ -388,6 +399,19 @@ public sealed class AsyncExitStackTests
         Assert.Same(single, thrownOne);
         Assert.Equal<Exception>([first, second], thrownTwo.InnerExceptions);
         Assert.Equal<Exception>([first, second], thrownCompleted.InnerExceptions);
+    }
+
+    [Fact]
+    public async Task An_empty_ScopeExitException_thrown_after_a_suppression_leaves_disposal_as_it_is()
+    {
+        var empty = new ScopeExitException([]);
+        var stack = new AsyncExitStack();
+        stack.Defer(() => throw empty);
+        stack.PushExit(_ => new ValueTask<bool>(true)); // suppresses the abandonment
+
+        var thrown = await Assert.ThrowsAsync<ScopeExitException>(() => stack.DisposeAsync().AsTask());
+
+        Assert.Same(empty, thrown);
     }
 
     [Fact]

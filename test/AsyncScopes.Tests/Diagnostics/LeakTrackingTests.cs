@@ -136,6 +136,59 @@ public sealed class LeakTrackingTests
     }
 
     [Fact]
+    public async Task A_PopAll_that_throws_leaves_no_stack_open()
+    {
+        ScopeDiagnostics.LeakTracking = true;
+        try
+        {
+            var closed = new AsyncExitStack();
+            closed.Complete();
+            await closed.DisposeAsync().AsTask().WaitAsync(Patience);
+            var unwinding = new AsyncExitStack();
+            Exception? duringUnwinding = null;
+            unwinding.Defer(() =>
+            {
+                duringUnwinding = Record.Exception(() => PopAllOf(unwinding));
+                return ValueTask.CompletedTask;
+            });
+
+            Assert.Throws<InvalidOperationException>(() => PopAllOf(closed));
+            await unwinding.DisposeAsync().AsTask().WaitAsync(Patience);
+
+            Assert.IsType<InvalidOperationException>(duringUnwinding);
+            Assert.Empty(ListedExitStacks(nameof(PopAllOf)));
+        }
+        finally
+        {
+            ScopeDiagnostics.LeakTracking = false;
+        }
+    }
+
+    [Fact]
+    public async Task The_stack_PopAll_returns_is_listed_until_it_is_disposed()
+    {
+        ScopeDiagnostics.LeakTracking = true;
+        try
+        {
+            var stack = new AsyncExitStack();
+            stack.Push(new NothingToDispose());
+
+            var popped = PopAllOf(stack);
+
+            Assert.Single(ListedExitStacks(nameof(PopAllOf)));
+            popped.Complete();
+            await popped.DisposeAsync().AsTask().WaitAsync(Patience);
+            Assert.Empty(ListedExitStacks(nameof(PopAllOf)));
+            stack.Complete();
+            await stack.DisposeAsync().AsTask().WaitAsync(Patience);
+        }
+        finally
+        {
+            ScopeDiagnostics.LeakTracking = false;
+        }
+    }
+
+    [Fact]
     public async Task A_pool_lease_is_listed_with_the_pool_name_and_creation_stack_until_it_is_returned()
     {
         ScopeDiagnostics.LeakTracking = true;
@@ -445,6 +498,14 @@ public sealed class LeakTrackingTests
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static AsyncExitStack CreateListedExitStack() => new();
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static AsyncExitStack PopAllOf(AsyncExitStack stack) => stack.PopAll();
+
+    private sealed class NothingToDispose : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void DropTaskScope(string name) => _ = new TaskScope(new TaskScopeOptions { Name = name });

@@ -207,6 +207,68 @@ public sealed class TaskScopeRaceTests
     }
 
     [Fact]
+    public async Task Cancelled_from_outside_before_anyone_won_the_race_is_cancelled_once_every_contender_ended()
+    {
+        using var outer = new CancellationTokenSource();
+        var waiting = new[] { NewGate(), NewGate() };
+        var ended = new bool[2];
+
+        Func<CancellationToken, Task<int>> Contender(int index) => async token =>
+        {
+            try
+            {
+                waiting[index].SetResult();
+                await Task.Delay(Timeout.Infinite, token);
+                return index;
+            }
+            finally
+            {
+                Volatile.Write(ref ended[index], true);
+            }
+        };
+
+        var race = TaskScope.RaceAsync([Contender(0), Contender(1)], outer.Token);
+        await Task.WhenAll(waiting.Select(gate => gate.Task)).WaitAsync(Patience);
+        await outer.CancelAsync();
+
+        await Settled(race);
+        Assert.True(race.IsCanceled);
+        Assert.True(Volatile.Read(ref ended[0]));
+        Assert.True(Volatile.Read(ref ended[1]));
+    }
+
+    [Fact]
+    public async Task A_failure_before_an_outside_cancellation_of_a_race_nobody_won_is_kept()
+    {
+        using var outer = new CancellationTokenSource();
+        var failure = new InvalidOperationException("failed before the race was cancelled");
+        var failed = NewGate();
+        var waiting = NewGate();
+
+        var race = TaskScope.RaceAsync(new Func<CancellationToken, Task<int>>[]
+        {
+            async _ =>
+            {
+                await Task.Yield();
+                failed.SetResult();
+                throw failure;
+            },
+            async token =>
+            {
+                waiting.SetResult();
+                await Task.Delay(Timeout.Infinite, token);
+                return 2;
+            },
+        }, outer.Token);
+        await Task.WhenAll(failed.Task, waiting.Task).WaitAsync(Patience);
+        await outer.CancelAsync();
+
+        await Settled(race);
+        Assert.True(race.IsFaulted);
+        Assert.Same(failure, Assert.Single(race.Exception!.InnerExceptions));
+    }
+
+    [Fact]
     public void No_contenders_throws_ArgumentException_synchronously()
     {
         var thrown = Assert.Throws<ArgumentException>(() => { _ = TaskScope.RaceAsync(Array.Empty<Func<CancellationToken, Task<int>>>()); });
@@ -244,7 +306,6 @@ public sealed class TaskScopeRaceTests
         }
     }
 
-    // Waits for the task to complete in any way, failing the test if it does not within the patience.
     [Fact]
     public async Task Failures_of_losers_of_a_won_race_go_to_UnobservedFailure()
     {
@@ -290,6 +351,7 @@ public sealed class TaskScopeRaceTests
         }
     }
 
+    // Waits for the task to complete in any way, failing the test if it does not within the patience.
     private static async Task Settled(Task task)
     {
         await task.WaitAsync(Patience).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing | ConfigureAwaitOptions.ContinueOnCapturedContext);

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Time.Testing;
+
 namespace AsyncScopes.Tests.Tasks;
 
 public sealed class TaskScopeRunAsyncTests
@@ -41,6 +43,51 @@ public sealed class TaskScopeRunAsyncTests
         Assert.True(cancelledChild.IsCanceled);
         var thrown = await Assert.ThrowsAsync<InvalidOperationException>(() => run);
         Assert.Same(bodyFailure, thrown);
+    }
+
+    [Fact]
+    public async Task A_body_failure_keeps_a_child_failure_that_is_a_TimeoutException()
+    {
+        // A child's own TimeoutException (a Deadline.RunAsync inside it, say) is a failure like any other: only the
+        // scope's own timeout is not a failure of a child.
+        var bodyFailure = new InvalidOperationException("the body failed");
+        var childFailure = new TimeoutException("the child's own operation timed out");
+
+        var run = TaskScope.RunAsync(async scope =>
+        {
+            Task child = scope.Start(_ => Task.FromException(childFailure));
+            await child.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            throw bodyFailure;
+        });
+
+        await Settled(run);
+        Assert.True(run.IsFaulted);
+        Assert.Equal(new Exception[] { bodyFailure, childFailure }, run.Exception!.InnerExceptions);
+    }
+
+    [Fact]
+    public async Task A_body_failure_after_the_scope_timed_out_is_the_only_failure()
+    {
+        var time = new FakeTimeProvider();
+        var bodyFailure = new InvalidOperationException("the body failed after the deadline");
+        var childWaiting = NewGate();
+
+        var run = TaskScope.RunAsync(async scope =>
+        {
+            _ = scope.Start(async token =>
+            {
+                childWaiting.SetResult();
+                await Task.Delay(Timeout.Infinite, token);
+            });
+            await childWaiting.Task;
+            time.Advance(TimeSpan.FromSeconds(1));
+            Assert.True(scope.Token.IsCancellationRequested);
+            throw bodyFailure;
+        }, options: new TaskScopeOptions { Timeout = TimeSpan.FromSeconds(1), TimeProvider = time });
+
+        await Settled(run);
+        Assert.True(run.IsFaulted);
+        Assert.Same(bodyFailure, Assert.Single(run.Exception!.InnerExceptions));
     }
 
     [Fact]
@@ -146,6 +193,26 @@ public sealed class TaskScopeRunAsyncTests
 
         Assert.Equal("body", withoutResult.ParamName);
         Assert.Equal("body", withResult.ParamName);
+    }
+
+    [Fact]
+    public void Invalid_options_throw_at_the_call_and_the_body_does_not_run()
+    {
+        bool ran = false;
+        var options = new TaskScopeOptions { MaxConcurrency = -1 };
+
+        var withoutResult = Assert.Throws<ArgumentOutOfRangeException>(() => { _ = TaskScope.RunAsync(_ => Run(), options: options); });
+        var withResult = Assert.Throws<ArgumentOutOfRangeException>(() => { _ = TaskScope.RunAsync(async _ => { await Run(); return 1; }, options: options); });
+
+        Assert.Equal(nameof(TaskScopeOptions.MaxConcurrency), withoutResult.ParamName);
+        Assert.Equal(nameof(TaskScopeOptions.MaxConcurrency), withResult.ParamName);
+        Assert.False(ran);
+
+        Task Run()
+        {
+            ran = true;
+            return Task.CompletedTask;
+        }
     }
 
     private static TaskCompletionSource NewGate() => new(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -37,6 +37,39 @@ public sealed class TaskScopeTests
     }
 
     [Fact]
+    public async Task The_scope_is_cancelled_before_the_failed_child_task_completes()
+    {
+        // So whoever awaits a failed child (the natural fan-in) finds the siblings already told to stop, and a Start
+        // of theirs refused.
+        var scope = new TaskScope();
+        var failGate = NewGate();
+        var failure = new InvalidOperationException("failed");
+        var child = scope.Start(async _ =>
+        {
+            await failGate.Task;
+            throw failure;
+        });
+        bool? childCompletedAtCancellation = null;
+        using var registration = scope.Token.Register(() => childCompletedAtCancellation = child.IsCompleted);
+
+        failGate.SetResult();
+        await Assert.ThrowsAsync<InvalidOperationException>(() => child.WaitAsync(Patience));
+
+        Assert.True(scope.Token.IsCancellationRequested);
+        Assert.False(childCompletedAtCancellation);
+        var ran = false;
+        var late = scope.Start(_ =>
+        {
+            Volatile.Write(ref ran, true);
+            return Task.CompletedTask;
+        });
+        Assert.True(late.IsCanceled);
+        var thrown = await Assert.ThrowsAsync<InvalidOperationException>(() => scope.JoinAsync().WaitAsync(Patience));
+        Assert.Same(failure, thrown);
+        Assert.False(Volatile.Read(ref ran));
+    }
+
+    [Fact]
     public async Task WaitForAll_lets_the_siblings_finish_after_a_failure()
     {
         var scope = new TaskScope(new TaskScopeOptions { FailureMode = TaskScopeFailureMode.WaitForAll });
@@ -578,6 +611,64 @@ public sealed class TaskScopeTests
         await scope.JoinAsync().WaitAsync(Patience);
     }
 
+    [Fact]
+    public async Task A_failure_cancels_the_children_waiting_for_a_slot_without_running_them()
+    {
+        var scope = new TaskScope(new TaskScopeOptions { MaxConcurrency = 1 });
+        var failGate = NewGate();
+        var failure = new InvalidOperationException("the child holding the only slot failed");
+        var ran = false;
+        _ = scope.Start(async _ =>
+        {
+            await failGate.Task;
+            throw failure;
+        });
+        var waiting = scope.Start(_ =>
+        {
+            Volatile.Write(ref ran, true);
+            return Task.CompletedTask;
+        });
+        Assert.False(waiting.IsCompleted);
+
+        failGate.SetResult();
+
+        await Settled(waiting);
+        Assert.True(waiting.IsCanceled);
+        Assert.False(Volatile.Read(ref ran));
+        var thrown = await Assert.ThrowsAsync<InvalidOperationException>(() => scope.JoinAsync().WaitAsync(Patience));
+        Assert.Same(failure, thrown);
+    }
+
+    [Fact]
+    public async Task Cancel_cancels_the_children_waiting_for_a_slot_without_running_them()
+    {
+        var scope = new TaskScope(new TaskScopeOptions { MaxConcurrency = 1 });
+        var holding = NewGate();
+        var ran = false;
+        var holder = scope.Start(async token =>
+        {
+            holding.SetResult();
+            await Task.Delay(Timeout.Infinite, token);
+        });
+        var waiting = scope.Start(_ =>
+        {
+            Volatile.Write(ref ran, true);
+            return Task.CompletedTask;
+        });
+        await holding.Task.WaitAsync(Patience);
+
+        scope.Cancel();
+
+        await Settled(waiting);
+        Assert.True(waiting.IsCanceled);
+        Assert.False(Volatile.Read(ref ran));
+        await Settled(holder);
+        Assert.True(holder.IsCanceled);
+        var join = scope.JoinAsync();
+        await Settled(join);
+        Assert.True(join.IsCanceled);
+    }
+
     // --- Timeout and cancellation of the join ---------------------------------------------------------------------
 
     [Fact]
@@ -730,6 +821,95 @@ public sealed class TaskScopeTests
         await Settled(join);
         Assert.True(join.IsFaulted);
         Assert.Same(failure, Assert.Single(join.Exception!.InnerExceptions));
+    }
+
+    // --- Callbacks registered on Token -----------------------------------------------------------------------------
+
+    // Each test joins first and has a child that ends inside the cancellation, on the cancelling thread, so that the
+    // scope could close before the failing callback's exception is recorded. It must not.
+
+    [Fact]
+    public async Task A_Token_callback_that_throws_on_Cancel_is_a_failure_of_the_scope_and_Cancel_does_not_throw()
+    {
+        var scope = new TaskScope();
+        var (child, join, callbackFailure) = await JoinWithAChildAndAFailingCallback(scope);
+
+        var cancelException = await Task.Run(() => Record.Exception(scope.Cancel));
+
+        Assert.Null(cancelException);
+        await Settled(join);
+        Assert.True(child.IsCanceled);
+        Assert.True(join.IsFaulted);
+        Assert.Same(callbackFailure, Assert.Single(join.Exception!.InnerExceptions));
+    }
+
+    [Fact]
+    public async Task A_Token_callback_that_throws_when_the_timeout_fires_is_a_failure_of_the_scope()
+    {
+        var time = new FakeTimeProvider();
+        var scope = new TaskScope(new TaskScopeOptions { Timeout = Limit, TimeProvider = time });
+        var (child, join, callbackFailure) = await JoinWithAChildAndAFailingCallback(scope);
+
+        // The timer's thread (here, the one advancing the clock) must not receive the callback's exception.
+        var advanceException = await Task.Run(() => Record.Exception(() => time.Advance(Limit)));
+
+        Assert.Null(advanceException);
+        await Settled(join);
+        Assert.True(child.IsCanceled);
+        Assert.True(join.IsFaulted);
+        Assert.Same(callbackFailure, Assert.Single(join.Exception!.InnerExceptions));
+    }
+
+    [Fact]
+    public async Task A_Token_callback_that_throws_when_the_outer_token_is_cancelled_is_a_failure_of_the_scope()
+    {
+        using var outer = new CancellationTokenSource();
+        var scope = new TaskScope(outer.Token);
+        var (child, join, callbackFailure) = await JoinWithAChildAndAFailingCallback(scope);
+
+        var cancelException = await Task.Run(() => Record.Exception(outer.Cancel));
+
+        Assert.Null(cancelException);
+        await Settled(join);
+        Assert.True(child.IsCanceled);
+        Assert.True(join.IsFaulted);
+        Assert.Same(callbackFailure, Assert.Single(join.Exception!.InnerExceptions));
+    }
+
+    [Fact]
+    public async Task A_Token_callback_that_throws_when_a_child_fails_is_a_failure_after_the_root_cause()
+    {
+        var scope = new TaskScope();
+        var (child, join, callbackFailure) = await JoinWithAChildAndAFailingCallback(scope);
+        var rootCause = new FormatException("the first failure");
+
+        _ = scope.Start(_ => Task.FromException(rootCause));
+
+        await Settled(join);
+        Assert.True(child.IsCanceled);
+        Assert.True(join.IsFaulted);
+        Assert.Equal(new Exception[] { rootCause, callbackFailure }, join.Exception!.InnerExceptions);
+    }
+
+    // A scope with one child waiting on Token, a callback on Token that throws, and the join already begun. The child's
+    // task completes without RunContinuationsAsynchronously, inside a callback on Token: so, cancelled from a thread
+    // with no synchronization context, the child ends on the cancelling thread, before the cancellation returns.
+    private static async Task<(Task Child, Task Join, Exception CallbackFailure)> JoinWithAChildAndAFailingCallback(TaskScope scope)
+    {
+        var callbackFailure = new InvalidOperationException("a callback registered on Token failed");
+        var childWork = new TaskCompletionSource();
+        scope.Token.Register(() => throw callbackFailure);
+        scope.Token.Register(() => childWork.TrySetCanceled(scope.Token));
+        var waiting = NewGate();
+        var child = scope.Start(_ =>
+        {
+            waiting.SetResult();
+            return childWork.Task;
+        });
+        await waiting.Task.WaitAsync(Patience);
+        var join = scope.JoinAsync();
+        Assert.False(join.IsCompleted);
+        return (child, join, callbackFailure);
     }
 
     // --- Options --------------------------------------------------------------------------------------------------
