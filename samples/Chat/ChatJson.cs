@@ -17,4 +17,5 @@ namespace Chat;
 [JsonSerializable(typeof(ErrorResponse))]
 [JsonSerializable(typeof(HealthReport))]
 [JsonSerializable(typeof(ClientFrame))]
+[JsonSerializable(typeof(MemoryReport))]
 internal sealed partial class ChatJson : JsonSerializerContext;

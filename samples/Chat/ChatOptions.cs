@@ -41,6 +41,10 @@ internal sealed class ChatOptions
     /// <summary>How long a stop may take: connections closed, deliveries drained. The host's shutdown timeout.</summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(20);
 
+    /// <summary>Maps <c>POST /debug/gc</c>, which runs a full garbage collection and reports the memory left: for the
+    /// load benchmark. Off by default.</summary>
+    public bool EnableDebugEndpoints { get; set; }
+
     public IEnumerable<string> Validate()
     {
         if (MaxMessageLength is < 1 or > 100_000)

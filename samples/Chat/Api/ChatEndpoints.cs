@@ -26,6 +26,10 @@ internal static partial class ChatEndpoints
         app.MapDelete("/api/webhooks/{id:long}", RemoveWebhookAsync);
         app.MapGet("/health", GetHealthAsync);
         app.Map("/ws/rooms/{room}", ConnectAsync);
+        if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ChatOptions>>().Value.EnableDebugEndpoints)
+        {
+            app.MapPost("/debug/gc", CollectGarbage);
+        }
     }
 
     private static IResult ServePage()
@@ -169,6 +173,17 @@ internal static partial class ChatEndpoints
             outbox,
             process.WorkingSet64);
         return Json(report, ChatJson.Default.HealthReport);
+    }
+
+    // The load benchmark measures what is left after a full collection.
+    private static IResult CollectGarbage(ChatService chat)
+    {
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+        GC.WaitForPendingFinalizers();
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+        using var process = Process.GetCurrentProcess();
+        var report = new MemoryReport(process.WorkingSet64, GC.GetTotalMemory(forceFullCollection: false), chat.Hub.Count, ScopeDiagnostics.OpenScopes.Count);
+        return Json(report, ChatJson.Default.MemoryReport);
     }
 
     private static async Task ConnectAsync(HttpContext context, string room, ChatService chat)

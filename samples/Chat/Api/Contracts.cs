@@ -32,3 +32,6 @@ internal sealed record HealthReport(
     WorkQueueStatistics Webhooks,
     OutboxCounts Outbox,
     long WorkingSetBytes);
+
+/// <summary>What <c>POST /debug/gc</c> reports after a full, compacting collection.</summary>
+internal sealed record MemoryReport(long WorkingSetBytes, long ManagedHeapBytes, int Connections, int OpenScopes);
