@@ -40,7 +40,6 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     private int _capacityUsed; // items that exist or are being created
     private PoolSlot<T>? _cached; // one idle item kept outside the lock: an uncontended rent and return take no lock
     private int _waiterCount; // _waiters.Count, readable without the lock
-    private int _creating;
     private int _minIdleCreating;
     private long _created;
     private long _destroyed;
@@ -273,7 +272,8 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     /// <summary>
     /// Disposes the pool: new rents and current waiters get <see cref="ObjectDisposedException"/>, idle items are
     /// destroyed at once, leased items are destroyed when returned. Waits up to
-    /// <see cref="AsyncPoolOptions{T}.DrainTimeout"/> for the leased items, then reports each one still out through
+    /// <see cref="AsyncPoolOptions{T}.DrainTimeout"/> for the leased items to come back and for every destruction to
+    /// end, then reports each lease still out through
     /// <see cref="ScopeDiagnostics.LeakDetected"/> and returns. Calling it again waits for the first call.
     /// </summary>
     /// <returns>A task that completes when the pool is drained or the drain timeout elapsed; it never faults.</returns>
@@ -472,11 +472,6 @@ public sealed class AsyncPool<T> : IAsyncDisposable
             }
             else
             {
-                lock (_lock)
-                {
-                    _creating--;
-                }
-
                 ReleaseCapacity();
             }
         }
@@ -555,10 +550,9 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         }
         catch
         {
-            lock (_lock)
+            if (forMinIdle)
             {
-                _creating--;
-                if (forMinIdle)
+                lock (_lock)
                 {
                     _minIdleCreating--;
                 }
@@ -574,7 +568,6 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         bool disposed;
         lock (_lock)
         {
-            _creating--;
             if (forMinIdle)
             {
                 _minIdleCreating--;
@@ -694,7 +687,6 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     private void ReserveLocked()
     {
         _capacityUsed++;
-        _creating++;
         Debug.Assert(_capacityUsed <= _options.MaxSize, "Never more than MaxSize items.");
     }
 
@@ -709,13 +701,10 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                 _waiters.RemoveFirst();
                 node.Value.Node = null;
                 Volatile.Write(ref _waiterCount, _waiters.Count);
-                _creating++;
                 if (node.Value.TrySetResult(null))
                 {
                     return;
                 }
-
-                _creating--;
             }
 
             _capacityUsed--;
@@ -1046,9 +1035,11 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         disposal.TrySetResult();
     }
 
+    // Drained once every place in the pool is given up: no item leased, idle, being created, or still being destroyed
+    // (a destroyed item counts as destroyed from the start of its destruction, but keeps its place until it ends).
     private void CheckDrainedLocked()
     {
-        if (_drained is not null && InUseLocked == 0 && _creating == 0)
+        if (_drained is not null && _capacityUsed == 0)
         {
             _drained.TrySetResult();
         }
