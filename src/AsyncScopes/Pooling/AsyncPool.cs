@@ -135,7 +135,9 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                 EnsureMinIdle();
             }
 
-            return _options.Validate is null ? new(cached.Lease(_options.Name)) : RentSlowAsync(cached, create: false, cancellationToken);
+            return _options.Validate is null
+                ? new(cached.Lease(_options.Name))
+                : RentSlowAsync(cached, create: false, ScopeTracker.CaptureStackIfTracking(), cancellationToken);
         }
 
         lock (_lock)
@@ -159,7 +161,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
             return new(slot.Lease(_options.Name));
         }
 
-        return RentSlowAsync(slot, create, cancellationToken);
+        return RentSlowAsync(slot, create, ScopeTracker.CaptureStackIfTracking(), cancellationToken);
     }
 
     /// <summary>Rents an idle item if one is ready now; never waits and never creates an item.</summary>
@@ -355,7 +357,8 @@ public sealed class AsyncPool<T> : IAsyncDisposable
 
     private string NameSuffix => _options.Name is null ? string.Empty : $" '{_options.Name}'";
 
-    private async ValueTask<PoolLease<T>> RentSlowAsync(PoolSlot<T>? slot, bool create, CancellationToken cancellationToken)
+    // rentStackTrace: where RentAsync was called, when leak tracking is on; the lease may be made on another thread.
+    private async ValueTask<PoolLease<T>> RentSlowAsync(PoolSlot<T>? slot, bool create, string? rentStackTrace, CancellationToken cancellationToken)
     {
         long waitStarted = 0;
         while (true)
@@ -373,14 +376,14 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                 else
                 {
                     RecordWait(waitStarted);
-                    return slot.Lease(_options.Name);
+                    return slot.Lease(_options.Name, rentStackTrace);
                 }
             }
             else if (create)
             {
                 slot = await CreateAsync(forMinIdle: false, cancellationToken).ConfigureAwait(false);
                 RecordWait(waitStarted);
-                return slot.Lease(_options.Name);
+                return slot.Lease(_options.Name, rentStackTrace);
             }
 
             Waiter? waiter = null;

@@ -49,11 +49,16 @@ internal sealed class PoolSlot<T>
     public bool IsLeasedAs(long version) => Volatile.Read(ref _version) == version;
 
     /// <summary>Starts a lease; the caller owns the slot exclusively.</summary>
-    public PoolLease<T> Lease(string? poolName)
+    /// <param name="poolName">The pool's name, for leak tracking.</param>
+    /// <param name="rentStackTrace">Where the rent was called, captured when it began, for a lease handed over
+    /// asynchronously; null to capture the stack here, if leak tracking is on.</param>
+    public PoolLease<T> Lease(string? poolName, string? rentStackTrace = null)
     {
         long version = Interlocked.Increment(ref _version);
         System.Diagnostics.Debug.Assert((version & 1) == 1, "A slot is leased only when it is not.");
-        Tracker = ScopeTracker.StartIfTracking("PoolLease", poolName);
+        Tracker = rentStackTrace is null
+            ? ScopeTracker.StartIfTracking("PoolLease", poolName)
+            : ScopeTracker.Start("PoolLease", poolName, rentStackTrace);
         return new PoolLease<T>(this, version);
     }
 
