@@ -341,7 +341,8 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     internal void OnLeaseCollected(PoolSlot<T> slot)
     {
         // Finalizer thread: the lease was dropped. Its item is unreachable too, so it is not destroyed here; the slot's
-        // capacity is reclaimed and the leak reported (a tracked lease reports through its own tracker).
+        // capacity is reclaimed and the leak reported (a tracked lease reports through its own tracker, and a lease
+        // already reported when the pool drained is not reported twice).
         lock (_lock)
         {
             _destroyed++;
@@ -349,7 +350,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         }
 
         ReleaseCapacity();
-        if (slot.Tracker is null)
+        if (slot.Tracker is null && !slot.LeakReported)
         {
             ScopeDiagnostics.ReportLeak(slot.DescribeLease());
         }
@@ -1029,6 +1030,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                 }
                 else
                 {
+                    slot.LeakReported = true;
                     ScopeDiagnostics.ReportLeak(slot.DescribeLease());
                 }
             }

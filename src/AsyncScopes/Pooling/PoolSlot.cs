@@ -11,6 +11,7 @@ internal sealed class PoolSlot<T>
     // Even: not leased; odd: leased, and the value is the lease's identity.
     private long _version;
     private long _discardVersion = -1;
+    private bool _leakReported;
 
     public PoolSlot(AsyncPool<T> pool, T item, long createdAt)
     {
@@ -41,6 +42,14 @@ internal sealed class PoolSlot<T>
     public bool IsFreshFromIdle { get; set; }
 
     public ScopeTracker? Tracker { get; private set; }
+
+    /// <summary>The lease was reported as leaked when the pool drained (it was untracked): its collection later is
+    /// counted, not reported again.</summary>
+    public bool LeakReported
+    {
+        get => Volatile.Read(ref _leakReported);
+        set => Volatile.Write(ref _leakReported, value);
+    }
 
     public WeakReference<PoolSlot<T>> Weak { get; }
 
