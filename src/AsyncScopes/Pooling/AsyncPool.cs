@@ -472,7 +472,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         {
             if (waiter.Task.Result is { } extra)
             {
-                ReturnToPool(extra);
+                ReturnToPool(extra, unvalidated: extra.IsFreshFromIdle);
             }
             else
             {
@@ -507,7 +507,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            ReturnToPool(slot); // the renter gave up; the item is not at fault
+            ReturnToPool(slot, unvalidated: true); // the renter gave up; the item is not at fault, nor checked
             throw;
         }
 #pragma warning disable CA1031 // A validation that throws marks the item invalid; the failure is reported.
@@ -609,8 +609,9 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         ReturnToPool(slot);
     }
 
-    // An item leaves use: to the first live waiter, else to the idle list.
-    private void ReturnToPool(PoolSlot<T> slot)
+    // An item leaves use: to the first live waiter, else to the idle list. unvalidated: an idle item whose validation
+    // did not finish; a waiter it is handed to validates it, as it would have found it idle.
+    private void ReturnToPool(PoolSlot<T> slot, bool unvalidated = false)
     {
         if (UsesCache && Volatile.Read(ref _waiterCount) == 0)
         {
@@ -624,11 +625,15 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                     return;
                 }
 
-                slot = Interlocked.Exchange(ref _cached, null)!;
-                if (slot is null)
+                var taken = Interlocked.Exchange(ref _cached, null);
+                if (taken is null)
                 {
                     return; // a renter took it
                 }
+
+                // Another return's item, idle here a moment: its origin is unknown, so a waiter checks it.
+                unvalidated |= !ReferenceEquals(taken, slot);
+                slot = taken;
             }
         }
 
@@ -646,7 +651,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                     _waiters.RemoveFirst();
                     node.Value.Node = null;
                     Volatile.Write(ref _waiterCount, _waiters.Count);
-                    slot.IsFreshFromIdle = false;
+                    slot.IsFreshFromIdle = unvalidated;
                     if (node.Value.TrySetResult(slot))
                     {
                         return; // stays in use, now by the waiter

@@ -570,6 +570,48 @@ public sealed class AsyncPoolOptionsTests
         await pool.DisposeWithinAsync();
     }
 
+    [Fact]
+    public async Task A_renter_cancelled_during_validation_takes_nothing_and_the_item_goes_to_the_next_waiter()
+    {
+        var validating = PoolTest.NewGate();
+        int validations = 0;
+        var destroyed = new DestroyLog();
+        var pool = PoolTest.NewPool(new AsyncPoolOptions<Item>
+        {
+            MaxSize = 1,
+            Destroy = destroyed.Destroy,
+            Validate = async (_, cancellationToken) =>
+            {
+                if (Interlocked.Increment(ref validations) == 1)
+                {
+                    validating.TrySetResult();
+                    await new TaskCompletionSource().Task.WaitAsync(cancellationToken); // ends only by cancellation
+                }
+
+                return true;
+            },
+        });
+        var first = await pool.RentWithinAsync();
+        var item = first.Value;
+        await first.ReturnWithinAsync();
+        using var cancellation = new CancellationTokenSource();
+
+        var cancelled = pool.RentAsync(cancellation.Token).AsTask();
+        await validating.Task.WaitAsync(Patience);
+        var next = pool.RentAsync().AsTask();
+        Assert.Equal(1, pool.Statistics.Waiters);
+        await cancellation.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled.WaitAsync(Patience));
+        var lease = await next.WaitAsync(Patience);
+        Assert.Same(item, lease.Value);
+        Assert.Equal(2, validations); // an idle item whose check did not finish is checked before the waiter gets it
+        Assert.Empty(destroyed.Items);
+        Assert.Equal(new PoolStatistics(Size: 1, Idle: 0, InUse: 1, Waiters: 0, Created: 1, Destroyed: 0), pool.Statistics);
+        await lease.ReturnWithinAsync();
+        await pool.DisposeWithinAsync();
+    }
+
     // --- Reset --------------------------------------------------------------------------------------------------
 
     [Fact]
