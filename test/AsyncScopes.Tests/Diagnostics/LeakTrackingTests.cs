@@ -247,6 +247,7 @@ public sealed class LeakTrackingTests
             Assert.Equal("WorkQueue", listed.Kind);
             Assert.Equal(name, listed.Name);
             Assert.Contains(nameof(An_open_WorkQueue_is_listed_with_its_kind_name_and_creation_stack_until_it_is_completed), listed.CreationStackTrace, StringComparison.Ordinal);
+            Assert.Empty(Listed("TaskScope", name)); // its workers' scope is part of it, not listed on its own
 
             var result = await queue.CompleteAsync().WaitAsync(Patience);
 
