@@ -462,17 +462,63 @@ public sealed class LeakTrackingTests
     {
         ScopeDiagnostics.LeakTracking = false;
         string name = NewName();
+
+        // This collection runs alone: nothing else opens an exit stack meanwhile, and the nameless one is found by count.
+        int exitStacksBefore = ScopeDiagnostics.OpenScopes.Count(s => s.Kind == "AsyncExitStack");
+        var stack = new AsyncExitStack();
         var scope = new TaskScope(new TaskScopeOptions { Name = name });
         var queue = new WorkQueue<int>((_, _) => Task.CompletedTask, new WorkQueueOptions<int> { Name = name, Workers = 1 });
+        var pool = new AsyncPool<object>(_ => ValueTask.FromResult(new object()), new AsyncPoolOptions<object> { Name = name });
+        var lease = await pool.RentAsync().AsTask().WaitAsync(Patience);
         try
         {
             Assert.False(ScopeDiagnostics.LeakTracking);
             Assert.DoesNotContain(ScopeDiagnostics.OpenScopes, s => s.Name == name);
+            Assert.Equal(exitStacksBefore, ScopeDiagnostics.OpenScopes.Count(s => s.Kind == "AsyncExitStack"));
         }
         finally
         {
+            await lease.DisposeAsync();
+            await pool.DisposeAsync().AsTask().WaitAsync(Patience);
+            stack.Complete();
+            await stack.DisposeAsync().AsTask().WaitAsync(Patience);
             await scope.JoinAsync().WaitAsync(Patience);
             await queue.CompleteAsync().WaitAsync(Patience);
+        }
+    }
+
+    [Fact]
+    public void With_tracking_off_a_dropped_lease_is_still_reported_when_collected_but_without_a_creation_stack()
+    {
+        ScopeDiagnostics.LeakTracking = false;
+        string name = NewName();
+        var reports = new ConcurrentQueue<OpenScopeInfo>();
+        void OnLeak(object? sender, ScopeLeakEventArgs e)
+        {
+            if (e.Scope.Name == name)
+            {
+                reports.Enqueue(e.Scope);
+            }
+        }
+
+        ScopeDiagnostics.LeakDetected += OnLeak;
+        try
+        {
+            var pool = new AsyncPool<object>(_ => ValueTask.FromResult(new object()), new AsyncPoolOptions<object> { Name = name, MaxSize = 1 });
+            DropLease(pool);
+            Assert.DoesNotContain(ScopeDiagnostics.OpenScopes, s => s.Name == name);
+
+            CollectUntil(() => !reports.IsEmpty);
+            CollectUntil(() => false, times: 3);
+
+            var leaked = Assert.Single(reports);
+            Assert.Equal("PoolLease", leaked.Kind);
+            Assert.Null(leaked.CreationStackTrace);
+            Assert.Equal(new PoolStatistics(Size: 0, Idle: 0, InUse: 0, Waiters: 0, Created: 1, Destroyed: 1), pool.Statistics);
+        }
+        finally
+        {
+            ScopeDiagnostics.LeakDetected -= OnLeak;
         }
     }
 
