@@ -250,8 +250,10 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     /// <param name="cancellationToken">Passed to the rent and to the body.</param>
     /// <returns>A task that completes when the item is back in the pool or destroyed.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="body"/> is null.</exception>
-    /// <remarks>The body's exception propagates unchanged; rent failures propagate as from
-    /// <see cref="RentAsync"/>.</remarks>
+    /// <remarks>The body's exception propagates unchanged, once its item is back or destroyed; an
+    /// <see cref="OperationCanceledException"/> from the body is a failure like any other for
+    /// <see cref="AsyncPoolOptions{T}.DiscardOn"/>. Rent failures (cancellation while waiting, the acquire timeout, the
+    /// factory's exception, disposal) propagate as from <see cref="RentAsync"/>, and the body does not run.</remarks>
     public Task UseAsync(Func<T, CancellationToken, Task> body, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -265,6 +267,10 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     /// <param name="cancellationToken">Passed to the rent and to the body.</param>
     /// <returns>The body's result, once the item is back in the pool.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="body"/> is null.</exception>
+    /// <remarks>The body's exception propagates unchanged, once its item is back or destroyed; an
+    /// <see cref="OperationCanceledException"/> from the body is a failure like any other for
+    /// <see cref="AsyncPoolOptions{T}.DiscardOn"/>. Rent failures (cancellation while waiting, the acquire timeout, the
+    /// factory's exception, disposal) propagate as from <see cref="RentAsync"/>, and the body does not run.</remarks>
     public Task<TResult> UseAsync<TResult>(Func<T, CancellationToken, Task<TResult>> body, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(body);
