@@ -355,7 +355,14 @@ public sealed class AsyncPool<T> : IAsyncDisposable
             _all.Remove(slot.Weak);
         }
 
-        ReleaseCapacity();
+        // The freed place may go to a waiter, who creates its item on its own thread. A replacement for MinIdle is
+        // created on the thread pool: the factory is the user's code, and the finalizer thread must not run it.
+        ReleaseCapacity(refillMinIdle: false);
+        if (_options.MinIdle > 0)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static pool => pool.EnsureMinIdle(), this, preferLocal: false);
+        }
+
         if (slot.Tracker is null && !slot.LeakReported)
         {
             ScopeDiagnostics.ReportLeak(slot.DescribeLease());
