@@ -37,7 +37,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     private readonly TimeSpan? _idleTimeout;
     private readonly TimeSpan? _maxLifetime;
 
-    private int _capacityUsed; // items that exist or are being created
+    private int _capacityUsed; // places taken: items that exist, or are being created or destroyed
     private PoolSlot<T>? _cached; // one idle item kept outside the lock: an uncontended rent and return take no lock
     private int _waiterCount; // _waiters.Count, readable without the lock
     private int _minIdleCreating;
