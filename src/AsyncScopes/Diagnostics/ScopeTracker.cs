@@ -43,6 +43,16 @@ internal sealed class ScopeTracker
             ? new ScopeTracker(new OpenScopeInfo(kind, name, DateTimeOffset.UtcNow, new StackTrace(2, fNeedFileInfo: true).ToString()))
             : null;
 
+    /// <summary>A tracker for a scope whose creation stack was captured earlier, by <see cref="CaptureStackIfTracking"/>:
+    /// a lease handed over asynchronously shows where it was rented, not the thread that completed the rent.</summary>
+    public static ScopeTracker Start(string kind, string? name, string creationStackTrace) =>
+        new(new OpenScopeInfo(kind, name, DateTimeOffset.UtcNow, creationStackTrace));
+
+    /// <summary>The stack from the caller on (a public method that will create a scope later, possibly on another
+    /// thread) when leak tracking is on, else null (and nothing is captured).</summary>
+    public static string? CaptureStackIfTracking() =>
+        ScopeDiagnostics.LeakTracking ? new StackTrace(1, fNeedFileInfo: true).ToString() : null;
+
     /// <summary>Info for a scope that was not tracked: no creation stack.</summary>
     public static OpenScopeInfo Untracked(string kind, string? name, DateTimeOffset createdAt) => new(kind, name, createdAt, null);
 

@@ -37,10 +37,9 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     private readonly TimeSpan? _idleTimeout;
     private readonly TimeSpan? _maxLifetime;
 
-    private int _capacityUsed; // items that exist or are being created
+    private int _capacityUsed; // places taken: items that exist, or are being created or destroyed
     private PoolSlot<T>? _cached; // one idle item kept outside the lock: an uncontended rent and return take no lock
     private int _waiterCount; // _waiters.Count, readable without the lock
-    private int _creating;
     private int _minIdleCreating;
     private long _created;
     private long _destroyed;
@@ -136,7 +135,9 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                 EnsureMinIdle();
             }
 
-            return _options.Validate is null ? new(cached.Lease(_options.Name)) : RentSlowAsync(cached, create: false, cancellationToken);
+            return _options.Validate is null
+                ? new(cached.Lease(_options.Name))
+                : RentSlowAsync(cached, create: false, ScopeTracker.CaptureStackIfTracking(), cancellationToken);
         }
 
         lock (_lock)
@@ -160,7 +161,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
             return new(slot.Lease(_options.Name));
         }
 
-        return RentSlowAsync(slot, create, cancellationToken);
+        return RentSlowAsync(slot, create, ScopeTracker.CaptureStackIfTracking(), cancellationToken);
     }
 
     /// <summary>Rents an idle item if one is ready now; never waits and never creates an item.</summary>
@@ -249,8 +250,10 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     /// <param name="cancellationToken">Passed to the rent and to the body.</param>
     /// <returns>A task that completes when the item is back in the pool or destroyed.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="body"/> is null.</exception>
-    /// <remarks>The body's exception propagates unchanged; rent failures propagate as from
-    /// <see cref="RentAsync"/>.</remarks>
+    /// <remarks>The body's exception propagates unchanged, once its item is back or destroyed; an
+    /// <see cref="OperationCanceledException"/> from the body is a failure like any other for
+    /// <see cref="AsyncPoolOptions{T}.DiscardOn"/>. Rent failures (cancellation while waiting, the acquire timeout, the
+    /// factory's exception, disposal) propagate as from <see cref="RentAsync"/>, and the body does not run.</remarks>
     public Task UseAsync(Func<T, CancellationToken, Task> body, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -264,6 +267,10 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     /// <param name="cancellationToken">Passed to the rent and to the body.</param>
     /// <returns>The body's result, once the item is back in the pool.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="body"/> is null.</exception>
+    /// <remarks>The body's exception propagates unchanged, once its item is back or destroyed; an
+    /// <see cref="OperationCanceledException"/> from the body is a failure like any other for
+    /// <see cref="AsyncPoolOptions{T}.DiscardOn"/>. Rent failures (cancellation while waiting, the acquire timeout, the
+    /// factory's exception, disposal) propagate as from <see cref="RentAsync"/>, and the body does not run.</remarks>
     public Task<TResult> UseAsync<TResult>(Func<T, CancellationToken, Task<TResult>> body, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -273,7 +280,8 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     /// <summary>
     /// Disposes the pool: new rents and current waiters get <see cref="ObjectDisposedException"/>, idle items are
     /// destroyed at once, leased items are destroyed when returned. Waits up to
-    /// <see cref="AsyncPoolOptions{T}.DrainTimeout"/> for the leased items, then reports each one still out through
+    /// <see cref="AsyncPoolOptions{T}.DrainTimeout"/> for the leased items to come back and for every destruction to
+    /// end, then reports each lease still out through
     /// <see cref="ScopeDiagnostics.LeakDetected"/> and returns. Calling it again waits for the first call.
     /// </summary>
     /// <returns>A task that completes when the pool is drained or the drain timeout elapsed; it never faults.</returns>
@@ -339,15 +347,23 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     internal void OnLeaseCollected(PoolSlot<T> slot)
     {
         // Finalizer thread: the lease was dropped. Its item is unreachable too, so it is not destroyed here; the slot's
-        // capacity is reclaimed and the leak reported (a tracked lease reports through its own tracker).
+        // capacity is reclaimed and the leak reported (a tracked lease reports through its own tracker, and a lease
+        // already reported when the pool drained is not reported twice).
         lock (_lock)
         {
             _destroyed++;
             _all.Remove(slot.Weak);
         }
 
-        ReleaseCapacity();
-        if (slot.Tracker is null)
+        // The freed place may go to a waiter, who creates its item on its own thread. A replacement for MinIdle is
+        // created on the thread pool: the factory is the user's code, and the finalizer thread must not run it.
+        ReleaseCapacity(refillMinIdle: false);
+        if (_options.MinIdle > 0)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static pool => pool.EnsureMinIdle(), this, preferLocal: false);
+        }
+
+        if (slot.Tracker is null && !slot.LeakReported)
         {
             ScopeDiagnostics.ReportLeak(slot.DescribeLease());
         }
@@ -355,7 +371,8 @@ public sealed class AsyncPool<T> : IAsyncDisposable
 
     private string NameSuffix => _options.Name is null ? string.Empty : $" '{_options.Name}'";
 
-    private async ValueTask<PoolLease<T>> RentSlowAsync(PoolSlot<T>? slot, bool create, CancellationToken cancellationToken)
+    // rentStackTrace: where RentAsync was called, when leak tracking is on; the lease may be made on another thread.
+    private async ValueTask<PoolLease<T>> RentSlowAsync(PoolSlot<T>? slot, bool create, string? rentStackTrace, CancellationToken cancellationToken)
     {
         long waitStarted = 0;
         while (true)
@@ -373,14 +390,14 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                 else
                 {
                     RecordWait(waitStarted);
-                    return slot.Lease(_options.Name);
+                    return slot.Lease(_options.Name, rentStackTrace);
                 }
             }
             else if (create)
             {
                 slot = await CreateAsync(forMinIdle: false, cancellationToken).ConfigureAwait(false);
                 RecordWait(waitStarted);
-                return slot.Lease(_options.Name);
+                return slot.Lease(_options.Name, rentStackTrace);
             }
 
             Waiter? waiter = null;
@@ -468,15 +485,10 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         {
             if (waiter.Task.Result is { } extra)
             {
-                ReturnToPool(extra);
+                ReturnToPool(extra, unvalidated: extra.IsFreshFromIdle);
             }
             else
             {
-                lock (_lock)
-                {
-                    _creating--;
-                }
-
                 ReleaseCapacity();
             }
         }
@@ -508,7 +520,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            ReturnToPool(slot); // the renter gave up; the item is not at fault
+            ReturnToPool(slot, unvalidated: true); // the renter gave up; the item is not at fault, nor checked
             throw;
         }
 #pragma warning disable CA1031 // A validation that throws marks the item invalid; the failure is reported.
@@ -555,10 +567,9 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         }
         catch
         {
-            lock (_lock)
+            if (forMinIdle)
             {
-                _creating--;
-                if (forMinIdle)
+                lock (_lock)
                 {
                     _minIdleCreating--;
                 }
@@ -574,7 +585,6 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         bool disposed;
         lock (_lock)
         {
-            _creating--;
             if (forMinIdle)
             {
                 _minIdleCreating--;
@@ -612,8 +622,9 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         ReturnToPool(slot);
     }
 
-    // An item leaves use: to the first live waiter, else to the idle list.
-    private void ReturnToPool(PoolSlot<T> slot)
+    // An item leaves use: to the first live waiter, else to the idle list. unvalidated: an idle item whose validation
+    // did not finish; a waiter it is handed to validates it, as it would have found it idle.
+    private void ReturnToPool(PoolSlot<T> slot, bool unvalidated = false)
     {
         if (UsesCache && Volatile.Read(ref _waiterCount) == 0)
         {
@@ -627,11 +638,15 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                     return;
                 }
 
-                slot = Interlocked.Exchange(ref _cached, null)!;
-                if (slot is null)
+                var taken = Interlocked.Exchange(ref _cached, null);
+                if (taken is null)
                 {
                     return; // a renter took it
                 }
+
+                // Another return's item, idle here a moment: its origin is unknown, so a waiter checks it.
+                unvalidated |= !ReferenceEquals(taken, slot);
+                slot = taken;
             }
         }
 
@@ -649,7 +664,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                     _waiters.RemoveFirst();
                     node.Value.Node = null;
                     Volatile.Write(ref _waiterCount, _waiters.Count);
-                    slot.IsFreshFromIdle = false;
+                    slot.IsFreshFromIdle = unvalidated;
                     if (node.Value.TrySetResult(slot))
                     {
                         return; // stays in use, now by the waiter
@@ -694,7 +709,6 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     private void ReserveLocked()
     {
         _capacityUsed++;
-        _creating++;
         Debug.Assert(_capacityUsed <= _options.MaxSize, "Never more than MaxSize items.");
     }
 
@@ -709,13 +723,10 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                 _waiters.RemoveFirst();
                 node.Value.Node = null;
                 Volatile.Write(ref _waiterCount, _waiters.Count);
-                _creating++;
                 if (node.Value.TrySetResult(null))
                 {
                     return;
                 }
-
-                _creating--;
             }
 
             _capacityUsed--;
@@ -1037,6 +1048,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                 }
                 else
                 {
+                    slot.LeakReported = true;
                     ScopeDiagnostics.ReportLeak(slot.DescribeLease());
                 }
             }
@@ -1046,9 +1058,11 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         disposal.TrySetResult();
     }
 
+    // Drained once every place in the pool is given up: no item leased, idle, being created, or still being destroyed
+    // (a destroyed item counts as destroyed from the start of its destruction, but keeps its place until it ends).
     private void CheckDrainedLocked()
     {
-        if (_drained is not null && InUseLocked == 0 && _creating == 0)
+        if (_drained is not null && _capacityUsed == 0)
         {
             _drained.TrySetResult();
         }

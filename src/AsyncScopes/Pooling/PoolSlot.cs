@@ -11,6 +11,7 @@ internal sealed class PoolSlot<T>
     // Even: not leased; odd: leased, and the value is the lease's identity.
     private long _version;
     private long _discardVersion = -1;
+    private bool _leakReported;
 
     public PoolSlot(AsyncPool<T> pool, T item, long createdAt)
     {
@@ -42,6 +43,14 @@ internal sealed class PoolSlot<T>
 
     public ScopeTracker? Tracker { get; private set; }
 
+    /// <summary>The lease was reported as leaked when the pool drained (it was untracked): its collection later is
+    /// counted, not reported again.</summary>
+    public bool LeakReported
+    {
+        get => Volatile.Read(ref _leakReported);
+        set => Volatile.Write(ref _leakReported, value);
+    }
+
     public WeakReference<PoolSlot<T>> Weak { get; }
 
     public bool IsLeased => (Volatile.Read(ref _version) & 1) == 1;
@@ -49,11 +58,16 @@ internal sealed class PoolSlot<T>
     public bool IsLeasedAs(long version) => Volatile.Read(ref _version) == version;
 
     /// <summary>Starts a lease; the caller owns the slot exclusively.</summary>
-    public PoolLease<T> Lease(string? poolName)
+    /// <param name="poolName">The pool's name, for leak tracking.</param>
+    /// <param name="rentStackTrace">Where the rent was called, captured when it began, for a lease handed over
+    /// asynchronously; null to capture the stack here, if leak tracking is on.</param>
+    public PoolLease<T> Lease(string? poolName, string? rentStackTrace = null)
     {
         long version = Interlocked.Increment(ref _version);
         System.Diagnostics.Debug.Assert((version & 1) == 1, "A slot is leased only when it is not.");
-        Tracker = ScopeTracker.StartIfTracking("PoolLease", poolName);
+        Tracker = rentStackTrace is null
+            ? ScopeTracker.StartIfTracking("PoolLease", poolName)
+            : ScopeTracker.Start("PoolLease", poolName, rentStackTrace);
         return new PoolLease<T>(this, version);
     }
 

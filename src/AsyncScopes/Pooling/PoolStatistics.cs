@@ -6,7 +6,8 @@ namespace AsyncScopes;
 /// </summary>
 /// <param name="Size">Items that exist: idle or in use.</param>
 /// <param name="Idle">Items waiting in the pool.</param>
-/// <param name="InUse">Items leased, or between a lease and the pool (being reset, validated or destroyed).</param>
+/// <param name="InUse">Items leased, or between a lease and the pool (being reset or validated). An item being destroyed
+/// counts as destroyed from the start of its destruction.</param>
 /// <param name="Waiters">Renters waiting for an item.</param>
 /// <param name="Created">Items created since the pool was.</param>
 /// <param name="Destroyed">Items destroyed since the pool was, leases lost to the garbage collector included.</param>

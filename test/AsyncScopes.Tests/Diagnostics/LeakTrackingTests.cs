@@ -219,6 +219,73 @@ public sealed class LeakTrackingTests
         }
     }
 
+    [Theory]
+    [InlineData("waited for a returned item")]
+    [InlineData("created by an asynchronous factory")]
+    [InlineData("validated asynchronously")]
+    public async Task A_lease_rented_asynchronously_is_listed_with_the_stack_of_the_rent_call(string how)
+    {
+        ScopeDiagnostics.LeakTracking = true;
+        try
+        {
+            string name = NewName();
+            var factoryGate = NewGate();
+            var validationGate = NewGate();
+            var pool = new AsyncPool<object>(
+                async _ =>
+                {
+                    if (how == "created by an asynchronous factory")
+                    {
+                        await factoryGate.Task.ConfigureAwait(false);
+                    }
+
+                    return new object();
+                },
+                new AsyncPoolOptions<object>
+                {
+                    Name = name,
+                    MaxSize = 1,
+                    Validate = async (_, _) =>
+                    {
+                        await validationGate.Task.ConfigureAwait(false);
+                        return true;
+                    },
+                });
+            PoolLease<object>? held = null;
+            if (how == "waited for a returned item")
+            {
+                held = await pool.RentAsync().AsTask().WaitAsync(Patience);
+            }
+            else if (how == "validated asynchronously")
+            {
+                await (await pool.RentAsync().AsTask().WaitAsync(Patience)).DisposeAsync(); // idle now: validated when rented
+            }
+
+            var renting = RentFromOneMethod(pool);
+            Assert.False(renting.IsCompleted);
+            if (held is { } lease)
+            {
+                Assert.Equal(1, pool.Statistics.Waiters);
+                await lease.DisposeAsync();
+            }
+
+            factoryGate.SetResult();
+            validationGate.SetResult();
+            var rented = await renting.WaitAsync(Patience);
+
+            var listed = Assert.Single(Listed("PoolLease", name));
+            Assert.True(CreatedIn(listed, nameof(RentFromOneMethod)), $"The lease does not show where it was rented:{Environment.NewLine}{listed.CreationStackTrace}");
+            Assert.Contains(nameof(A_lease_rented_asynchronously_is_listed_with_the_stack_of_the_rent_call), listed.CreationStackTrace, StringComparison.Ordinal);
+            await rented.DisposeAsync();
+            Assert.Empty(Listed("PoolLease", name));
+            await pool.DisposeAsync().AsTask().WaitAsync(Patience);
+        }
+        finally
+        {
+            ScopeDiagnostics.LeakTracking = false;
+        }
+    }
+
     [Fact]
     public async Task An_open_WorkQueue_is_listed_with_its_kind_name_and_creation_stack_until_it_is_completed()
     {
@@ -233,6 +300,7 @@ public sealed class LeakTrackingTests
             Assert.Equal("WorkQueue", listed.Kind);
             Assert.Equal(name, listed.Name);
             Assert.Contains(nameof(An_open_WorkQueue_is_listed_with_its_kind_name_and_creation_stack_until_it_is_completed), listed.CreationStackTrace, StringComparison.Ordinal);
+            Assert.Empty(Listed("TaskScope", name)); // its workers' scope is part of it, not listed on its own
 
             var result = await queue.CompleteAsync().WaitAsync(Patience);
 
@@ -309,6 +377,53 @@ public sealed class LeakTrackingTests
             Assert.Null(leaked.Name);
             Assert.Contains(nameof(An_AsyncExitStack_dropped_without_being_closed_is_reported_once_collected), leaked.CreationStackTrace, StringComparison.Ordinal);
             Assert.Empty(ListedExitStacks(nameof(DropAsyncExitStack)));
+        }
+        finally
+        {
+            ScopeDiagnostics.LeakTracking = false;
+            ScopeDiagnostics.LeakDetected -= OnLeak;
+        }
+    }
+
+    [Fact]
+    public async Task A_tracked_lease_dropped_without_being_returned_is_reported_once_with_its_creation_stack_and_its_place_reclaimed()
+    {
+        string name = NewName();
+        var reports = new ConcurrentQueue<OpenScopeInfo>();
+        void OnLeak(object? sender, ScopeLeakEventArgs e)
+        {
+            if (e.Scope.Name == name)
+            {
+                reports.Enqueue(e.Scope);
+            }
+        }
+
+        ScopeDiagnostics.LeakDetected += OnLeak;
+        ScopeDiagnostics.LeakTracking = true;
+        try
+        {
+            var pool = new AsyncPool<object>(_ => ValueTask.FromResult(new object()), new AsyncPoolOptions<object> { Name = name, MaxSize = 1 });
+            DropLease(pool);
+            var listed = Assert.Single(Listed("PoolLease", name));
+            Assert.True(CreatedIn(listed, nameof(DropLease)), listed.CreationStackTrace);
+            Assert.Empty(reports);
+
+            CollectUntil(() => !reports.IsEmpty);
+            CollectUntil(() => false, times: 3); // a second report would come now
+
+            var leaked = Assert.Single(reports);
+            Assert.Equal("PoolLease", leaked.Kind);
+            Assert.Equal(name, leaked.Name);
+            Assert.True(CreatedIn(leaked, nameof(DropLease)), leaked.CreationStackTrace);
+            Assert.Contains(nameof(A_tracked_lease_dropped_without_being_returned_is_reported_once_with_its_creation_stack_and_its_place_reclaimed), leaked.CreationStackTrace, StringComparison.Ordinal);
+            Assert.Empty(Listed("PoolLease", name));
+
+            // The place of the dropped lease is back: the pool, of size 1, lends an item again.
+            Assert.Equal(new PoolStatistics(Size: 0, Idle: 0, InUse: 0, Waiters: 0, Created: 1, Destroyed: 1), pool.Statistics);
+            var lease = await pool.RentAsync().AsTask().WaitAsync(Patience);
+            await lease.DisposeAsync();
+            await pool.DisposeAsync().AsTask().WaitAsync(Patience);
+            Assert.Single(reports);
         }
         finally
         {
@@ -400,17 +515,63 @@ public sealed class LeakTrackingTests
     {
         ScopeDiagnostics.LeakTracking = false;
         string name = NewName();
+
+        // This collection runs alone: nothing else opens an exit stack meanwhile, and the nameless one is found by count.
+        int exitStacksBefore = ScopeDiagnostics.OpenScopes.Count(s => s.Kind == "AsyncExitStack");
+        var stack = new AsyncExitStack();
         var scope = new TaskScope(new TaskScopeOptions { Name = name });
         var queue = new WorkQueue<int>((_, _) => Task.CompletedTask, new WorkQueueOptions<int> { Name = name, Workers = 1 });
+        var pool = new AsyncPool<object>(_ => ValueTask.FromResult(new object()), new AsyncPoolOptions<object> { Name = name });
+        var lease = await pool.RentAsync().AsTask().WaitAsync(Patience);
         try
         {
             Assert.False(ScopeDiagnostics.LeakTracking);
             Assert.DoesNotContain(ScopeDiagnostics.OpenScopes, s => s.Name == name);
+            Assert.Equal(exitStacksBefore, ScopeDiagnostics.OpenScopes.Count(s => s.Kind == "AsyncExitStack"));
         }
         finally
         {
+            await lease.DisposeAsync();
+            await pool.DisposeAsync().AsTask().WaitAsync(Patience);
+            stack.Complete();
+            await stack.DisposeAsync().AsTask().WaitAsync(Patience);
             await scope.JoinAsync().WaitAsync(Patience);
             await queue.CompleteAsync().WaitAsync(Patience);
+        }
+    }
+
+    [Fact]
+    public void With_tracking_off_a_dropped_lease_is_still_reported_when_collected_but_without_a_creation_stack()
+    {
+        ScopeDiagnostics.LeakTracking = false;
+        string name = NewName();
+        var reports = new ConcurrentQueue<OpenScopeInfo>();
+        void OnLeak(object? sender, ScopeLeakEventArgs e)
+        {
+            if (e.Scope.Name == name)
+            {
+                reports.Enqueue(e.Scope);
+            }
+        }
+
+        ScopeDiagnostics.LeakDetected += OnLeak;
+        try
+        {
+            var pool = new AsyncPool<object>(_ => ValueTask.FromResult(new object()), new AsyncPoolOptions<object> { Name = name, MaxSize = 1 });
+            DropLease(pool);
+            Assert.DoesNotContain(ScopeDiagnostics.OpenScopes, s => s.Name == name);
+
+            CollectUntil(() => !reports.IsEmpty);
+            CollectUntil(() => false, times: 3);
+
+            var leaked = Assert.Single(reports);
+            Assert.Equal("PoolLease", leaked.Kind);
+            Assert.Null(leaked.CreationStackTrace);
+            Assert.Equal(new PoolStatistics(Size: 0, Idle: 0, InUse: 0, Waiters: 0, Created: 1, Destroyed: 1), pool.Statistics);
+        }
+        finally
+        {
+            ScopeDiagnostics.LeakDetected -= OnLeak;
         }
     }
 
@@ -494,6 +655,23 @@ public sealed class LeakTrackingTests
             GC.Collect();
             GC.WaitForPendingFinalizers();
         }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static Task<PoolLease<object>> RentFromOneMethod(AsyncPool<object> pool) => pool.RentAsync().AsTask();
+
+    // Rents in a frame of its own, so that nothing in the test's frame keeps the lease reachable.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void DropLease(AsyncPool<object> pool)
+    {
+        var rent = pool.RentAsync();
+        if (rent.IsCompletedSuccessfully)
+        {
+            Assert.NotNull(rent.Result.Value);
+            return;
+        }
+
+        Assert.Fail("A rent from an empty pool with a synchronous factory did not complete synchronously.");
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]

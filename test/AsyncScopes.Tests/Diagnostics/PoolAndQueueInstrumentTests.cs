@@ -77,7 +77,7 @@ public sealed class PoolAndQueueInstrumentTests
     }
 
     [Fact]
-    public async Task The_pool_wait_histogram_records_the_time_a_renter_waited_and_nothing_for_a_renter_that_did_not_wait()
+    public async Task The_pool_wait_histogram_records_the_time_a_renter_waited_and_nothing_for_a_renter_that_did_not_wait_or_gave_up()
     {
         string name = NewName();
         var time = new FakeTimeProvider();
@@ -97,6 +97,17 @@ public sealed class PoolAndQueueInstrumentTests
 
         // An idle item: no wait, nothing recorded.
         var third = await pool.RentAsync().AsTask().WaitAsync(Patience);
+
+        // A renter that waits and is cancelled got no item: nothing recorded.
+        using (var cancellation = new CancellationTokenSource())
+        {
+            var cancelled = pool.RentAsync(cancellation.Token).AsTask();
+            Assert.False(cancelled.IsCompleted);
+            time.Advance(waited);
+            await cancellation.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled.WaitAsync(Patience));
+        }
+
         await third.DisposeAsync();
 
         var recorded = Assert.Single(recorder.Measurements, m => m.Has("asyncscopes.pool.wait.duration", PoolTag, name));

@@ -47,6 +47,48 @@ public sealed class AsyncPoolAllocationTests
     }
 
     [Fact]
+    public async Task Renting_and_returning_an_idle_item_allocates_nothing_in_a_pool_with_limits_that_takes_its_lock()
+    {
+        bool tracking = ScopeDiagnostics.LeakTracking;
+        ScopeDiagnostics.LeakTracking = false;
+        try
+        {
+            // Limits long enough never to be reached here; with them the pool keeps no idle item outside its lock, and
+            // times each return. Without Validate and Reset: the guide promises no allocation only without them.
+            var pool = PoolTest.NewPool(new AsyncPoolOptions<Item>
+            {
+                MaxSize = 2,
+                MinIdle = 1,
+                AcquireTimeout = TimeSpan.FromHours(1),
+                IdleTimeout = TimeSpan.FromHours(1),
+                MaxLifetime = TimeSpan.FromHours(1),
+                DiscardOn = static _ => true,
+                Name = PoolTest.UniqueName(),
+            });
+
+            for (int round = 0; round < 3; round++)
+            {
+                _ = RentAndReturn(pool, Iterations, out int warmedUp, out var warmUpPending);
+                await CompleteAsync(warmUpPending);
+                Assert.Equal(Iterations, warmedUp);
+            }
+
+            long allocated = RentAndReturn(pool, Iterations, out int synchronous, out var pending);
+            await CompleteAsync(pending);
+
+            Assert.Equal(Iterations, synchronous);
+            Assert.Equal(0, allocated);
+            Assert.Equal(0, pool.Statistics.InUse);
+            Assert.Equal(0, pool.Statistics.Destroyed);
+            await pool.DisposeWithinAsync();
+        }
+        finally
+        {
+            ScopeDiagnostics.LeakTracking = tracking;
+        }
+    }
+
+    [Fact]
     public async Task TryRent_and_return_of_an_idle_item_allocates_nothing()
     {
         bool tracking = ScopeDiagnostics.LeakTracking;

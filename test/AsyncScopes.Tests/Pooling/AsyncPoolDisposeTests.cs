@@ -90,6 +90,46 @@ public sealed class AsyncPoolDisposeTests
     }
 
     [Fact]
+    public async Task Disposal_waits_until_a_returned_item_is_destroyed_even_when_it_returns_while_idle_items_are_being_destroyed()
+    {
+        // Completed by the test, without RunContinuationsAsynchronously and on a thread without a synchronization
+        // context, on purpose: the destruction and the disposal go on inside the SetResult call, so that the disposal
+        // has decided whether it is drained when SetResult returns.
+        var idleDestroyGate = new TaskCompletionSource();
+        var returnedDestroyGate = new TaskCompletionSource();
+        Item? idleItem = null;
+        var destroyed = new DestroyLog();
+        var pool = PoolTest.NewPool(new AsyncPoolOptions<Item>
+        {
+            MaxSize = 2,
+            Destroy = async item =>
+            {
+                await (ReferenceEquals(item, idleItem) ? idleDestroyGate.Task : returnedDestroyGate.Task).ConfigureAwait(false);
+                await destroyed.Destroy(item).ConfigureAwait(false);
+            },
+        });
+        var idle = await pool.RentWithinAsync();
+        var leased = await pool.RentWithinAsync();
+        idleItem = idle.Value;
+        var leasedItem = leased.Value;
+        await idle.ReturnWithinAsync();
+
+        var disposal = pool.DisposeAsync().AsTask();  // destroying the idle item: held by its gate
+        var returning = leased.DisposeAsync().AsTask(); // destroying the returned item: held by its gate
+        Assert.False(returning.IsCompleted);
+
+        await Task.Run(idleDestroyGate.SetResult).WaitAsync(Patience);
+        Assert.Same(idleItem, Assert.Single(destroyed.Items));
+        Assert.False(disposal.IsCompleted, "The disposal completed while a returned item was still being destroyed.");
+
+        await Task.Run(returnedDestroyGate.SetResult).WaitAsync(Patience);
+        await returning.WaitAsync(Patience);
+        await disposal.WaitAsync(Patience);
+        Assert.Same(leasedItem, destroyed.Items[1]);
+        Assert.Equal(new PoolStatistics(Size: 0, Idle: 0, InUse: 0, Waiters: 0, Created: 2, Destroyed: 2), pool.Statistics);
+    }
+
+    [Fact]
     public async Task Disposal_gives_up_after_DrainTimeout_and_reports_each_lease_still_out_as_a_leak()
     {
         var time = new FakeTimeProvider();

@@ -570,6 +570,48 @@ public sealed class AsyncPoolOptionsTests
         await pool.DisposeWithinAsync();
     }
 
+    [Fact]
+    public async Task A_renter_cancelled_during_validation_takes_nothing_and_the_item_goes_to_the_next_waiter()
+    {
+        var validating = PoolTest.NewGate();
+        int validations = 0;
+        var destroyed = new DestroyLog();
+        var pool = PoolTest.NewPool(new AsyncPoolOptions<Item>
+        {
+            MaxSize = 1,
+            Destroy = destroyed.Destroy,
+            Validate = async (_, cancellationToken) =>
+            {
+                if (Interlocked.Increment(ref validations) == 1)
+                {
+                    validating.TrySetResult();
+                    await new TaskCompletionSource().Task.WaitAsync(cancellationToken); // ends only by cancellation
+                }
+
+                return true;
+            },
+        });
+        var first = await pool.RentWithinAsync();
+        var item = first.Value;
+        await first.ReturnWithinAsync();
+        using var cancellation = new CancellationTokenSource();
+
+        var cancelled = pool.RentAsync(cancellation.Token).AsTask();
+        await validating.Task.WaitAsync(Patience);
+        var next = pool.RentAsync().AsTask();
+        Assert.Equal(1, pool.Statistics.Waiters);
+        await cancellation.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled.WaitAsync(Patience));
+        var lease = await next.WaitAsync(Patience);
+        Assert.Same(item, lease.Value);
+        Assert.Equal(2, validations); // an idle item whose check did not finish is checked before the waiter gets it
+        Assert.Empty(destroyed.Items);
+        Assert.Equal(new PoolStatistics(Size: 1, Idle: 0, InUse: 1, Waiters: 0, Created: 1, Destroyed: 0), pool.Statistics);
+        await lease.ReturnWithinAsync();
+        await pool.DisposeWithinAsync();
+    }
+
     // --- Reset --------------------------------------------------------------------------------------------------
 
     [Fact]
@@ -597,6 +639,44 @@ public sealed class AsyncPoolOptionsTests
         Assert.Same(item, again.Value);
         await again.ReturnWithinAsync();
         Assert.Equal(2, resets.Count);
+        await pool.DisposeWithinAsync();
+    }
+
+    [Fact]
+    public async Task Reset_ends_before_a_waiter_gets_the_item_and_does_not_run_on_a_discarded_item()
+    {
+        var resetGate = PoolTest.NewGate();
+        var resets = new ConcurrentQueue<Item>();
+        var destroyed = new DestroyLog();
+        var pool = PoolTest.NewPool(new AsyncPoolOptions<Item>
+        {
+            MaxSize = 1,
+            Destroy = destroyed.Destroy,
+            Reset = async item =>
+            {
+                resets.Enqueue(item);
+                await resetGate.Task;
+            },
+        });
+        var held = await pool.RentWithinAsync();
+        var item = held.Value;
+        var waiter = pool.RentAsync().AsTask();
+
+        var returning = held.DisposeAsync().AsTask();
+        Assert.Same(item, Assert.Single(resets));
+        Assert.False(returning.IsCompleted);
+        Assert.False(waiter.IsCompleted);
+        Assert.Equal(new PoolStatistics(Size: 1, Idle: 0, InUse: 1, Waiters: 1, Created: 1, Destroyed: 0), pool.Statistics);
+
+        resetGate.SetResult();
+        await returning.WaitAsync(Patience);
+        var lease = await waiter.WaitAsync(Patience);
+        Assert.Same(item, lease.Value);
+
+        lease.Discard();
+        await lease.ReturnWithinAsync();
+        Assert.Single(resets); // destroyed, not reset
+        Assert.Same(item, Assert.Single(destroyed.Items));
         await pool.DisposeWithinAsync();
     }
 
@@ -784,6 +864,44 @@ public sealed class AsyncPoolOptionsTests
         Assert.Same(used, lease.Value);
         await lease.ReturnWithinAsync();
         await pool.DisposeWithinAsync();
+    }
+
+    [Fact]
+    public async Task A_DiscardOn_that_throws_destroys_the_item_reports_its_failure_and_the_body_exception_propagates()
+    {
+        string name = PoolTest.UniqueName();
+        var bodyFailure = new InvalidOperationException("the body failed");
+        var predicateFailure = new ArgumentException("the predicate failed");
+        var destroyed = new DestroyLog();
+        var capture = new PoolDiagnosticsCapture(name);
+        try
+        {
+            var pool = PoolTest.NewPool(new AsyncPoolOptions<Item>
+            {
+                MaxSize = 1,
+                Name = name,
+                Destroy = destroyed.Destroy,
+                DiscardOn = _ => throw predicateFailure,
+            });
+            Item? used = null;
+
+            var thrown = await Assert.ThrowsAsync<InvalidOperationException>(() => pool.UseAsync((item, _) =>
+            {
+                used = item;
+                return Task.FromException(bodyFailure);
+            }).WaitAsync(Patience));
+
+            Assert.Same(bodyFailure, thrown);
+            Assert.Same(predicateFailure, Assert.Single(capture.Failures));
+            Assert.NotNull(used);
+            Assert.Same(used, Assert.Single(destroyed.Items));
+            Assert.Equal(new PoolStatistics(Size: 0, Idle: 0, InUse: 0, Waiters: 0, Created: 1, Destroyed: 1), pool.Statistics);
+            await pool.DisposeWithinAsync();
+        }
+        finally
+        {
+            capture.Dispose();
+        }
     }
 
     [Fact]

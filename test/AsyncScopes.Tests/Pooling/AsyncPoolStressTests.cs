@@ -80,6 +80,18 @@ public sealed class AsyncPoolStressTests
         Assert.Equal(MaxSize, run.Live);
         Assert.True(run.MaxLive <= MaxSize, $"{run.MaxLive} items existed at once; {run}");
 
+        // One more renter waits (it does not create an item), and its cancellation takes nothing.
+        using (var extraCancellation = new CancellationTokenSource())
+        {
+            var extra = pool.RentAsync(extraCancellation.Token).AsTask();
+            Assert.False(extra.IsCompleted);
+            Assert.Equal(1, pool.Statistics.Waiters);
+            Assert.Equal(MaxSize, run.Live);
+            await extraCancellation.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => extra.WaitAsync(Bound));
+            Assert.Equal(new PoolStatistics(Size: MaxSize, Idle: 0, InUse: MaxSize, Waiters: 0, Created: run.Created, Destroyed: run.Destroyed), pool.Statistics);
+        }
+
         foreach (var lease in leases)
         {
             await lease.DisposeAsync().AsTask().WaitAsync(Bound);

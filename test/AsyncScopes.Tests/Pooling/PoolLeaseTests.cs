@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Microsoft.Extensions.Time.Testing;
 
 namespace AsyncScopes.Tests.Pooling;
 
@@ -199,6 +200,87 @@ public sealed class PoolLeaseTests
             Assert.Equal(new PoolStatistics(Size: 1, Idle: 0, InUse: 1, Waiters: 0, Created: 2, Destroyed: 1), pool.Statistics);
             await lease.ReturnWithinAsync();
             await pool.DisposeWithinAsync();
+        }
+        finally
+        {
+            capture.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task The_item_that_replaces_a_collected_lease_for_MinIdle_is_not_created_on_the_finalizer_thread()
+    {
+        string name = PoolTest.UniqueName();
+        var capture = new PoolDiagnosticsCapture(name);
+        var created = new CreationCounter();
+        var onThreadPool = new System.Collections.Concurrent.ConcurrentQueue<bool>();
+        try
+        {
+            var pool = new AsyncPool<Item>(
+                _ =>
+                {
+                    onThreadPool.Enqueue(Thread.CurrentThread.IsThreadPoolThread);
+                    created.OnCreated();
+                    return ValueTask.FromResult(new Item());
+                },
+                new AsyncPoolOptions<Item> { MaxSize = 1, MinIdle = 1, Name = name });
+            await created.WhenCreated(1).WaitAsync(PoolTest.Patience);
+            RentAndDrop(pool); // takes the idle item; at MaxSize, nothing is created to replace it
+
+            for (int attempt = 0; attempt < 10 && capture.Leaks.Count == 0; attempt++)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+                GC.Collect();
+            }
+
+            Assert.Single(capture.Leaks);
+            await created.WhenCreated(2).WaitAsync(PoolTest.Patience);
+
+            // The factory is the user's code: it may block (a database open), and the finalizer thread must not wait on it.
+            Assert.Equal(2, onThreadPool.Count);
+            Assert.True(onThreadPool.Last(), "the replacement was created on the finalizer thread");
+            await PoolTest.UntilAsync(() => pool.Statistics.Idle == 1, "the replacement going idle");
+            Assert.Equal(new PoolStatistics(Size: 1, Idle: 1, InUse: 0, Waiters: 0, Created: 2, Destroyed: 1), pool.Statistics);
+            await pool.DisposeWithinAsync();
+        }
+        finally
+        {
+            capture.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task A_lease_reported_when_its_pool_drained_is_not_reported_again_when_it_is_collected()
+    {
+        var time = new FakeTimeProvider();
+        string name = PoolTest.UniqueName();
+        var capture = new PoolDiagnosticsCapture(name);
+        try
+        {
+            var pool = PoolTest.NewPool(new AsyncPoolOptions<Item>
+            {
+                MaxSize = 1,
+                Name = name,
+                DrainTimeout = TimeSpan.FromSeconds(5),
+                TimeProvider = time,
+            });
+            RentAndDrop(pool);
+            var disposal = pool.DisposeAsync().AsTask();
+            time.Advance(TimeSpan.FromSeconds(5));
+            await disposal.WaitAsync(PoolTest.Patience);
+            Assert.Single(capture.Leaks);
+
+            for (int attempt = 0; attempt < 10 && pool.Statistics.Destroyed == 0; attempt++)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+                GC.Collect();
+            }
+
+            // Collected: counted as destroyed, and not reported a second time.
+            Assert.Equal(new PoolStatistics(Size: 0, Idle: 0, InUse: 0, Waiters: 0, Created: 1, Destroyed: 1), pool.Statistics);
+            Assert.Single(capture.Leaks);
         }
         finally
         {

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Microsoft.Extensions.Time.Testing;
 
 namespace AsyncScopes.Tests.Queues;
 
@@ -12,6 +13,18 @@ public sealed class WorkQueueStressTests
 
     private static readonly int[] Seeds = [1, 7, 42, 1234, 98765];
 
+    private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>What cuts the drain short, mid-work.</summary>
+    public enum CutShortBy
+    {
+        /// <summary>The token given to <c>CompleteAsync</c> is cancelled.</summary>
+        CompleteAsyncToken,
+
+        /// <summary><c>DisposeAsync</c>'s drain deadline fires: the fake clock reaches <c>DrainTimeout</c>.</summary>
+        DrainDeadline,
+    }
+
     private enum Behavior
     {
         CompleteSynchronously,
@@ -21,13 +34,15 @@ public sealed class WorkQueueStressTests
         WaitForCancellation,
     }
 
-    [Fact]
-    public async Task Every_accepted_item_is_completed_failed_or_unprocessed_exactly_once_when_the_drain_is_cancelled_mid_work()
+    [Theory]
+    [InlineData(CutShortBy.CompleteAsyncToken)]
+    [InlineData(CutShortBy.DrainDeadline)]
+    public async Task Every_accepted_item_is_completed_failed_or_unprocessed_exactly_once_when_the_drain_is_cut_short_mid_work(CutShortBy cutShortBy)
     {
         var totals = new int[3];
         foreach (int seed in Seeds)
         {
-            var (completed, failed, unprocessed) = await RunAsync(seed);
+            var (completed, failed, unprocessed) = await RunAsync(seed, cutShortBy);
             totals[0] += completed;
             totals[1] += failed;
             totals[2] += unprocessed;
@@ -37,7 +52,7 @@ public sealed class WorkQueueStressTests
         Assert.True(totals[0] > 0 && totals[1] > 0 && totals[2] > 0, $"completed {totals[0]}, failed {totals[1]}, unprocessed {totals[2]}");
     }
 
-    private static async Task<(int Completed, int Failed, int Unprocessed)> RunAsync(int seed)
+    private static async Task<(int Completed, int Failed, int Unprocessed)> RunAsync(int seed, CutShortBy cutShortBy)
     {
         var random = new Random(seed);
         var behaviors = new Behavior[Items];
@@ -56,11 +71,30 @@ public sealed class WorkQueueStressTests
             yields[i] = random.Next(1, 5);
         }
 
-        // The drain is cancelled from inside a handler, once this many items finished (or once every worker is held by
+        // The drain is cut short from inside a handler, once this many items finished (or once every worker is held by
         // an item that only cancellation ends): mid-work, whatever the timing.
         int cancelAfter = random.Next(200, 1_800);
 
         using var drain = new CancellationTokenSource();
+        var time = new FakeTimeProvider();
+        int cutShort = 0;
+        void CutShort()
+        {
+            if (Interlocked.Exchange(ref cutShort, 1) == 1)
+            {
+                return;
+            }
+
+            if (cutShortBy == CutShortBy.CompleteAsyncToken)
+            {
+                drain.Cancel();
+            }
+            else
+            {
+                time.Advance(DrainTimeout); // the deadline's timer fires here, on this handler's thread
+            }
+        }
+
         var go = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var completedItems = new ConcurrentDictionary<int, bool>();
         var thrown = new ConcurrentDictionary<int, Exception>();
@@ -73,7 +107,7 @@ public sealed class WorkQueueStressTests
         {
             if (Interlocked.Increment(ref finished) == cancelAfter)
             {
-                drain.Cancel();
+                CutShort();
             }
         }
 
@@ -112,7 +146,7 @@ public sealed class WorkQueueStressTests
                 default:
                     if (Interlocked.Increment(ref held) >= Workers)
                     {
-                        drain.Cancel();
+                        CutShort();
                     }
 
                     try
@@ -137,18 +171,33 @@ public sealed class WorkQueueStressTests
             return failure;
         }
 
-        var queue = new WorkQueue<int>(HandleAsync, new WorkQueueOptions<int> { Workers = Workers });
+        var queue = new WorkQueue<int>(
+            HandleAsync,
+            new WorkQueueOptions<int> { Workers = Workers, DrainTimeout = DrainTimeout, TimeProvider = time });
         for (int i = 0; i < Items; i++)
         {
             Assert.True(queue.TryEnqueue(i), $"seed {seed}: item {i} was refused");
         }
 
-        var completion = queue.CompleteAsync(drain.Token);
+        Task<WorkQueueResult<int>> completion;
+        Task disposal;
+        if (cutShortBy == CutShortBy.CompleteAsyncToken)
+        {
+            completion = queue.CompleteAsync(drain.Token);
+            disposal = Task.CompletedTask;
+        }
+        else
+        {
+            disposal = queue.DisposeAsync().AsTask(); // starts the drain, its deadline DrainTimeout away on the fake clock
+            completion = queue.CompleteAsync();       // the same completion: its result
+        }
+
         go.SetResult();
         var result = await completion.WaitAsync(Patience);
+        await disposal.WaitAsync(Patience);
 
-        string where = $"seed {seed}, cancel after {cancelAfter}";
-        Assert.True(drain.IsCancellationRequested, $"{where}: the drain was never cancelled");
+        string where = $"{cutShortBy}, seed {seed}, cut short after {cancelAfter}";
+        Assert.True(Volatile.Read(ref cutShort) == 1, $"{where}: the drain was never cut short");
 
         // Each item ran at most once.
         Assert.True(startCounts.All(c => c <= 1), $"{where}: an item ran twice");

@@ -48,6 +48,73 @@ public sealed class WorkQueueTests
     }
 
     [Fact]
+    public async Task A_handler_that_throws_neither_cancels_nor_stops_the_handlers_running_on_other_workers()
+    {
+        var failure = new InvalidOperationException("item 1 fails");
+        var longRunning = NewGate();
+        var release = NewGate();
+        var failed = NewGate();
+        var lastStarted = NewGate();
+        bool cancelledWhenReleased = true;
+        var handled = new ConcurrentQueue<int>();
+        var queue = new WorkQueue<int>(
+            async (item, token) =>
+            {
+                handled.Enqueue(item);
+                if (item == 0)
+                {
+                    longRunning.TrySetResult();
+                    await release.Task;
+                    cancelledWhenReleased = token.IsCancellationRequested;
+                    return;
+                }
+
+                if (item == 1)
+                {
+                    await longRunning.Task; // fails while item 0 runs on the other worker
+                    throw failure;
+                }
+
+                if (item == 5)
+                {
+                    lastStarted.TrySetResult();
+                    await release.Task;
+                }
+            },
+            new WorkQueueOptions<int>
+            {
+                Workers = 2,
+                OnError = (_, _) =>
+                {
+                    failed.TrySetResult();
+                    return ValueTask.CompletedTask;
+                },
+            });
+        Assert.True(queue.TryEnqueue(0));
+        Assert.True(queue.TryEnqueue(1));
+        await failed.Task.WaitAsync(Patience);
+
+        // Item 0 is still running, uncancelled, and the worker of the failed item takes the next items.
+        for (int i = 2; i < 6; i++)
+        {
+            Assert.True(queue.TryEnqueue(i));
+        }
+
+        await lastStarted.Task.WaitAsync(Patience); // items 2 to 4 went through the worker of the failed item
+        Assert.Equal(new WorkQueueStatistics(0, 2, 3, 1), queue.Statistics);
+        release.SetResult();
+        var result = await queue.CompleteAsync().WaitAsync(Patience);
+
+        Assert.False(cancelledWhenReleased);
+        Assert.Equal(5, result.Completed);
+        var (item, error) = Assert.Single(result.Failed);
+        Assert.Equal(1, item);
+        Assert.Same(failure, error);
+        Assert.Empty(result.Unprocessed);
+        Assert.Equal(Enumerable.Range(0, 6), handled.Order());
+    }
+
+    [Fact]
     public async Task OnError_sees_every_failed_item_with_the_very_exception_its_handler_threw()
     {
         var thrown = new ConcurrentDictionary<int, Exception>();
