@@ -63,7 +63,16 @@ internal sealed class ChatServer : IAsyncDisposable
                 builder.Services.AddSingleton(hook);
             }
         });
-        await app.StartAsync();
+        try
+        {
+            await app.StartAsync();
+        }
+        catch
+        {
+            await app.DisposeAsync();
+            throw;
+        }
+
         return new ChatServer(app, directory, time);
     }
 

@@ -1,0 +1,24 @@
+using Chat.Tests.Support;
+using Microsoft.Extensions.Options;
+
+namespace Chat.Tests;
+
+public sealed class SettingsTests : IDisposable
+{
+    private readonly TempDirectory _directory = new();
+
+    [Theory]
+    [InlineData("Chat:MaxFrameBytes=10", "Chat:MaxFrameBytes must be at least 256.")]
+    [InlineData("Chat:SilenceTimeout=00:00:01", "Chat:SilenceTimeout at least as long")]
+    [InlineData("Database:Readers=0", "Database:Readers must be between 1 and 64.")]
+    [InlineData("Webhooks:MaxAttempts=0", "Webhooks:MaxAttempts must be between 1 and 100.")]
+    [InlineData("Webhooks:BackoffBase=-00:00:01", "Webhooks:BackoffBase must not be negative")]
+    public async Task A_bad_setting_stops_the_start_with_a_message_that_names_it(string setting, string says)
+    {
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => ChatServer.StartAsync(_directory.Path, settings: setting));
+        Assert.Contains(says, error.Message, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(_directory.Path, "chat.db"))); // nothing was opened
+    }
+
+    public void Dispose() => _directory.Dispose();
+}
