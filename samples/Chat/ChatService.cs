@@ -95,19 +95,31 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
     /// Stores a message, then, while the writer is still held, acknowledges it to its sender and broadcasts it to its
     /// room: every client sees the messages of a room in id order, and only committed ones.
     /// </summary>
+    /// <exception cref="Exception">What the database threw (logged here): nothing was stored.</exception>
     public async Task<StoredMessage> PostAsync(
         string room, string name, string text, ChatConnection? sender, CancellationToken cancellationToken)
     {
-        (StoredMessage message, int jobs) = await Store.AppendMessageAsync(
-            room,
-            name,
-            text,
-            committed =>
-            {
-                sender?.TryPost(Frames.Ack(committed.Id));
-                Hub.Broadcast(committed.Room, Frames.Message(committed));
-            },
-            cancellationToken).ConfigureAwait(false);
+        StoredMessage message;
+        int jobs;
+        try
+        {
+            (message, jobs) = await Store.AppendMessageAsync(
+                room,
+                name,
+                text,
+                committed =>
+                {
+                    sender?.TryPost(Frames.Ack(committed.Id));
+                    Hub.Broadcast(committed.Room, Frames.Message(committed));
+                },
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+        {
+            LogNotStored(_logger, e, room);
+            throw;
+        }
+
         if (jobs > 0)
         {
             Webhooks.Wake();
@@ -125,7 +137,6 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested)
         {
-            LogNotStored(_logger, e, sender.Room);
             sender.TryPost(Frames.Error(NotStoredMessage(e)));
         }
     }

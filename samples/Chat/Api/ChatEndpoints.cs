@@ -11,7 +11,7 @@ using Chat.Storage;
 namespace Chat.Api;
 
 /// <summary>The HTTP API, the WebSocket endpoint and the page.</summary>
-internal static partial class ChatEndpoints
+internal static class ChatEndpoints
 {
     private const int DefaultPageSize = 50;
 
@@ -84,7 +84,7 @@ internal static partial class ChatEndpoints
     }
 
     private static async Task<IResult> PostMessageAsync(
-        string room, HttpRequest request, ChatService chat, ILogger<ChatService> logger, CancellationToken cancellationToken)
+        string room, HttpRequest request, ChatService chat, CancellationToken cancellationToken)
     {
         if (ChatInput.CheckRoom(room) is { } roomError)
         {
@@ -110,7 +110,6 @@ internal static partial class ChatEndpoints
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested)
         {
-            LogNotStored(logger, e, room);
             return Error(
                 e is TimeoutException ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status500InternalServerError,
                 ChatService.NotStoredMessage(e));
@@ -253,7 +252,4 @@ internal static partial class ChatEndpoints
 
     private static IResult Error(int status, string message) =>
         Results.Json(new ErrorResponse(message), ChatJson.Default.ErrorResponse, statusCode: status);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "A message to {Room} was not stored.")]
-    private static partial void LogNotStored(ILogger logger, Exception exception, string room);
 }

@@ -95,13 +95,17 @@ internal sealed partial class ConnectionHub : IAsyncDisposable
     /// </summary>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        _stopping = true;
-        foreach (ChatConnection[] members in _rooms.Values)
+        // Under the lock that joins take: a connection joining now either is in this snapshot or sees the flag.
+        List<ChatConnection> open;
+        lock (_membershipLock)
         {
-            foreach (ChatConnection member in members)
-            {
-                member.RequestClose(WebSocketCloseStatus.EndpointUnavailable, "The server is shutting down.");
-            }
+            _stopping = true;
+            open = [.. _rooms.Values.SelectMany(members => members)];
+        }
+
+        foreach (ChatConnection connection in open)
+        {
+            connection.RequestClose(WebSocketCloseStatus.EndpointUnavailable, "The server is shutting down.");
         }
 
         using (cancellationToken.UnsafeRegister(static scope => ((TaskScope)scope!).Cancel(), _scope))
@@ -122,10 +126,9 @@ internal sealed partial class ConnectionHub : IAsyncDisposable
 
     private async Task RunMemberAsync(ChatConnection connection, CancellationToken cancellationToken)
     {
-        Join(connection);
         try
         {
-            if (_stopping)
+            if (Join(connection))
             {
                 connection.RequestClose(WebSocketCloseStatus.EndpointUnavailable, "The server is shutting down.");
             }
@@ -153,16 +156,20 @@ internal sealed partial class ConnectionHub : IAsyncDisposable
     private static bool IsClientGone(Exception exception) =>
         exception is WebSocketException or IOException or TimeoutException or OperationCanceledException;
 
-    private void Join(ChatConnection connection)
+    // True when the hub is stopping: the connection has joined too late to be in StopAsync's snapshot.
+    private bool Join(ChatConnection connection)
     {
+        bool stopping;
         lock (_membershipLock)
         {
             ChatConnection[] members = _rooms.TryGetValue(connection.Room, out ChatConnection[]? current) ? current : [];
             _rooms[connection.Room] = [.. members, connection];
             _count++;
+            stopping = _stopping;
         }
 
         SignalChanged();
+        return stopping;
     }
 
     private void Leave(ChatConnection connection)

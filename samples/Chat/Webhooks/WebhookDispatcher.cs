@@ -53,7 +53,7 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
             Capacity = options.BatchSize,
             TimeProvider = time,
         });
-        _feeder = new TaskScope(new TaskScopeOptions { Name = "webhook feeder", TimeProvider = time });
+        _feeder = new TaskScope(new TaskScopeOptions { Name = "webhook feeder" });
         _ = _feeder.Start(FeedAsync);
     }
 
@@ -160,7 +160,11 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
                     cancellationToken,
                     _time).ConfigureAwait(false);
             }
-            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                throw; // cut short by the drain: not an attempt
+            }
+            catch (Exception e)
             {
                 failure = e;
             }
@@ -185,7 +189,7 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
                 LogGaveUp(_logger, job.Id, job.Url, attempt, Describe(failure));
             }
         }
-        catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             // The outbox could not be updated: the job stays as it was and is tried again.
             LogNotRecorded(_logger, e, job.Id);
