@@ -48,6 +48,15 @@ public sealed class ShutdownTests : ServiceTest
             await stopping.WaitAsync(ChatServer.Patience);
 
             Assert.Equal(0, Server.Service.Hub.Count);
+
+            // The pools are disposed: every connection they opened is closed.
+            foreach (AsyncScopes.PoolStatistics pool in new[] { Server.Service.Store.WriterStatistics, Server.Service.Store.ReaderStatistics })
+            {
+                Assert.Equal(0, pool.Size);
+                Assert.Equal(pool.Created, pool.Destroyed);
+                Assert.True(pool.Created > 0);
+            }
+
             Assert.DoesNotContain(ScopeDiagnostics.OpenScopes, scope => scope.CreatedAt >= started);
             Assert.All(receiver.Outcomes, outcome => Assert.Null(outcome.Status)); // every one cut short
         }
