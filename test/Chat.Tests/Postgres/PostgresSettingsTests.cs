@@ -8,15 +8,19 @@ public sealed class PostgresSettingsTests : IDisposable
     private readonly TempDirectory _directory = new();
 
     [Theory]
-    [InlineData("Oracle", null, "Database:Provider must be Sqlite or Postgres.")]
-    [InlineData("Postgres", null, "Database:ConnectionString is required when Database:Provider is Postgres")]
-    [InlineData("postgres", "Host=127.0.0.1;Frobnicate=1", "Database:ConnectionString is not a PostgreSQL connection string")]
-    [InlineData("Postgres", "Database=chat;Username=chat", "Database:ConnectionString must name the server: Host=...")]
-    public async Task A_bad_database_setting_stops_the_start_with_a_message_that_names_it(string provider, string? connectionString, string says)
+    [InlineData("Database:Provider must be Sqlite or Postgres.", "Database:Provider=Oracle")]
+    [InlineData("Database:ConnectionString is required when Database:Provider is Postgres", "Database:Provider=Postgres")]
+    [InlineData(
+        "Database:ConnectionString is not a PostgreSQL connection string",
+        "Database:Provider=postgres",
+        "Database:ConnectionString=Host=127.0.0.1;Frobnicate=1")]
+    [InlineData(
+        "Database:ConnectionString must name the server: Host=...",
+        "Database:Provider=Postgres",
+        "Database:ConnectionString=Database=chat;Username=chat")]
+    [InlineData("Webhooks:ClaimGrace must be positive.", "Webhooks:ClaimGrace=00:00:00")]
+    public async Task A_bad_setting_of_a_shared_database_stops_the_start_with_a_message_that_names_it(string says, params string[] settings)
     {
-        string[] settings = connectionString is null
-            ? [$"Database:Provider={provider}"]
-            : [$"Database:Provider={provider}", $"Database:ConnectionString={connectionString}"];
         var error = await Assert.ThrowsAsync<OptionsValidationException>(() => ChatServer.StartAsync(_directory.Path, settings: settings));
         Assert.Contains(says, error.Message, StringComparison.Ordinal);
         Assert.False(File.Exists(Path.Combine(_directory.Path, "chat.db"))); // nothing was opened
