@@ -1,4 +1,5 @@
 using System.Text.Json;
+using AsyncScopes;
 using Chat.Storage;
 using Chat.Tests.Support;
 
@@ -60,6 +61,7 @@ public sealed class SeveralNodesTests : PostgresServiceTest
     [Fact]
     public async Task A_node_whose_listening_connection_breaks_connects_again_and_hands_on_what_it_missed()
     {
+        DateTimeOffset started = DateTimeOffset.UtcNow;
         var timeA = new ObservedTimeProvider();
         ChatServer a = await StartServerAsync(timeA);
         ChatServer b = await StartServerAsync();
@@ -84,6 +86,11 @@ public sealed class SeveralNodesTests : PostgresServiceTest
         StoredMessage live = await b.PostAsync("lobby", "bob", "live again");
         Assert.Equal(live.Id, (await ada.ReceiveAsync("message")).GetProperty("id").GetInt64());
         Assert.Empty(ada.Drain());
+
+        // Stopped, the nodes leave nothing open: the listening loop that connected again ended with its node.
+        await a.StopAsync();
+        await b.StopAsync();
+        Assert.DoesNotContain(ScopeDiagnostics.OpenScopes, scope => scope.CreatedAt >= started);
     }
 
     [Fact]
