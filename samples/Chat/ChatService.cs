@@ -12,7 +12,9 @@ namespace Chat;
 /// drained within the shutdown timeout, then (once the server has finished its requests) the dispatcher and the
 /// database pools disposed, last opened first closed, by one <see cref="AsyncExitStack"/>.
 /// </summary>
-internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDisposable
+/// <remarks>On a database that other nodes share, it also hears of their messages, which it broadcasts to its own
+/// clients, and of their webhook jobs (<see cref="IDatabaseEvents"/>).</remarks>
+internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDisposable, IDatabaseEvents
 {
     private readonly ChatOptions _options;
     private readonly DatabaseOptions _database;
@@ -57,7 +59,8 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
     public async Task StartingAsync(CancellationToken cancellationToken)
     {
         await using var stack = new AsyncExitStack();
-        ChatStore store = stack.Push(await ChatStore.OpenAsync(_database, _time, _hook, cancellationToken).ConfigureAwait(false));
+        ChatStore store = stack.Push(await ChatStore.OpenAsync(_database, _time, _hook, this, _loggers, cancellationToken)
+            .ConfigureAwait(false));
         WebhookDispatcher webhooks = stack.Push(new WebhookDispatcher(
             store,
             _webhookOptions,
@@ -70,7 +73,7 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
         _resources = stack.PopAll();
         stack.Complete();
         (_store, _webhooks) = (store, webhooks);
-        LogStarted(_logger, _database.Path);
+        LogStarted(_logger, store.Description, store.NodeId);
     }
 
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -92,8 +95,9 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
     public ValueTask DisposeAsync() => CloseAsync(completed: false);
 
     /// <summary>
-    /// Stores a message, then, while the writer is still held, acknowledges it to its sender and broadcasts it to its
-    /// room: every client sees the messages of a room in id order, and only committed ones.
+    /// Stores a message, then, once it is committed and in id order with every other message (see
+    /// <see cref="ChatStore.AppendMessageAsync"/>), acknowledges it to its sender and broadcasts it to its room: every
+    /// client sees the messages of a room in id order, and only committed ones.
     /// </summary>
     /// <exception cref="Exception">What the database threw (logged here): nothing was stored.</exception>
     public async Task<StoredMessage> PostAsync(
@@ -127,6 +131,12 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
 
         return message;
     }
+
+    /// <summary>Broadcasts a message that no sender of this node waits for (another node's) to its room.</summary>
+    void IDatabaseEvents.MessageCommitted(StoredMessage message) => Hub.Broadcast(message.Room, Frames.Message(message));
+
+    /// <summary>Lets the dispatcher look for the jobs another node wrote or released.</summary>
+    void IDatabaseEvents.JobsAvailable() => _webhooks?.Wake();
 
     /// <summary>Posts a WebSocket client's message; a failure goes back to that client as an error frame.</summary>
     public async Task PostFromSocketAsync(ChatConnection sender, string text, CancellationToken cancellationToken)
@@ -162,8 +172,8 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
 
     private static InvalidOperationException NotStarted() => new("The chat service has not started.");
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Chat database: {Path}.")]
-    private static partial void LogStarted(ILogger logger, string path);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Chat database: {Database}; this node is {Node}.")]
+    private static partial void LogStarted(ILogger logger, string database, string node);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "A message to {Room} was not stored.")]
     private static partial void LogNotStored(ILogger logger, Exception exception, string room);

@@ -1,81 +1,66 @@
 using System.Data;
 using System.Data.Common;
+using System.Security.Cryptography;
 using System.Text.Json;
 using AsyncScopes;
-using Microsoft.Data.Sqlite;
 
 namespace Chat.Storage;
 
 /// <summary>
-/// Messages, webhooks and the webhook outbox in one SQLite file, in WAL mode: one writer connection (an
-/// <see cref="AsyncPool{T}"/> of size 1, so writers queue first-in first-out instead of failing with SQLITE_BUSY) and a
-/// few read-only connections that never wait for it.
+/// Messages, webhooks and the webhook outbox, in one SQLite file or in a PostgreSQL database that several nodes share
+/// (<see cref="DatabaseProvider"/> holds what differs). One writer connection (an <see cref="AsyncPool{T}"/> of size 1,
+/// so writers queue first-in first-out instead of failing when the database is busy) and a few read-only connections
+/// that never wait for it.
 /// </summary>
 internal sealed class ChatStore : IAsyncDisposable
 {
-    private const string Schema = """
-        CREATE TABLE IF NOT EXISTS messages (
-            id   INTEGER PRIMARY KEY AUTOINCREMENT,
-            room TEXT NOT NULL,
-            name TEXT NOT NULL,
-            text TEXT NOT NULL,
-            at   INTEGER NOT NULL);
-        CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id);
-        CREATE TABLE IF NOT EXISTS webhooks (
-            id         INTEGER PRIMARY KEY AUTOINCREMENT,
-            room       TEXT NOT NULL,
-            url        TEXT NOT NULL,
-            created_at INTEGER NOT NULL,
-            UNIQUE (room, url));
-        CREATE TABLE IF NOT EXISTS outbox (
-            id              INTEGER PRIMARY KEY AUTOINCREMENT,
-            webhook_id      INTEGER NOT NULL,
-            message_id      INTEGER NOT NULL,
-            url             TEXT NOT NULL,
-            payload         TEXT NOT NULL,
-            state           TEXT NOT NULL DEFAULT 'pending',
-            attempts        INTEGER NOT NULL DEFAULT 0,
-            next_attempt_at INTEGER NOT NULL,
-            last_error      TEXT,
-            done_at         INTEGER);
-        CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at, id);
-        """;
-
-    private readonly AsyncPool<SqliteConnection> _writer;
-    private readonly AsyncPool<SqliteConnection> _readers;
+    private readonly DatabaseProvider _provider;
+    private readonly AsyncPool<DbConnection> _writer;
+    private readonly AsyncPool<DbConnection> _readers;
     private readonly TimeProvider _time;
     private readonly IMessageWriteHook? _hook;
+    private PostgresMessageFeed? _feed;
 
-    private ChatStore(DatabaseOptions options, TimeProvider time, IMessageWriteHook? hook)
+    private ChatStore(DatabaseProvider provider, DatabaseOptions options, TimeProvider time, IMessageWriteHook? hook)
     {
+        _provider = provider;
         _time = time;
         _hook = hook;
-        string path = Path.GetFullPath(options.Path);
-
-        // Pooling=False: these pools own the connections; the provider's own pool would keep them open after disposal.
-        _writer = new AsyncPool<SqliteConnection>(
-            ct => OpenAsync($"Data Source={path};Mode=ReadWriteCreate;Pooling=False", writer: true, ct),
-            new AsyncPoolOptions<SqliteConnection>
+        _writer = new AsyncPool<DbConnection>(
+            ct => provider.OpenAsync(writer: true, ct),
+            new AsyncPoolOptions<DbConnection>
             {
                 Name = "chat-writer",
                 MaxSize = 1,
                 AcquireTimeout = options.WriterAcquireTimeout,
                 Validate = IsOpen,
-                DiscardOn = IsConnectionFault,
+                DiscardOn = provider.IsConnectionFault,
                 DrainTimeout = TimeSpan.FromSeconds(5),
             });
-        _readers = new AsyncPool<SqliteConnection>(
-            ct => OpenAsync($"Data Source={path};Mode=ReadOnly;Pooling=False", writer: false, ct),
-            new AsyncPoolOptions<SqliteConnection>
+        _readers = new AsyncPool<DbConnection>(
+            ct => provider.OpenAsync(writer: false, ct),
+            new AsyncPoolOptions<DbConnection>
             {
                 Name = "chat-readers",
                 MaxSize = options.Readers,
                 IdleTimeout = TimeSpan.FromMinutes(5),
                 Validate = IsOpen,
-                DiscardOn = IsConnectionFault,
+                DiscardOn = provider.IsConnectionFault,
                 DrainTimeout = TimeSpan.FromSeconds(5),
             });
     }
+
+    /// <summary>What the database is, for the log.</summary>
+    public string Description => _provider.Description;
+
+    /// <summary>This node's name in the outbox's claims: the machine, the process, and a random part for each start.</summary>
+    public string NodeId { get; } = $"{Environment.MachineName}:{Environment.ProcessId}:{RandomNumberGenerator.GetHexString(8, lowercase: true)}";
+
+    /// <summary>True when other nodes may share the database (PostgreSQL): see <see cref="DatabaseProvider.IsShared"/>.</summary>
+    public bool IsShared => _provider.IsShared;
+
+    /// <summary>The server process of the connection that listens for other nodes' messages; null on SQLite.</summary>
+    public int? ListenerServerProcessId => _feed?.ServerProcessId;
 
     /// <summary>The writer pool's counters (one connection at most).</summary>
     public PoolStatistics WriterStatistics => _writer.Statistics;
@@ -83,14 +68,29 @@ internal sealed class ChatStore : IAsyncDisposable
     /// <summary>The reader pool's counters.</summary>
     public PoolStatistics ReaderStatistics => _readers.Statistics;
 
-    /// <summary>Opens the store, creating the file and its tables through the writer before any reader opens it.</summary>
+    /// <summary>
+    /// Opens the store, creating the tables through the writer before any reader opens the database; on a shared
+    /// database, returns once it listens for the messages of every node.
+    /// </summary>
+    /// <param name="options">Valid database settings.</param>
+    /// <param name="time">The clock of message times and of the outbox.</param>
+    /// <param name="hook">Runs inside every message's transaction, before the commit.</param>
+    /// <param name="events">Hears of other nodes' messages and jobs; never called on SQLite.</param>
+    /// <param name="loggers">For the listening loop.</param>
+    /// <param name="cancellationToken">Cancels the opening.</param>
     public static async Task<ChatStore> OpenAsync(
-        DatabaseOptions options, TimeProvider time, IMessageWriteHook? hook, CancellationToken cancellationToken)
+        DatabaseOptions options,
+        TimeProvider time,
+        IMessageWriteHook? hook,
+        IDatabaseEvents events,
+        ILoggerFactory loggers,
+        CancellationToken cancellationToken)
     {
-        var store = new ChatStore(options, time, hook);
+        var store = new ChatStore(DatabaseProvider.Create(options), options, time, hook);
         try
         {
-            await store._writer.UseAsync((connection, ct) => ExecuteAsync(connection, Schema, ct), cancellationToken)
+            await store._writer.UseAsync(store._provider.CreateSchemaAsync, cancellationToken).ConfigureAwait(false);
+            store._feed = await store._provider.StartFeedAsync(events, time, loggers.CreateLogger<PostgresMessageFeed>(), cancellationToken)
                 .ConfigureAwait(false);
             return store;
         }
@@ -102,9 +102,11 @@ internal sealed class ChatStore : IAsyncDisposable
     }
 
     /// <summary>
-    /// Stores a message and, in the same transaction, one outbox job per webhook of its room. Then, once committed and
-    /// while the writer is still held, calls <paramref name="committed"/>: what it does for one message happens before
-    /// it does anything for the next, so broadcasts go out in id order.
+    /// Stores a message and, in the same transaction, one outbox job per webhook of its room. Once it is committed,
+    /// calls <paramref name="committed"/>, in id order with every other message: on SQLite at once, while the writer
+    /// is still held, so that what it does for one message happens before it does anything for the next; on a shared
+    /// database when the node reads the message back among every node's (<see cref="PostgresMessageFeed"/>), which
+    /// may be after this method returned.
     /// </summary>
     /// <returns>The stored message and the number of outbox jobs written.</returns>
     /// <exception cref="TimeoutException">The writer stayed busy for longer than its acquire timeout.</exception>
@@ -114,11 +116,30 @@ internal sealed class ChatStore : IAsyncDisposable
         string room, string name, string text, Action<StoredMessage> committed, CancellationToken cancellationToken) =>
         _writer.UseAsync(async (connection, useToken) =>
         {
-            (StoredMessage Message, int Jobs) written = await Transactions.Begin(connection).WithAsync(
-                (transaction, ct) => WriteMessageAsync(connection, transaction, room, name, text, ct), useToken)
-                .ConfigureAwait(false);
-            committed(written.Message);
-            return written;
+            long expected = 0;
+            try
+            {
+                (StoredMessage Message, int Jobs) written = await Transactions.Begin(connection).WithAsync(
+                    (transaction, ct) => WriteMessageAsync(connection, transaction, room, name, text, id =>
+                    {
+                        expected = id;
+                        _feed?.Expect(id, committed);
+                    }, ct),
+                    useToken).ConfigureAwait(false);
+                if (_feed is null)
+                {
+                    committed(written.Message);
+                }
+
+                return written;
+            }
+            catch when (_feed is not null && expected != 0)
+            {
+                // Rolled back, or the commit's outcome is unknown: if it did commit, the feed hands the message on
+                // as anyone's.
+                _feed.Forget(expected);
+                throw;
+            }
         }, cancellationToken);
 
     /// <summary>A page of a room's history, oldest first: up to <paramref name="limit"/> messages with ids below
@@ -127,22 +148,19 @@ internal sealed class ChatStore : IAsyncDisposable
         string room, long? before, int limit, CancellationToken cancellationToken) =>
         _readers.UseAsync<IReadOnlyList<StoredMessage>>(async (connection, ct) =>
         {
-            await using SqliteCommand command = connection.CreateCommand();
-            command.CommandText = """
+            await using DbCommand command = Command(connection, null, """
                 SELECT id, room, name, text, at FROM messages
                 WHERE room = @room AND id < @before ORDER BY id DESC LIMIT @limit
-                """;
-            command.Parameters.AddWithValue("@room", room);
-            command.Parameters.AddWithValue("@before", before ?? long.MaxValue);
-            command.Parameters.AddWithValue("@limit", limit);
+                """);
+            Bind(command, "@room", room);
+            Bind(command, "@before", before ?? long.MaxValue);
+            Bind(command, "@limit", limit);
             var page = new List<StoredMessage>(Math.Min(limit, 256));
-            await using (SqliteDataReader reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false))
+            await using (DbDataReader reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false))
             {
                 while (await reader.ReadAsync(ct).ConfigureAwait(false))
                 {
-                    page.Add(new StoredMessage(
-                        reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3),
-                        FromUnixMilliseconds(reader.GetInt64(4))));
+                    page.Add(ReadMessage(reader));
                 }
             }
 
@@ -154,10 +172,10 @@ internal sealed class ChatStore : IAsyncDisposable
     public Task<IReadOnlyList<RoomSummary>> GetRoomsAsync(CancellationToken cancellationToken) =>
         _readers.UseAsync<IReadOnlyList<RoomSummary>>(async (connection, ct) =>
         {
-            await using SqliteCommand command = connection.CreateCommand();
-            command.CommandText = "SELECT room, COUNT(*), MAX(id) FROM messages GROUP BY room ORDER BY room";
+            await using DbCommand command = Command(
+                connection, null, "SELECT room, COUNT(*), MAX(id) FROM messages GROUP BY room ORDER BY room");
             var rooms = new List<RoomSummary>();
-            await using (SqliteDataReader reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false))
+            await using (DbDataReader reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false))
             {
                 while (await reader.ReadAsync(ct).ConfigureAwait(false))
                 {
@@ -176,20 +194,20 @@ internal sealed class ChatStore : IAsyncDisposable
         _writer.UseAsync((connection, useToken) =>
             Transactions.Begin(connection).WithAsync(async (transaction, ct) =>
             {
-                await using SqliteCommand insert = Command(connection, transaction, """
+                await using DbCommand insert = Command(connection, transaction, """
                     INSERT INTO webhooks (room, url, created_at) VALUES (@room, @url, @now)
                     ON CONFLICT (room, url) DO NOTHING
                     """);
-                insert.Parameters.AddWithValue("@room", room);
-                insert.Parameters.AddWithValue("@url", url);
-                insert.Parameters.AddWithValue("@now", _time.GetUtcNow().ToUnixTimeMilliseconds());
+                Bind(insert, "@room", room);
+                Bind(insert, "@url", url);
+                Bind(insert, "@now", _time.GetUtcNow().ToUnixTimeMilliseconds());
                 bool created = await insert.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 1;
 
-                await using SqliteCommand select = Command(
+                await using DbCommand select = Command(
                     connection, transaction, "SELECT id, room, url, created_at FROM webhooks WHERE room = @room AND url = @url");
-                select.Parameters.AddWithValue("@room", room);
-                select.Parameters.AddWithValue("@url", url);
-                await using SqliteDataReader reader = await select.ExecuteReaderAsync(ct).ConfigureAwait(false);
+                Bind(select, "@room", room);
+                Bind(select, "@url", url);
+                await using DbDataReader reader = await select.ExecuteReaderAsync(ct).ConfigureAwait(false);
                 await reader.ReadAsync(ct).ConfigureAwait(false);
                 return (ReadWebhook(reader), created);
             }, useToken),
@@ -199,10 +217,9 @@ internal sealed class ChatStore : IAsyncDisposable
     public Task<IReadOnlyList<WebhookRegistration>> GetWebhooksAsync(CancellationToken cancellationToken) =>
         _readers.UseAsync<IReadOnlyList<WebhookRegistration>>(async (connection, ct) =>
         {
-            await using SqliteCommand command = connection.CreateCommand();
-            command.CommandText = "SELECT id, room, url, created_at FROM webhooks ORDER BY id";
+            await using DbCommand command = Command(connection, null, "SELECT id, room, url, created_at FROM webhooks ORDER BY id");
             var webhooks = new List<WebhookRegistration>();
-            await using (SqliteDataReader reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false))
+            await using (DbDataReader reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false))
             {
                 while (await reader.ReadAsync(ct).ConfigureAwait(false))
                 {
@@ -218,25 +235,27 @@ internal sealed class ChatStore : IAsyncDisposable
     public Task<bool> RemoveWebhookAsync(long id, CancellationToken cancellationToken) =>
         _writer.UseAsync(async (connection, ct) =>
         {
-            await using SqliteCommand command = connection.CreateCommand();
-            command.CommandText = "DELETE FROM webhooks WHERE id = @id";
-            command.Parameters.AddWithValue("@id", id);
+            await using DbCommand command = Command(connection, null, "DELETE FROM webhooks WHERE id = @id");
+            Bind(command, "@id", id);
             return await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 1;
         }, cancellationToken);
 
-    /// <summary>Pending outbox jobs due at <paramref name="now"/>, earliest first.</summary>
-    public Task<IReadOnlyList<OutboxJob>> GetDueJobsAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken) =>
-        _readers.UseAsync<IReadOnlyList<OutboxJob>>(async (connection, ct) =>
+    /// <summary>
+    /// Pending outbox jobs due at <paramref name="now"/>, earliest first. On a shared database they are claimed for
+    /// this node until <paramref name="claimUntil"/>: no other node takes them before then, unless this node records
+    /// their attempts or releases them first; jobs that another node has claimed are not returned.
+    /// </summary>
+    public Task<IReadOnlyList<OutboxJob>> ClaimDueJobsAsync(
+        DateTimeOffset now, DateTimeOffset claimUntil, int limit, CancellationToken cancellationToken) =>
+        (_provider.IsShared ? _writer : _readers).UseAsync<IReadOnlyList<OutboxJob>>(async (connection, ct) =>
         {
-            await using SqliteCommand command = connection.CreateCommand();
-            command.CommandText = """
-                SELECT id, message_id, url, payload, attempts FROM outbox
-                WHERE state = 'pending' AND next_attempt_at <= @now ORDER BY next_attempt_at, id LIMIT @limit
-                """;
-            command.Parameters.AddWithValue("@now", now.ToUnixTimeMilliseconds());
-            command.Parameters.AddWithValue("@limit", limit);
+            await using DbCommand command = Command(connection, null, _provider.ClaimDueJobsSql);
+            Bind(command, "@now", now.ToUnixTimeMilliseconds());
+            Bind(command, "@limit", limit);
+            Bind(command, "@until", claimUntil.ToUnixTimeMilliseconds());
+            Bind(command, "@node", NodeId);
             var jobs = new List<OutboxJob>();
-            await using (SqliteDataReader reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false))
+            await using (DbDataReader reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false))
             {
                 while (await reader.ReadAsync(ct).ConfigureAwait(false))
                 {
@@ -247,73 +266,119 @@ internal sealed class ChatStore : IAsyncDisposable
             return jobs;
         }, cancellationToken);
 
-    /// <summary>When the earliest pending job that is not yet due becomes due; null when there is none.</summary>
+    /// <summary>When the earliest pending job that cannot be taken at <paramref name="now"/> (not due yet, or claimed by
+    /// a node until later) can be; null when there is none.</summary>
     public Task<DateTimeOffset?> GetNextDueAsync(DateTimeOffset now, CancellationToken cancellationToken) =>
         _readers.UseAsync(async (connection, ct) =>
         {
-            await using SqliteCommand command = connection.CreateCommand();
-            command.CommandText = "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending' AND next_attempt_at > @now";
-            command.Parameters.AddWithValue("@now", now.ToUnixTimeMilliseconds());
+            await using DbCommand command = Command(connection, null, _provider.NextDueSql);
+            Bind(command, "@now", now.ToUnixTimeMilliseconds());
             object? next = await command.ExecuteScalarAsync(ct).ConfigureAwait(false);
             return next is long milliseconds ? DateTimeOffset.FromUnixTimeMilliseconds(milliseconds) : (DateTimeOffset?)null;
         }, cancellationToken);
 
     /// <summary>Marks a job delivered: it is never sent again.</summary>
-    public Task MarkDeliveredAsync(long jobId, int attempts, CancellationToken cancellationToken) =>
-        UpdateJobAsync(jobId, "delivered", attempts, null, null, cancellationToken);
+    /// <returns>False when nothing was recorded: on a shared database, this node's claim on the job had run out and
+    /// another node has taken it over.</returns>
+    public Task<bool> MarkDeliveredAsync(long jobId, int attempts, CancellationToken cancellationToken) =>
+        RecordAttemptAsync(jobId, "delivered", attempts, null, null, cancellationToken);
 
     /// <summary>Records a failed attempt: the job is tried again at <paramref name="nextAttemptAt"/>, or, when that is
     /// null, marked failed and never tried again.</summary>
-    public Task RecordFailedAttemptAsync(
+    /// <returns>False when nothing was recorded, as for <see cref="MarkDeliveredAsync"/>.</returns>
+    public Task<bool> RecordFailedAttemptAsync(
         long jobId, int attempts, DateTimeOffset? nextAttemptAt, string error, CancellationToken cancellationToken) =>
-        UpdateJobAsync(jobId, nextAttemptAt is null ? "failed" : "pending", attempts, nextAttemptAt, error, cancellationToken);
+        RecordAttemptAsync(jobId, nextAttemptAt is null ? "failed" : "pending", attempts, nextAttemptAt, error, cancellationToken);
+
+    /// <summary>Gives up this node's claims on the jobs it did not finish, so that other nodes take them at once rather
+    /// than when the claims run out. Nothing to do on SQLite.</summary>
+    public Task ReleaseClaimsAsync(CancellationToken cancellationToken) =>
+        _provider.ReleaseClaimsSql is not { } release
+            ? Task.CompletedTask
+            : _writer.UseAsync(async (connection, ct) =>
+            {
+                await using DbCommand command = Command(connection, null, release);
+                Bind(command, "@node", NodeId);
+                await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            }, cancellationToken);
 
     /// <summary>The outbox by state.</summary>
     public Task<OutboxCounts> GetOutboxCountsAsync(CancellationToken cancellationToken) =>
         _readers.UseAsync(async (connection, ct) =>
         {
-            await using SqliteCommand command = connection.CreateCommand();
-            command.CommandText = """
+            await using DbCommand command = Command(connection, null, """
                 SELECT COUNT(*) FILTER (WHERE state = 'pending'), COUNT(*) FILTER (WHERE state = 'delivered'),
                        COUNT(*) FILTER (WHERE state = 'failed')
                 FROM outbox
-                """;
-            await using SqliteDataReader reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+                """);
+            await using DbDataReader reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
             await reader.ReadAsync(ct).ConfigureAwait(false);
             return new OutboxCounts(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
         }, cancellationToken);
 
-    /// <summary>Destroys the idle connections at once and the leased ones when they come back (within five seconds).</summary>
+    /// <summary>Stops listening, then destroys the idle connections at once and the leased ones when they come back
+    /// (within five seconds).</summary>
     public async ValueTask DisposeAsync()
     {
+        if (_feed is not null)
+        {
+            await _feed.DisposeAsync().ConfigureAwait(false);
+        }
+
         await _readers.DisposeAsync().ConfigureAwait(false);
         await _writer.DisposeAsync().ConfigureAwait(false);
+        await _provider.DisposeAsync().ConfigureAwait(false);
     }
 
+    /// <summary>A message from the columns <c>id, room, name, text, at</c>.</summary>
+    internal static StoredMessage ReadMessage(DbDataReader reader) => new(
+        reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), FromUnixMilliseconds(reader.GetInt64(4)));
+
     private async Task<(StoredMessage Message, int Jobs)> WriteMessageAsync(
-        SqliteConnection connection, DbTransaction transaction, string room, string name, string text, CancellationToken ct)
+        DbConnection connection,
+        DbTransaction transaction,
+        string room,
+        string name,
+        string text,
+        Action<long> inserted,
+        CancellationToken ct)
     {
+        if (_provider.TakeMessageTurnSql is { } takeTurn)
+        {
+            await using DbCommand turn = Command(connection, transaction, takeTurn);
+            await turn.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }
+
+        // Read once the turn is taken, so that on each node a later id never has an earlier time.
         DateTimeOffset now = _time.GetUtcNow();
         long at = now.ToUnixTimeMilliseconds();
-        await using SqliteCommand insert = Command(connection, transaction, """
+        await using DbCommand insert = Command(connection, transaction, """
             INSERT INTO messages (room, name, text, at) VALUES (@room, @name, @text, @at) RETURNING id
             """);
-        insert.Parameters.AddWithValue("@room", room);
-        insert.Parameters.AddWithValue("@name", name);
-        insert.Parameters.AddWithValue("@text", text);
-        insert.Parameters.AddWithValue("@at", at);
+        Bind(insert, "@room", room);
+        Bind(insert, "@name", name);
+        Bind(insert, "@text", text);
+        Bind(insert, "@at", at);
         long id = (long)(await insert.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
+        inserted(id);
         var message = new StoredMessage(id, room, name, text, FromUnixMilliseconds(at));
 
-        await using SqliteCommand outbox = Command(connection, transaction, """
+        await using DbCommand outbox = Command(connection, transaction, """
             INSERT INTO outbox (webhook_id, message_id, url, payload, next_attempt_at)
             SELECT id, @message, url, @payload, @at FROM webhooks WHERE room = @room
             """);
-        outbox.Parameters.AddWithValue("@message", id);
-        outbox.Parameters.AddWithValue("@payload", JsonSerializer.Serialize(message, ChatJson.Default.StoredMessage));
-        outbox.Parameters.AddWithValue("@at", at);
-        outbox.Parameters.AddWithValue("@room", room);
+        Bind(outbox, "@message", id);
+        Bind(outbox, "@payload", JsonSerializer.Serialize(message, ChatJson.Default.StoredMessage));
+        Bind(outbox, "@at", at);
+        Bind(outbox, "@room", room);
         int jobs = await outbox.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+
+        if (_provider.AnnounceMessageSql is { } announce)
+        {
+            await using DbCommand notify = Command(connection, transaction, announce);
+            Bind(notify, "@jobs", jobs);
+            await notify.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }
 
         if (_hook is not null)
         {
@@ -323,79 +388,52 @@ internal sealed class ChatStore : IAsyncDisposable
         return (message, jobs);
     }
 
-    private Task UpdateJobAsync(
+    private Task<bool> RecordAttemptAsync(
         long jobId, string state, int attempts, DateTimeOffset? nextAttemptAt, string? error, CancellationToken cancellationToken) =>
         _writer.UseAsync(async (connection, ct) =>
         {
-            await using SqliteCommand command = connection.CreateCommand();
-            command.CommandText = """
-                UPDATE outbox SET state = @state, attempts = @attempts, last_error = @error,
-                    next_attempt_at = COALESCE(@next, next_attempt_at),
-                    done_at = CASE WHEN @state = 'pending' THEN NULL ELSE @now END
-                WHERE id = @id
-                """;
-            command.Parameters.AddWithValue("@state", state);
-            command.Parameters.AddWithValue("@attempts", attempts);
-            command.Parameters.AddWithValue("@error", (object?)error ?? DBNull.Value);
-            command.Parameters.AddWithValue("@next", (object?)nextAttemptAt?.ToUnixTimeMilliseconds() ?? DBNull.Value);
-            command.Parameters.AddWithValue("@now", _time.GetUtcNow().ToUnixTimeMilliseconds());
-            command.Parameters.AddWithValue("@id", jobId);
-            await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            await using DbCommand command = Command(connection, null, _provider.RecordAttemptSql);
+            Bind(command, "@state", state);
+            Bind(command, "@attempts", attempts);
+            Bind(command, "@error", error, DbType.String);
+            Bind(command, "@next", nextAttemptAt?.ToUnixTimeMilliseconds(), DbType.Int64);
+            Bind(command, "@now", _time.GetUtcNow().ToUnixTimeMilliseconds());
+            Bind(command, "@id", jobId);
+            Bind(command, "@node", NodeId);
+            return await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 1;
         }, cancellationToken);
 
-    private static SqliteCommand Command(SqliteConnection connection, DbTransaction transaction, string sql)
+    private static DbCommand Command(DbConnection connection, DbTransaction? transaction, string sql)
     {
-        SqliteCommand command = connection.CreateCommand();
-        command.Transaction = (SqliteTransaction)transaction;
+        DbCommand command = connection.CreateCommand();
+        command.Transaction = transaction;
         command.CommandText = sql;
         return command;
     }
 
-    private static WebhookRegistration ReadWebhook(SqliteDataReader reader) =>
+    private static void Bind(DbCommand command, string name, object value)
+    {
+        DbParameter parameter = command.CreateParameter();
+        parameter.ParameterName = name;
+        parameter.Value = value;
+        command.Parameters.Add(parameter);
+    }
+
+    // A value that may be null has its type said: a NULL of no type is not one PostgreSQL can always place.
+    private static void Bind(DbCommand command, string name, object? value, DbType type)
+    {
+        DbParameter parameter = command.CreateParameter();
+        parameter.ParameterName = name;
+        parameter.DbType = type;
+        parameter.Value = value ?? DBNull.Value;
+        command.Parameters.Add(parameter);
+    }
+
+    private static WebhookRegistration ReadWebhook(DbDataReader reader) =>
         new(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), FromUnixMilliseconds(reader.GetInt64(3)));
 
     private static DateTime FromUnixMilliseconds(long milliseconds) => DateTimeOffset.FromUnixTimeMilliseconds(milliseconds).UtcDateTime;
 
-    private static async ValueTask<SqliteConnection> OpenAsync(string connectionString, bool writer, CancellationToken cancellationToken)
-    {
-        var connection = new SqliteConnection(connectionString);
-        try
-        {
-            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
-
-            // WAL: readers see the last commit while the writer writes. NORMAL: a commit survives a crash of the
-            // process (not of the machine) without a sync per message.
-            if (writer)
-            {
-                await ExecuteAsync(connection, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", cancellationToken)
-                    .ConfigureAwait(false);
-            }
-
-            return connection;
-        }
-        catch
-        {
-            await connection.DisposeAsync().ConfigureAwait(false); // not in a pool yet: nobody else closes it
-            throw;
-        }
-    }
-
-    private static async Task ExecuteAsync(SqliteConnection connection, string sql, CancellationToken cancellationToken)
-    {
-        await using SqliteCommand command = connection.CreateCommand();
-        command.CommandText = sql;
-        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-    }
-
-    private static ValueTask<bool> IsOpen(SqliteConnection connection, CancellationToken cancellationToken) =>
+    private static ValueTask<bool> IsOpen(DbConnection connection, CancellationToken cancellationToken) =>
         ValueTask.FromResult(connection.State == ConnectionState.Open);
-
-    // A SqliteException (from the body, the commit or the rollback) may leave the connection in any state: destroy it.
-    // Anything else, a cancellation or a failure injected by a hook, leaves it sound: keep it.
-    private static bool IsConnectionFault(Exception exception) => exception switch
-    {
-        SqliteException => true,
-        AggregateException aggregate => aggregate.InnerExceptions.Any(IsConnectionFault),
-        _ => false,
-    };
 }

@@ -13,6 +13,11 @@ namespace Chat.Webhooks;
 /// backoff. So a job the service had no time for at shutdown, or that a crash interrupted, is simply still pending at
 /// the next start.
 /// </summary>
+/// <remarks>
+/// On a database that several nodes share, the feeder claims the jobs it takes for <see cref="WebhookOptions.ClaimTimeout"/>
+/// (no other node takes them meanwhile), and no more than the workers can start at once, so that no claimed job waits
+/// in the queue while its claim runs out. A stop gives up the claims on the jobs it leaves, for the other nodes.
+/// </remarks>
 internal sealed partial class WebhookDispatcher : IAsyncDisposable
 {
     /// <summary>The request header that names the delivery (the outbox job), the same on every attempt: receivers
@@ -36,6 +41,7 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
     private readonly ConcurrentDictionary<long, byte> _inFlight = new();
     private TaskCompletionSource _wake = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource _recorded = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _claimsReleased;
 
     public WebhookDispatcher(ChatStore store, WebhookOptions options, TimeProvider time, ILogger logger, HttpMessageHandler handler)
     {
@@ -76,6 +82,7 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
         _feeder.Cancel();
         await _feeder.DisposeAsync().ConfigureAwait(false);
         WorkQueueResult<OutboxJob> result = await _queue.CompleteAsync(cancellationToken).ConfigureAwait(false);
+        await ReleaseClaimsAsync().ConfigureAwait(false);
         LogStopped(_logger, result.Completed, result.Unprocessed.Count);
     }
 
@@ -85,6 +92,7 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
         _feeder.Cancel();
         await _feeder.DisposeAsync().ConfigureAwait(false);
         await _queue.DisposeAsync().ConfigureAwait(false);
+        await ReleaseClaimsAsync().ConfigureAwait(false);
         _http.Dispose();
     }
 
@@ -121,8 +129,10 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
         Volatile.Write(ref _wake, wake);
 
         DateTimeOffset now = _time.GetUtcNow();
-        int limit = _options.BatchSize + _inFlight.Count;
-        IReadOnlyList<OutboxJob> due = await _store.GetDueJobsAsync(now, limit, cancellationToken).ConfigureAwait(false);
+        int limit = _store.IsShared ? _options.Workers - _inFlight.Count : _options.BatchSize + _inFlight.Count;
+        IReadOnlyList<OutboxJob> due = limit > 0
+            ? await _store.ClaimDueJobsAsync(now, now + _options.ClaimTimeout, limit, cancellationToken).ConfigureAwait(false)
+            : [];
         foreach (OutboxJob job in due)
         {
             if (_inFlight.TryAdd(job.Id, 0))
@@ -132,9 +142,9 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
             }
         }
 
-        if (due.Count == limit)
+        if (due.Count == limit && !_store.IsShared)
         {
-            return; // more may be due
+            return; // more may be due; on a shared database, the workers are all busy: a finished one wakes the feeder
         }
 
         DateTimeOffset? next = await _store.GetNextDueAsync(now, cancellationToken).ConfigureAwait(false);
@@ -170,23 +180,29 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
             }
 
             // Recorded whatever the drain does now: a delivery that succeeded must never be sent again.
+            bool recorded;
             if (failure is null)
             {
-                await _store.MarkDeliveredAsync(job.Id, attempt, CancellationToken.None).ConfigureAwait(false);
+                recorded = await _store.MarkDeliveredAsync(job.Id, attempt, CancellationToken.None).ConfigureAwait(false);
                 LogDelivered(_logger, job.Id, job.Url, attempt);
             }
             else if (attempt < _options.MaxAttempts)
             {
                 TimeSpan backoff = Backoff(attempt, _options.BackoffBase, _options.BackoffMax);
-                await _store.RecordFailedAttemptAsync(job.Id, attempt, _time.GetUtcNow() + backoff, Describe(failure), CancellationToken.None)
-                    .ConfigureAwait(false);
+                recorded = await _store.RecordFailedAttemptAsync(
+                    job.Id, attempt, _time.GetUtcNow() + backoff, Describe(failure), CancellationToken.None).ConfigureAwait(false);
                 LogRetrying(_logger, job.Id, job.Url, attempt, backoff, Describe(failure));
             }
             else
             {
-                await _store.RecordFailedAttemptAsync(job.Id, attempt, null, Describe(failure), CancellationToken.None)
+                recorded = await _store.RecordFailedAttemptAsync(job.Id, attempt, null, Describe(failure), CancellationToken.None)
                     .ConfigureAwait(false);
                 LogGaveUp(_logger, job.Id, job.Url, attempt, Describe(failure));
+            }
+
+            if (!recorded)
+            {
+                LogTakenOver(_logger, job.Id, attempt);
             }
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
@@ -200,6 +216,25 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
             Wake(); // a rescheduled job may be due before the feeder's current wait ends
             Interlocked.Exchange(ref _recorded, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))
                 .TrySetResult();
+        }
+    }
+
+    // Once, after the last delivery: the jobs this node claimed and did not finish go to the other nodes at once.
+    private async Task ReleaseClaimsAsync()
+    {
+        if (Interlocked.Exchange(ref _claimsReleased, 1) == 1)
+        {
+            return;
+        }
+
+        try
+        {
+            await _store.ReleaseClaimsAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            // The claims run out by themselves.
+            LogClaimsKept(_logger, e);
         }
     }
 
@@ -236,6 +271,12 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Webhook job {JobId}: the outcome of its attempt could not be recorded; it will be tried again.")]
     private static partial void LogNotRecorded(ILogger logger, Exception exception, long jobId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Webhook job {JobId}: the outcome of attempt {Attempt} was not recorded: this node's claim on the job had run out, and another node has it.")]
+    private static partial void LogTakenOver(ILogger logger, long jobId, int attempt);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Webhooks: the claims on the jobs left could not be given up; they run out by themselves.")]
+    private static partial void LogClaimsKept(ILogger logger, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Webhooks: the outbox could not be read; trying again.")]
     private static partial void LogFeedFailed(ILogger logger, Exception exception);

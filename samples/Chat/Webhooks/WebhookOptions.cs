@@ -23,6 +23,16 @@ internal sealed class WebhookOptions
     /// <summary>Jobs taken from the outbox at a time.</summary>
     public int BatchSize { get; set; } = 100;
 
+    /// <summary>
+    /// On a database that several nodes share: how much longer than <see cref="AttemptTimeout"/> a node's claim on a
+    /// job lasts, the time it has to record the attempt's outcome. No other node takes the job meanwhile; the claims
+    /// of a node that dies run out after <see cref="AttemptTimeout"/> and this.
+    /// </summary>
+    public TimeSpan ClaimGrace { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long a node's claim on a job lasts, from the moment it claims it.</summary>
+    public TimeSpan ClaimTimeout => AttemptTimeout + ClaimGrace;
+
     public IEnumerable<string> Validate()
     {
         if (Workers is < 1 or > 256)
@@ -48,6 +58,11 @@ internal sealed class WebhookOptions
         if (BatchSize is < 1 or > 10_000)
         {
             yield return "Webhooks:BatchSize must be between 1 and 10000.";
+        }
+
+        if (ClaimGrace <= TimeSpan.Zero)
+        {
+            yield return "Webhooks:ClaimGrace must be positive.";
         }
     }
 }

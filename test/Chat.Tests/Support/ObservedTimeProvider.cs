@@ -8,10 +8,17 @@ namespace Chat.Tests.Support;
 /// </summary>
 internal sealed class ObservedTimeProvider : TimeProvider
 {
-    private readonly FakeTimeProvider _fake = new(DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds()));
+    private readonly FakeTimeProvider _fake;
     private readonly Lock _lock = new();
     private readonly List<TimeSpan> _created = [];
     private readonly List<(TimeSpan DueTime, int Count, TaskCompletionSource Created)> _waiters = [];
+
+    /// <param name="start">The time it starts at; the current one, on a whole second, when null. Two clocks started
+    /// at the same time show the same times until one of them is advanced.</param>
+    public ObservedTimeProvider(DateTimeOffset? start = null)
+    {
+        _fake = new FakeTimeProvider(start ?? DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds()));
+    }
 
     public override DateTimeOffset GetUtcNow() => _fake.GetUtcNow();
 

@@ -15,6 +15,10 @@ public abstract class ServiceTest : IAsyncLifetime, IDisposable
     /// <summary>The hook the server of <see cref="InitializeAsync"/> runs in every message's transaction.</summary>
     internal virtual IMessageWriteHook? Hook => null;
 
+    /// <summary>Settings every server of the test starts with, before its own: which database it uses, when not the
+    /// SQLite file in <see cref="Directory"/>.</summary>
+    internal virtual IReadOnlyList<string> DatabaseSettings => [];
+
     public virtual async Task InitializeAsync() => Server = await StartServerAsync(hook: Hook);
 
     public async Task DisposeAsync()
@@ -34,7 +38,7 @@ public abstract class ServiceTest : IAsyncLifetime, IDisposable
     /// <summary>Starts a server on this test's database, stopped and disposed after the test.</summary>
     internal async Task<ChatServer> StartServerAsync(
         ObservedTimeProvider? time = null, IMessageWriteHook? hook = null, params string[] settings) =>
-        Own(await ChatServer.StartAsync(Directory.Path, time, hook, settings));
+        Own(await ChatServer.StartAsync(Directory.Path, time, hook, [.. DatabaseSettings, .. settings]));
 
     /// <summary>Disposes <paramref name="resource"/> after the test, before what was owned earlier.</summary>
     internal T Own<T>(T resource)

@@ -1,0 +1,187 @@
+using System.Data.Common;
+using AsyncScopes;
+using Npgsql;
+
+namespace Chat.Storage;
+
+/// <summary>
+/// A PostgreSQL database that several nodes may share. Each node has its writer, its readers and one listening
+/// connection. Messages take their turns across all nodes (a transaction-scoped advisory lock), so that ids are
+/// committed in increasing order; each message's transaction notifies every node, which then reads the new messages
+/// in id order (<see cref="PostgresMessageFeed"/>). A node claims the outbox jobs it works on until a time, so that no
+/// two nodes work on one job at once, and a node that dies leaves claims that run out.
+/// </summary>
+internal sealed class PostgresProvider : DatabaseProvider
+{
+    // The advisory locks of the service: this class, and a number for each use within it.
+    private const string SchemaLock = "pg_advisory_xact_lock(1130914164, 1)";
+    private const string MessageTurnLock = "pg_advisory_xact_lock(1130914164, 2)";
+
+    private readonly NpgsqlDataSource _writers;
+    private readonly NpgsqlDataSource _readers;
+    private readonly NpgsqlDataSource _listeners;
+    private readonly string _description;
+
+    public PostgresProvider(string connectionString)
+    {
+        var settings = new NpgsqlConnectionStringBuilder(connectionString)
+        {
+            // The store's AsyncPools own the connections: their sizes are the limits, their DiscardOn destroys a
+            // connection that broke, and their disposal closes what they hold. Npgsql's pool would keep each
+            // "closed" connection open behind them and hand it out again, unseen by either pool.
+            Pooling = false,
+        };
+        settings.ApplicationName ??= "chat";
+        _description = $"PostgreSQL {settings.Database ?? settings.Username} on {settings.Host}:{settings.Port}";
+        _writers = NpgsqlDataSource.Create(settings.ConnectionString);
+
+        // A reader cannot write by mistake, whatever the statement.
+        var readers = new NpgsqlConnectionStringBuilder(settings.ConnectionString);
+        readers.Options = $"{readers.Options} -c default_transaction_read_only=on".Trim();
+        _readers = NpgsqlDataSource.Create(readers.ConnectionString);
+
+        // The listening connection is idle for as long as nobody writes: a keepalive query finds a dead one.
+        var listeners = new NpgsqlConnectionStringBuilder(settings.ConnectionString) { ApplicationName = $"{settings.ApplicationName} listener" };
+        if (listeners.KeepAlive == 0)
+        {
+            listeners.KeepAlive = 30;
+        }
+
+        _listeners = NpgsqlDataSource.Create(listeners.ConnectionString);
+    }
+
+    public override string Description => _description;
+
+    public override bool IsShared => true;
+
+    // Times are milliseconds since 1970 as in SQLite, so that the store reads and writes them the same way on both,
+    // from the node's clock.
+    public override string Schema => """
+        CREATE TABLE IF NOT EXISTS messages (
+            id   BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            room TEXT NOT NULL,
+            name TEXT NOT NULL,
+            text TEXT NOT NULL,
+            at   BIGINT NOT NULL);
+        CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id);
+        CREATE TABLE IF NOT EXISTS webhooks (
+            id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            room       TEXT NOT NULL,
+            url        TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            UNIQUE (room, url));
+        CREATE TABLE IF NOT EXISTS outbox (
+            id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            webhook_id      BIGINT NOT NULL,
+            message_id      BIGINT NOT NULL,
+            url             TEXT NOT NULL,
+            payload         TEXT NOT NULL,
+            state           TEXT NOT NULL DEFAULT 'pending',
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at BIGINT NOT NULL,
+            last_error      TEXT,
+            done_at         BIGINT,
+            claimed_by      TEXT,
+            claimed_until   BIGINT);
+        CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at, id);
+        """;
+
+    // Held from before the id is drawn until the commit: a message's id is drawn only after every earlier one is
+    // committed (or rolled back), so the committed ids only ever grow, on every node. Messages are written one at a
+    // time across the nodes, as they are by SQLite's one writer.
+    public override string? TakeMessageTurnSql => $"SELECT {MessageTurnLock}";
+
+    // Sent at the commit, never on a rollback; listeners receive notifications in commit order.
+    public override string? AnnounceMessageSql => $"SELECT pg_notify('{PostgresMessageFeed.MessagesChannel}', @jobs::text)";
+
+    // SKIP LOCKED: two nodes claiming at once take different jobs instead of waiting for each other.
+    public override string ClaimDueJobsSql => """
+        WITH due AS (
+            SELECT id FROM outbox
+            WHERE state = 'pending' AND next_attempt_at <= @now AND (claimed_until IS NULL OR claimed_until <= @now)
+            ORDER BY next_attempt_at, id LIMIT @limit
+            FOR UPDATE SKIP LOCKED),
+        claimed AS (
+            UPDATE outbox SET claimed_by = @node, claimed_until = @until
+            FROM due WHERE outbox.id = due.id
+            RETURNING outbox.id, outbox.message_id, outbox.url, outbox.payload, outbox.attempts, outbox.next_attempt_at)
+        SELECT id, message_id, url, payload, attempts FROM claimed ORDER BY next_attempt_at, id
+        """;
+
+    public override string NextDueSql => """
+        SELECT MIN(GREATEST(next_attempt_at, COALESCE(claimed_until, 0))) FROM outbox
+        WHERE state = 'pending' AND GREATEST(next_attempt_at, COALESCE(claimed_until, 0)) > @now
+        """;
+
+    // A node whose claim ran out, and was taken over, records nothing: the job's state is the other node's to write.
+    public override string RecordAttemptSql => """
+        UPDATE outbox SET state = @state, attempts = @attempts, last_error = @error,
+            next_attempt_at = COALESCE(@next, next_attempt_at),
+            done_at = CASE WHEN @state = 'pending' THEN NULL ELSE @now END,
+            claimed_by = NULL, claimed_until = NULL
+        WHERE id = @id AND claimed_by = @node AND state = 'pending'
+        """;
+
+    public override string? ReleaseClaimsSql => $"""
+        UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = @node AND state = 'pending';
+        NOTIFY {PostgresMessageFeed.OutboxChannel};
+        """;
+
+    /// <summary>What is wrong with <paramref name="connectionString"/> as the setting
+    /// <c>Database:ConnectionString</c>; null when nothing is.</summary>
+    public static string? CheckConnectionString(string? connectionString)
+    {
+        if (string.IsNullOrWhiteSpace(connectionString))
+        {
+            return "Database:ConnectionString is required when Database:Provider is Postgres (Host=...;Database=...;Username=...;Password=...).";
+        }
+
+        try
+        {
+            return string.IsNullOrWhiteSpace(new NpgsqlConnectionStringBuilder(connectionString).Host)
+                ? "Database:ConnectionString must name the server: Host=..."
+                : null;
+        }
+        catch (ArgumentException e)
+        {
+            return $"Database:ConnectionString is not a PostgreSQL connection string: {e.Message}";
+        }
+    }
+
+    public override async ValueTask<DbConnection> OpenAsync(bool writer, CancellationToken cancellationToken) =>
+        await (writer ? _writers : _readers).OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+
+    public override Task CreateSchemaAsync(DbConnection connection, CancellationToken cancellationToken) =>
+        Transactions.Begin(connection).WithAsync(async (transaction, ct) =>
+        {
+            // Two nodes starting at once would both find a table missing and both create it: one of them would fail.
+            await using DbCommand command = connection.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = $"SELECT {SchemaLock}; {Schema}";
+            await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }, cancellationToken);
+
+    public override bool IsConnectionFault(Exception exception) => exception switch
+    {
+        // The server reported an error on a sound connection (a constraint, a missing table), unless the error is
+        // that the connection is over (class 08) or the server is shutting it down (57P: terminated, crashed).
+        PostgresException postgres => postgres.SqlState.StartsWith("08", StringComparison.Ordinal)
+            || postgres.SqlState.StartsWith("57P", StringComparison.Ordinal),
+
+        // Not the server's answer: the connection failed (I/O, protocol, timeout), and Npgsql takes it for broken.
+        NpgsqlException => true,
+        AggregateException aggregate => aggregate.InnerExceptions.Any(IsConnectionFault),
+        _ => false,
+    };
+
+    public override async Task<PostgresMessageFeed?> StartFeedAsync(
+        IDatabaseEvents events, TimeProvider time, ILogger logger, CancellationToken cancellationToken) =>
+        await PostgresMessageFeed.StartAsync(_listeners, events, time, logger, cancellationToken).ConfigureAwait(false);
+
+    public override async ValueTask DisposeAsync()
+    {
+        await _listeners.DisposeAsync().ConfigureAwait(false);
+        await _readers.DisposeAsync().ConfigureAwait(false);
+        await _writers.DisposeAsync().ConfigureAwait(false);
+    }
+}
