@@ -48,7 +48,7 @@ public sealed class ASC0006SemaphoreReleaseNotInFinallyFix : CodeFixProvider
             for (var i = start + 1; i < block.Statements.Count; i++)
             {
                 if (block.Statements[i] is ExpressionStatementSyntax { Expression: InvocationExpressionSyntax { ArgumentList.Arguments.Count: 0, Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Release" } release } }
-                    && release.Expression.IsEquivalentTo(semaphore))
+                    && SyntaxFactory.AreEquivalent(release.Expression, semaphore))
                 {
                     end = i;
                     break;

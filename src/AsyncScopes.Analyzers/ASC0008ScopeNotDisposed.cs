@@ -323,7 +323,7 @@ public sealed class ASC0008ScopeNotDisposed : DiagnosticAnalyzer
 
         private int Reference(IdentifierNameSyntax identifier, SyntaxNode root, int state)
         {
-            if (Regions.IsInNestedFunction(identifier, root) || Regions.IsUsingResource(identifier, root))
+            if (Regions.IsInNestedFunction(identifier, root) || Regions.IsUsingResource(identifier))
             {
                 return Done;
             }

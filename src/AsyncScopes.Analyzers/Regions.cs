@@ -1,4 +1,5 @@
 using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 
 namespace AsyncScopes.Analyzers;
@@ -88,27 +89,25 @@ internal static class Regions
         && model.GetSymbolInfo(call, cancellationToken).Symbol is IMethodSymbol method
         && (method.ReducedFrom is not null || method.IsExtensionMethod || method.DeclaredAccessibility != Accessibility.Public);
 
-    /// <summary>True when <paramref name="node"/> is the resource of a <c>using</c> statement or declaration under <paramref name="root"/>.</summary>
-    public static bool IsUsingResource(SyntaxNode node, SyntaxNode root)
+    /// <summary>
+    /// True when <paramref name="identifier"/> is itself the resource of a <c>using</c> statement or declaration
+    /// (<c>await using (x)</c>, <c>await using var y = x.ConfigureAwait(false)</c>), which disposes it.
+    /// </summary>
+    public static bool IsUsingResource(IdentifierNameSyntax identifier)
     {
-        for (SyntaxNode? child = node, current = node.Parent; current is not null; child = current, current = current.Parent)
+        ExpressionSyntax resource = identifier;
+        if (resource.Parent is MemberAccessExpressionSyntax { Name.Identifier.ValueText: "ConfigureAwait", Parent: InvocationExpressionSyntax configured } access
+            && access.Expression == resource)
         {
-            if (current is UsingStatementSyntax usingStatement && usingStatement.Statement != child)
-            {
-                return true;
-            }
-
-            if (current is LocalDeclarationStatementSyntax { UsingKeyword.RawKind: not 0 })
-            {
-                return true;
-            }
-
-            if (current == root || current is StatementSyntax || Functions.IsFunction(current))
-            {
-                return false;
-            }
+            resource = configured;
         }
 
-        return false;
+        return resource.Parent switch
+        {
+            UsingStatementSyntax usingStatement => usingStatement.Expression == resource,
+            EqualsValueClauseSyntax { Parent: VariableDeclaratorSyntax { Parent: VariableDeclarationSyntax { Parent: var holder } } } =>
+                holder is UsingStatementSyntax || (holder is LocalDeclarationStatementSyntax declaration && declaration.UsingKeyword.IsKind(SyntaxKind.UsingKeyword)),
+            _ => false,
+        };
     }
 }
