@@ -685,11 +685,13 @@ public sealed class LeakTrackingTests
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 
+#pragma warning disable ASC0008 // These two leak on purpose: the tests find what they dropped.
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void DropTaskScope(string name) => _ = new TaskScope(new TaskScopeOptions { Name = name });
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void DropAsyncExitStack() => _ = new AsyncExitStack();
+#pragma warning restore ASC0008
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static Task JoinTaskScopeAsync(string name) =>

@@ -1,0 +1,172 @@
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+using Microsoft.CodeAnalysis.Diagnostics;
+
+namespace AsyncScopes.Analyzers;
+
+/// <summary>
+/// ASC0002: cleanup (a <c>Dispose</c>, a finalizer, a <c>DisposeAsync</c>, an <c>ExitAsync</c> or an exit given to the
+/// library) blocks on a task with <c>.Result</c>, <c>.Wait()</c>, <c>Task.WaitAll</c> or
+/// <c>GetAwaiter().GetResult()</c>.
+/// </summary>
+[DiagnosticAnalyzer(LanguageNames.CSharp)]
+public sealed class ASC0002BlockingInCleanup : DiagnosticAnalyzer
+{
+    /// <summary>The property ("await" or "implement") that tells the code fix whether the cleanup can await.</summary>
+    public const string CanAwaitProperty = "CanAwait";
+
+    /// <summary>The rule's descriptor.</summary>
+    public static readonly DiagnosticDescriptor Rule = Rules.Create(
+        Rules.BlockingInCleanup,
+        "Do not block on a task in cleanup",
+        "'{0}' blocks on a task in '{1}': {2}",
+        Rules.Reliability,
+        "Blocking on a task during cleanup holds a thread until the task ends, deadlocks under a synchronization " +
+        "context, and runs on the finalizer thread when it is a finalizer. Cleanup that has asynchronous work to wait " +
+        "for belongs in DisposeAsync: implement IAsyncDisposable and await the task there.");
+
+    /// <inheritdoc/>
+    public override ImmutableArray<DiagnosticDescriptor> SupportedDiagnostics { get; } = ImmutableArray.Create(Rule);
+
+    /// <inheritdoc/>
+    public override void Initialize(AnalysisContext context)
+    {
+        context.ConfigureGeneratedCodeAnalysis(GeneratedCodeAnalysisFlags.None);
+        context.EnableConcurrentExecution();
+        context.RegisterCompilationStartAction(start =>
+        {
+            var known = KnownTypes.From(start.Compilation);
+            if (known.Task is null)
+            {
+                return;
+            }
+
+            start.RegisterSyntaxNodeAction(
+                node => Analyze(node, known),
+                SyntaxKind.MethodDeclaration,
+                SyntaxKind.DestructorDeclaration,
+                SyntaxKind.ParenthesizedLambdaExpression,
+                SyntaxKind.SimpleLambdaExpression,
+                SyntaxKind.AnonymousMethodExpression);
+        });
+    }
+
+    private static void Analyze(SyntaxNodeAnalysisContext context, KnownTypes known)
+    {
+        if (Functions.Cleanup(context.Node, context.SemanticModel, known, context.CancellationToken) is not { } kind
+            || Functions.Body(context.Node) is not { } body)
+        {
+            return;
+        }
+
+        var cleanupName = CleanupName(context.Node);
+        var advice = kind == CleanupKind.Synchronous
+            ? "implement IAsyncDisposable and await the task in DisposeAsync"
+            : "await the task instead";
+        var properties = ImmutableDictionary<string, string?>.Empty.Add(CanAwaitProperty, kind == CleanupKind.Asynchronous && Functions.IsAsync(context.Node) ? "await" : "implement");
+
+        foreach (var node in Functions.OwnNodes(body))
+        {
+            var blocked = BlockingCall(node, context.SemanticModel, known, context.CancellationToken);
+            if (blocked is null || IsKnownCompleted(node, blocked, context.SemanticModel, context.CancellationToken))
+            {
+                continue;
+            }
+
+            context.ReportDiagnostic(Diagnostic.Create(Rule, node.GetLocation(), properties, node.ToString(), cleanupName, advice));
+        }
+    }
+
+    /// <summary>The task expression that <paramref name="node"/> blocks on, or null when it does not block.</summary>
+    internal static ExpressionSyntax? BlockingCall(SyntaxNode node, SemanticModel model, KnownTypes known, CancellationToken cancellationToken)
+    {
+        switch (node)
+        {
+            case MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Result" } access
+                when access.Parent is not InvocationExpressionSyntax
+                && model.GetSymbolInfo(access, cancellationToken).Symbol is IPropertySymbol property
+                && known.IsTaskLike(property.ContainingType):
+                return access.Expression;
+            case InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax access } invocation:
+                var name = access.Name.Identifier.ValueText;
+                if (name is not ("Wait" or "WaitAll" or "GetResult")
+                    || model.GetSymbolInfo(invocation, cancellationToken).Symbol is not IMethodSymbol method)
+                {
+                    return null;
+                }
+
+                if (name == "GetResult")
+                {
+                    return access.Expression is InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "GetAwaiter" } awaiter }
+                        && method.ContainingType.Name.EndsWith("Awaiter", StringComparison.Ordinal)
+                        && method.ContainingNamespace.ToDisplayString() == "System.Runtime.CompilerServices"
+                        ? awaiter.Expression
+                        : null;
+                }
+
+                return known.IsTaskLike(method.ContainingType) ? access.Expression : null;
+            default:
+                return null;
+        }
+    }
+
+    /// <summary>
+    /// True when the blocking call sits under a check that the task has already completed
+    /// (<c>if (task.IsCompleted)</c>, <c>task.IsCompletedSuccessfully ? task.Result : ...</c>): it does not block then.
+    /// </summary>
+    private static bool IsKnownCompleted(SyntaxNode node, ExpressionSyntax task, SemanticModel model, CancellationToken cancellationToken)
+    {
+        var taskSymbol = model.GetSymbolInfo(task, cancellationToken).Symbol;
+        if (taskSymbol is null)
+        {
+            return false;
+        }
+
+        for (SyntaxNode? child = node, current = node.Parent; current is not null; child = current, current = current.Parent)
+        {
+            var condition = current switch
+            {
+                IfStatementSyntax ifStatement when ifStatement.Statement == child => ifStatement.Condition,
+                ConditionalExpressionSyntax conditional when conditional.WhenTrue == child => conditional.Condition,
+                BinaryExpressionSyntax binary when binary.IsKind(SyntaxKind.LogicalAndExpression) && binary.Right == child => binary.Left,
+                _ => null,
+            };
+
+            if (condition is not null && ChecksCompletion(condition, taskSymbol, model, cancellationToken))
+            {
+                return true;
+            }
+
+            // if (!task.IsCompleted) { throw ...; } before it in the same block.
+            if (current is BlockSyntax block && child is StatementSyntax statement
+                && block.Statements.TakeWhile(previous => previous != statement).OfType<IfStatementSyntax>().Any(guard =>
+                    ChecksCompletion(guard.Condition, taskSymbol, model, cancellationToken) && EndsInJump(guard.Statement)))
+            {
+                return true;
+            }
+
+            if (Functions.IsFunction(current))
+            {
+                return false;
+            }
+        }
+
+        return false;
+    }
+
+    private static bool EndsInJump(StatementSyntax statement) =>
+        (statement is BlockSyntax block ? block.Statements.LastOrDefault() : statement) is ThrowStatementSyntax or ReturnStatementSyntax;
+
+    private static bool ChecksCompletion(ExpressionSyntax condition, ISymbol task, SemanticModel model, CancellationToken cancellationToken) =>
+        condition.DescendantNodesAndSelf().OfType<MemberAccessExpressionSyntax>().Any(access =>
+            access.Name.Identifier.ValueText is "IsCompleted" or "IsCompletedSuccessfully"
+            && SymbolEqualityComparer.Default.Equals(model.GetSymbolInfo(access.Expression, cancellationToken).Symbol, task));
+
+    private static string CleanupName(SyntaxNode function) => function switch
+    {
+        MethodDeclarationSyntax method => method.Identifier.ValueText,
+        DestructorDeclarationSyntax destructor => "~" + destructor.Identifier.ValueText,
+        _ => "an exit delegate",
+    };
+}

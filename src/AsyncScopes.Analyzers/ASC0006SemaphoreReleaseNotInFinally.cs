@@ -1,0 +1,130 @@
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+using Microsoft.CodeAnalysis.Diagnostics;
+
+namespace AsyncScopes.Analyzers;
+
+/// <summary>
+/// ASC0006: a function takes a <c>SemaphoreSlim</c> permit (<c>Wait</c>, <c>WaitAsync</c>) and gives it back with
+/// <c>Release</c>, but not from a <c>finally</c> that covers the code in between: an exception or an early return
+/// there keeps the permit forever.
+/// </summary>
+/// <remarks>
+/// A function that waits and never releases the same semaphore is not reported: that is a semaphore used as a signal,
+/// released by someone else.
+/// </remarks>
+[DiagnosticAnalyzer(LanguageNames.CSharp)]
+public sealed class ASC0006SemaphoreReleaseNotInFinally : DiagnosticAnalyzer
+{
+    /// <summary>The rule's descriptor.</summary>
+    public static readonly DiagnosticDescriptor Rule = Rules.Create(
+        Rules.SemaphoreReleaseNotInFinally,
+        "Release a semaphore in a finally",
+        "The permit taken by '{0}' is released outside a finally: an exception or a return before '{1}.Release()' keeps it forever",
+        Rules.Reliability,
+        "A SemaphoreSlim used as a lock must be released on every path, exceptions included, or every later waiter " +
+        "hangs. Release it in a finally that starts right after the wait, or let a scope do it: " +
+        "'using (await gate.LockAsync(ct)) { ... }'.");
+
+    /// <inheritdoc/>
+    public override ImmutableArray<DiagnosticDescriptor> SupportedDiagnostics { get; } = ImmutableArray.Create(Rule);
+
+    /// <inheritdoc/>
+    public override void Initialize(AnalysisContext context)
+    {
+        context.ConfigureGeneratedCodeAnalysis(GeneratedCodeAnalysisFlags.None);
+        context.EnableConcurrentExecution();
+        context.RegisterCompilationStartAction(start =>
+        {
+            var known = KnownTypes.From(start.Compilation);
+            if (known.SemaphoreSlim is null)
+            {
+                return;
+            }
+
+            start.RegisterSyntaxNodeAction(node => Analyze(node, known), SyntaxKind.InvocationExpression);
+        });
+    }
+
+    private static void Analyze(SyntaxNodeAnalysisContext context, KnownTypes known)
+    {
+        var wait = (InvocationExpressionSyntax)context.Node;
+        if (wait.Expression is not MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Wait" or "WaitAsync" } access
+            || context.SemanticModel.GetSymbolInfo(wait, context.CancellationToken).Symbol is not IMethodSymbol method
+            || !KnownTypes.Is(method.ContainingType, known.SemaphoreSlim)
+            || context.SemanticModel.GetSymbolInfo(access.Expression, context.CancellationToken).Symbol is not { } semaphore
+            || Functions.Enclosing(wait) is not { } function
+            || Functions.Body(function) is not { } body)
+        {
+            return;
+        }
+
+        var releases = Releases(body, semaphore, context.SemanticModel, context.CancellationToken).ToList();
+        if (releases.Count == 0 || IsGuarded(wait, body, semaphore, context.SemanticModel, context.CancellationToken))
+        {
+            return;
+        }
+
+        context.ReportDiagnostic(Diagnostic.Create(Rule, wait.GetLocation(), wait.ToString(), access.Expression.ToString()));
+    }
+
+    /// <summary>The <c>Release</c> calls on <paramref name="semaphore"/> that run as part of <paramref name="root"/> itself.</summary>
+    internal static IEnumerable<InvocationExpressionSyntax> Releases(SyntaxNode root, ISymbol semaphore, SemanticModel model, CancellationToken cancellationToken) =>
+        Functions.OwnNodes(root).OfType<InvocationExpressionSyntax>().Where(invocation =>
+            invocation.Expression is MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Release" } release
+            && SymbolEqualityComparer.Default.Equals(model.GetSymbolInfo(release.Expression, cancellationToken).Symbol, semaphore));
+
+    /// <summary>
+    /// True when a <c>finally</c> releasing the semaphore covers everything after the wait: the wait is inside that
+    /// <c>try</c>, or the <c>try</c> is the very next statement (also as the first statement of an <c>if</c> whose
+    /// condition is the wait).
+    /// </summary>
+    private static bool IsGuarded(InvocationExpressionSyntax wait, SyntaxNode body, ISymbol semaphore, SemanticModel model, CancellationToken cancellationToken)
+    {
+        bool ReleasesInFinally(TryStatementSyntax? tryStatement) =>
+            tryStatement?.Finally is { } @finally && Releases(@finally.Block, semaphore, model, cancellationToken).Any();
+
+        // Only the statement that holds the wait may be followed by the guarding try; further out, only a try around it counts.
+        var innermostStatement = true;
+        for (SyntaxNode child = wait, current = wait.Parent!; current is not null && child != body; child = current, current = current.Parent!)
+        {
+            switch (current)
+            {
+                case TryStatementSyntax tryStatement when tryStatement.Block == child && ReleasesInFinally(tryStatement):
+                    return true;
+                case IfStatementSyntax ifStatement when innermostStatement && ifStatement.Condition == child
+                    && ReleasesInFinally(FirstStatement(ifStatement.Statement) as TryStatementSyntax):
+                    return true;
+                case BlockSyntax block when innermostStatement && child is StatementSyntax statement:
+                    var index = block.Statements.IndexOf(statement);
+                    if (index + 1 < block.Statements.Count && ReleasesInFinally(block.Statements[index + 1] as TryStatementSyntax))
+                    {
+                        return true;
+                    }
+
+                    innermostStatement = false;
+                    break;
+                case SwitchSectionSyntax section when innermostStatement && child is StatementSyntax statement:
+                    var position = section.Statements.IndexOf(statement);
+                    if (position + 1 < section.Statements.Count && ReleasesInFinally(section.Statements[position + 1] as TryStatementSyntax))
+                    {
+                        return true;
+                    }
+
+                    innermostStatement = false;
+                    break;
+            }
+
+            if (Functions.IsFunction(current))
+            {
+                return false;
+            }
+        }
+
+        return false;
+    }
+
+    private static StatementSyntax? FirstStatement(StatementSyntax statement) =>
+        statement is BlockSyntax block ? block.Statements.FirstOrDefault() : statement;
+}

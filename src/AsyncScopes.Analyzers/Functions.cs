@@ -1,0 +1,138 @@
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+
+namespace AsyncScopes.Analyzers;
+
+/// <summary>What the rules need to know about the function (method, local function, lambda) a node belongs to.</summary>
+internal static class Functions
+{
+    /// <summary>The innermost method, accessor, constructor, local function, lambda or anonymous method around <paramref name="node"/>.</summary>
+    public static SyntaxNode? Enclosing(SyntaxNode node)
+    {
+        for (var current = node.Parent; current is not null; current = current.Parent)
+        {
+            if (IsFunction(current))
+            {
+                return current;
+            }
+        }
+
+        return null;
+    }
+
+    public static bool IsFunction(SyntaxNode node) =>
+        node is BaseMethodDeclarationSyntax or AccessorDeclarationSyntax or LocalFunctionStatementSyntax
+            or AnonymousFunctionExpressionSyntax or ArrowExpressionClauseSyntax { Parent: PropertyDeclarationSyntax or IndexerDeclarationSyntax };
+
+    /// <summary>True when the function is declared <c>async</c>.</summary>
+    public static bool IsAsync(SyntaxNode? function) => function switch
+    {
+        MethodDeclarationSyntax method => method.Modifiers.Any(SyntaxKind.AsyncKeyword),
+        LocalFunctionStatementSyntax local => local.Modifiers.Any(SyntaxKind.AsyncKeyword),
+        AnonymousFunctionExpressionSyntax anonymous => anonymous.AsyncKeyword.IsKind(SyntaxKind.AsyncKeyword),
+        _ => false,
+    };
+
+    /// <summary>
+    /// True when an <c>await</c> could be written at <paramref name="node"/>: its function is async and the node is not
+    /// inside a <c>lock</c> or an <c>unsafe</c> block of that function.
+    /// </summary>
+    public static bool CanAwaitAt(SyntaxNode node)
+    {
+        for (var current = node.Parent; current is not null; current = current.Parent)
+        {
+            if (current is LockStatementSyntax or UnsafeStatementSyntax)
+            {
+                return false;
+            }
+
+            if (IsFunction(current))
+            {
+                return IsAsync(current);
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>The body of a function: its block, or the expression of its arrow.</summary>
+    public static SyntaxNode? Body(SyntaxNode function) => function switch
+    {
+        BaseMethodDeclarationSyntax method => (SyntaxNode?)method.Body ?? method.ExpressionBody?.Expression,
+        AccessorDeclarationSyntax accessor => (SyntaxNode?)accessor.Body ?? accessor.ExpressionBody?.Expression,
+        LocalFunctionStatementSyntax local => (SyntaxNode?)local.Body ?? local.ExpressionBody?.Expression,
+        AnonymousFunctionExpressionSyntax anonymous => anonymous.Body,
+        ArrowExpressionClauseSyntax arrow => arrow.Expression,
+        _ => null,
+    };
+
+    /// <summary>The descendants of <paramref name="root"/> that run as part of it: nested functions are left out.</summary>
+    public static IEnumerable<SyntaxNode> OwnNodes(SyntaxNode root) =>
+        root.DescendantNodesAndSelf(node => node == root || !IsFunction(node));
+
+    /// <summary>
+    /// What kind of cleanup a function is: a <c>Dispose</c> (or <c>Dispose(bool)</c>) method or a finalizer
+    /// (synchronous), a <c>DisposeAsync</c>, <c>DisposeAsyncCore</c> or <c>ExitAsync</c> method, or a lambda given to
+    /// the library as an exit (<c>AsyncContext.Create</c>'s exit or release, <c>AsyncExitStack.Defer</c> and
+    /// <c>PushExit</c>), which are asynchronous. Null for anything else.
+    /// </summary>
+    public static CleanupKind? Cleanup(SyntaxNode function, SemanticModel model, KnownTypes known, CancellationToken cancellationToken)
+    {
+        switch (function)
+        {
+            case DestructorDeclarationSyntax:
+                return CleanupKind.Synchronous;
+            case MethodDeclarationSyntax method:
+                var name = method.Identifier.ValueText;
+                var parameters = method.ParameterList.Parameters;
+                if (name == "Dispose" && (parameters.Count == 0 || (parameters.Count == 1 && parameters[0].Type is PredefinedTypeSyntax { Keyword.RawKind: (int)SyntaxKind.BoolKeyword })))
+                {
+                    return CleanupKind.Synchronous;
+                }
+
+                if ((name is "DisposeAsync" or "DisposeAsyncCore" && parameters.Count == 0) || (name == "ExitAsync" && parameters.Count == 1))
+                {
+                    return CleanupKind.Asynchronous;
+                }
+
+                return null;
+            case AnonymousFunctionExpressionSyntax lambda when IsExitDelegate(lambda, model, known, cancellationToken):
+                return CleanupKind.Asynchronous;
+            default:
+                return null;
+        }
+    }
+
+    private static bool IsExitDelegate(AnonymousFunctionExpressionSyntax lambda, SemanticModel model, KnownTypes known, CancellationToken cancellationToken)
+    {
+        if (lambda.Parent is not ArgumentSyntax { Parent: ArgumentListSyntax { Parent: InvocationExpressionSyntax invocation } } argument
+            || model.GetSymbolInfo(invocation, cancellationToken).Symbol is not IMethodSymbol method)
+        {
+            return false;
+        }
+
+        var definition = method.ReducedFrom ?? method;
+        if (KnownTypes.Is(definition.ContainingType, known.AsyncExitStack))
+        {
+            return definition.Name is "Defer" or "PushExit";
+        }
+
+        if (KnownTypes.Is(definition.ContainingType, known.AsyncContext) && definition.Name == "Create")
+        {
+            var index = invocation.ArgumentList.Arguments.IndexOf(argument);
+            var parameterName = argument.NameColon?.Name.Identifier.ValueText
+                ?? (index >= 0 && index < method.Parameters.Length ? method.Parameters[index].Name : null);
+            return parameterName is "exit" or "release";
+        }
+
+        return false;
+    }
+}
+
+/// <summary>Whether a cleanup function can await: a <c>Dispose</c> or finalizer cannot, a <c>DisposeAsync</c> or exit can.</summary>
+internal enum CleanupKind
+{
+    Synchronous,
+    Asynchronous,
+}

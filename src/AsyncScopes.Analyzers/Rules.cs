@@ -1,0 +1,23 @@
+using Microsoft.CodeAnalysis;
+
+namespace AsyncScopes.Analyzers;
+
+/// <summary>The rule identifiers and the helpers every descriptor shares.</summary>
+internal static class Rules
+{
+    public const string SyncDisposalInAsyncCode = "ASC0001";
+    public const string BlockingInCleanup = "ASC0002";
+    public const string UnawaitedWorkInCleanup = "ASC0003";
+    public const string AsyncDisposableFieldsInSyncDisposable = "ASC0004";
+    public const string TaskFieldNotAwaitedOnDisposal = "ASC0005";
+    public const string SemaphoreReleaseNotInFinally = "ASC0006";
+    public const string ScopeNotFinished = "ASC0007";
+    public const string ScopeNotDisposed = "ASC0008";
+
+    public const string Reliability = "Reliability";
+    public const string Usage = "Usage";
+
+    public static DiagnosticDescriptor Create(string id, string title, string message, string category, string description) =>
+        new(id, title, message, category, DiagnosticSeverity.Warning, isEnabledByDefault: true, description: description,
+            helpLinkUri: null, customTags: WellKnownDiagnosticTags.Telemetry);
+}

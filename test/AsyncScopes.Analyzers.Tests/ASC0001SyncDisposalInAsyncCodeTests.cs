@@ -1,0 +1,378 @@
+namespace AsyncScopes.Analyzers.Tests;
+
+using VerifyCS = Verify<ASC0001SyncDisposalInAsyncCode>;
+using VerifyFix = Verify<ASC0001SyncDisposalInAsyncCode, ASC0001SyncDisposalInAsyncCodeFix>;
+
+public sealed class ASC0001SyncDisposalInAsyncCodeTests
+{
+    private const string Usings = """
+        using System;
+        using System.Data.Common;
+        using System.IO;
+        using System.Net.WebSockets;
+        using System.Threading;
+        using System.Threading.Tasks;
+
+        """;
+
+    // Positive cases.
+
+    [Fact]
+    public async Task A_using_declaration_of_a_file_stream_in_an_async_export_is_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            class ReportExporter
+            {
+                async Task ExportAsync(string path, byte[] report, CancellationToken ct)
+                {
+                    using var [|file = new FileStream(path, FileMode.Create)|];
+                    await file.WriteAsync(report, ct);
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_using_statement_around_a_repository_connection_is_reported_with_the_variable_in_the_message()
+    {
+        await VerifyCS.DiagnosticsAsync(
+            Usings + """
+            class OrderRepository(Func<DbConnection> connect)
+            {
+                public async Task<int> CountAsync(CancellationToken ct)
+                {
+                    using (var {|#0:connection = connect()|})
+                    {
+                        await connection.OpenAsync(ct);
+                        await using var command = connection.CreateCommand();
+                        command.CommandText = "SELECT COUNT(*) FROM orders";
+                        return Convert.ToInt32(await command.ExecuteScalarAsync(ct));
+                    }
+                }
+            }
+            """,
+            VerifyCS.Diagnostic().WithLocation(0).WithArguments("connection", "await using"));
+    }
+
+    [Fact]
+    public async Task A_using_of_a_transaction_expression_is_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            class OrderRepository
+            {
+                public async Task DeleteExpiredAsync(DbConnection connection, CancellationToken ct)
+                {
+                    using ([|await connection.BeginTransactionAsync(ct)|])
+                    {
+                        await Task.Delay(1, ct);
+                    }
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_Dispose_call_on_an_async_disposable_session_in_an_async_handler_is_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            sealed class Session : IDisposable, IAsyncDisposable
+            {
+                public void Dispose() { }
+                public async ValueTask DisposeAsync() => await Task.Yield();
+            }
+
+            class SocketHandler
+            {
+                public async Task HandleAsync(WebSocket socket, Session session, CancellationToken ct)
+                {
+                    var buffer = new byte[1024];
+                    await socket.ReceiveAsync(buffer, ct);
+                    [|session.Dispose()|];
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_null_conditional_Dispose_in_an_async_lambda_is_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            class BackgroundExport
+            {
+                public Func<Task> Job(Stream? output) => async () =>
+                {
+                    await Task.Yield();
+                    [|output?.Dispose()|];
+                };
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_using_declaration_in_an_async_local_function_is_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            class LogArchiver
+            {
+                public Task ArchiveAsync(string path, string line)
+                {
+                    return WriteAsync();
+
+                    async Task WriteAsync()
+                    {
+                        using var [|writer = new StreamWriter(path)|];
+                        await writer.WriteLineAsync(line);
+                    }
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_source_type_whose_DisposeAsync_awaits_is_reported_in_a_using()
+    {
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            sealed class MessageBatch : IDisposable, IAsyncDisposable
+            {
+                private readonly Stream _sink = Stream.Null;
+                public void Dispose() => _sink.Flush();
+                public async ValueTask DisposeAsync() => await _sink.FlushAsync();
+            }
+
+            class Publisher
+            {
+                public async Task PublishAsync()
+                {
+                    using var [|batch = new MessageBatch()|];
+                    await Task.Yield();
+                }
+            }
+            """);
+    }
+
+    // Negative cases.
+
+    [Fact]
+    public async Task A_memory_stream_inherits_the_synchronous_DisposeAsync_of_Stream_and_is_not_reported()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            class Exporter
+            {
+                async Task<byte[]> ExportAsync(byte[] data)
+                {
+                    using var buffer = new MemoryStream();
+                    await buffer.WriteAsync(data);
+                    using var text = new StringWriter();
+                    await text.WriteAsync("done");
+                    return buffer.ToArray();
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task Await_using_is_not_reported()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            class ReportExporter
+            {
+                async Task ExportAsync(string path, byte[] report, CancellationToken ct)
+                {
+                    await using var file = new FileStream(path, FileMode.Create);
+                    await file.WriteAsync(report, ct);
+                    await using (var copy = new FileStream(path + ".bak", FileMode.Create))
+                    {
+                        await copy.WriteAsync(report, ct);
+                    }
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_using_in_a_synchronous_method_is_not_reported()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            class ReportExporter
+            {
+                void Export(string path, byte[] report)
+                {
+                    using var file = new FileStream(path, FileMode.Create);
+                    file.Write(report);
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_Dispose_inside_a_lock_is_not_reported()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            class ConnectionRegistry
+            {
+                private readonly object _gate = new();
+                private Stream? _current;
+
+                public async Task ReplaceAsync(Stream next)
+                {
+                    await Task.Yield();
+                    lock (_gate)
+                    {
+                        _current?.Dispose();
+                        _current = next;
+                    }
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_source_type_whose_DisposeAsync_returns_a_completed_task_is_not_reported()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            sealed class Lease : IDisposable, IAsyncDisposable
+            {
+                public void Dispose() { }
+                public ValueTask DisposeAsync()
+                {
+                    Dispose();
+                    return ValueTask.CompletedTask;
+                }
+            }
+
+            class Worker
+            {
+                public async Task RunAsync()
+                {
+                    using var lease = new Lease();
+                    await Task.Yield();
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_cancellation_registration_and_a_semaphore_lock_are_not_reported()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            using AsyncScopes;
+
+            class QueueConsumer
+            {
+                private readonly SemaphoreSlim _gate = new(1, 1);
+
+                public async Task ConsumeAsync(CancellationToken ct)
+                {
+                    using var registration = ct.Register(() => { });
+                    using (await _gate.LockAsync(ct))
+                    {
+                        await Task.Delay(1, ct);
+                    }
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_type_disposing_itself_from_an_async_method_is_not_reported()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            sealed class Channel : IDisposable, IAsyncDisposable
+            {
+                public void Dispose() { }
+                public async ValueTask DisposeAsync() => await Task.Yield();
+
+                public async Task FailAsync()
+                {
+                    await Task.Yield();
+                    this.Dispose();
+                    Dispose();
+                }
+            }
+            """);
+    }
+
+    // The fix.
+
+    [Fact]
+    public async Task The_fix_turns_a_using_declaration_into_await_using()
+    {
+        await VerifyFix.FixAsync(
+            Usings + """
+            class ReportExporter
+            {
+                async Task ExportAsync(string path, byte[] report)
+                {
+                    using var [|file = new FileStream(path, FileMode.Create)|];
+                    await file.WriteAsync(report);
+                }
+            }
+            """,
+            Usings + """
+            class ReportExporter
+            {
+                async Task ExportAsync(string path, byte[] report)
+                {
+                    await using var file = new FileStream(path, FileMode.Create);
+                    await file.WriteAsync(report);
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task The_fix_turns_a_using_statement_into_await_using()
+    {
+        await VerifyFix.FixAsync(
+            Usings + """
+            class OrderRepository
+            {
+                public async Task DeleteAsync(Func<DbConnection> connect)
+                {
+                    using (var [|connection = connect()|])
+                    {
+                        await connection.OpenAsync();
+                    }
+                }
+            }
+            """,
+            Usings + """
+            class OrderRepository
+            {
+                public async Task DeleteAsync(Func<DbConnection> connect)
+                {
+                    await using (var connection = connect())
+                    {
+                        await connection.OpenAsync();
+                    }
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task The_fix_turns_Dispose_into_await_DisposeAsync()
+    {
+        await VerifyFix.FixAsync(
+            Usings + """
+            class Uploader
+            {
+                public async Task UploadAsync(Stream upload)
+                {
+                    await upload.FlushAsync();
+                    [|upload.Dispose()|]; // the client is done
+                }
+            }
+            """,
+            Usings + """
+            class Uploader
+            {
+                public async Task UploadAsync(Stream upload)
+                {
+                    await upload.FlushAsync();
+                    await upload.DisposeAsync(); // the client is done
+                }
+            }
+            """);
+    }
+}
