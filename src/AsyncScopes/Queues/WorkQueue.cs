@@ -235,7 +235,8 @@ public sealed class WorkQueue<T> : IAsyncDisposable
         return new WorkQueueResult<T>(Statistics.Completed, [.. _failed], [.. _unprocessed]);
     }
 
-    // One worker: takes items until the channel is completed and empty, or the queue is stopped.
+    // One worker: takes items until the channel is completed and empty, or the queue is stopped. Counts are kept per
+    // worker, written by that worker only, so that workers never contend on them.
     private async Task WorkAsync(WorkQueueWorker worker, CancellationToken stop)
     {
         var reader = _channel.Reader;
@@ -261,23 +262,40 @@ public sealed class WorkQueue<T> : IAsyncDisposable
                     return;
                 }
 
-                await ProcessAsync(worker, item, stop).ConfigureAwait(false);
+                Volatile.Write(ref worker.Running, 1);
+                Task? handling;
+                try
+                {
+                    handling = _handler(item, stop);
+                }
+#pragma warning disable CA1031 // Not swallowed: FinishAsync classifies it as the item's outcome.
+                catch (Exception e)
+#pragma warning restore CA1031
+                {
+                    handling = Task.FromException(e);
+                }
+
+                // A handler that already completed is counted here: no state machine per item on the common path.
+                if (handling is { IsCompletedSuccessfully: true })
+                {
+                    CountCompleted(worker);
+                    Volatile.Write(ref worker.Running, 0);
+                }
+                else
+                {
+                    await FinishAsync(worker, item, handling, stop).ConfigureAwait(false);
+                }
             }
         }
     }
 
-    // Counts are kept per worker, written by that worker only, so that workers never contend on them.
-    private async Task ProcessAsync(WorkQueueWorker worker, T item, CancellationToken stop)
+    // The outcome of a handler that is still running, failed or was cancelled; never throws, so the worker goes on.
+    private async Task FinishAsync(WorkQueueWorker worker, T item, Task? handling, CancellationToken stop)
     {
-        Volatile.Write(ref worker.Running, 1);
         try
         {
-            await _handler(item, stop).ConfigureAwait(false);
-            Volatile.Write(ref worker.Completed, worker.Completed + 1);
-            if (ScopeMetrics.QueueCompleted.Enabled)
-            {
-                ScopeMetrics.QueueCompleted.Add(1, _queueTag);
-            }
+            await handling!.ConfigureAwait(false); // a handler that returned null fails with NullReferenceException
+            CountCompleted(worker);
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
@@ -298,6 +316,15 @@ public sealed class WorkQueue<T> : IAsyncDisposable
         finally
         {
             Volatile.Write(ref worker.Running, 0);
+        }
+    }
+
+    private void CountCompleted(WorkQueueWorker worker)
+    {
+        Volatile.Write(ref worker.Completed, worker.Completed + 1);
+        if (ScopeMetrics.QueueCompleted.Enabled)
+        {
+            ScopeMetrics.QueueCompleted.Add(1, _queueTag);
         }
     }
 
