@@ -213,6 +213,8 @@ public sealed class WorkQueue<T> : IAsyncDisposable
         }
     }
 
+    // The only way the workers' token is cancelled, and always after the channel is completed: a worker waiting for
+    // an item is woken by the completion, so its wait needs no token (see WorkAsync).
     private void Stop()
     {
         BeginCompletion();
@@ -240,24 +242,17 @@ public sealed class WorkQueue<T> : IAsyncDisposable
     private async Task WorkAsync(WorkQueueWorker worker, CancellationToken stop)
     {
         var reader = _channel.Reader;
-        while (true)
-        {
-            try
-            {
-                if (!await reader.WaitToReadAsync(stop).ConfigureAwait(false))
-                {
-                    return;
-                }
-            }
-            catch (OperationCanceledException) when (stop.IsCancellationRequested)
-            {
-                return;
-            }
 
+        // Waits without the stop token: a stop completes the channel first (see Stop), which ends the wait, and the
+        // token is checked before each item. A wait with a token would cost a registration and an operation object
+        // each time a worker runs out of items.
+        while (await reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
+        {
             while (reader.TryRead(out var item))
             {
                 if (stop.IsCancellationRequested)
                 {
+                    System.Diagnostics.Debug.Assert(_completing, "The workers are stopped only after the channel is completed.");
                     _unprocessed.Enqueue(item);
                     return;
                 }

@@ -608,6 +608,43 @@ public sealed class WorkQueueTests
         Assert.Equal(new WorkQueueStatistics(0, 0, 0, 0), queue.Statistics);
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    public async Task Stopping_the_queue_by_its_token_ends_the_workers_that_wait_for_items(int busyItems)
+    {
+        // Four workers; busyItems of them run a handler that ends only when cancelled, the others have nothing to do.
+        var started = NewGate();
+        var never = NewGate();
+        using var stop = new CancellationTokenSource();
+        var queue = new WorkQueue<int>(
+            async (_, token) =>
+            {
+                started.TrySetResult();
+                await never.Task.WaitAsync(token);
+            },
+            new WorkQueueOptions<int> { Workers = 4 },
+            stop.Token);
+        for (int i = 0; i < busyItems; i++)
+        {
+            Assert.True(queue.TryEnqueue(i));
+        }
+
+        if (busyItems > 0)
+        {
+            await started.Task.WaitAsync(Patience);
+        }
+
+        await stop.CancelAsync();
+        var result = await queue.CompleteAsync().WaitAsync(Patience);
+
+        Assert.Equal(Enumerable.Range(0, busyItems), result.Unprocessed);
+        Assert.Equal(0, result.Completed);
+        Assert.Empty(result.Failed);
+        Assert.Equal(new WorkQueueStatistics(0, 0, 0, 0), queue.Statistics);
+        Assert.False(queue.TryEnqueue(99));
+    }
+
     [Fact]
     public async Task CompleteAsync_returns_the_same_task_on_every_call()
     {
