@@ -24,13 +24,16 @@ namespace AsyncScopes;
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1711:Identifiers should not have incorrect suffix", Justification = "The name of Python's AsyncExitStack, which it mirrors.")]
 public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<AsyncExitStack>
 {
+    // _state: Open, Unwinding or Unwound, and while open, Busy when a caller holds the stack to change it. Held with
+    // one compare-and-swap and released with a plain write: registrations are short and almost never concurrent, and
+    // a lock would cost two atomic operations per registration, and an object per stack.
     private const int Open = 0;
     private const int Unwinding = 1;
     private const int Unwound = 2;
+    private const int OpenBusy = 4;
 
     private static readonly KeyValuePair<string, object?> KindTag = new(ScopeMetrics.KindTag, "AsyncExitStack");
 
-    private readonly Lock _lock = new();
     private readonly ScopeTracker? _tracker;
     private ExitList _exits;
     private int _state;
@@ -40,7 +43,10 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
     public AsyncExitStack()
     {
         _tracker = ScopeTracker.StartIfTracking("AsyncExitStack", null);
-        ScopeMetrics.OpenScopes.Add(1, KindTag);
+        if (ScopeMetrics.OpenScopes.Enabled)
+        {
+            ScopeMetrics.OpenScopes.Add(1, KindTag);
+        }
     }
 
     /// <summary>The number of exits registered and not yet run.</summary>
@@ -48,10 +54,14 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
     {
         get
         {
-            lock (_lock)
+            if (!TryHoldOpen())
             {
-                return _exits.Count;
+                return 0; // the exits were taken to be run
             }
+
+            int count = _exits.Count;
+            Release();
+            return count;
         }
     }
 
@@ -152,14 +162,18 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
     /// <exception cref="InvalidOperationException">The stack is closing or closed.</exception>
     public AsyncExitStack PopAll()
     {
-        lock (_lock)
+        // Held before the new stack exists: a refused PopAll leaves no open stack behind.
+        HoldOpen();
+        try
         {
-            // Checked before the new stack exists: a refused PopAll leaves no open stack behind.
-            ThrowIfNotOpenLocked();
             var popped = new AsyncExitStack();
             popped._exits = _exits;
             _exits = default;
             return popped;
+        }
+        finally
+        {
+            Release();
         }
     }
 
@@ -171,11 +185,9 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
     /// <exception cref="InvalidOperationException">The stack is closing or closed.</exception>
     public void Complete()
     {
-        lock (_lock)
-        {
-            ThrowIfNotOpenLocked();
-            _completed = true;
-        }
+        HoldOpen();
+        _completed = true;
+        Release();
     }
 
     /// <summary>
@@ -195,7 +207,7 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
             return false;
         }
 
-        var (final, _) = await UnwindAsync(exits, exception).ConfigureAwait(false);
+        var (final, _) = await Unwind(exits, exception).ConfigureAwait(false);
         if (final is null)
         {
             return exception is not null;
@@ -219,15 +231,29 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
     /// <see cref="ScopeExitException"/> in the order they were thrown. The synthetic
     /// <see cref="ScopeAbandonedException"/> is never thrown from here, and neither is it when an exit
     /// suppressed the failures before it.</exception>
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync()
     {
         if (!TryBeginUnwinding(out var exits))
         {
-            return;
+            return default;
         }
 
         Exception? abandoned = _completed ? null : new ScopeAbandonedException();
-        var (final, _) = await UnwindAsync(exits, abandoned).ConfigureAwait(false);
+        ValueTask<(Exception? Final, bool Raised)> unwinding = Unwind(exits, abandoned);
+        if (!unwinding.IsCompletedSuccessfully)
+        {
+            return DisposeCoreAsync(unwinding, abandoned);
+        }
+
+        var outcome = unwinding.Result;
+        return outcome.Final is null || ReferenceEquals(outcome.Final, abandoned)
+            ? default // every exit ran synchronously and nothing is left to throw
+            : DisposeCoreAsync(new(outcome), abandoned);
+    }
+
+    private static async ValueTask DisposeCoreAsync(ValueTask<(Exception? Final, bool Raised)> unwinding, Exception? abandoned)
+    {
+        var (final, _) = await unwinding.ConfigureAwait(false);
         if (final is null || ReferenceEquals(final, abandoned))
         {
             return;
@@ -328,23 +354,32 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
     // Closes the stack for RunAsync; a body that already closed it leaves its own exception as the outcome.
     private ValueTask<(Exception? Final, bool Raised)> CloseAsync(Exception? exception)
     {
-        return TryBeginUnwinding(out var exits) ? UnwindAsync(exits, exception) : new((exception, exception is not null));
+        return TryBeginUnwinding(out var exits) ? Unwind(exits, exception) : new((exception, exception is not null));
     }
 
     /// <summary>
     /// Folds the exits over the current exception, last registered first. Returns the final current exception and
-    /// whether any exception was current at some point (the body's or an exit's).
+    /// whether any exception was current at some point (the body's or an exit's). Runs synchronously while the exits
+    /// complete synchronously (as resources' disposals mostly do): the async method takes over at the first exit that
+    /// does not.
     /// </summary>
-    private async ValueTask<(Exception? Final, bool Raised)> UnwindAsync(ExitList exits, Exception? exception)
+    private ValueTask<(Exception? Final, bool Raised)> Unwind(ExitList exits, Exception? exception)
     {
         Debug.Assert(Volatile.Read(ref _state) == Unwinding, "Only the caller that began unwinding runs the exits.");
         Exception? current = exception;
         bool raised = exception is not null;
         for (int i = exits.Count - 1; i >= 0; i--)
         {
+            ValueTask<bool> exiting;
             try
             {
-                if (await exits[i].InvokeAsync(current).ConfigureAwait(false))
+                exiting = exits[i].InvokeAsync(current);
+                if (!exiting.IsCompleted)
+                {
+                    return UnwindAsync(exits, i, exiting, current, raised);
+                }
+
+                if (exiting.GetAwaiter().GetResult())
                 {
                     current = null;
                 }
@@ -356,29 +391,63 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
             }
         }
 
+        EndUnwinding(exits);
+        return new((current, raised));
+    }
+
+    // The rest of Unwind, from exit <paramref name="index"/>, whose exit is still running.
+    private async ValueTask<(Exception? Final, bool Raised)> UnwindAsync(ExitList exits, int index, ValueTask<bool> exiting, Exception? current, bool raised)
+    {
+        for (int i = index; i >= 0; i--)
+        {
+            try
+            {
+                if (i < index)
+                {
+                    exiting = exits[i].InvokeAsync(current);
+                }
+
+                if (await exiting.ConfigureAwait(false))
+                {
+                    current = null;
+                }
+            }
+            catch (Exception exitError)
+            {
+                current = ScopeExitException.Combine(current, exitError);
+                raised = true;
+            }
+        }
+
+        EndUnwinding(exits);
+        return (current, raised);
+    }
+
+    private void EndUnwinding(ExitList exits)
+    {
         exits.Release();
         Volatile.Write(ref _state, Unwound);
-        return (current, raised);
     }
 
     // Takes the exits to run (possibly none); false when the stack already began closing.
     private bool TryBeginUnwinding(out ExitList exits)
     {
-        lock (_lock)
+        if (!TryHoldOpen())
         {
-            if (_state != Open)
-            {
-                exits = default;
-                return false;
-            }
-
-            _state = Unwinding;
-            exits = _exits;
-            _exits = default;
-            _tracker?.Close();
-            ScopeMetrics.OpenScopes.Add(-1, KindTag);
-            return true;
+            exits = default;
+            return false;
         }
+
+        exits = _exits;
+        _exits = default;
+        Volatile.Write(ref _state, Unwinding); // releases the hold: from here on, nothing can be registered
+        _tracker?.Close();
+        if (ScopeMetrics.OpenScopes.Enabled)
+        {
+            ScopeMetrics.OpenScopes.Add(-1, KindTag);
+        }
+
+        return true;
     }
 
     private void Add(ExitEntry entry)
@@ -391,29 +460,69 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
 
     private bool TryAdd(ExitEntry entry)
     {
-        lock (_lock)
+        if (!TryHoldOpen())
         {
-            if (_state != Open)
+            return false;
+        }
+
+        try
+        {
+            _exits.Add(entry);
+        }
+        finally
+        {
+            Release();
+        }
+
+        return true;
+    }
+
+    // Holds the open stack for a change, waiting while another caller holds it; false once it began closing.
+    private bool TryHoldOpen()
+    {
+        return Interlocked.CompareExchange(ref _state, OpenBusy, Open) == Open || TryHoldOpenContended();
+    }
+
+    private bool TryHoldOpenContended()
+    {
+        var spinner = default(SpinWait);
+        while (true)
+        {
+            int state = Volatile.Read(ref _state);
+            if (state == Open)
+            {
+                if (Interlocked.CompareExchange(ref _state, OpenBusy, Open) == Open)
+                {
+                    return true;
+                }
+            }
+            else if (state != OpenBusy)
             {
                 return false;
             }
 
-            _exits.Add(entry);
-            return true;
+            spinner.SpinOnce();
         }
+    }
+
+    private void HoldOpen()
+    {
+        if (!TryHoldOpen())
+        {
+            throw new InvalidOperationException(ClosedMessage);
+        }
+    }
+
+    // Ends a hold: nobody else changes the state while it is held.
+    private void Release()
+    {
+        Debug.Assert(Volatile.Read(ref _state) == OpenBusy, "Only a holder releases the stack.");
+        Volatile.Write(ref _state, Open);
     }
 
     private void ThrowIfNotOpen()
     {
-        lock (_lock)
-        {
-            ThrowIfNotOpenLocked();
-        }
-    }
-
-    private void ThrowIfNotOpenLocked()
-    {
-        if (_state != Open)
+        if ((Volatile.Read(ref _state) & ~OpenBusy) != Open)
         {
             throw new InvalidOperationException(ClosedMessage);
         }
@@ -461,7 +570,9 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
         {
             if (_items is not null)
             {
-                ArrayPool<ExitEntry>.Shared.Return(_items, clearArray: true);
+                // Only the entries used hold references: the rest of a rented array is clear already.
+                Array.Clear(_items, 0, _count);
+                ArrayPool<ExitEntry>.Shared.Return(_items);
                 _items = null;
                 _count = 0;
             }

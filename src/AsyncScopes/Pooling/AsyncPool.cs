@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using System.Threading.Tasks.Sources;
 
 namespace AsyncScopes;
 
@@ -11,8 +12,11 @@ namespace AsyncScopes;
 /// <typeparam name="T">The pooled item type: a connection, a socket, a buffer.</typeparam>
 /// <remarks>
 /// <para>Renting an idle item and returning it allocates nothing; when uncontended it takes no lock either (in a pool
-/// without idle or lifetime limits, the last returned item waits in a lock-free slot). A renter that must wait
-/// allocates its waiter.</para>
+/// without idle or lifetime limits, the last returned item waits in a lock-free slot). A renter that must wait reuses
+/// one of the pool's waiters and, in a pool without <see cref="AsyncPoolOptions{T}.Validate"/> and
+/// <see cref="AsyncPoolOptions{T}.MaxLifetime"/>, awaits that waiter for its lease, so that in a steady state waiting
+/// allocates nothing either. With <c>Validate</c> or <c>MaxLifetime</c> set, a wait allocates its state machine; with
+/// <see cref="AsyncPoolOptions{T}.AcquireTimeout"/> set, its timer and its waiter.</para>
 /// <para>Items are destroyed, never thrown away: on discard, on failure of <c>UseAsync</c> (see
 /// <see cref="AsyncPoolOptions{T}.DiscardOn"/>), when too old or idle too long, and at disposal. Reset, validation
 /// and destruction failures never reach a renter as the outcome of a return; they are reported through
@@ -28,7 +32,6 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly Lock _lock = new();
     private readonly List<PoolSlot<T>> _idle = [];
-    private readonly LinkedList<Waiter> _waiters = new();
     private readonly List<WeakReference<PoolSlot<T>>> _all = [];
     private readonly ITimer? _sweepTimer;
     private readonly MetricsSource _metrics;
@@ -37,9 +40,24 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     private readonly TimeSpan? _idleTimeout;
     private readonly TimeSpan? _maxLifetime;
 
+    // Whether a renter that must wait awaits its waiter itself (see WaitDirectly): when a handed item needs no
+    // validation and cannot have expired, the lease is made from it without another async step.
+    private readonly bool _waitsDirectly;
+
     private int _capacityUsed; // places taken: items that exist, or are being created or destroyed
     private PoolSlot<T>? _cached; // one idle item kept outside the lock: an uncontended rent and return take no lock
-    private int _waiterCount; // _waiters.Count, readable without the lock
+    private int _waiterCount; // the waiters queued, readable without the lock
+
+    // The renters waiting, first-in first-out, linked through the waiters themselves so that a cancelled or timed-out
+    // waiter leaves in O(1); guarded by _lock. A queued waiter is live: whoever takes it out completes it, once.
+    private Waiter? _firstWaiter;
+    private Waiter? _lastWaiter;
+
+    // Waiters done with, for the next waits: pushed without the lock, popped only under it (so no pop sees a waiter
+    // leave and come back between its read and its exchange). At most _options.MaxSize are kept: between two waits at
+    // most that many renters hold an item.
+    private Waiter? _spareWaiters;
+    private int _spareWaiterCount;
     private int _minIdleCreating;
     private long _created;
     private long _destroyed;
@@ -67,6 +85,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         _acquireTimeout = Finite(options.AcquireTimeout);
         _idleTimeout = Finite(options.IdleTimeout);
         _maxLifetime = Finite(options.MaxLifetime);
+        _waitsDirectly = options.Validate is null && _maxLifetime is null;
         _poolTag = new KeyValuePair<string, object?>(ScopeMetrics.PoolTag, options.Name ?? string.Empty);
         if (_idleTimeout is not null || _maxLifetime is not null)
         {
@@ -89,7 +108,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
             lock (_lock)
             {
                 int idle = IdleCountLocked;
-                return new PoolStatistics(idle + InUseLocked, idle, InUseLocked, _waiters.Count, _created, _destroyed);
+                return new PoolStatistics(idle + InUseLocked, idle, InUseLocked, _waiterCount, _created, _destroyed);
             }
         }
     }
@@ -107,7 +126,9 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     /// one if the pool is below its size, else the next one returned, in first-in first-out order.</summary>
     /// <param name="cancellationToken">Cancels the wait (and the factory or validation it is running). A cancelled
     /// waiter takes nothing: an item returned at that moment goes to the next waiter or back to the pool.</param>
-    /// <returns>The lease; completes synchronously, without allocating, when an idle item needs no validation.</returns>
+    /// <returns>The lease; completes synchronously, without allocating, when an idle item needs no validation. Await it
+    /// once, or call <see cref="ValueTask{TResult}.AsTask"/> once to await it more often or to block on it: a rent that
+    /// waits may be backed by a waiter that the pool reuses for the next rent once this one was read.</returns>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
     /// <exception cref="TimeoutException"><see cref="AsyncPoolOptions{T}.AcquireTimeout"/> elapsed; the message names
     /// the pool and its size.</exception>
@@ -122,7 +143,10 @@ public sealed class AsyncPool<T> : IAsyncDisposable
 
         PoolSlot<T>? slot;
         bool create = false;
-        if (Interlocked.Exchange(ref _cached, null) is { } cached)
+        Waiter? waiter = null;
+
+        // Read before the exchange: under contention the cache is mostly empty, and a read does not take the line.
+        if (Volatile.Read(ref _cached) is not null && Interlocked.Exchange(ref _cached, null) is { } cached)
         {
             if (_disposal is not null)
             {
@@ -137,17 +161,18 @@ public sealed class AsyncPool<T> : IAsyncDisposable
 
             return _options.Validate is null
                 ? new(cached.Lease(_options.Name))
-                : RentSlowAsync(cached, create: false, ScopeTracker.CaptureStackIfTracking(), cancellationToken);
+                : RentSlowAsync(cached, create: false, waiter: null, ScopeTracker.CaptureStackIfTracking(), cancellationToken);
         }
 
         lock (_lock)
         {
             ThrowIfDisposedLocked();
             slot = PopIdleLocked();
-            if (slot is null && _waiters.Count == 0 && _capacityUsed < _options.MaxSize)
+            if (slot is null)
             {
-                ReserveLocked();
-                create = true;
+                // Queued here rather than in RentSlowAsync: one acquisition of the lock per wait, not two.
+                waiter = ReserveOrQueueLocked(_waitsDirectly, cancellationToken);
+                create = waiter is null;
             }
         }
 
@@ -161,7 +186,9 @@ public sealed class AsyncPool<T> : IAsyncDisposable
             return new(slot.Lease(_options.Name));
         }
 
-        return RentSlowAsync(slot, create, ScopeTracker.CaptureStackIfTracking(), cancellationToken);
+        return waiter is { IsDirect: true }
+            ? WaitDirectly(waiter, ScopeTracker.CaptureStackIfTracking(), cancellationToken)
+            : RentSlowAsync(slot, create, waiter, ScopeTracker.CaptureStackIfTracking(), cancellationToken);
     }
 
     /// <summary>Rents an idle item if one is ready now; never waits and never creates an item.</summary>
@@ -306,15 +333,18 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                 idle.Add(cached);
             }
 
-            waiters = [.. _waiters];
-            _waiters.Clear();
-            Volatile.Write(ref _waiterCount, 0);
+            waiters = [];
+            while (DequeueWaiterLocked() is { } waiter)
+            {
+                waiters.Add(waiter);
+            }
         }
 
+        // Each waiter taken out of the queue is this call's to complete; its renter recycles it once woken.
         var disposed = new ObjectDisposedException(GetType().Name, $"The pool{NameSuffix} was disposed.");
         foreach (var waiter in waiters)
         {
-            waiter.TrySetException(disposed);
+            waiter.SetException(disposed);
         }
 
         _sweepTimer?.Dispose();
@@ -371,12 +401,66 @@ public sealed class AsyncPool<T> : IAsyncDisposable
 
     private string NameSuffix => _options.Name is null ? string.Empty : $" '{_options.Name}'";
 
-    // rentStackTrace: where RentAsync was called, when leak tracking is on; the lease may be made on another thread.
-    private async ValueTask<PoolLease<T>> RentSlowAsync(PoolSlot<T>? slot, bool create, string? rentStackTrace, CancellationToken cancellationToken)
+    // What a rent does after RentAsync's lock: with an item, checks it; with a reserved place, creates an item; with a
+    // queued waiter, waits; then, if that gave it neither a lease nor a place, tries again. rentStackTrace: where
+    // RentAsync was called, when leak tracking is on; the lease may be made on another thread. The state machine is not
+    // pooled (PoolingAsyncValueTaskMethodBuilder): a ValueTask awaited twice, against the rules, would then hand a
+    // pooled box back twice and break another rent; this way it reads its own outcome again.
+    private async ValueTask<PoolLease<T>> RentSlowAsync(PoolSlot<T>? slot, bool create, Waiter? waiter, string? rentStackTrace, CancellationToken cancellationToken)
     {
+        Debug.Assert((slot is not null ? 1 : 0) + (create ? 1 : 0) + (waiter is not null ? 1 : 0) == 1, "A rent has an item, a place, or a waiter.");
         long waitStarted = 0;
         while (true)
         {
+            // An item cached by a return that did not yet see this waiter: take it rather than wait for another.
+            if (waiter is not null && Volatile.Read(ref _cached) is not null && Interlocked.Exchange(ref _cached, null) is { } raced)
+            {
+                await WithdrawAsync(waiter).ConfigureAwait(false);
+                waiter = null;
+                if (_disposal is not null)
+                {
+                    ReturnToPool(raced); // destroys it
+                    ThrowDisposed();
+                }
+
+                slot = raced;
+            }
+
+            if (waiter is not null)
+            {
+                if (waitStarted == 0)
+                {
+                    waitStarted = _time.GetTimestamp();
+                }
+
+                // Inline rather than in a helper: a helper's state machine would be one more object per wait.
+                var registration = cancellationToken.UnsafeRegister(static (state, token) => ((Waiter)state!).Pool.AbandonWait((Waiter)state!, token), waiter);
+                var timer = StartAcquireTimer(waiter, waitStarted);
+                try
+                {
+                    slot = await waiter.WaitAsync().ConfigureAwait(false);
+                }
+                finally
+                {
+                    // Dispose, not Unregister: it waits for a cancellation callback that is running, so that none can
+                    // reach the waiter once it serves another renter.
+                    registration.Dispose();
+                    if (timer is null)
+                    {
+                        RecycleWaiter(waiter);
+                    }
+                    else
+                    {
+                        // A timer's callback may still be on its way: this waiter serves no other wait, so a late
+                        // callback finds it out of the queue and does nothing.
+                        timer.Dispose();
+                    }
+                }
+
+                waiter = null;
+                create = slot is null; // handed a place in the pool rather than an item
+            }
+
             if (slot is not null)
             {
                 if (IsExpired(slot))
@@ -400,59 +484,101 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                 return slot.Lease(_options.Name, rentStackTrace);
             }
 
-            Waiter? waiter = null;
             lock (_lock)
             {
                 ThrowIfDisposedLocked();
                 slot = PopIdleLocked();
-                create = false;
-                if (slot is null)
+                waiter = slot is null ? ReserveOrQueueLocked(direct: false, cancellationToken) : null;
+                create = slot is null && waiter is null;
+            }
+        }
+    }
+
+    // A renter whose waiter is queued awaits that waiter itself, which hands it the lease (see Waiter.GetResult): no
+    // state machine between them, as a channel's reader awaits its operation. The waiter was queued by RentAsync with
+    // the token and context that a creation on its behalf needs; what only its renter reads is set here.
+    private ValueTask<PoolLease<T>> WaitDirectly(Waiter waiter, string? rentStackTrace, CancellationToken cancellationToken)
+    {
+        // An item cached by a return that did not yet see this waiter: take it rather than wait for another.
+        if (Volatile.Read(ref _cached) is not null && Interlocked.Exchange(ref _cached, null) is { } raced)
+        {
+            bool withdrawn;
+            lock (_lock)
+            {
+                withdrawn = waiter.IsQueued;
+                if (withdrawn)
                 {
-                    if (_waiters.Count == 0 && _capacityUsed < _options.MaxSize)
-                    {
-                        ReserveLocked();
-                        create = true;
-                    }
-                    else
-                    {
-                        waiter = new Waiter(this);
-                        waiter.Node = _waiters.AddLast(waiter);
-                        Volatile.Write(ref _waiterCount, _waiters.Count);
-                    }
+                    RemoveWaiterLocked(waiter);
                 }
             }
 
-            // An item cached by a return that did not yet see this waiter: take it rather than wait for another.
-            if (waiter is not null && Interlocked.Exchange(ref _cached, null) is { } raced)
+            if (withdrawn)
             {
-                await WithdrawAsync(waiter).ConfigureAwait(false);
+                RecycleWaiter(waiter);
                 if (_disposal is not null)
                 {
                     ReturnToPool(raced); // destroys it
                     ThrowDisposed();
                 }
 
-                slot = raced;
-                continue;
+                return new(raced.Lease(_options.Name, rentStackTrace));
             }
 
-            if (waiter is not null)
-            {
-                if (waitStarted == 0)
-                {
-                    waitStarted = _time.GetTimestamp();
-                }
-
-                // Inline rather than in a helper: a helper's state machine would be one more allocation per wait.
-                using (cancellationToken.UnsafeRegister(static (state, token) => ((Waiter)state!).Pool.AbandonWait((Waiter)state!, token), waiter))
-                using (StartAcquireTimer(waiter, waitStarted))
-                {
-                    slot = await waiter.Task.ConfigureAwait(false);
-                }
-
-                create = slot is null; // handed a place in the pool rather than an item
-            }
+            // Completed just now (handed an item or a place, or failed by disposal): that is this rent's outcome, and
+            // the cached item goes to the next renter.
+            ReturnToPool(raced);
         }
+
+        // The clock is read only for what needs it: a wait that starts while nobody listens is not timed.
+        long waitStarted = _acquireTimeout is not null || ScopeMetrics.PoolWaitDuration.Enabled ? _time.GetTimestamp() : 0;
+        waiter.WaitStarted = waitStarted;
+        waiter.RentStackTrace = rentStackTrace;
+        waiter.Registration = cancellationToken.UnsafeRegister(static (state, token) => ((Waiter)state!).Pool.AbandonWait((Waiter)state!, token), waiter);
+        waiter.Timer = StartAcquireTimer(waiter, waitStarted);
+        return waiter.WaitForLeaseAsync();
+    }
+
+    // A place was handed to a waiter that waits directly: its item is created here, on the thread pool, in the renter's
+    // context and with its token, and handed over as any other; the factory's failure is the renter's.
+    private async Task CreateForWaiterAsync(Waiter waiter)
+    {
+        PoolSlot<T> slot;
+        try
+        {
+            slot = await CreateAsync(forMinIdle: false, waiter.CancellationToken).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // Not swallowed: the renter's await rethrows it.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            waiter.SetException(e);
+            return;
+        }
+
+        waiter.SetResult(slot);
+    }
+
+    // No idle item: reserves a place to create one (null) if the pool has room and nobody waits for it, else queues a
+    // waiter and returns it. direct: the renter awaits the waiter itself (see WaitDirectly).
+    private Waiter? ReserveOrQueueLocked(bool direct, CancellationToken cancellationToken)
+    {
+        if (_waiterCount == 0 && _capacityUsed < _options.MaxSize)
+        {
+            ReserveLocked();
+            return null;
+        }
+
+        var waiter = RentWaiterLocked();
+        if (direct)
+        {
+            // Set before it is queued: a place handed to it starts a creation that reads them.
+            waiter.IsDirect = true;
+            waiter.CancellationToken = cancellationToken;
+            waiter.Context = ExecutionContext.Capture();
+        }
+
+        EnqueueWaiterLocked(waiter);
+        return waiter;
     }
 
     // AcquireTimeout bounds the whole rent, however many times it had to wait.
@@ -465,51 +591,168 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                 Timeout.InfiniteTimeSpan)
             : null;
 
-    // Takes a waiter out of the queue. One that was completed meanwhile gives back what it was handed.
+    // Takes a waiter (that has no cancellation or timer yet) out of the queue, and recycles it. One that was completed
+    // meanwhile gives back what it was handed.
     private async ValueTask WithdrawAsync(Waiter waiter)
     {
         lock (_lock)
         {
-            if (waiter.Node?.List is not null)
+            if (waiter.IsQueued)
             {
-                _waiters.Remove(waiter.Node);
-                waiter.Node = null;
-                Volatile.Write(ref _waiterCount, _waiters.Count);
+                RemoveWaiterLocked(waiter);
+                RecycleWaiter(waiter);
                 return;
             }
         }
 
-        // Handed an item or a place, cancelled, timed out, or failed by disposal (completed just outside the lock).
-        await ((Task)waiter.Task).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        if (waiter.Task.IsCompletedSuccessfully)
+        // Handed an item or a place, or failed by disposal, by a caller that took it out of the queue just before.
+        PoolSlot<T>? handed;
+        try
         {
-            if (waiter.Task.Result is { } extra)
-            {
-                ReturnToPool(extra, unvalidated: extra.IsFreshFromIdle);
-            }
-            else
-            {
-                ReleaseCapacity();
-            }
+            handed = await waiter.WaitAsync().ConfigureAwait(false);
+        }
+        catch (ObjectDisposedException)
+        {
+            RecycleWaiter(waiter);
+            return; // the caller sees the disposal
+        }
+
+        RecycleWaiter(waiter);
+        if (handed is not null)
+        {
+            ReturnToPool(handed, unvalidated: handed.IsFreshFromIdle);
+        }
+        else
+        {
+            ReleaseCapacity();
         }
     }
 
-    // A waiter gives up (cancelled or timed out): it takes nothing from here on, since handing over is TrySetResult.
+    // A waiter gives up (cancelled or timed out). Only a queued waiter can: one out of the queue was handed an item or
+    // a place, or failed by disposal, and keeps that outcome. So a waiter never takes an item it gave up on.
     private void AbandonWait(Waiter waiter, CancellationToken? canceled)
     {
         lock (_lock)
         {
-            bool abandoned = canceled is { } token
-                ? waiter.TrySetCanceled(token)
-                : waiter.TrySetException(new TimeoutException(
-                    $"Timed out after {_acquireTimeout} waiting for an item of pool{NameSuffix} (MaxSize {_options.MaxSize}: {InUseLocked} in use, {_waiters.Count} waiting)."));
-            if (abandoned && waiter.Node?.List is not null)
+            if (!waiter.IsQueued)
             {
-                _waiters.Remove(waiter.Node);
-                waiter.Node = null;
-                Volatile.Write(ref _waiterCount, _waiters.Count);
+                return;
+            }
+
+            Exception reason = canceled is { } token
+                ? new OperationCanceledException(token)
+                : new TimeoutException(
+                    $"Timed out after {_acquireTimeout} waiting for an item of pool{NameSuffix} (MaxSize {_options.MaxSize}: {InUseLocked} in use, {_waiterCount} waiting).");
+            RemoveWaiterLocked(waiter);
+            waiter.SetException(reason);
+        }
+    }
+
+    // A waiter for a renter about to wait: a spare one, else a new one.
+    private Waiter RentWaiterLocked()
+    {
+        while (Volatile.Read(ref _spareWaiters) is { } spare)
+        {
+            if (ReferenceEquals(Interlocked.CompareExchange(ref _spareWaiters, spare.NextSpare, spare), spare))
+            {
+                Interlocked.Decrement(ref _spareWaiterCount);
+                spare.NextSpare = null;
+                return spare;
             }
         }
+
+        return new Waiter(this);
+    }
+
+    // The renter is done with its waiter: its outcome was read (or it never was completed), and no cancellation or
+    // timer callback can reach it any more. Reset makes a stale ValueTask over it fail instead of reading the next
+    // renter's outcome.
+    private void RecycleWaiter(Waiter waiter)
+    {
+        Debug.Assert(!waiter.IsQueued, "A queued waiter is still waiting.");
+        Debug.Assert(waiter.Timer is null, "A waiter that had a timer is not reused: a late callback could reach it.");
+        if (Interlocked.Increment(ref _spareWaiterCount) > _options.MaxSize)
+        {
+            Interlocked.Decrement(ref _spareWaiterCount);
+            return;
+        }
+
+        waiter.Reset();
+        Waiter? top = Volatile.Read(ref _spareWaiters);
+        while (true)
+        {
+            waiter.NextSpare = top;
+            var seen = Interlocked.CompareExchange(ref _spareWaiters, waiter, top);
+            if (ReferenceEquals(seen, top))
+            {
+                return;
+            }
+
+            top = seen;
+        }
+    }
+
+    private void EnqueueWaiterLocked(Waiter waiter)
+    {
+        Debug.Assert(!waiter.IsQueued && waiter.Previous is null && waiter.Next is null, "A waiter is queued once.");
+        waiter.Previous = _lastWaiter;
+        if (_lastWaiter is null)
+        {
+            _firstWaiter = waiter;
+        }
+        else
+        {
+            _lastWaiter.Next = waiter;
+        }
+
+        _lastWaiter = waiter;
+        waiter.IsQueued = true;
+
+        // A full fence before the renter reads the cache, as ReturnToPool reads the count after publishing there: one of
+        // the two sees the other.
+        Interlocked.Increment(ref _waiterCount);
+    }
+
+    // The first waiter, taken out of the queue: the caller must complete it.
+    private Waiter? DequeueWaiterLocked()
+    {
+        var first = _firstWaiter;
+        if (first is not null)
+        {
+            RemoveWaiterLocked(first);
+        }
+
+        return first;
+    }
+
+    private void RemoveWaiterLocked(Waiter waiter)
+    {
+        Debug.Assert(waiter.IsQueued, "Only a queued waiter leaves the queue.");
+        if (waiter.Previous is null)
+        {
+            Debug.Assert(ReferenceEquals(_firstWaiter, waiter), "A waiter without a predecessor is the first.");
+            _firstWaiter = waiter.Next;
+        }
+        else
+        {
+            waiter.Previous.Next = waiter.Next;
+        }
+
+        if (waiter.Next is null)
+        {
+            Debug.Assert(ReferenceEquals(_lastWaiter, waiter), "A waiter without a successor is the last.");
+            _lastWaiter = waiter.Previous;
+        }
+        else
+        {
+            waiter.Next.Previous = waiter.Previous;
+        }
+
+        waiter.Previous = null;
+        waiter.Next = null;
+        waiter.IsQueued = false;
+        Volatile.Write(ref _waiterCount, _waiterCount - 1);
+        Debug.Assert(_waiterCount >= 0 && (_waiterCount == 0) == (_firstWaiter is null), "The count matches the queue.");
     }
 
     private async ValueTask<bool> ValidateAsync(Func<T, CancellationToken, ValueTask<bool>> validate, PoolSlot<T> slot, CancellationToken cancellationToken)
@@ -659,16 +902,11 @@ public sealed class AsyncPool<T> : IAsyncDisposable
             }
             else
             {
-                while (_waiters.First is { } node)
+                if (DequeueWaiterLocked() is { } waiter)
                 {
-                    _waiters.RemoveFirst();
-                    node.Value.Node = null;
-                    Volatile.Write(ref _waiterCount, _waiters.Count);
                     slot.IsFreshFromIdle = unvalidated;
-                    if (node.Value.TrySetResult(slot))
-                    {
-                        return; // stays in use, now by the waiter
-                    }
+                    waiter.SetResult(slot);
+                    return; // stays in use, now by the waiter
                 }
 
                 slot.IsFreshFromIdle = true;
@@ -690,7 +928,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     // Takes an idle item, most recently used first; it counts as in use from here.
     private PoolSlot<T>? PopIdleLocked()
     {
-        if (Interlocked.Exchange(ref _cached, null) is { } cached)
+        if (Volatile.Read(ref _cached) is not null && Interlocked.Exchange(ref _cached, null) is { } cached)
         {
             return cached;
         }
@@ -718,15 +956,19 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     {
         lock (_lock)
         {
-            while (_waiters.First is { } node)
+            if (DequeueWaiterLocked() is { } waiter)
             {
-                _waiters.RemoveFirst();
-                node.Value.Node = null;
-                Volatile.Write(ref _waiterCount, _waiters.Count);
-                if (node.Value.TrySetResult(null))
+                if (waiter.IsDirect)
                 {
-                    return;
+                    // Its renter awaits a lease, not a place: the item is created for it.
+                    ThreadPool.UnsafeQueueUserWorkItem(waiter, preferLocal: false);
                 }
+                else
+                {
+                    waiter.SetResult(null);
+                }
+
+                return;
             }
 
             _capacityUsed--;
@@ -1091,12 +1333,126 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]
     private void ThrowDisposed() => throw new ObjectDisposedException(GetType().Name, $"The pool{NameSuffix} is disposed.");
 
-    /// <summary>A renter waiting for an item; the result is the item, or null for a place to create one.</summary>
-    private sealed class Waiter(AsyncPool<T> pool) : TaskCompletionSource<PoolSlot<T>?>(TaskCreationOptions.RunContinuationsAsynchronously)
+    /// <summary>
+    /// A renter waiting for an item; its outcome is the item, or null for a place to create one. Reused across waits,
+    /// as <c>System.Threading.Channels</c> reuses its operations: each wait is one version of the source, and a
+    /// <see cref="ValueTask{TResult}"/> of an earlier version fails rather than read a later renter's outcome.
+    /// </summary>
+    /// <remarks>Two ways to wait. <c>RentSlowAsync</c> awaits the item or place (<see cref="WaitAsync"/>) and goes on
+    /// from there. A direct waiter (<see cref="WaitForLeaseAsync"/>) is awaited by the renter itself for its lease: it
+    /// is only handed items, a place being turned into an item first (<see cref="IThreadPoolWorkItem.Execute"/>).</remarks>
+    private sealed class Waiter(AsyncPool<T> pool) : IValueTaskSource<PoolSlot<T>?>, IValueTaskSource<PoolLease<T>>, IThreadPoolWorkItem
     {
+        // Continuations never run inline: the waiter is completed under the pool's lock.
+        private ManualResetValueTaskSourceCore<PoolSlot<T>?> _core = new() { RunContinuationsAsynchronously = true };
+
         public AsyncPool<T> Pool { get; } = pool;
 
-        public LinkedListNode<Waiter>? Node { get; set; }
+        // The queue's links and membership; guarded by the pool's lock.
+        public Waiter? Previous { get; set; }
+
+        public Waiter? Next { get; set; }
+
+        public bool IsQueued { get; set; }
+
+        // The link in the pool's spare waiters.
+        public Waiter? NextSpare { get; set; }
+
+        // A direct waiter's: set before it is queued, for a creation on its behalf.
+        public bool IsDirect { get; set; }
+
+        public CancellationToken CancellationToken { get; set; }
+
+        public ExecutionContext? Context { get; set; }
+
+        // A direct waiter's: set after it is queued, read only by its renter's GetResult.
+        public long WaitStarted { get; set; }
+
+        public string? RentStackTrace { get; set; }
+
+        public CancellationTokenRegistration Registration { get; set; }
+
+        public ITimer? Timer { get; set; }
+
+        public ValueTask<PoolSlot<T>?> WaitAsync() => new(this, _core.Version);
+
+        public ValueTask<PoolLease<T>> WaitForLeaseAsync() => new(this, _core.Version);
+
+        public void SetResult(PoolSlot<T>? slot) => _core.SetResult(slot);
+
+        public void SetException(Exception error) => _core.SetException(error);
+
+        public void Reset()
+        {
+            _core.Reset();
+            IsDirect = false;
+            CancellationToken = default;
+            Context = null;
+            WaitStarted = 0;
+            RentStackTrace = null;
+            Registration = default;
+        }
+
+        public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+            _core.OnCompleted(continuation, state, token, flags);
+
+        PoolSlot<T>? IValueTaskSource<PoolSlot<T>?>.GetResult(short token) => _core.GetResult(token);
+
+        // The renter of a direct wait takes its lease; the waiter is then the pool's again.
+        PoolLease<T> IValueTaskSource<PoolLease<T>>.GetResult(short token)
+        {
+            // A stale token, or a wait not yet completed (a blocking read), throws here and touches nothing.
+            if (_core.GetStatus(token) == ValueTaskSourceStatus.Pending)
+            {
+                _ = _core.GetResult(token);
+            }
+
+            var pool = Pool;
+            long waitStarted = WaitStarted;
+            string? rentStackTrace = RentStackTrace;
+            var timer = Timer;
+
+            // Dispose, not Unregister: it waits for a cancellation callback that is running, so that none can reach
+            // the waiter once it serves another renter.
+            Registration.Dispose();
+            PoolSlot<T>? slot;
+            try
+            {
+                slot = _core.GetResult(token);
+            }
+            finally
+            {
+                if (timer is null)
+                {
+                    pool.RecycleWaiter(this);
+                }
+                else
+                {
+                    // A timer's callback may still be on its way: this waiter serves no other wait, so a late
+                    // callback finds it out of the queue and does nothing.
+                    timer.Dispose();
+                }
+            }
+
+            Debug.Assert(slot is not null, "A direct waiter is handed items only.");
+            pool.RecordWait(waitStarted);
+            return slot.Lease(pool.Name, rentStackTrace);
+        }
+
+        // A place was handed to this direct waiter: create its item in its renter's context.
+        void IThreadPoolWorkItem.Execute()
+        {
+            if (Context is { } context)
+            {
+                ExecutionContext.Run(context, static state => _ = ((Waiter)state!).Pool.CreateForWaiterAsync((Waiter)state!), this);
+            }
+            else
+            {
+                _ = Pool.CreateForWaiterAsync(this);
+            }
+        }
     }
 
     /// <summary>Reads the pool's gauges for the meter; held weakly there, so it does not keep the pool alive.</summary>

@@ -213,6 +213,8 @@ public sealed class WorkQueue<T> : IAsyncDisposable
         }
     }
 
+    // The only way the workers' token is cancelled, and always after the channel is completed: a worker waiting for
+    // an item is woken by the completion, so its wait needs no token (see WorkAsync).
     private void Stop()
     {
         BeginCompletion();
@@ -235,49 +237,60 @@ public sealed class WorkQueue<T> : IAsyncDisposable
         return new WorkQueueResult<T>(Statistics.Completed, [.. _failed], [.. _unprocessed]);
     }
 
-    // One worker: takes items until the channel is completed and empty, or the queue is stopped.
+    // One worker: takes items until the channel is completed and empty, or the queue is stopped. Counts are kept per
+    // worker, written by that worker only, so that workers never contend on them.
     private async Task WorkAsync(WorkQueueWorker worker, CancellationToken stop)
     {
         var reader = _channel.Reader;
-        while (true)
-        {
-            try
-            {
-                if (!await reader.WaitToReadAsync(stop).ConfigureAwait(false))
-                {
-                    return;
-                }
-            }
-            catch (OperationCanceledException) when (stop.IsCancellationRequested)
-            {
-                return;
-            }
 
+        // Waits without the stop token: a stop completes the channel first (see Stop), which ends the wait, and the
+        // token is checked before each item. A wait with a token would cost a registration and an operation object
+        // each time a worker runs out of items.
+        while (await reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
+        {
             while (reader.TryRead(out var item))
             {
                 if (stop.IsCancellationRequested)
                 {
+                    System.Diagnostics.Debug.Assert(_completing, "The workers are stopped only after the channel is completed.");
                     _unprocessed.Enqueue(item);
                     return;
                 }
 
-                await ProcessAsync(worker, item, stop).ConfigureAwait(false);
+                Volatile.Write(ref worker.Running, 1);
+                Task? handling;
+                try
+                {
+                    handling = _handler(item, stop);
+                }
+#pragma warning disable CA1031 // Not swallowed: FinishAsync classifies it as the item's outcome.
+                catch (Exception e)
+#pragma warning restore CA1031
+                {
+                    handling = Task.FromException(e);
+                }
+
+                // A handler that already completed is counted here: no state machine per item on the common path.
+                if (handling is { IsCompletedSuccessfully: true })
+                {
+                    CountCompleted(worker);
+                    Volatile.Write(ref worker.Running, 0);
+                }
+                else
+                {
+                    await FinishAsync(worker, item, handling, stop).ConfigureAwait(false);
+                }
             }
         }
     }
 
-    // Counts are kept per worker, written by that worker only, so that workers never contend on them.
-    private async Task ProcessAsync(WorkQueueWorker worker, T item, CancellationToken stop)
+    // The outcome of a handler that is still running, failed or was cancelled; never throws, so the worker goes on.
+    private async Task FinishAsync(WorkQueueWorker worker, T item, Task? handling, CancellationToken stop)
     {
-        Volatile.Write(ref worker.Running, 1);
         try
         {
-            await _handler(item, stop).ConfigureAwait(false);
-            Volatile.Write(ref worker.Completed, worker.Completed + 1);
-            if (ScopeMetrics.QueueCompleted.Enabled)
-            {
-                ScopeMetrics.QueueCompleted.Add(1, _queueTag);
-            }
+            await handling!.ConfigureAwait(false); // a handler that returned null fails with NullReferenceException
+            CountCompleted(worker);
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
@@ -298,6 +311,15 @@ public sealed class WorkQueue<T> : IAsyncDisposable
         finally
         {
             Volatile.Write(ref worker.Running, 0);
+        }
+    }
+
+    private void CountCompleted(WorkQueueWorker worker)
+    {
+        Volatile.Write(ref worker.Completed, worker.Completed + 1);
+        if (ScopeMetrics.QueueCompleted.Enabled)
+        {
+            ScopeMetrics.QueueCompleted.Add(1, _queueTag);
         }
     }
 

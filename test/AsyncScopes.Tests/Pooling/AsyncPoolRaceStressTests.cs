@@ -8,8 +8,9 @@ namespace AsyncScopes.Tests.Pooling;
 /// acting close together on two threads, each side first in half the rounds: a waiter cancelled or timed out as an
 /// item is returned to it, and a disposal as a lease is returned or as renters come and go. Whoever wins, no item is
 /// lost or destroyed twice, no place in the pool is lost, and the disposal ends. Each runs against a pool that keeps
-/// its last idle item outside its lock, one that sweeps idle items (and so takes its lock on every return), and one
-/// that resets returned items.
+/// its last idle item outside its lock, one that sweeps idle items (and so takes its lock on every return), one that
+/// resets returned items, and one that validates idle items (whose waiters go on asynchronously from the item they
+/// are handed, where the others are awaited by their renters for the lease itself).
 /// </summary>
 public sealed class AsyncPoolRaceStressTests
 {
@@ -26,12 +27,14 @@ public sealed class AsyncPoolRaceStressTests
         Cached,
         Swept,
         Reset,
+        Validated,
     }
 
     [Theory]
     [InlineData(Kind.Cached)]
     [InlineData(Kind.Swept)]
     [InlineData(Kind.Reset)]
+    [InlineData(Kind.Validated)]
     public async Task A_waiter_cancelled_as_an_item_is_returned_either_gets_it_or_leaves_it_to_the_pool(Kind kind)
     {
         var time = new FakeTimeProvider();
@@ -85,6 +88,7 @@ public sealed class AsyncPoolRaceStressTests
     [InlineData(Kind.Cached)]
     [InlineData(Kind.Swept)]
     [InlineData(Kind.Reset)]
+    [InlineData(Kind.Validated)]
     public async Task A_waiter_timing_out_as_an_item_is_returned_either_gets_it_or_leaves_it_to_the_pool(Kind kind)
     {
         var time = new FakeTimeProvider();
@@ -139,6 +143,7 @@ public sealed class AsyncPoolRaceStressTests
     [InlineData(Kind.Cached)]
     [InlineData(Kind.Swept)]
     [InlineData(Kind.Reset)]
+    [InlineData(Kind.Validated)]
     public async Task A_lease_returned_as_its_pool_is_disposed_is_destroyed_once_and_the_disposal_ends(Kind kind)
     {
         string name = PoolTest.UniqueName();
@@ -173,6 +178,7 @@ public sealed class AsyncPoolRaceStressTests
     [InlineData(Kind.Cached)]
     [InlineData(Kind.Swept)]
     [InlineData(Kind.Reset)]
+    [InlineData(Kind.Validated)]
     public async Task Disposing_a_pool_while_renters_come_and_go_fails_them_with_ObjectDisposedException_and_destroys_every_item_once(Kind kind)
     {
         const int PoolRounds = 50;
@@ -279,6 +285,7 @@ public sealed class AsyncPoolRaceStressTests
         DrainTimeout = TimeSpan.FromDays(30),
         TimeProvider = time,
         Reset = kind == Kind.Reset ? _ => ValueTask.CompletedTask : null,
+        Validate = kind == Kind.Validated ? (_, _) => ValueTask.FromResult(true) : null,
         Destroy = item =>
         {
             item.MarkDestroyed();

@@ -238,6 +238,108 @@ public sealed class WorkQueueTests
         Assert.Equal(1, queue.Statistics.Failed);
     }
 
+    [Fact]
+    public async Task Every_way_a_handler_can_end_is_counted_once_and_the_worker_goes_on_to_the_next_item()
+    {
+        // One worker, so the items run in order: item i ends the way outcomes[i % 6] says.
+        using var unrelated = new CancellationTokenSource();
+        unrelated.Cancel();
+        var thrown = new ConcurrentDictionary<int, Exception>();
+        var handled = new ConcurrentQueue<int>();
+        var queue = new WorkQueue<int>(
+            (item, _) =>
+            {
+                handled.Enqueue(item);
+                switch (item % 6)
+                {
+                    case 0:
+                        return Task.CompletedTask; // completed before the handler returns
+                    case 1:
+                        return CompleteLaterAsync();
+                    case 2:
+                        throw thrown[item] = new InvalidOperationException($"item {item} throws synchronously");
+                    case 3:
+                        return Task.FromException(thrown[item] = new InvalidOperationException($"item {item} returns a faulted task"));
+                    case 4:
+                        return Task.FromCanceled(unrelated.Token); // cancelled, but not by the queue: a failure
+                    default:
+                        return null!; // a broken handler: a failure, not the end of its worker
+                }
+            },
+            new WorkQueueOptions<int> { Workers = 1 });
+        const int Items = 60;
+        for (int i = 0; i < Items; i++)
+        {
+            Assert.True(queue.TryEnqueue(i));
+        }
+
+        var result = await queue.CompleteAsync().WaitAsync(Patience);
+
+        Assert.Equal(Enumerable.Range(0, Items), handled);
+        Assert.Equal(Items / 3, result.Completed);
+        Assert.Empty(result.Unprocessed);
+        Assert.Equal(Enumerable.Range(0, Items).Where(i => i % 6 >= 2), result.Failed.Select(failure => failure.Item).Order());
+        foreach (var (item, error) in result.Failed)
+        {
+            switch (item % 6)
+            {
+                case 2 or 3:
+                    Assert.Same(thrown[item], error);
+                    break;
+                case 4:
+                    Assert.Equal(unrelated.Token, Assert.IsAssignableFrom<OperationCanceledException>(error).CancellationToken);
+                    break;
+                default:
+                    Assert.IsType<NullReferenceException>(error);
+                    break;
+            }
+        }
+
+        Assert.Equal(new WorkQueueStatistics(0, 0, Items / 3, Items * 2 / 3), queue.Statistics);
+
+        static async Task CompleteLaterAsync() => await Task.Yield();
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_handler_that_ends_cancelled_by_the_queue_stop_before_returning_leaves_its_item_unprocessed(bool throwsSynchronously)
+    {
+        var release = NewGate();
+        using var queueCancellation = new CancellationTokenSource();
+        var queue = new WorkQueue<int>(
+            (item, stop) =>
+            {
+                if (item == 0)
+                {
+                    return release.Task;
+                }
+
+                // Stops the queue from inside the handler: its token is cancelled before it returns.
+                queueCancellation.Cancel();
+                if (throwsSynchronously)
+                {
+                    stop.ThrowIfCancellationRequested();
+                }
+
+                return Task.FromCanceled(stop);
+            },
+            new WorkQueueOptions<int> { Workers = 1 },
+            queueCancellation.Token);
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.True(queue.TryEnqueue(i));
+        }
+
+        release.SetResult();
+        var result = await queue.CompleteAsync().WaitAsync(Patience);
+
+        Assert.Equal(1, result.Completed);
+        Assert.Empty(result.Failed);
+        Assert.Equal(new[] { 1, 2 }, result.Unprocessed.Order());
+        Assert.Equal(new WorkQueueStatistics(0, 0, 1, 0), queue.Statistics);
+    }
+
     // --- Capacity and enqueueing ------------------------------------------------------------------------------------
 
     [Fact]
@@ -504,6 +606,43 @@ public sealed class WorkQueueTests
         Assert.Equal(0, result.Completed);
         Assert.Empty(result.Failed);
         Assert.Equal(new WorkQueueStatistics(0, 0, 0, 0), queue.Statistics);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    public async Task Stopping_the_queue_by_its_token_ends_the_workers_that_wait_for_items(int busyItems)
+    {
+        // Four workers; busyItems of them run a handler that ends only when cancelled, the others have nothing to do.
+        var started = NewGate();
+        var never = NewGate();
+        using var stop = new CancellationTokenSource();
+        var queue = new WorkQueue<int>(
+            async (_, token) =>
+            {
+                started.TrySetResult();
+                await never.Task.WaitAsync(token);
+            },
+            new WorkQueueOptions<int> { Workers = 4 },
+            stop.Token);
+        for (int i = 0; i < busyItems; i++)
+        {
+            Assert.True(queue.TryEnqueue(i));
+        }
+
+        if (busyItems > 0)
+        {
+            await started.Task.WaitAsync(Patience);
+        }
+
+        await stop.CancelAsync();
+        var result = await queue.CompleteAsync().WaitAsync(Patience);
+
+        Assert.Equal(Enumerable.Range(0, busyItems), result.Unprocessed);
+        Assert.Equal(0, result.Completed);
+        Assert.Empty(result.Failed);
+        Assert.Equal(new WorkQueueStatistics(0, 0, 0, 0), queue.Statistics);
+        Assert.False(queue.TryEnqueue(99));
     }
 
     [Fact]
