@@ -1,4 +1,3 @@
-using System.Data.Common;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -20,14 +19,14 @@ public sealed class FaultsOnPostgresTests : PostgresServiceTest
         await using ChatClient ada = await Server.ConnectAsync("lobby", "ada");
         await using ChatClient bob = await other.ConnectAsync("lobby", "bob");
 
-        _hook.FailOn("doomed", (_, _) => throw new InvalidOperationException("Injected failure before the commit."));
+        _hook.FailOn("doomed", () => new InvalidOperationException("Injected failure before the commit."));
         await ada.SendAsync("doomed");
         JsonElement error = await ada.ReceiveAsync();
         Assert.Equal("error", ChatClient.TypeOf(error));
         Assert.Contains("not stored", error.GetProperty("message").GetString(), StringComparison.Ordinal);
         Assert.Equal(1, _hook.Failures);
 
-        _hook.FailOn("doomed again", (_, _) => throw new InvalidOperationException("Injected failure before the commit."));
+        _hook.FailOn("doomed again", () => new InvalidOperationException("Injected failure before the commit."));
         using (HttpResponseMessage failed = await Server.Http.PostAsJsonAsync("/api/rooms/lobby/messages", new { name = "ada", text = "doomed again" }))
         {
             Assert.Equal(HttpStatusCode.InternalServerError, failed.StatusCode);
@@ -84,34 +83,5 @@ public sealed class FaultsOnPostgresTests : PostgresServiceTest
         Assert.Equal("after", (await ada.ReceiveAsync("message")).GetProperty("text").GetString());
         Assert.Equal(["first", "after"], (await Server.HistoryAsync("lobby")).Select(m => m.Text));
         Assert.Equal((2, 1), (Server.Service.Store.WriterStatistics.Created, Server.Service.Store.WriterStatistics.Destroyed));
-    }
-
-    /// <summary>Fails the transaction of a message with a given text, once.</summary>
-    private sealed class FailingHook : IMessageWriteHook
-    {
-        private (string Text, Func<DbTransaction, CancellationToken, Task> Fail)? _fault;
-        private int _failures;
-
-        public int Failures => Volatile.Read(ref _failures);
-
-        public void FailOn(string text, Func<DbTransaction, CancellationToken, Task> fail) => _fault = (text, fail);
-
-        public void FailWithSql(string text, string sql) => FailOn(text, async (transaction, ct) =>
-        {
-            await using DbCommand command = transaction.Connection!.CreateCommand();
-            command.Transaction = transaction;
-            command.CommandText = sql;
-            await command.ExecuteNonQueryAsync(ct);
-        });
-
-        public async ValueTask OnWrittenAsync(StoredMessage message, DbTransaction transaction, CancellationToken cancellationToken)
-        {
-            if (_fault is { } fault && fault.Text == message.Text)
-            {
-                _fault = null;
-                Interlocked.Increment(ref _failures);
-                await fault.Fail(transaction, cancellationToken);
-            }
-        }
     }
 }

@@ -1,4 +1,3 @@
-using System.Data.Common;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -10,7 +9,7 @@ namespace Chat.Tests.Storage;
 
 public sealed class DatabaseFaultTests : ServiceTest
 {
-    private readonly FaultHook _hook = new();
+    private readonly FailingHook _hook = new();
 
     internal override IMessageWriteHook Hook => _hook;
 
@@ -93,35 +92,5 @@ public sealed class DatabaseFaultTests : ServiceTest
         Assert.Equal("kept", outcome.Request.Text);
         await Server.WaitForOutboxAsync(counts => counts.Delivered == 1);
         Assert.Equal(new OutboxCounts(0, 1, 0), await Server.OutboxAsync());
-    }
-
-    /// <summary>Fails the transaction of a message with a given text, once.</summary>
-    private sealed class FaultHook : IMessageWriteHook
-    {
-        private (string Text, Func<DbTransaction, CancellationToken, Task> Fail)? _fault;
-        private int _failures;
-
-        public int Failures => Volatile.Read(ref _failures);
-
-        public void FailOn(string text, Func<Exception> failure) =>
-            _fault = (text, (_, _) => Task.FromException(failure()));
-
-        public void FailWithSql(string text, string sql) => _fault = (text, async (transaction, ct) =>
-        {
-            await using DbCommand command = transaction.Connection!.CreateCommand();
-            command.Transaction = transaction;
-            command.CommandText = sql;
-            await command.ExecuteNonQueryAsync(ct);
-        });
-
-        public async ValueTask OnWrittenAsync(StoredMessage message, DbTransaction transaction, CancellationToken cancellationToken)
-        {
-            if (_fault is { } fault && fault.Text == message.Text)
-            {
-                _fault = null;
-                Interlocked.Increment(ref _failures);
-                await fault.Fail(transaction, cancellationToken);
-            }
-        }
     }
 }
