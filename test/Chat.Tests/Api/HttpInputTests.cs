@@ -1,8 +1,8 @@
-using Chat.Api;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using Chat.Api;
 using Chat.Tests.Support;
 
 namespace Chat.Tests.Api;

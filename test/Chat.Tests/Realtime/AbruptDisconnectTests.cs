@@ -1,5 +1,5 @@
-using Chat.Api;
 using AsyncScopes;
+using Chat.Api;
 using Chat.Tests.Support;
 
 namespace Chat.Tests.Realtime;

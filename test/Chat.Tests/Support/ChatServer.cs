@@ -1,5 +1,5 @@
-using Chat.Api;
 using System.Net.Http.Json;
+using Chat.Api;
 using Chat.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
@@ -7,7 +7,8 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Chat.Tests.Support;
 
 /// <summary>
-/// The real service on Kestrel, bound to a free port of 127.0.0.1, with its SQLite file in a folder of the test's.
+/// The real service on Kestrel, bound to a free port of 127.0.0.1, with its SQLite file in a folder of the test's (or,
+/// with the settings of <see cref="PostgresDatabase"/>, on a PostgreSQL database of its own).
 /// </summary>
 internal sealed class ChatServer : IAsyncDisposable
 {
