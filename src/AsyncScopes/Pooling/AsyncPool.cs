@@ -32,7 +32,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly Lock _lock = new();
     private readonly List<PoolSlot<T>> _idle = [];
-    private readonly List<WeakReference<PoolSlot<T>>> _all = [];
+    private readonly HashSet<PoolSlot<T>> _all = []; // every item that exists, idle or leased
     private readonly ITimer? _sweepTimer;
     private readonly MetricsSource _metrics;
     private readonly KeyValuePair<string, object?> _poolTag;
@@ -164,6 +164,8 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                 : RentSlowAsync(cached, create: false, waiter: null, ScopeTracker.CaptureStackIfTracking(), cancellationToken);
         }
 
+        // Captured before a waiter is queued: a direct waiter's lease is made when it is handed an item.
+        string? rentStackTrace = ScopeTracker.CaptureStackIfTracking();
         lock (_lock)
         {
             ThrowIfDisposedLocked();
@@ -171,7 +173,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
             if (slot is null)
             {
                 // Queued here rather than in RentSlowAsync: one acquisition of the lock per wait, not two.
-                waiter = ReserveOrQueueLocked(_waitsDirectly, cancellationToken);
+                waiter = ReserveOrQueueLocked(_waitsDirectly, rentStackTrace, cancellationToken);
                 create = waiter is null;
             }
         }
@@ -187,8 +189,8 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         }
 
         return waiter is { IsDirect: true }
-            ? WaitDirectly(waiter, ScopeTracker.CaptureStackIfTracking(), cancellationToken)
-            : RentSlowAsync(slot, create, waiter, ScopeTracker.CaptureStackIfTracking(), cancellationToken);
+            ? WaitDirectly(waiter, rentStackTrace, cancellationToken)
+            : RentSlowAsync(slot, create, waiter, rentStackTrace, cancellationToken);
     }
 
     /// <summary>Rents an idle item if one is ready now; never waits and never creates an item.</summary>
@@ -353,9 +355,10 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         return new ValueTask(disposal.Task);
     }
 
-    internal ValueTask ReturnAsync(PoolSlot<T> slot, long version)
+    internal ValueTask ReturnAsync(PoolLeaseHandle<T> handle, long version)
     {
-        if (!slot.TryEndLease(version, out bool discard))
+        var slot = handle.Slot;
+        if (!slot.TryEndLease(handle, version, out bool discard))
         {
             return default; // a second return, or a copy's
         }
@@ -376,14 +379,16 @@ public sealed class AsyncPool<T> : IAsyncDisposable
 
     internal void OnLeaseCollected(PoolSlot<T> slot)
     {
-        // Finalizer thread: the lease was dropped. Its item is unreachable too, so it is not destroyed here; the slot's
-        // capacity is reclaimed and the leak reported (a tracked lease reports through its own tracker, and a lease
-        // already reported when the pool drained is not reported twice).
+        // Finalizer thread: the lease was dropped. Its item is not destroyed here (whoever dropped the lease may still
+        // hold the item); the slot's capacity is reclaimed and the leak reported (a tracked lease through its
+        // tracker, and a lease already reported when the pool drained not twice).
         lock (_lock)
         {
             _destroyed++;
-            _all.Remove(slot.Weak);
+            _all.Remove(slot);
         }
+
+        slot.Retire();
 
         // The freed place may go to a waiter, who creates its item on its own thread. A replacement for MinIdle is
         // created on the thread pool: the factory is the user's code, and the finalizer thread must not run it.
@@ -393,7 +398,11 @@ public sealed class AsyncPool<T> : IAsyncDisposable
             ThreadPool.UnsafeQueueUserWorkItem(static pool => pool.EnsureMinIdle(), this, preferLocal: false);
         }
 
-        if (slot.Tracker is null && !slot.LeakReported)
+        if (slot.Tracker is { } tracker)
+        {
+            tracker.ReportLeakAndClose();
+        }
+        else if (!slot.LeakReported)
         {
             ScopeDiagnostics.ReportLeak(slot.DescribeLease());
         }
@@ -467,7 +476,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                 {
                     await DestroyAsync(slot).ConfigureAwait(false);
                 }
-                else if (slot.IsFreshFromIdle && _options.Validate is { } validate && !await ValidateAsync(validate, slot, cancellationToken).ConfigureAwait(false))
+                else if (slot.NeedsValidation && _options.Validate is { } validate && !await ValidateAsync(validate, slot, cancellationToken).ConfigureAwait(false))
                 {
                     await DestroyAsync(slot).ConfigureAwait(false);
                 }
@@ -488,7 +497,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
             {
                 ThrowIfDisposedLocked();
                 slot = PopIdleLocked();
-                waiter = slot is null ? ReserveOrQueueLocked(direct: false, cancellationToken) : null;
+                waiter = slot is null ? ReserveOrQueueLocked(direct: false, rentStackTrace: null, cancellationToken) : null;
                 create = slot is null && waiter is null;
             }
         }
@@ -532,7 +541,6 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         // The clock is read only for what needs it: a wait that starts while nobody listens is not timed.
         long waitStarted = _acquireTimeout is not null || ScopeMetrics.PoolWaitDuration.Enabled ? _time.GetTimestamp() : 0;
         waiter.WaitStarted = waitStarted;
-        waiter.RentStackTrace = rentStackTrace;
         waiter.Registration = cancellationToken.UnsafeRegister(static (state, token) => ((Waiter)state!).Pool.AbandonWait((Waiter)state!, token), waiter);
         waiter.Timer = StartAcquireTimer(waiter, waitStarted);
         return waiter.WaitForLeaseAsync();
@@ -555,12 +563,12 @@ public sealed class AsyncPool<T> : IAsyncDisposable
             return;
         }
 
-        waiter.SetResult(slot);
+        waiter.Hand(slot);
     }
 
     // No idle item: reserves a place to create one (null) if the pool has room and nobody waits for it, else queues a
     // waiter and returns it. direct: the renter awaits the waiter itself (see WaitDirectly).
-    private Waiter? ReserveOrQueueLocked(bool direct, CancellationToken cancellationToken)
+    private Waiter? ReserveOrQueueLocked(bool direct, string? rentStackTrace, CancellationToken cancellationToken)
     {
         if (_waiterCount == 0 && _capacityUsed < _options.MaxSize)
         {
@@ -575,6 +583,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
             waiter.IsDirect = true;
             waiter.CancellationToken = cancellationToken;
             waiter.Context = ExecutionContext.Capture();
+            waiter.RentStackTrace = rentStackTrace;
         }
 
         EnqueueWaiterLocked(waiter);
@@ -620,7 +629,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         RecycleWaiter(waiter);
         if (handed is not null)
         {
-            ReturnToPool(handed, unvalidated: handed.IsFreshFromIdle);
+            ReturnToPool(handed, unvalidated: handed.NeedsValidation);
         }
         else
         {
@@ -834,7 +843,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
             }
 
             _created++;
-            _all.Add(slot.Weak);
+            _all.Add(slot);
             disposed = _disposal is not null;
         }
 
@@ -871,7 +880,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     {
         if (UsesCache && Volatile.Read(ref _waiterCount) == 0)
         {
-            slot.IsFreshFromIdle = true;
+            slot.NeedsValidation = true;
             if (Interlocked.CompareExchange(ref _cached, slot, null) is null)
             {
                 // Checked again after publishing: a renter that registered as a waiter (or a disposal) meanwhile reads
@@ -904,12 +913,12 @@ public sealed class AsyncPool<T> : IAsyncDisposable
             {
                 if (DequeueWaiterLocked() is { } waiter)
                 {
-                    slot.IsFreshFromIdle = unvalidated;
-                    waiter.SetResult(slot);
+                    slot.NeedsValidation = unvalidated;
+                    waiter.Hand(slot);
                     return; // stays in use, now by the waiter
                 }
 
-                slot.IsFreshFromIdle = true;
+                slot.NeedsValidation = true;
                 _idle.Add(slot);
                 if (_sweepTimer is not null)
                 {
@@ -987,7 +996,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         lock (_lock)
         {
             _destroyed++;
-            _all.Remove(slot.Weak);
+            _all.Remove(slot);
         }
 
         slot.Retire();
@@ -1165,7 +1174,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
             _minIdleRetryDelay = TimeSpan.FromSeconds(1);
         }
 
-        slot.IsFreshFromIdle = true;
+        slot.NeedsValidation = true;
         ReturnToPool(slot);
     }
 
@@ -1273,9 +1282,9 @@ public sealed class AsyncPool<T> : IAsyncDisposable
             List<PoolSlot<T>> outstanding = [];
             lock (_lock)
             {
-                foreach (var reference in _all)
+                foreach (var slot in _all)
                 {
-                    if (reference.TryGetTarget(out var slot) && slot.IsLeased)
+                    if (slot.IsLeased)
                     {
                         outstanding.Add(slot);
                     }
@@ -1370,6 +1379,9 @@ public sealed class AsyncPool<T> : IAsyncDisposable
 
         public string? RentStackTrace { get; set; }
 
+        // A direct waiter's lease, from the moment it is handed an item until its renter reads it.
+        public PoolLease<T> HandedLease { get; private set; }
+
         public CancellationTokenRegistration Registration { get; set; }
 
         public ITimer? Timer { get; set; }
@@ -1379,6 +1391,19 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         public ValueTask<PoolLease<T>> WaitForLeaseAsync() => new(this, _core.Version);
 
         public void SetResult(PoolSlot<T>? slot) => _core.SetResult(slot);
+
+        // Hands an item over. A direct waiter's lease is made here, not when its renter reads it: a renter that went
+        // away without reading its ValueTask leaves a lease that is found when collected, not an item counted in use
+        // that nothing can reclaim.
+        public void Hand(PoolSlot<T> slot)
+        {
+            if (IsDirect)
+            {
+                HandedLease = slot.Lease(Pool.Name, RentStackTrace);
+            }
+
+            _core.SetResult(slot);
+        }
 
         public void SetException(Exception error) => _core.SetException(error);
 
@@ -1390,6 +1415,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
             Context = null;
             WaitStarted = 0;
             RentStackTrace = null;
+            HandedLease = default;
             Registration = default;
         }
 
@@ -1411,16 +1437,15 @@ public sealed class AsyncPool<T> : IAsyncDisposable
 
             var pool = Pool;
             long waitStarted = WaitStarted;
-            string? rentStackTrace = RentStackTrace;
+            var lease = HandedLease;
             var timer = Timer;
 
             // Dispose, not Unregister: it waits for a cancellation callback that is running, so that none can reach
             // the waiter once it serves another renter.
             Registration.Dispose();
-            PoolSlot<T>? slot;
             try
             {
-                slot = _core.GetResult(token);
+                _ = _core.GetResult(token);
             }
             finally
             {
@@ -1436,9 +1461,8 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                 }
             }
 
-            Debug.Assert(slot is not null, "A direct waiter is handed items only.");
             pool.RecordWait(waitStarted);
-            return slot.Lease(pool.Name, rentStackTrace);
+            return lease;
         }
 
         // A place was handed to this direct waiter: create its item in its renter's context.

@@ -1,10 +1,12 @@
+using System.Diagnostics;
+
 namespace AsyncScopes;
 
 /// <summary>
-/// One item of a pool and its bookkeeping; reused across leases. While leased, the pool holds it only weakly, so
-/// that a lease nobody returns lets the slot be collected and its finalizer reclaim the capacity.
+/// One item of a pool and its bookkeeping; reused across leases. The pool holds it strongly from creation to
+/// destruction; a lease holds one of its two <see cref="PoolLeaseHandle{T}"/>s, whose collection tells the pool that
+/// a lease was dropped without being returned.
 /// </summary>
-[System.Diagnostics.CodeAnalysis.SuppressMessage("Usage", "CA1816:Dispose methods should call SuppressFinalize", Justification = "Retiring a slot is what ends its need for finalization.")]
 internal sealed class PoolSlot<T>
     where T : class
 {
@@ -13,20 +15,20 @@ internal sealed class PoolSlot<T>
     private long _discardVersion = -1;
     private bool _leakReported;
 
+    // The handles not leased out; the leased one is referenced only by its lease (and its copies).
+    private PoolLeaseHandle<T>? _handle0;
+    private PoolLeaseHandle<T>? _handle1;
+    private int _leasedIndex; // the handle of the current (or last) lease
+    private bool _retired;
+
     public PoolSlot(AsyncPool<T> pool, T item, long createdAt)
     {
         Pool = pool;
         Item = item;
         CreatedAt = createdAt;
-        Weak = new WeakReference<PoolSlot<T>>(this);
-    }
-
-    ~PoolSlot()
-    {
-        if ((Volatile.Read(ref _version) & 1) == 1)
-        {
-            Pool.OnLeaseCollected(this);
-        }
+        _handle0 = new PoolLeaseHandle<T>(this, 0);
+        _handle1 = new PoolLeaseHandle<T>(this, 1);
+        _leasedIndex = 1;
     }
 
     public AsyncPool<T> Pool { get; }
@@ -37,9 +39,9 @@ internal sealed class PoolSlot<T>
 
     public long IdleSince { get; set; }
 
-    /// <summary>Whether the slot came from the idle list (and so is validated before a rent) rather than straight
-    /// from a returning lease.</summary>
-    public bool IsFreshFromIdle { get; set; }
+    /// <summary>Whether a renter handed this item validates it first (<see cref="AsyncPoolOptions{T}.Validate"/>): it
+    /// was idle, rather than handed straight from a returning lease.</summary>
+    public bool NeedsValidation { get; set; }
 
     public ScopeTracker? Tracker { get; private set; }
 
@@ -51,8 +53,6 @@ internal sealed class PoolSlot<T>
         set => Volatile.Write(ref _leakReported, value);
     }
 
-    public WeakReference<PoolSlot<T>> Weak { get; }
-
     public bool IsLeased => (Volatile.Read(ref _version) & 1) == 1;
 
     public bool IsLeasedAs(long version) => Volatile.Read(ref _version) == version;
@@ -63,16 +63,32 @@ internal sealed class PoolSlot<T>
     /// asynchronously; null to capture the stack here, if leak tracking is on.</param>
     public PoolLease<T> Lease(string? poolName, string? rentStackTrace = null)
     {
-        long version = Interlocked.Increment(ref _version);
-        System.Diagnostics.Debug.Assert((version & 1) == 1, "A slot is leased only when it is not.");
+        // The handle not used by the last lease: a copy of that lease may still be reachable.
+        int index = _leasedIndex ^ 1;
+        PoolLeaseHandle<T>? handle;
+        if (index == 0)
+        {
+            handle = _handle0;
+            _handle0 = null;
+        }
+        else
+        {
+            handle = _handle1;
+            _handle1 = null;
+        }
+
+        Debug.Assert(handle is not null, "A slot that is not leased holds both its handles.");
+        _leasedIndex = index;
         Tracker = rentStackTrace is null
             ? ScopeTracker.StartIfTracking("PoolLease", poolName)
             : ScopeTracker.Start("PoolLease", poolName, rentStackTrace);
-        return new PoolLease<T>(this, version);
+        long version = Interlocked.Increment(ref _version);
+        Debug.Assert((version & 1) == 1, "A slot is leased only when it is not.");
+        return new PoolLease<T>(handle, version);
     }
 
     /// <summary>Ends the lease if <paramref name="version"/> is the current one; false for a stale or repeated return.</summary>
-    public bool TryEndLease(long version, out bool discard)
+    public bool TryEndLease(PoolLeaseHandle<T> handle, long version, out bool discard)
     {
         discard = Volatile.Read(ref _discardVersion) == version;
         if (Interlocked.CompareExchange(ref _version, version + 1, version) != version)
@@ -80,6 +96,7 @@ internal sealed class PoolSlot<T>
             return false;
         }
 
+        TakeBack(handle);
         Tracker?.Close();
         Tracker = null;
         return true;
@@ -93,10 +110,44 @@ internal sealed class PoolSlot<T>
         }
     }
 
-    /// <summary>The slot is destroyed or its leak handled: its finalizer has nothing left to do.</summary>
-    public void Retire() => GC.SuppressFinalize(this);
+    /// <summary>The slot is destroyed or its leak handled: its handles' finalizers have nothing left to do.</summary>
+    public void Retire()
+    {
+        Volatile.Write(ref _retired, true);
+        _handle0?.Retire();
+        _handle1?.Retire();
+    }
+
+    // Finalizer thread: a handle nobody references any more. Only the handle of the current lease means a dropped
+    // lease; the other one is collected with its slot, after the slot was reclaimed or while it was not leased.
+    public void OnHandleCollected(PoolLeaseHandle<T> handle)
+    {
+        long version = Volatile.Read(ref _version);
+        if ((version & 1) == 0 || handle.Index != _leasedIndex || Volatile.Read(ref _retired))
+        {
+            return;
+        }
+
+        // Ends the lease, so that nothing else (the pool's drain) treats it as out.
+        if (Interlocked.CompareExchange(ref _version, version + 1, version) == version)
+        {
+            Pool.OnLeaseCollected(this);
+        }
+    }
 
     // Untracked leases record nothing when rented, so their report carries the time the leak was found.
     public OpenScopeInfo DescribeLease() =>
         Tracker?.Info ?? ScopeTracker.Untracked("PoolLease", Pool.Name, DateTimeOffset.UtcNow);
+
+    private void TakeBack(PoolLeaseHandle<T> handle)
+    {
+        if (handle.Index == 0)
+        {
+            _handle0 = handle;
+        }
+        else
+        {
+            _handle1 = handle;
+        }
+    }
 }

@@ -288,6 +288,97 @@ public sealed class PoolLeaseTests
         }
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_dropped_lease_is_reclaimed_while_a_returned_lease_of_the_same_item_is_still_reachable(bool tryRent)
+    {
+        string name = PoolTest.UniqueName();
+        var capture = new PoolDiagnosticsCapture(name);
+        try
+        {
+            var pool = PoolTest.NewPool(new AsyncPoolOptions<Item> { MaxSize = 1, Name = name });
+            var first = await pool.RentWithinAsync();
+            await first.ReturnWithinAsync();
+            if (tryRent)
+            {
+                TryRentAndDrop(pool);
+            }
+            else
+            {
+                RentAndDrop(pool);
+            }
+
+            Assert.False(pool.TryRent(out _));
+
+            for (int attempt = 0; attempt < 10 && capture.Leaks.Count == 0; attempt++)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+                GC.Collect();
+            }
+
+            // The returned lease, a local of this method, is still reachable: it must not hide the dropped one.
+            Assert.Throws<ObjectDisposedException>(() => first.Value);
+            Assert.Equal("PoolLease", Assert.Single(capture.Leaks).Kind);
+            Assert.Equal(new PoolStatistics(Size: 0, Idle: 0, InUse: 0, Waiters: 0, Created: 1, Destroyed: 1), pool.Statistics);
+        }
+        finally
+        {
+            capture.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task A_rent_whose_ValueTask_is_never_read_counts_as_a_dropped_lease()
+    {
+        string name = PoolTest.UniqueName();
+        var capture = new PoolDiagnosticsCapture(name);
+        try
+        {
+            var pool = PoolTest.NewPool(new AsyncPoolOptions<Item> { MaxSize = 1, Name = name });
+            var held = await pool.RentWithinAsync();
+            RentAndNeverRead(pool); // queued: the pool is exhausted
+            Assert.Equal(1, pool.Statistics.Waiters);
+
+            // Handed to the waiting renter, who went away without reading its ValueTask.
+            await held.ReturnWithinAsync();
+            Assert.Equal(new PoolStatistics(Size: 1, Idle: 0, InUse: 1, Waiters: 0, Created: 1, Destroyed: 0), pool.Statistics);
+
+            for (int attempt = 0; attempt < 10 && capture.Leaks.Count == 0; attempt++)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+                GC.Collect();
+            }
+
+            Assert.Equal("PoolLease", Assert.Single(capture.Leaks).Kind);
+            Assert.Equal(new PoolStatistics(Size: 0, Idle: 0, InUse: 0, Waiters: 0, Created: 1, Destroyed: 1), pool.Statistics);
+            var lease = await pool.RentWithinAsync();
+            Assert.NotNull(lease.Value);
+            await lease.ReturnWithinAsync();
+            await pool.DisposeWithinAsync();
+        }
+        finally
+        {
+            capture.Dispose();
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+#pragma warning disable ASC0008 // Dropped on purpose.
+    private static void TryRentAndDrop(AsyncPool<Item> pool)
+    {
+        Assert.True(pool.TryRent(out var lease));
+        Assert.NotNull(lease.Value);
+    }
+#pragma warning restore ASC0008
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+#pragma warning disable CA2012 // Never read on purpose: the renter went away.
+    private static void RentAndNeverRead(AsyncPool<Item> pool) => _ = pool.RentAsync();
+#pragma warning restore CA2012
+
     // Rents in a frame of its own, so that nothing in the test's frame keeps the lease reachable.
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void RentAndDrop(AsyncPool<Item> pool)
