@@ -33,6 +33,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     private readonly Lock _lock = new();
     private readonly List<PoolSlot<T>> _idle = [];
     private readonly HashSet<PoolSlot<T>> _all = []; // every item that exists, idle or leased
+    private readonly HashSet<PoolSlot<T>> _destroying = []; // items whose destruction has started and not ended
     private readonly ITimer? _sweepTimer;
     private readonly MetricsSource _metrics;
     private readonly KeyValuePair<string, object?> _poolTag;
@@ -217,6 +218,11 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                 return false;
             }
 
+            if (_options.MinIdle > 0)
+            {
+                EnsureMinIdle();
+            }
+
             if (IsExpired(slot))
             {
                 _ = DestroyAsync(slot);
@@ -307,12 +313,18 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     }
 
     /// <summary>
-    /// Disposes the pool: new rents and current waiters get <see cref="ObjectDisposedException"/>, idle items are
-    /// destroyed at once, leased items are destroyed when returned. Waits up to
-    /// <see cref="AsyncPoolOptions{T}.DrainTimeout"/> for the leased items to come back and for every destruction to
-    /// end, then reports each lease still out through
-    /// <see cref="ScopeDiagnostics.LeakDetected"/> and returns. Calling it again waits for the first call.
+    /// Disposes the pool: new rents and current waiters get <see cref="ObjectDisposedException"/>, every idle item's
+    /// destruction starts at once (concurrently, not one after another), leased items are destroyed when returned.
+    /// The whole disposal is bounded by <see cref="AsyncPoolOptions{T}.DrainTimeout"/> on the pool's
+    /// <see cref="AsyncPoolOptions{T}.TimeProvider"/>: it waits that long for the leased items to come back and for
+    /// every destruction to end; then it reports each lease still out through
+    /// <see cref="ScopeDiagnostics.LeakDetected"/>, and the destructions still running (a close that hangs) as one
+    /// <see cref="TimeoutException"/> naming them through <see cref="ScopeDiagnostics.UnobservedFailure"/>, and
+    /// returns; those destructions go on in the background. Calling it again waits for the first call.
     /// </summary>
+    /// <remarks>A destruction runs on the disposing thread until its first <see langword="await"/>: a
+    /// <see cref="AsyncPoolOptions{T}.Destroy"/> (or a synchronous <see cref="IDisposable.Dispose"/>) that blocks its
+    /// thread delays this call by as long; one that is asynchronous never delays it past the drain timeout.</remarks>
     /// <returns>A task that completes when the pool is drained or the drain timeout elapsed; it never faults.</returns>
     public ValueTask DisposeAsync()
     {
@@ -997,6 +1009,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         {
             _destroyed++;
             _all.Remove(slot);
+            _destroying.Add(slot);
         }
 
         slot.Retire();
@@ -1020,6 +1033,11 @@ public sealed class AsyncPool<T> : IAsyncDisposable
 #pragma warning restore CA1031
         {
             ReportFailure(e);
+        }
+
+        lock (_lock)
+        {
+            _destroying.Remove(slot);
         }
 
         ReleaseCapacity();
@@ -1266,9 +1284,12 @@ public sealed class AsyncPool<T> : IAsyncDisposable
 
     private async Task DisposeCoreAsync(List<PoolSlot<T>> idle, TaskCompletionSource disposal)
     {
+        // Every destruction at once: one that never completes (a close on a dead network) delays no other, and the
+        // drain deadline bounds them all. Each runs here until its first await, so that a synchronous one is done
+        // before the deadline is even looked at.
         foreach (var slot in idle)
         {
-            await DestroyAsync(slot).ConfigureAwait(false);
+            _ = DestroyAsync(slot);
         }
 
         lock (_lock)
@@ -1280,6 +1301,7 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         if (!_drained.Task.IsCompleted)
         {
             List<PoolSlot<T>> outstanding = [];
+            List<PoolSlot<T>> destroying;
             lock (_lock)
             {
                 foreach (var slot in _all)
@@ -1289,6 +1311,14 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                         outstanding.Add(slot);
                     }
                 }
+
+                destroying = [.. _destroying];
+            }
+
+            if (destroying.Count > 0)
+            {
+                ReportFailure(new TimeoutException(
+                    $"Destroying {destroying.Count} item(s) of pool{NameSuffix} did not finish within the drain timeout of {_options.DrainTimeout}: {string.Join(", ", destroying.Select(slot => slot.Item))}."));
             }
 
             foreach (var slot in outstanding)

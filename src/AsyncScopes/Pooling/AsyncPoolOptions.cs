@@ -44,7 +44,9 @@ public sealed class AsyncPoolOptions<T>
     /// on every failure.</summary>
     public Func<Exception, bool>? DiscardOn { get; init; }
 
-    /// <summary>How long <see cref="AsyncPool{T}.DisposeAsync"/> waits for leased items to come back. Default 30 s.</summary>
+    /// <summary>How long <see cref="AsyncPool{T}.DisposeAsync"/> waits for leased items to come back and for the
+    /// destructions it started to end, all together; what is still out or still being destroyed then is reported.
+    /// Default 30 s.</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>The clock of every timeout and lifetime. Default: <see cref="System.TimeProvider.System"/>.</summary>

@@ -254,4 +254,59 @@ public sealed class AsyncPoolDisposeTests
             capture.Dispose();
         }
     }
+
+    [Fact]
+    public async Task Disposal_starts_every_idle_destruction_at_once_and_reports_the_ones_still_running_when_the_drain_timeout_elapses()
+    {
+        var time = new FakeTimeProvider();
+        string name = PoolTest.UniqueName();
+        var capture = new PoolDiagnosticsCapture(name);
+        var started = new System.Collections.Concurrent.ConcurrentQueue<Item>();
+        var hanging = PoolTest.NewGate(); // a close on a dead network: never completes during the test
+        var allStarted = PoolTest.NewGate();
+        try
+        {
+            var pool = PoolTest.NewPool(new AsyncPoolOptions<Item>
+            {
+                MaxSize = 3,
+                Name = name,
+                DrainTimeout = TimeSpan.FromSeconds(5),
+                TimeProvider = time,
+                Destroy = item =>
+                {
+                    started.Enqueue(item);
+                    if (started.Count == 3)
+                    {
+                        allStarted.TrySetResult();
+                    }
+
+                    return new ValueTask(hanging.Task);
+                },
+            });
+            var leases = new[] { await pool.RentWithinAsync(), await pool.RentWithinAsync(), await pool.RentWithinAsync() };
+            foreach (var lease in leases)
+            {
+                await lease.ReturnWithinAsync();
+            }
+
+            var disposal = pool.DisposeAsync().AsTask();
+
+            // Not one after another: every destruction is under way although none has finished.
+            await allStarted.Task.WaitAsync(Patience);
+            Assert.False(disposal.IsCompleted);
+
+            time.Advance(TimeSpan.FromSeconds(5));
+            await disposal.WaitAsync(Patience);
+
+            var report = Assert.IsType<TimeoutException>(Assert.Single(capture.Failures));
+            Assert.Contains("3 item(s)", report.Message, StringComparison.Ordinal);
+            Assert.Contains(name, report.Message, StringComparison.Ordinal);
+            Assert.Empty(capture.Leaks); // nothing was leased
+        }
+        finally
+        {
+            hanging.TrySetResult();
+            capture.Dispose();
+        }
+    }
 }

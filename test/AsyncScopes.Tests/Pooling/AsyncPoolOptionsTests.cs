@@ -948,4 +948,26 @@ public sealed class AsyncPoolOptionsTests
 
     private static Task AdvanceAsync(FakeTimeProvider time, TimeSpan delta) =>
         Task.Run(() => time.Advance(delta)).WaitAsync(Patience);
+    [Fact]
+    public async Task TryRent_tops_up_MinIdle_like_RentAsync()
+    {
+        var created = new CreationCounter();
+        var pool = new AsyncPool<Item>(
+            _ =>
+            {
+                created.OnCreated();
+                return ValueTask.FromResult(new Item());
+            },
+            new AsyncPoolOptions<Item> { MaxSize = 2, MinIdle = 1 });
+        await created.WhenCreated(1).WaitAsync(PoolTest.Patience);
+        await PoolTest.UntilAsync(() => pool.Statistics.Idle == 1, "the first item going idle");
+
+        Assert.True(pool.TryRent(out var lease));
+
+        // The idle item was taken: another is created to keep one idle.
+        await created.WhenCreated(2).WaitAsync(PoolTest.Patience);
+        await PoolTest.UntilAsync(() => pool.Statistics.Idle == 1, "the replacement going idle");
+        await lease.ReturnWithinAsync();
+        await pool.DisposeWithinAsync();
+    }
 }
