@@ -146,8 +146,9 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         bool create = false;
         Waiter? waiter = null;
 
-        // Read before the exchange: under contention the cache is mostly empty, and a read does not take the line.
-        if (Volatile.Read(ref _cached) is not null && Interlocked.Exchange(ref _cached, null) is { } cached)
+        // Read before the exchange: under contention the cache is mostly empty, and a read does not take the line. Not
+        // while renters wait: they were first (an item cached at that moment goes to the first of them).
+        if (Volatile.Read(ref _cached) is not null && Volatile.Read(ref _waiterCount) == 0 && Interlocked.Exchange(ref _cached, null) is { } cached)
         {
             if (_disposal is not null)
             {
@@ -433,18 +434,10 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         long waitStarted = 0;
         while (true)
         {
-            // An item cached by a return that did not yet see this waiter: take it rather than wait for another.
+            // An item cached by a return that did not yet see this waiter: it goes to the first waiter, maybe this one.
             if (waiter is not null && Volatile.Read(ref _cached) is not null && Interlocked.Exchange(ref _cached, null) is { } raced)
             {
-                await WithdrawAsync(waiter).ConfigureAwait(false);
-                waiter = null;
-                if (_disposal is not null)
-                {
-                    ReturnToPool(raced); // destroys it
-                    ThrowDisposed();
-                }
-
-                slot = raced;
+                ReturnToPool(raced, unvalidated: true);
             }
 
             if (waiter is not null)
@@ -520,33 +513,9 @@ public sealed class AsyncPool<T> : IAsyncDisposable
     // the token and context that a creation on its behalf needs; what only its renter reads is set here.
     private ValueTask<PoolLease<T>> WaitDirectly(Waiter waiter, string? rentStackTrace, CancellationToken cancellationToken)
     {
-        // An item cached by a return that did not yet see this waiter: take it rather than wait for another.
+        // An item cached by a return that did not yet see this waiter: it goes to the first waiter, maybe this one.
         if (Volatile.Read(ref _cached) is not null && Interlocked.Exchange(ref _cached, null) is { } raced)
         {
-            bool withdrawn;
-            lock (_lock)
-            {
-                withdrawn = waiter.IsQueued;
-                if (withdrawn)
-                {
-                    RemoveWaiterLocked(waiter);
-                }
-            }
-
-            if (withdrawn)
-            {
-                RecycleWaiter(waiter);
-                if (_disposal is not null)
-                {
-                    ReturnToPool(raced); // destroys it
-                    ThrowDisposed();
-                }
-
-                return new(raced.Lease(_options.Name, rentStackTrace));
-            }
-
-            // Completed just now (handed an item or a place, or failed by disposal): that is this rent's outcome, and
-            // the cached item goes to the next renter.
             ReturnToPool(raced);
         }
 
@@ -611,43 +580,6 @@ public sealed class AsyncPool<T> : IAsyncDisposable
                 TimeSpan.FromTicks(Math.Max(1, (timeout - _time.GetElapsedTime(waitStarted)).Ticks)),
                 Timeout.InfiniteTimeSpan)
             : null;
-
-    // Takes a waiter (that has no cancellation or timer yet) out of the queue, and recycles it. One that was completed
-    // meanwhile gives back what it was handed.
-    private async ValueTask WithdrawAsync(Waiter waiter)
-    {
-        lock (_lock)
-        {
-            if (waiter.IsQueued)
-            {
-                RemoveWaiterLocked(waiter);
-                RecycleWaiter(waiter);
-                return;
-            }
-        }
-
-        // Handed an item or a place, or failed by disposal, by a caller that took it out of the queue just before.
-        PoolSlot<T>? handed;
-        try
-        {
-            handed = await waiter.WaitAsync().ConfigureAwait(false);
-        }
-        catch (ObjectDisposedException)
-        {
-            RecycleWaiter(waiter);
-            return; // the caller sees the disposal
-        }
-
-        RecycleWaiter(waiter);
-        if (handed is not null)
-        {
-            ReturnToPool(handed, unvalidated: handed.NeedsValidation);
-        }
-        else
-        {
-            ReleaseCapacity();
-        }
-    }
 
     // A waiter gives up (cancelled or timed out). Only a queued waiter can: one out of the queue was handed an item or
     // a place, or failed by disposal, and keeps that outcome. So a waiter never takes an item it gave up on.
@@ -946,9 +878,15 @@ public sealed class AsyncPool<T> : IAsyncDisposable
         }
     }
 
-    // Takes an idle item, most recently used first; it counts as in use from here.
+    // Takes an idle item, most recently used first; it counts as in use from here. None while renters wait: an item
+    // is idle then only for the moment between its return and its hand-over to the first of them.
     private PoolSlot<T>? PopIdleLocked()
     {
+        if (_waiterCount > 0)
+        {
+            return null;
+        }
+
         if (Volatile.Read(ref _cached) is not null && Interlocked.Exchange(ref _cached, null) is { } cached)
         {
             return cached;
