@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.InteropServices;
 
 namespace AsyncScopes;
@@ -15,6 +16,7 @@ namespace AsyncScopes;
 /// can, until that copy is collected too.
 /// </remarks>
 [StructLayout(LayoutKind.Auto)]
+[DebuggerDisplay("{DebuggerDisplay,nq}")]
 public readonly struct PoolLease<T> : IAsyncDisposable
     where T : class
 {
@@ -42,4 +44,8 @@ public readonly struct PoolLease<T> : IAsyncDisposable
     /// <returns>A task that completes when the item is back in the pool or destroyed; it never faults: reset and
     /// destroy failures are reported through <see cref="ScopeDiagnostics.UnobservedFailure"/>.</returns>
     public ValueTask DisposeAsync() => _handle is null ? default : _handle.Slot.Pool.ReturnAsync(_handle, _version);
+
+    private string DebuggerDisplay => _handle is null
+        ? "(none)"
+        : _handle.Slot.IsLeasedAs(_version) ? $"Leased: {_handle.Slot.Item}" : "Returned";
 }
