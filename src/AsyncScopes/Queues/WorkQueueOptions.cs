@@ -38,10 +38,7 @@ public sealed class WorkQueueOptions<T>
             throw new ArgumentOutOfRangeException(nameof(Capacity), Capacity, "Capacity must be 0 (unbounded) or positive.");
         }
 
-        if (DrainTimeout < TimeSpan.Zero || DrainTimeout > TimeSpan.FromMilliseconds(uint.MaxValue - 1))
-        {
-            throw new ArgumentOutOfRangeException(nameof(DrainTimeout), DrainTimeout, "DrainTimeout must be zero or positive, at most about 49.7 days.");
-        }
+        Cancellation.ThrowIfTimeoutOutOfRange(DrainTimeout, nameof(DrainTimeout), infiniteAllowed: false);
 
         if (TimeProvider is null)
         {

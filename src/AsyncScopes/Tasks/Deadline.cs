@@ -19,9 +19,6 @@ namespace AsyncScopes;
 /// </remarks>
 public static class Deadline
 {
-    // CancellationTokenSource timers take at most uint.MaxValue - 1 milliseconds.
-    private static readonly TimeSpan MaxTimeout = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
-
     /// <summary>Runs <paramref name="work"/> with a token cancelled after <paramref name="timeout"/>, and waits for it.</summary>
     /// <typeparam name="T">The type of the work's result.</typeparam>
     /// <param name="timeout">The time allowed, measured on <paramref name="timeProvider"/>.</param>
@@ -93,13 +90,7 @@ public static class Deadline
     private static void Validate(TimeSpan timeout, Delegate work)
     {
         ArgumentNullException.ThrowIfNull(work);
-        if (timeout != Timeout.InfiniteTimeSpan && (timeout < TimeSpan.Zero || timeout > MaxTimeout))
-        {
-            throw new ArgumentOutOfRangeException(
-                nameof(timeout),
-                timeout,
-                "The timeout must be TimeSpan.Zero or positive (at most about 49.7 days), or Timeout.InfiniteTimeSpan.");
-        }
+        Cancellation.ThrowIfTimeoutOutOfRange(timeout, nameof(timeout), infiniteAllowed: true);
     }
 
     private static async Task<T> RunCoreAsync<T>(

@@ -93,7 +93,8 @@ public sealed class TaskScope : IAsyncDisposable
                 // The scope's own timer rather than a CancellationTokenSource's: the cancellation then goes through
                 // RequestCancel, where callbacks on Token that throw become failures of the scope instead of exceptions
                 // on the timer's thread.
-                _timer = CreateTimer(options.TimeProvider, timeout);
+                _timer = Cancellation.StartTimer(
+                    options.TimeProvider, static state => ((TaskScope)state!).RequestCancel(CancelReason.Timeout), this, timeout);
             }
         }
 
@@ -426,12 +427,11 @@ public sealed class TaskScope : IAsyncDisposable
         bool member = TryAddActive();
         try
         {
-            _source.Cancel();
-        }
-        catch (AggregateException callbackFailures)
-        {
-            // Callbacks registered on Token threw: failures of the scope like any other, never lost.
-            RecordFailures(callbackFailures.InnerExceptions);
+            // Callbacks registered on Token that threw: failures of the scope like any other, never lost.
+            if (Cancellation.CancelCatchingCallbackFailures(_source) is { } callbackFailures)
+            {
+                RecordFailures(callbackFailures);
+            }
         }
         finally
         {
@@ -456,29 +456,6 @@ public sealed class TaskScope : IAsyncDisposable
         foreach (var failure in failures)
         {
             ScopeDiagnostics.ReportUnobserved(_name, failure);
-        }
-    }
-
-    private ITimer CreateTimer(TimeProvider timeProvider, TimeSpan timeout)
-    {
-        // The timer does not keep the creator's ExecutionContext (and its AsyncLocal values) alive.
-        bool suppress = !ExecutionContext.IsFlowSuppressed();
-        if (suppress)
-        {
-            ExecutionContext.SuppressFlow();
-        }
-
-        try
-        {
-            return timeProvider.CreateTimer(
-                static state => ((TaskScope)state!).RequestCancel(CancelReason.Timeout), this, timeout, Timeout.InfiniteTimeSpan);
-        }
-        finally
-        {
-            if (suppress)
-            {
-                ExecutionContext.RestoreFlow();
-            }
         }
     }
 
