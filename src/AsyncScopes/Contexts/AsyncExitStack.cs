@@ -261,8 +261,13 @@ public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<Asyn
 
         if (abandoned is not null && final is ScopeExitException { InnerExceptions: [var first, ..] } combined && ReferenceEquals(first, abandoned))
         {
-            // Only what the exits threw leaves DisposeAsync.
+            // Only what the exits threw leaves DisposeAsync; an exit that wrapped the abandonment alone threw nothing else.
             var thrown = combined.InnerExceptions.Skip(1).ToList();
+            if (thrown.Count == 0)
+            {
+                return;
+            }
+
             final = thrown.Count == 1 ? thrown[0] : new ScopeExitException(thrown);
         }
 

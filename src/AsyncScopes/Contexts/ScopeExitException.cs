@@ -14,23 +14,38 @@ namespace AsyncScopes;
     Justification = "A ScopeExitException always carries the exceptions it aggregates; it has no meaning without them.")]
 public sealed class ScopeExitException : AggregateException
 {
+    private const string Summary = "One or more scope exits failed on top of another failure.";
+
     /// <summary>Creates the exception from the failures, in the order they happened.</summary>
-    /// <param name="innerExceptions">The body's exception (if any), then each exception thrown by an exit.</param>
+    /// <param name="innerExceptions">The body's exception (if any), then each exception thrown by an exit; read once.</param>
     /// <exception cref="ArgumentNullException"><paramref name="innerExceptions"/> or one of its items is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="innerExceptions"/> is empty: there is no failure to report.</exception>
     public ScopeExitException(IEnumerable<Exception> innerExceptions)
-        : base(BuildMessage(innerExceptions), innerExceptions)
+        : base(Summary, Checked(innerExceptions))
     {
     }
 
     private ScopeExitException(List<Exception> innerExceptions)
-        : base(BuildMessage(innerExceptions), innerExceptions)
+        : base(Summary, innerExceptions)
     {
     }
 
-    private static string BuildMessage(IEnumerable<Exception> innerExceptions)
+    // Read into an array once, so that a sequence that can be read only once is checked and kept whole.
+    private static Exception[] Checked(IEnumerable<Exception> innerExceptions)
     {
         ArgumentNullException.ThrowIfNull(innerExceptions);
-        return "One or more scope exits failed on top of another failure.";
+        Exception[] all = [.. innerExceptions];
+        if (all.Length == 0)
+        {
+            throw new ArgumentException("A ScopeExitException needs at least one exception.", nameof(innerExceptions));
+        }
+
+        foreach (var exception in all)
+        {
+            ArgumentNullException.ThrowIfNull(exception, nameof(innerExceptions));
+        }
+
+        return all;
     }
 
     /// <summary>

@@ -12,7 +12,9 @@ namespace AsyncScopes;
 /// <remarks>
 /// <para>The workers are children of a <see cref="TaskScope"/> owned by the queue: none outlives
 /// <see cref="CompleteAsync"/> or <see cref="DisposeAsync"/>. A handler that throws never stops the other workers;
-/// its item is counted as failed and handed to <see cref="WorkQueueOptions{T}.OnError"/>.</para>
+/// its item is counted as failed and handed to <see cref="WorkQueueOptions{T}.OnError"/>. The queue keeps the last
+/// <see cref="WorkQueueOptions{T}.MaxRetainedFailures"/> failed items for <see cref="WorkQueueResult{T}.Failed"/>, so
+/// that a long-lived queue whose handler keeps failing holds a bounded number of them.</para>
 /// <para>Cancellation: a handler receives a token that is cancelled by the token of <see cref="CompleteAsync"/>, by
 /// the queue's own token, or by the drain deadline of <see cref="DisposeAsync"/>. Once it is cancelled no new item
 /// starts; an item whose handler then ends with <see cref="OperationCanceledException"/> is unprocessed, not
@@ -27,7 +29,7 @@ public sealed class WorkQueue<T> : IAsyncDisposable
     private readonly WorkQueueOptions<T> _options;
     private readonly Channel<T> _channel;
     private readonly TaskScope _workers;
-    private readonly ConcurrentQueue<(T Item, Exception Error)> _failed = new();
+    private readonly RetainedFailures<T> _failed;
     private readonly ConcurrentQueue<T> _unprocessed = new();
     private readonly Lock _lock = new();
     private readonly ScopeTracker? _tracker;
@@ -56,6 +58,7 @@ public sealed class WorkQueue<T> : IAsyncDisposable
         options.ThrowIfInvalid();
         _handler = handler;
         _options = options;
+        _failed = new RetainedFailures<T>(options.MaxRetainedFailures);
         _queueTag = new KeyValuePair<string, object?>(ScopeMetrics.QueueTag, options.Name ?? string.Empty);
         _channel = options.Capacity == 0
             ? Channel.CreateUnbounded<T>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = false })
@@ -234,7 +237,8 @@ public sealed class WorkQueue<T> : IAsyncDisposable
         _tracker?.Close();
         ScopeMetrics.OpenScopes.Add(-1, KindTag);
         ScopeMetrics.Unregister(_metrics);
-        return new WorkQueueResult<T>(Statistics.Completed, [.. _failed], [.. _unprocessed]);
+        var counts = Statistics;
+        return new WorkQueueResult<T>(counts.Completed, counts.Failed, _failed.ToArray(), [.. _unprocessed]);
     }
 
     // One worker: takes items until the channel is completed and empty, or the queue is stopped. Counts are kept per
@@ -301,7 +305,7 @@ public sealed class WorkQueue<T> : IAsyncDisposable
 #pragma warning restore CA1031
         {
             await ReportErrorAsync(item, e).ConfigureAwait(false);
-            _failed.Enqueue((item, e));
+            _failed.Add(item, e);
             Volatile.Write(ref worker.Failed, worker.Failed + 1);
             if (ScopeMetrics.QueueFailed.Enabled)
             {

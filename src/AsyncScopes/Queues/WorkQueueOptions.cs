@@ -20,6 +20,18 @@ public sealed class WorkQueueOptions<T>
     /// item stays failed with the handler's exception.</summary>
     public Func<T, Exception, ValueTask>? OnError { get; init; }
 
+    /// <summary>
+    /// The most failed items, with their exceptions, that the queue keeps for <see cref="WorkQueueResult{T}.Failed"/>:
+    /// the last ones to fail; beyond it, each new failure drops the oldest kept. Default 100: enough to see what
+    /// keeps failing, while a long-lived queue whose handler keeps failing holds a bounded number of items and
+    /// exceptions (with their stack traces). 0 keeps none; <see cref="int.MaxValue"/> keeps every one. Negative values
+    /// are rejected.
+    /// </summary>
+    /// <remarks>Only the list is bounded: <see cref="WorkQueueResult{T}.FailedCount"/> and
+    /// <see cref="WorkQueue{T}.Statistics"/> count every failure, and <see cref="OnError"/> sees every one, which makes
+    /// it the place to log or store them all.</remarks>
+    public int MaxRetainedFailures { get; init; } = 100;
+
     /// <summary>The clock of <see cref="DrainTimeout"/>. Default: <see cref="System.TimeProvider.System"/>.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
@@ -38,10 +50,13 @@ public sealed class WorkQueueOptions<T>
             throw new ArgumentOutOfRangeException(nameof(Capacity), Capacity, "Capacity must be 0 (unbounded) or positive.");
         }
 
-        if (DrainTimeout < TimeSpan.Zero || DrainTimeout > TimeSpan.FromMilliseconds(uint.MaxValue - 1))
+        if (MaxRetainedFailures < 0)
         {
-            throw new ArgumentOutOfRangeException(nameof(DrainTimeout), DrainTimeout, "DrainTimeout must be zero or positive, at most about 49.7 days.");
+            throw new ArgumentOutOfRangeException(
+                nameof(MaxRetainedFailures), MaxRetainedFailures, "MaxRetainedFailures must be 0 (keep none, count them only) or positive.");
         }
+
+        Cancellation.ThrowIfTimeoutOutOfRange(DrainTimeout, nameof(DrainTimeout), infiniteAllowed: false);
 
         if (TimeProvider is null)
         {

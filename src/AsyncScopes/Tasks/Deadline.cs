@@ -1,4 +1,5 @@
-using System.Diagnostics.CodeAnalysis;
+using System.Collections.ObjectModel;
+using System.Runtime.ExceptionServices;
 
 namespace AsyncScopes;
 
@@ -15,13 +16,17 @@ namespace AsyncScopes;
 /// an exception after the deadline fired and the outer token was not cancelled: <see cref="TimeoutException"/> with
 /// the work's exception as <see cref="Exception.InnerException"/>. When the outer token was cancelled: the work's
 /// exception as it is (normally its <see cref="OperationCanceledException"/>). Otherwise the work's exception.</para>
+/// <para>Callbacks registered on the work's token that throw when the deadline or the outer token cancels it: as with
+/// <see cref="TaskScope.Token"/>, their exceptions are failures of the call, never thrown on the thread that cancels
+/// (the deadline's timer, or the caller of the outer token's <c>Cancel</c>). Once the work has ended and every callback
+/// has run, the returned task faults with an <see cref="AggregateException"/> (which <c>await</c> throws as it is):
+/// the callbacks' exceptions in the order they were thrown, followed by the exception the call would have thrown
+/// without them, if any. A result of the work is then dropped, and <c>TryRunAsync</c> throws instead of returning
+/// <c>(false, default)</c>.</para>
 /// <para>The work must observe its token: work that ignores cancellation is waited for until it ends.</para>
 /// </remarks>
 public static class Deadline
 {
-    // CancellationTokenSource timers take at most uint.MaxValue - 1 milliseconds.
-    private static readonly TimeSpan MaxTimeout = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
-
     /// <summary>Runs <paramref name="work"/> with a token cancelled after <paramref name="timeout"/>, and waits for it.</summary>
     /// <typeparam name="T">The type of the work's result.</typeparam>
     /// <param name="timeout">The time allowed, measured on <paramref name="timeProvider"/>.</param>
@@ -34,6 +39,9 @@ public static class Deadline
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative (other than
     /// <see cref="Timeout.InfiniteTimeSpan"/>) or too large.</exception>
     /// <exception cref="TimeoutException">The deadline fired and the work then failed; the work's exception is inside.</exception>
+    /// <exception cref="AggregateException">Callbacks registered on the work's token threw when it was cancelled: their
+    /// exceptions, then the exception the call would have thrown without them, if any (see the remarks of
+    /// <see cref="Deadline"/>).</exception>
     public static Task<T> RunAsync<T>(
         TimeSpan timeout,
         Func<CancellationToken, Task<T>> work,
@@ -55,6 +63,9 @@ public static class Deadline
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative (other than
     /// <see cref="Timeout.InfiniteTimeSpan"/>) or too large.</exception>
     /// <exception cref="TimeoutException">The deadline fired and the work then failed; the work's exception is inside.</exception>
+    /// <exception cref="AggregateException">Callbacks registered on the work's token threw when it was cancelled: their
+    /// exceptions, then the exception the call would have thrown without them, if any (see the remarks of
+    /// <see cref="Deadline"/>).</exception>
     public static Task RunAsync(
         TimeSpan timeout,
         Func<CancellationToken, Task> work,
@@ -79,6 +90,9 @@ public static class Deadline
     /// <exception cref="ArgumentNullException"><paramref name="work"/> is null.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is negative (other than
     /// <see cref="Timeout.InfiniteTimeSpan"/>) or too large.</exception>
+    /// <exception cref="AggregateException">Callbacks registered on the work's token threw when it was cancelled: their
+    /// exceptions, then the exception RunAsync would have thrown without them, if any (see the remarks of
+    /// <see cref="Deadline"/>).</exception>
     /// <remarks>A failure of the work before the deadline fired, or an outer cancellation, propagates as it is.</remarks>
     public static Task<(bool Completed, T? Result)> TryRunAsync<T>(
         TimeSpan timeout,
@@ -93,91 +107,191 @@ public static class Deadline
     private static void Validate(TimeSpan timeout, Delegate work)
     {
         ArgumentNullException.ThrowIfNull(work);
-        if (timeout != Timeout.InfiniteTimeSpan && (timeout < TimeSpan.Zero || timeout > MaxTimeout))
-        {
-            throw new ArgumentOutOfRangeException(
-                nameof(timeout),
-                timeout,
-                "The timeout must be TimeSpan.Zero or positive (at most about 49.7 days), or Timeout.InfiniteTimeSpan.");
-        }
+        Cancellation.ThrowIfTimeoutOutOfRange(timeout, nameof(timeout), infiniteAllowed: true);
     }
 
     private static async Task<T> RunCoreAsync<T>(
         TimeSpan timeout, Func<CancellationToken, Task<T>> work, CancellationToken cancellationToken, TimeProvider timeProvider)
     {
-        using var scope = new DeadlineScope(timeout, cancellationToken, timeProvider);
+        var deadline = new DeadlineSource(timeout, cancellationToken, timeProvider);
+        T result = default!;
+        Exception? failure = null;
         try
         {
-            return await work(scope.Token).ConfigureAwait(false);
+            result = await work(deadline.Token).ConfigureAwait(false);
         }
-        catch (Exception e) when (scope.TimedOut)
+        catch (Exception e)
         {
-            throw scope.CreateTimeoutException(e);
+            failure = e;
         }
+
+        if (await deadline.EndAsync(failure).ConfigureAwait(false) is { } outcome)
+        {
+            ExceptionDispatchInfo.Throw(outcome);
+        }
+
+        return result;
     }
 
     private static async Task RunCoreAsync(
         TimeSpan timeout, Func<CancellationToken, Task> work, CancellationToken cancellationToken, TimeProvider timeProvider)
     {
-        using var scope = new DeadlineScope(timeout, cancellationToken, timeProvider);
+        var deadline = new DeadlineSource(timeout, cancellationToken, timeProvider);
+        Exception? failure = null;
         try
         {
-            await work(scope.Token).ConfigureAwait(false);
+            await work(deadline.Token).ConfigureAwait(false);
         }
-        catch (Exception e) when (scope.TimedOut)
+        catch (Exception e)
         {
-            throw scope.CreateTimeoutException(e);
+            failure = e;
+        }
+
+        if (await deadline.EndAsync(failure).ConfigureAwait(false) is { } outcome)
+        {
+            ExceptionDispatchInfo.Throw(outcome);
         }
     }
 
     private static async Task<(bool Completed, T? Result)> TryRunCoreAsync<T>(
         TimeSpan timeout, Func<CancellationToken, Task<T>> work, CancellationToken cancellationToken, TimeProvider timeProvider)
     {
-        using var scope = new DeadlineScope(timeout, cancellationToken, timeProvider);
+        var deadline = new DeadlineSource(timeout, cancellationToken, timeProvider);
+        T result = default!;
+        Exception? failure = null;
         try
         {
-            return (true, await work(scope.Token).ConfigureAwait(false));
+            result = await work(deadline.Token).ConfigureAwait(false);
         }
-        catch (Exception) when (scope.TimedOut)
+        catch (Exception e)
+        {
+            failure = e;
+        }
+
+        Exception? outcome = await deadline.EndAsync(failure).ConfigureAwait(false);
+        if (deadline.CutShort)
         {
             return (false, default);
         }
+
+        if (outcome is not null)
+        {
+            ExceptionDispatchInfo.Throw(outcome);
+        }
+
+        return (true, result);
     }
 
-    /// <summary>The token source of one deadline, linked to the caller's token.</summary>
-    [SuppressMessage("Design", "CA1001:Types that own disposable fields should be disposable", Justification = "It is IDisposable; every use is a using declaration.")]
-    private readonly struct DeadlineScope : IDisposable
+    /// <summary>
+    /// The token source of one deadline. Its own timer, or the caller's token, cancels it at most once and never
+    /// after the work ended; what the callbacks registered on its token throw then is kept for the outcome instead of
+    /// being thrown on the thread that cancels. The work's end waits for a cancellation still running its callbacks.
+    /// </summary>
+    private sealed class DeadlineSource : CancellationTokenSource
     {
-        private readonly CancellationTokenSource _source;
-        private readonly CancellationTokenRegistration _outer;
-        private readonly CancellationToken _outerToken;
-        private readonly TimeSpan _timeout;
+        private const int Armed = 0;        // neither cancelled nor ended
+        private const int Cancelling = 1;   // running the token's callbacks
+        private const int Cancelled = 2;
+        private const int Ended = 3;        // the work ended first: nothing cancels any more
+        private const int EndWaiting = 4;   // the work ended while the callbacks ran: the end waits for them
 
-        public DeadlineScope(TimeSpan timeout, CancellationToken outerToken, TimeProvider timeProvider)
+        private readonly TimeSpan _timeout;
+        private readonly CancellationToken _outerToken;
+        private readonly CancellationTokenRegistration _outerRegistration;
+        private readonly ITimer? _timer;
+        private int _state;
+        private ReadOnlyCollection<Exception>? _callbackFailures;
+        private TaskCompletionSource? _callbacksDone;
+
+        public DeadlineSource(TimeSpan timeout, CancellationToken outerToken, TimeProvider timeProvider)
         {
             _timeout = timeout;
             _outerToken = outerToken;
+            if (timeout == TimeSpan.Zero)
+            {
+                Cancel(); // nothing is registered on the token yet, so nothing can throw
+                _state = Cancelled;
+            }
+            else if (timeout != Timeout.InfiniteTimeSpan)
+            {
+                // The deadline's own timer on the caller's TimeProvider (FakeTimeProvider in tests), rather than the
+                // source's: the source's timer would throw the callbacks' exceptions on the timer's thread.
+                _timer = Cancellation.StartTimer(timeProvider, static state => ((DeadlineSource)state!).CancelOnce(), this, timeout);
+            }
 
-            // The source is created on the caller's TimeProvider so that the deadline runs on it (FakeTimeProvider
-            // in tests); a linked source would always use the system clock.
-            _source = new CancellationTokenSource(timeout, timeProvider);
-            _outer = outerToken.CanBeCanceled
-                ? outerToken.UnsafeRegister(static state => ((CancellationTokenSource)state!).Cancel(), _source)
+            _outerRegistration = outerToken.CanBeCanceled
+                ? outerToken.UnsafeRegister(static state => ((DeadlineSource)state!).CancelOnce(), this)
                 : default;
         }
 
-        public CancellationToken Token => _source.Token;
-
         // The deadline, not the caller, cut the work short.
-        public bool TimedOut => _source.IsCancellationRequested && !_outerToken.IsCancellationRequested;
+        public bool TimedOut => IsCancellationRequested && !_outerToken.IsCancellationRequested;
 
-        public TimeoutException CreateTimeoutException(Exception inner) =>
-            new($"The operation did not complete within its deadline of {_timeout}.", inner);
+        // Set by EndAsync: the deadline cut the work short (it failed after the deadline fired, the outer token was not
+        // cancelled) and no callback threw.
+        public bool CutShort { get; private set; }
 
-        public void Dispose()
+        /// <summary>Ends the deadline once the work has ended: stops the timer, waits for a cancellation still running
+        /// the token's callbacks, and releases the timer, the registration on the outer token and the source.</summary>
+        /// <param name="failure">What the work threw; null when it succeeded.</param>
+        /// <returns>What the call throws: null when the work succeeded and no callback threw; the work's exception,
+        /// inside a <see cref="TimeoutException"/> when the deadline cut the work short; and when callbacks threw, an
+        /// <see cref="AggregateException"/> of their exceptions followed by that exception, if any.</returns>
+        public ValueTask<Exception?> EndAsync(Exception? failure)
         {
-            _outer.Dispose();
-            _source.Dispose();
+            // Read now: an outer cancellation after the work ended does not change what cut it short.
+            bool timedOut = failure is not null && TimedOut;
+            if (Interlocked.CompareExchange(ref _state, Ended, Armed) == Cancelling)
+            {
+                _callbacksDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                if (Interlocked.CompareExchange(ref _state, EndWaiting, Cancelling) == Cancelling)
+                {
+                    return EndAfterCallbacksAsync(failure, timedOut);
+                }
+            }
+
+            return new ValueTask<Exception?>(End(failure, timedOut));
+        }
+
+        // The timer's and the outer token's callback: the first one cancels, unless the work already ended.
+        private void CancelOnce()
+        {
+            if (Interlocked.CompareExchange(ref _state, Cancelling, Armed) != Armed)
+            {
+                return;
+            }
+
+            _callbackFailures = Cancellation.CancelCatchingCallbackFailures(this);
+            if (Interlocked.Exchange(ref _state, Cancelled) == EndWaiting)
+            {
+                _callbacksDone!.SetResult();
+            }
+        }
+
+        private async ValueTask<Exception?> EndAfterCallbacksAsync(Exception? failure, bool timedOut)
+        {
+            await _callbacksDone!.Task.ConfigureAwait(false);
+            return End(failure, timedOut);
+        }
+
+        private Exception? End(Exception? failure, bool timedOut)
+        {
+            _timer?.Dispose();
+            _outerRegistration.Dispose();
+            Dispose();
+
+            Exception? outcome = timedOut
+                ? new TimeoutException($"The operation did not complete within its deadline of {_timeout}.", failure)
+                : failure;
+            if (_callbackFailures is not { } callbackFailures)
+            {
+                CutShort = timedOut;
+                return outcome;
+            }
+
+            return new AggregateException(
+                "Callbacks registered on the work's token threw when it was cancelled.",
+                outcome is null ? callbackFailures : [.. callbackFailures, outcome]);
         }
     }
 }

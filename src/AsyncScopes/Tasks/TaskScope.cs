@@ -28,9 +28,6 @@ public sealed class TaskScope : IAsyncDisposable
     private const long ClosedFlag = 1L << 33;
 
     private static readonly KeyValuePair<string, object?> KindTag = new(ScopeMetrics.KindTag, "TaskScope");
-
-    // The context a thread has when nothing flowed into it (no AsyncLocal set): captured once, on a fresh thread.
-    private static readonly ExecutionContext? DefaultContext = CaptureDefaultContext();
     private static readonly TaskScopeOptions RaceOptions = new() { FailureMode = TaskScopeFailureMode.WaitForAll, Name = "TaskScope.RaceAsync" };
 
     private readonly Lock _lock = new();
@@ -96,7 +93,8 @@ public sealed class TaskScope : IAsyncDisposable
                 // The scope's own timer rather than a CancellationTokenSource's: the cancellation then goes through
                 // RequestCancel, where callbacks on Token that throw become failures of the scope instead of exceptions
                 // on the timer's thread.
-                _timer = CreateTimer(options.TimeProvider, timeout);
+                _timer = Cancellation.StartTimer(
+                    options.TimeProvider, static state => ((TaskScope)state!).RequestCancel(CancelReason.Timeout), this, timeout);
             }
         }
 
@@ -330,7 +328,7 @@ public sealed class TaskScope : IAsyncDisposable
             return Task.FromCanceled<T>(_source.Token);
         }
 
-        var child = new Child<T>(this, work, CaptureContext());
+        var child = new Child<T>(this, work, ExecutionContext.Capture());
         if (_maxConcurrency > 0)
         {
             lock (_lock)
@@ -429,12 +427,11 @@ public sealed class TaskScope : IAsyncDisposable
         bool member = TryAddActive();
         try
         {
-            _source.Cancel();
-        }
-        catch (AggregateException callbackFailures)
-        {
-            // Callbacks registered on Token threw: failures of the scope like any other, never lost.
-            RecordFailures(callbackFailures.InnerExceptions);
+            // Callbacks registered on Token that threw: failures of the scope like any other, never lost.
+            if (Cancellation.CancelCatchingCallbackFailures(_source) is { } callbackFailures)
+            {
+                RecordFailures(callbackFailures);
+            }
         }
         finally
         {
@@ -462,29 +459,6 @@ public sealed class TaskScope : IAsyncDisposable
         }
     }
 
-    private ITimer CreateTimer(TimeProvider timeProvider, TimeSpan timeout)
-    {
-        // The timer does not keep the creator's ExecutionContext (and its AsyncLocal values) alive.
-        bool suppress = !ExecutionContext.IsFlowSuppressed();
-        if (suppress)
-        {
-            ExecutionContext.SuppressFlow();
-        }
-
-        try
-        {
-            return timeProvider.CreateTimer(
-                static state => ((TaskScope)state!).RequestCancel(CancelReason.Timeout), this, timeout, Timeout.InfiniteTimeSpan);
-        }
-        finally
-        {
-            if (suppress)
-            {
-                ExecutionContext.RestoreFlow();
-            }
-        }
-    }
-
     // Runs once, when Token is cancelled for any reason; every cause recorded its reason before cancelling.
     private void OnCancelled()
     {
@@ -505,27 +479,6 @@ public sealed class TaskScope : IAsyncDisposable
         {
             FinishClose();
         }
-    }
-
-    // The caller's context, or null when it is the default one: the thread pool runs work items in the default
-    // context already, so restoring it would only cost time.
-    private static ExecutionContext? CaptureContext()
-    {
-        var context = ExecutionContext.Capture();
-        return ReferenceEquals(context, DefaultContext) ? null : context;
-    }
-
-    private static ExecutionContext? CaptureDefaultContext()
-    {
-        ExecutionContext? captured = null;
-        using (ExecutionContext.SuppressFlow())
-        {
-            var thread = new Thread(() => captured = ExecutionContext.Capture());
-            thread.Start();
-            thread.Join();
-        }
-
-        return captured;
     }
 
     private bool IsClosed => (Volatile.Read(ref _counts) & ClosedFlag) != 0;
@@ -734,7 +687,10 @@ public sealed class TaskScope : IAsyncDisposable
 
         void IThreadPoolWorkItem.Execute()
         {
-            if (context is null)
+            // A thread-pool work item starts in the default context. With no context to restore (the caller suppressed
+            // the flow), or with the one the thread already has (a caller without AsyncLocal values), the child runs as
+            // it is: restoring it would only cost time.
+            if (context is null || ReferenceEquals(context, ExecutionContext.Capture()))
             {
                 _ = RunAsync();
             }

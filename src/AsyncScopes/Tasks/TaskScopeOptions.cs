@@ -35,11 +35,9 @@ public sealed class TaskScopeOptions
             throw new ArgumentOutOfRangeException(nameof(MaxConcurrency), MaxConcurrency, "MaxConcurrency must be 0 (unbounded) or positive.");
         }
 
-        if (Timeout is { } timeout && timeout != System.Threading.Timeout.InfiniteTimeSpan
-            && (timeout < TimeSpan.Zero || timeout > TimeSpan.FromMilliseconds(uint.MaxValue - 1)))
+        if (Timeout is { } timeout)
         {
-            throw new ArgumentOutOfRangeException(nameof(Timeout), timeout,
-                "Timeout must be TimeSpan.Zero or positive (at most about 49.7 days), Timeout.InfiniteTimeSpan, or null.");
+            Cancellation.ThrowIfTimeoutOutOfRange(timeout, nameof(Timeout), infiniteAllowed: true);
         }
 
         if (TimeProvider is null)

@@ -173,7 +173,8 @@ public sealed class WorkQueueStressTests
 
         var queue = new WorkQueue<int>(
             HandleAsync,
-            new WorkQueueOptions<int> { Workers = Workers, DrainTimeout = DrainTimeout, TimeProvider = time });
+            // Every failure kept, so that each one can be checked against what its handler threw.
+            new WorkQueueOptions<int> { Workers = Workers, DrainTimeout = DrainTimeout, TimeProvider = time, MaxRetainedFailures = Items });
         for (int i = 0; i < Items; i++)
         {
             Assert.True(queue.TryEnqueue(i), $"seed {seed}: item {i} was refused");
@@ -203,9 +204,10 @@ public sealed class WorkQueueStressTests
         Assert.True(startCounts.All(c => c <= 1), $"{where}: an item ran twice");
 
         // Counts add up.
+        Assert.True(result.FailedCount == result.Failed.Count, $"{where}: {result.FailedCount} failed, {result.Failed.Count} kept");
         Assert.True(
-            result.Completed + result.Failed.Count + result.Unprocessed.Count == Items,
-            $"{where}: completed {result.Completed} + failed {result.Failed.Count} + unprocessed {result.Unprocessed.Count} != {Items}");
+            result.Completed + result.FailedCount + result.Unprocessed.Count == Items,
+            $"{where}: completed {result.Completed} + failed {result.FailedCount} + unprocessed {result.Unprocessed.Count} != {Items}");
 
         // The sets are disjoint, without duplicates, and their union is exactly the accepted items.
         var failedItems = result.Failed.Select(f => f.Item).ToList();
@@ -230,7 +232,7 @@ public sealed class WorkQueueStressTests
 
         // The drain was cancelled mid-work: items were left.
         Assert.True(unprocessedItems.Count > 0, $"{where}: nothing was left unprocessed");
-        Assert.True(queue.Statistics == new WorkQueueStatistics(0, 0, result.Completed, result.Failed.Count), $"{where}: {queue.Statistics}");
+        Assert.True(queue.Statistics == new WorkQueueStatistics(0, 0, result.Completed, result.FailedCount), $"{where}: {queue.Statistics}");
 
         return ((int)result.Completed, result.Failed.Count, unprocessedItems.Count);
     }

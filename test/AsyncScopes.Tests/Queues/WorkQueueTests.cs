@@ -12,6 +12,17 @@ public sealed class WorkQueueTests
 
     private static string NewName() => "queue-" + Guid.NewGuid().ToString("N");
 
+    // Accepts the items 0 to count - 1, then completes the queue.
+    private static async Task<WorkQueueResult<int>> CompleteWithItemsAsync(WorkQueue<int> queue, int count)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            Assert.True(queue.TryEnqueue(i));
+        }
+
+        return await queue.CompleteAsync().WaitAsync(Patience);
+    }
+
     // --- Failures -------------------------------------------------------------------------------------------------
 
     [Fact]
@@ -162,6 +173,92 @@ public sealed class WorkQueueTests
 
         Assert.Equal(6, result.Completed);
         Assert.Empty(result.Unprocessed);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(4)]
+    public async Task Only_the_last_failures_are_kept_while_the_count_and_OnError_see_every_one(int workers)
+    {
+        const int Items = 1_000;
+        const int Kept = 10;
+        var thrown = new ConcurrentDictionary<int, Exception>();
+        var reported = new ConcurrentQueue<int>();
+        var queue = new WorkQueue<int>(
+            async (item, _) =>
+            {
+                if (item % 2 == 0)
+                {
+                    await Task.Yield(); // half fail asynchronously, half return a task that already failed
+                }
+
+                throw thrown[item] = new InvalidOperationException($"item {item} fails");
+            },
+            new WorkQueueOptions<int>
+            {
+                Workers = workers,
+                MaxRetainedFailures = Kept,
+                OnError = (item, _) =>
+                {
+                    reported.Enqueue(item);
+                    return ValueTask.CompletedTask;
+                },
+            });
+
+        var result = await CompleteWithItemsAsync(queue, Items);
+
+        Assert.Equal(Kept, result.Failed.Select(failure => failure.Item).Distinct().Count());
+        Assert.All(result.Failed, failure => Assert.Same(thrown[failure.Item], failure.Error));
+        Assert.Equal(Items, result.FailedCount);
+        Assert.Equal(Items, queue.Statistics.Failed);
+        Assert.Equal(Enumerable.Range(0, Items), reported.Order());
+        Assert.Equal(0, result.Completed);
+        Assert.Empty(result.Unprocessed);
+        if (workers == 1)
+        {
+            // One worker fails the items in the order they came: the last ones to fail are the last items.
+            Assert.Equal(Enumerable.Range(Items - Kept, Kept), result.Failed.Select(failure => failure.Item));
+        }
+    }
+
+    [Fact]
+    public async Task MaxRetainedFailures_of_zero_keeps_no_failure_and_counts_them_all()
+    {
+        const int Items = 20;
+        int reported = 0;
+        var queue = new WorkQueue<int>(
+            (item, _) => throw new InvalidOperationException($"item {item} fails"),
+            new WorkQueueOptions<int>
+            {
+                Workers = 1,
+                MaxRetainedFailures = 0,
+                OnError = (_, _) =>
+                {
+                    reported++;
+                    return ValueTask.CompletedTask;
+                },
+            });
+
+        var result = await CompleteWithItemsAsync(queue, Items);
+
+        Assert.Empty(result.Failed);
+        Assert.Equal(Items, result.FailedCount);
+        Assert.Equal(Items, reported);
+    }
+
+    [Fact]
+    public async Task By_default_the_last_100_failures_are_kept()
+    {
+        const int Items = 150;
+        var queue = new WorkQueue<int>(
+            (item, _) => throw new InvalidOperationException($"item {item} fails"),
+            new WorkQueueOptions<int> { Workers = 1 });
+
+        var result = await CompleteWithItemsAsync(queue, Items);
+
+        Assert.Equal(100, new WorkQueueOptions<int>().MaxRetainedFailures);
+        Assert.Equal(Enumerable.Range(Items - 100, 100), result.Failed.Select(failure => failure.Item));
+        Assert.Equal(Items, result.FailedCount);
     }
 
     [Fact]
@@ -799,6 +896,15 @@ public sealed class WorkQueueTests
         var thrown = Assert.Throws<ArgumentOutOfRangeException>(
             () => new WorkQueue<int>((_, _) => Task.CompletedTask, new WorkQueueOptions<int> { Capacity = -1 }));
         Assert.Equal("Capacity", thrown.ParamName);
+    }
+
+    [Fact]
+    public void A_negative_MaxRetainedFailures_is_rejected_at_construction()
+    {
+        var thrown = Assert.Throws<ArgumentOutOfRangeException>(
+            () => new WorkQueue<int>((_, _) => Task.CompletedTask, new WorkQueueOptions<int> { MaxRetainedFailures = -1 }));
+        Assert.Equal("MaxRetainedFailures", thrown.ParamName);
+        Assert.Equal(-1, thrown.ActualValue);
     }
 
     [Fact]

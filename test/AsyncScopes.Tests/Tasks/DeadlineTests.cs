@@ -758,6 +758,179 @@ public sealed class DeadlineTests
         Assert.Equal((false, 0), await run);
     }
 
+    // --- Callbacks registered on the work's token that throw ------------------------------------------------------
+
+    [Fact]
+    public async Task A_token_callback_that_throws_when_the_deadline_fires_faults_the_call_not_the_timer()
+    {
+        var callbackFailure = new InvalidOperationException("a callback registered on the work's token failed");
+        OperationCanceledException? workFailure = null;
+
+        async Task<int> Work(CancellationToken cancellationToken)
+        {
+            cancellationToken.Register(() => throw callbackFailure);
+            await WhenCancelled(cancellationToken);
+            workFailure = new OperationCanceledException(cancellationToken);
+            throw workFailure;
+        }
+
+        var run = Deadline.RunAsync(Limit, Work, timeProvider: _time);
+        await _workStarted.Task;
+
+        // The timer's thread (here, the one advancing the clock) must not receive the callback's exception.
+        _time.Advance(Limit);
+
+        var thrown = await Assert.ThrowsAsync<AggregateException>(() => run);
+        Assert.Equal(2, thrown.InnerExceptions.Count);
+        Assert.Same(callbackFailure, thrown.InnerExceptions[0]);
+        var timeout = Assert.IsType<TimeoutException>(thrown.InnerExceptions[1]);
+        Assert.Same(workFailure, timeout.InnerException);
+    }
+
+    [Fact]
+    public async Task A_token_callback_that_throws_when_the_deadline_fires_faults_work_without_result_that_succeeded()
+    {
+        var callbackFailure = new InvalidOperationException("a callback registered on the work's token failed");
+
+        async Task Work(CancellationToken cancellationToken)
+        {
+            cancellationToken.Register(() => throw callbackFailure);
+            await WhenCancelled(cancellationToken);
+        }
+
+        var run = Deadline.RunAsync(Limit, Work, timeProvider: _time);
+        await _workStarted.Task;
+        _time.Advance(Limit);
+
+        var thrown = await Assert.ThrowsAsync<AggregateException>(() => run);
+        Assert.Same(callbackFailure, Assert.Single(thrown.InnerExceptions));
+    }
+
+    [Fact]
+    public async Task TryRunAsync_faults_when_a_token_callback_throws_at_the_deadline_instead_of_returning_false()
+    {
+        var callbackFailure = new InvalidOperationException("a callback registered on the work's token failed");
+
+        async Task<int> Work(CancellationToken cancellationToken)
+        {
+            cancellationToken.Register(() => throw callbackFailure);
+            await WhenCancelled(cancellationToken);
+            cancellationToken.ThrowIfCancellationRequested();
+            return 1;
+        }
+
+        var run = Deadline.TryRunAsync(Limit, Work, timeProvider: _time);
+        await _workStarted.Task;
+        _time.Advance(Limit);
+
+        var thrown = await Assert.ThrowsAsync<AggregateException>(() => run);
+        Assert.Equal(2, thrown.InnerExceptions.Count);
+        Assert.Same(callbackFailure, thrown.InnerExceptions[0]);
+        Assert.IsType<TimeoutException>(thrown.InnerExceptions[1]);
+    }
+
+    [Fact]
+    public async Task A_token_callback_that_throws_when_the_outer_token_is_cancelled_faults_the_call_not_the_canceller()
+    {
+        using var outer = new CancellationTokenSource();
+        var callbackFailure = new InvalidOperationException("a callback registered on the work's token failed");
+        OperationCanceledException? workFailure = null;
+
+        async Task<int> Work(CancellationToken cancellationToken)
+        {
+            cancellationToken.Register(() => throw callbackFailure);
+            await WhenCancelled(cancellationToken);
+            workFailure = new OperationCanceledException(cancellationToken);
+            throw workFailure;
+        }
+
+        var run = Deadline.RunAsync(Limit, Work, outer.Token, _time);
+        await _workStarted.Task;
+
+        outer.Cancel();
+
+        var thrown = await Assert.ThrowsAsync<AggregateException>(() => run);
+        Assert.Equal<Exception>([callbackFailure, workFailure!], thrown.InnerExceptions);
+    }
+
+    [Fact]
+    public async Task Token_callbacks_that_throw_are_all_in_the_outcome_in_the_order_they_threw()
+    {
+        var thrownInOrder = new List<Exception>();
+
+        async Task Work(CancellationToken cancellationToken)
+        {
+            foreach (var name in new[] { "first registered", "second registered" })
+            {
+                var failure = new InvalidOperationException(name);
+                cancellationToken.Register(() =>
+                {
+                    thrownInOrder.Add(failure);
+                    throw failure;
+                });
+            }
+
+            await WhenCancelled(cancellationToken);
+        }
+
+        var run = Deadline.RunAsync(Limit, Work, timeProvider: _time);
+        await _workStarted.Task;
+        _time.Advance(Limit);
+
+        var thrown = await Assert.ThrowsAsync<AggregateException>(() => run);
+        Assert.Equal(2, thrownInOrder.Count);
+        Assert.Equal(thrownInOrder, thrown.InnerExceptions);
+    }
+
+    [Fact]
+    public async Task A_token_callback_that_throws_after_the_work_already_ended_is_still_in_the_outcome()
+    {
+        // The work ends inside the cancellation, on the thread that runs the callbacks, before a callback registered
+        // earlier (callbacks run last registered first) throws: the call must wait for the callbacks to finish.
+        var callbackFailure = new InvalidOperationException("thrown after the work ended");
+        var workEnded = false;
+
+        async Task Work(CancellationToken cancellationToken)
+        {
+            cancellationToken.Register(() =>
+            {
+                Assert.True(Volatile.Read(ref workEnded));
+                throw callbackFailure;
+            });
+            var cancelled = new TaskCompletionSource(); // continuations run inline, on the cancelling thread
+            cancellationToken.Register(() => cancelled.SetResult());
+            _workStarted.SetResult();
+            await cancelled.Task.ConfigureAwait(false);
+            Volatile.Write(ref workEnded, true);
+        }
+
+        var run = Deadline.RunAsync(Limit, Work, timeProvider: _time);
+        await _workStarted.Task;
+
+        // Off the test's SynchronizationContext, where continuations would not run inline.
+        await Task.Run(() => _time.Advance(Limit));
+
+        var thrown = await Assert.ThrowsAsync<AggregateException>(() => run);
+        Assert.Same(callbackFailure, Assert.Single(thrown.InnerExceptions));
+    }
+
+    [Fact]
+    public async Task A_deadline_that_would_fire_after_the_call_returned_runs_no_callback()
+    {
+        var callbackRan = false;
+
+        Task<int> Work(CancellationToken cancellationToken)
+        {
+            cancellationToken.Register(() => callbackRan = true);
+            return Task.FromResult(1);
+        }
+
+        Assert.Equal(1, await Deadline.RunAsync(Limit, Work, timeProvider: _time));
+        _time.Advance(Limit * 2);
+
+        Assert.False(callbackRan);
+    }
+
     private static TaskCompletionSource NewGate() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     // Marks the work as started, and completes when the token is cancelled; continuations run asynchronously, off the

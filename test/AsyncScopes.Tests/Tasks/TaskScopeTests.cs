@@ -998,6 +998,63 @@ public sealed class TaskScopeTests
         Assert.Equal("set by the caller", _ambient.Value);
     }
 
+    [Fact]
+    public async Task A_child_started_while_flow_is_suppressed_sees_none_of_the_caller_AsyncLocal_values()
+    {
+        var scope = new TaskScope();
+        _ambient.Value = "set by the caller";
+
+        Task<string?> child;
+        using (ExecutionContext.SuppressFlow())
+        {
+            child = scope.Start(_ => Task.FromResult<string?>(_ambient.Value));
+        }
+
+        Assert.Null(await child.WaitAsync(Patience));
+        await scope.JoinAsync().WaitAsync(Patience);
+    }
+
+    [Fact]
+    public async Task A_child_started_with_no_AsyncLocal_values_sees_none_that_an_earlier_child_set()
+    {
+        // One slot: the second child runs after the first one finished, likely on the thread the first one ran on.
+        var scope = new TaskScope(new TaskScopeOptions { MaxConcurrency = 1 });
+        Task<string?> first;
+        Task<string?> second;
+        using (ExecutionContext.SuppressFlow())
+        {
+            first = scope.Start(_ =>
+            {
+                _ambient.Value = "set by the first child";
+                return Task.FromResult<string?>(_ambient.Value);
+            });
+            second = scope.Start(_ => Task.FromResult(_ambient.Value));
+        }
+
+        Assert.Equal("set by the first child", await first.WaitAsync(Patience));
+        Assert.Null(await second.WaitAsync(Patience));
+        await scope.JoinAsync().WaitAsync(Patience);
+    }
+
+    [Fact]
+    public async Task A_child_of_a_caller_with_AsyncLocal_values_sees_them_after_a_child_of_a_caller_without_any()
+    {
+        // The context of a caller without values and that of a caller with values must not be taken for one another.
+        var scope = new TaskScope(new TaskScopeOptions { MaxConcurrency = 1 });
+        Task<string?> withoutValues;
+        using (ExecutionContext.SuppressFlow())
+        {
+            withoutValues = scope.Start(_ => Task.FromResult(_ambient.Value));
+        }
+
+        _ambient.Value = "set by the caller";
+        var withValues = scope.Start(_ => Task.FromResult(_ambient.Value));
+
+        Assert.Null(await withoutValues.WaitAsync(Patience));
+        Assert.Equal("set by the caller", await withValues.WaitAsync(Patience));
+        await scope.JoinAsync().WaitAsync(Patience);
+    }
+
     // --- Helpers --------------------------------------------------------------------------------------------------
 
     private static TaskCompletionSource NewGate() => new(TaskCreationOptions.RunContinuationsAsynchronously);
