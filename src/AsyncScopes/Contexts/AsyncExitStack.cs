@@ -22,6 +22,7 @@ namespace AsyncScopes;
 /// <see cref="InvalidOperationException"/>.</para>
 /// </remarks>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1711:Identifiers should not have incorrect suffix", Justification = "The name of Python's AsyncExitStack, which it mirrors.")]
+[DebuggerDisplay("AsyncExitStack, Count = {Count}")]
 public sealed class AsyncExitStack : IAsyncDisposable, IAsyncContextManager<AsyncExitStack>
 {
     // _state: Open, Unwinding or Unwound, and while open, Busy when a caller holds the stack to change it. Held with

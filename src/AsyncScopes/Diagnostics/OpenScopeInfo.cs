@@ -1,6 +1,8 @@
+using System.Diagnostics;
 namespace AsyncScopes;
 
 /// <summary>A scope that was opened and not yet closed, as leak tracking sees it.</summary>
+[DebuggerDisplay("{Kind} {Name}, created {CreatedAt}")]
 public sealed class OpenScopeInfo
 {
     internal OpenScopeInfo(string kind, string? name, DateTimeOffset createdAt, string? creationStackTrace)

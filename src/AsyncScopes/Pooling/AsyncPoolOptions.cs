@@ -79,9 +79,9 @@ public sealed class AsyncPoolOptions<T>
 
     private static void CheckPositive(TimeSpan? value, string name, bool allowZero = false)
     {
-        if (value is { } time && time != Timeout.InfiniteTimeSpan && (time < TimeSpan.Zero || (!allowZero && time == TimeSpan.Zero) || time > TimeSpan.FromMilliseconds(uint.MaxValue - 1)))
+        if (value is { } time)
         {
-            throw new ArgumentOutOfRangeException(name, time, $"{name} must be positive and at most about 49.7 days.");
+            Cancellation.ThrowIfTimeoutOutOfRange(time, name, infiniteAllowed: true, zeroAllowed: allowZero);
         }
     }
 }

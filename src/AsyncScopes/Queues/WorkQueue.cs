@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using System.Threading.Channels;
@@ -21,6 +22,7 @@ namespace AsyncScopes;
 /// failed. An <see cref="OperationCanceledException"/> from any other token is a failure.</para>
 /// </remarks>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1711:Identifiers should not have incorrect suffix", Justification = "It is a queue; the name is the contract's.")]
+[DebuggerDisplay("WorkQueue {_options.Name}: {Statistics}")]
 public sealed class WorkQueue<T> : IAsyncDisposable
 {
     private static readonly KeyValuePair<string, object?> KindTag = new(ScopeMetrics.KindTag, "WorkQueue");
@@ -37,7 +39,7 @@ public sealed class WorkQueue<T> : IAsyncDisposable
     private readonly KeyValuePair<string, object?> _queueTag;
     private readonly CancellationTokenRegistration _queueTokenRegistration;
 
-    private readonly WorkQueueWorker[] _workerCounts;
+    private readonly WorkerCounters[] _workerCounts;
     private volatile bool _completing;
     private Task<WorkQueueResult<T>>? _completion;
 
@@ -69,10 +71,10 @@ public sealed class WorkQueue<T> : IAsyncDisposable
         ScopeMetrics.Register(_metrics);
 
         _workers = new TaskScope(new TaskScopeOptions { FailureMode = TaskScopeFailureMode.WaitForAll, Name = options.Name }, tracked: false, CancellationToken.None);
-        _workerCounts = new WorkQueueWorker[options.Workers];
+        _workerCounts = new WorkerCounters[options.Workers];
         for (int i = 0; i < _workerCounts.Length; i++)
         {
-            var worker = _workerCounts[i] = new WorkQueueWorker();
+            var worker = _workerCounts[i] = new WorkerCounters();
             _ = _workers.Start(stop => WorkAsync(worker, stop));
         }
 
@@ -243,7 +245,7 @@ public sealed class WorkQueue<T> : IAsyncDisposable
 
     // One worker: takes items until the channel is completed and empty, or the queue is stopped. Counts are kept per
     // worker, written by that worker only, so that workers never contend on them.
-    private async Task WorkAsync(WorkQueueWorker worker, CancellationToken stop)
+    private async Task WorkAsync(WorkerCounters worker, CancellationToken stop)
     {
         var reader = _channel.Reader;
 
@@ -289,7 +291,7 @@ public sealed class WorkQueue<T> : IAsyncDisposable
     }
 
     // The outcome of a handler that is still running, failed or was cancelled; never throws, so the worker goes on.
-    private async Task FinishAsync(WorkQueueWorker worker, T item, Task? handling, CancellationToken stop)
+    private async Task FinishAsync(WorkerCounters worker, T item, Task? handling, CancellationToken stop)
     {
         try
         {
@@ -318,7 +320,7 @@ public sealed class WorkQueue<T> : IAsyncDisposable
         }
     }
 
-    private void CountCompleted(WorkQueueWorker worker)
+    private void CountCompleted(WorkerCounters worker)
     {
         Volatile.Write(ref worker.Completed, worker.Completed + 1);
         if (ScopeMetrics.QueueCompleted.Enabled)

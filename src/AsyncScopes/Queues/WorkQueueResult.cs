@@ -1,3 +1,4 @@
+using System.Diagnostics;
 namespace AsyncScopes;
 
 /// <summary>
@@ -6,6 +7,7 @@ namespace AsyncScopes;
 /// <see cref="Unprocessed"/> is the number of items accepted).
 /// </summary>
 /// <typeparam name="T">The work item type.</typeparam>
+[DebuggerDisplay("Completed = {Completed}, Failed = {FailedCount}, Unprocessed = {Unprocessed.Count}")]
 public sealed class WorkQueueResult<T>
 {
     internal WorkQueueResult(long completed, long failedCount, IReadOnlyList<(T Item, Exception Error)> failed, IReadOnlyList<T> unprocessed)

@@ -2,7 +2,7 @@ using System.Collections.ObjectModel;
 
 namespace AsyncScopes;
 
-/// <summary>What <see cref="TaskScope"/>, <see cref="Deadline"/> and <see cref="WorkQueue{T}"/> share about
+/// <summary>What <see cref="TaskScope"/>, <see cref="Deadline"/>, <see cref="WorkQueue{T}"/> and <see cref="AsyncPool{T}"/> share about
 /// timeouts and cancelling: the range a timeout may take, a one-shot timer, and a cancellation that catches what the
 /// token's callbacks throw.</summary>
 internal static class Cancellation
@@ -10,22 +10,23 @@ internal static class Cancellation
     /// <summary>The longest timeout a timer takes: <see cref="uint.MaxValue"/> - 1 milliseconds, about 49.7 days.</summary>
     public static readonly TimeSpan MaxTimeout = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
 
-    /// <summary>Throws unless <paramref name="timeout"/> is <see cref="TimeSpan.Zero"/>, positive up to
+    /// <summary>Throws unless <paramref name="timeout"/> is <see cref="TimeSpan.Zero"/> (when
+    /// <paramref name="zeroAllowed"/>), positive up to
     /// <see cref="MaxTimeout"/>, or (when <paramref name="infiniteAllowed"/>) <see cref="Timeout.InfiniteTimeSpan"/>.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The timeout is out of that range; named <paramref name="paramName"/>.</exception>
-    public static void ThrowIfTimeoutOutOfRange(TimeSpan timeout, string paramName, bool infiniteAllowed)
+    public static void ThrowIfTimeoutOutOfRange(TimeSpan timeout, string paramName, bool infiniteAllowed, bool zeroAllowed = true)
     {
         if (infiniteAllowed && timeout == Timeout.InfiniteTimeSpan)
         {
             return;
         }
 
-        if (timeout < TimeSpan.Zero || timeout > MaxTimeout)
+        if (timeout < TimeSpan.Zero || (!zeroAllowed && timeout == TimeSpan.Zero) || timeout > MaxTimeout)
         {
             throw new ArgumentOutOfRangeException(
                 paramName,
                 timeout,
-                $"{paramName} must be TimeSpan.Zero or positive, at most about 49.7 days{(infiniteAllowed ? ", or Timeout.InfiniteTimeSpan" : string.Empty)}.");
+                $"{paramName} must be {(zeroAllowed ? "TimeSpan.Zero or positive" : "positive")}, at most about 49.7 days{(infiniteAllowed ? ", or Timeout.InfiniteTimeSpan" : string.Empty)}.");
         }
     }
 

@@ -18,6 +18,7 @@ namespace AsyncScopes;
 /// is abandonment: the children are cancelled and awaited, and failures nobody observed go to
 /// <see cref="ScopeDiagnostics.UnobservedFailure"/>.</para>
 /// </remarks>
+[DebuggerDisplay("TaskScope {_name}, cancelled = {Token.IsCancellationRequested}")]
 public sealed class TaskScope : IAsyncDisposable
 {
     // _counts: the children ever started (low 32 bits, wrapping) and two flags, written by whoever starts children.

@@ -7,7 +7,7 @@ namespace AsyncScopes;
 /// atomically; padded so that workers on different cores never share a cache line.
 /// </summary>
 [StructLayout(LayoutKind.Explicit, Size = 192)]
-internal sealed class WorkQueueWorker
+internal sealed class WorkerCounters
 {
 #pragma warning disable CA1051 // Fields on purpose: Volatile needs them by reference.
     [FieldOffset(64)]
