@@ -196,11 +196,4 @@ public sealed class AsyncExitStackClosingTests
         seen.Add(e);
         return outcome();
     };
-
-    private sealed class PendingDisposable : IAsyncDisposable
-    {
-        public PendingValueTask<bool> Disposal { get; } = new();
-
-        public ValueTask DisposeAsync() => Disposal.Untyped;
-    }
 }

@@ -18,7 +18,7 @@ public sealed class CallerContextTests
         Task with = Task.CompletedTask;
 
         await CallerContext.RunStepsAsync(
-            () => with = manager.WithAsync((_, _) => Pending(body.Task)),
+            () => with = manager.WithAsync((_, _) => _caller.Pending(body.Task)),
             () => manager.Enter.SetResult(1),
             body.SetResult,
             () => manager.Exit.SetResult(false));
@@ -36,7 +36,7 @@ public sealed class CallerContextTests
         Task<string?> with = Task.FromResult<string?>(null);
 
         await CallerContext.RunStepsAsync(
-            () => with = manager.WithAsync((_, _) => Pending(body.Task)),
+            () => with = manager.WithAsync((_, _) => _caller.Pending(body.Task)),
             () => manager.Enter.SetResult(1),
             () => body.SetResult("result"),
             () => manager.Exit.SetResult(false));
@@ -194,7 +194,7 @@ public sealed class CallerContextTests
             {
                 // The test's own awaits must not capture the context either.
                 await stack.EnterAsync(manager, ct).ConfigureAwait(false);
-                await Pending(body.Task).ConfigureAwait(false);
+                await _caller.Pending(body.Task).ConfigureAwait(false);
             }),
             () => manager.Enter.SetResult(1),
             body.SetResult,
@@ -213,36 +213,12 @@ public sealed class CallerContextTests
         Task<int> run = Task.FromResult(0);
 
         await CallerContext.RunStepsAsync(
-            () => run = AsyncExitStack.RunAsync(async (stack, ct) => await stack.EnterAsync(manager, ct).ConfigureAwait(false) + await Pending(body.Task).ConfigureAwait(false)),
+            () => run = AsyncExitStack.RunAsync(async (stack, ct) => await stack.EnterAsync(manager, ct).ConfigureAwait(false) + await _caller.Pending(body.Task).ConfigureAwait(false)),
             () => manager.Enter.SetResult(1),
             () => body.SetResult(41),
             () => manager.Exit.SetResult(false));
 
         Assert.Equal(42, await run);
         Assert.Equal(0, _caller.Posts);
-    }
-
-    // What a body on a UI thread hands back: work still pending, with that thread's context current.
-    private Task Pending(Task work)
-    {
-        _caller.MakeCurrent();
-        return work;
-    }
-
-    private Task<T> Pending<T>(Task<T> work)
-    {
-        _caller.MakeCurrent();
-        return work;
-    }
-
-    private sealed class PendingDisposable(CallerContext caller) : IAsyncDisposable
-    {
-        public PendingValueTask<bool> Disposal { get; } = new();
-
-        public ValueTask DisposeAsync()
-        {
-            caller.MakeCurrent();
-            return Disposal.Untyped;
-        }
     }
 }

@@ -25,7 +25,7 @@ public sealed class PoolCallerContextTests
             () =>
             {
                 _caller.MakeCurrent(); // a caller on a UI thread
-                use = pool.UseAsync((_, _) => Pending(body.Task));
+                use = pool.UseAsync((_, _) => _caller.Pending(body.Task));
             },
             () => _created.Complete(new Item()),
             body.SetResult,
@@ -48,7 +48,7 @@ public sealed class PoolCallerContextTests
             () =>
             {
                 _caller.MakeCurrent(); // a caller on a UI thread
-                use = pool.UseAsync((_, _) => Pending(body.Task));
+                use = pool.UseAsync((_, _) => _caller.Pending(body.Task));
             },
             () => _created.Complete(new Item()),
             () => body.SetResult(42),
@@ -177,28 +177,5 @@ public sealed class PoolCallerContextTests
     {
         _caller.MakeCurrent();
         return calls.Next();
-    }
-
-    private Task Pending(Task work)
-    {
-        _caller.MakeCurrent();
-        return work;
-    }
-
-    private Task<T> Pending<T>(Task<T> work)
-    {
-        _caller.MakeCurrent();
-        return work;
-    }
-
-    private sealed class PendingDisposable(CallerContext caller) : IAsyncDisposable
-    {
-        public PendingValueTask<bool> Disposal { get; } = new();
-
-        public ValueTask DisposeAsync()
-        {
-            caller.MakeCurrent();
-            return Disposal.Untyped;
-        }
     }
 }

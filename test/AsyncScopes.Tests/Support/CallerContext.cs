@@ -22,6 +22,20 @@ internal sealed class CallerContext : SynchronizationContext
     /// <summary>Makes this the calling thread's context, until the step it runs in ends.</summary>
     public void MakeCurrent() => SetSynchronizationContext(this);
 
+    /// <summary>What code on a UI thread hands back: <paramref name="work"/>, still pending, with this context current.</summary>
+    public Task Pending(Task work)
+    {
+        MakeCurrent();
+        return work;
+    }
+
+    /// <inheritdoc cref="Pending(Task)"/>
+    public Task<T> Pending<T>(Task<T> work)
+    {
+        MakeCurrent();
+        return work;
+    }
+
     public override void Post(SendOrPostCallback d, object? state)
     {
         Interlocked.Increment(ref _posts);
