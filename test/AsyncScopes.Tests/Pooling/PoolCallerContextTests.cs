@@ -1,0 +1,181 @@
+using AsyncScopes.Tests.Support;
+
+namespace AsyncScopes.Tests.Pooling;
+
+/// <summary>
+/// The pool never resumes on the caller's <see cref="SynchronizationContext"/>: each await of a factory, a validation,
+/// a reset, a destruction or a body that completes later resumes where it completed (see <see cref="CallerContext"/>).
+/// </summary>
+public sealed class PoolCallerContextTests
+{
+    private readonly CallerContext _caller = new();
+    private readonly PendingCalls<Item> _created = new();
+    private readonly PendingCalls<bool> _validated = new();
+    private readonly PendingCalls<bool> _reset = new();
+    private readonly PendingCalls<bool> _destroyed = new();
+
+    [Fact]
+    public async Task UseAsync_resumes_after_the_factory_the_body_and_the_reset_without_the_callers_context()
+    {
+        var pool = new AsyncPool<Item>(Create, new AsyncPoolOptions<Item> { Reset = Reset, Name = PoolTest.UniqueName() });
+        var body = new TaskCompletionSource();
+        Task use = Task.CompletedTask;
+
+        await CallerContext.RunStepsAsync(
+            () =>
+            {
+                _caller.MakeCurrent(); // a caller on a UI thread
+                use = pool.UseAsync((_, _) => _caller.Pending(body.Task));
+            },
+            () => _created.Complete(new Item()),
+            body.SetResult,
+            () => _reset.Complete(true));
+
+        await use;
+        Assert.Equal(new PoolStatistics(Size: 1, Idle: 1, InUse: 0, Waiters: 0, Created: 1, Destroyed: 0), pool.Statistics);
+        Assert.Equal(0, _caller.Posts);
+        await pool.DisposeWithinAsync();
+    }
+
+    [Fact]
+    public async Task UseAsync_with_a_result_resumes_after_the_factory_the_body_and_the_reset_without_the_callers_context()
+    {
+        var pool = new AsyncPool<Item>(Create, new AsyncPoolOptions<Item> { Reset = Reset, Name = PoolTest.UniqueName() });
+        var body = new TaskCompletionSource<int>();
+        Task<int> use = Task.FromResult(0);
+
+        await CallerContext.RunStepsAsync(
+            () =>
+            {
+                _caller.MakeCurrent(); // a caller on a UI thread
+                use = pool.UseAsync((_, _) => _caller.Pending(body.Task));
+            },
+            () => _created.Complete(new Item()),
+            () => body.SetResult(42),
+            () => _reset.Complete(true));
+
+        Assert.Equal(42, await use);
+        Assert.Equal(0, _caller.Posts);
+        await pool.DisposeWithinAsync();
+    }
+
+    [Fact]
+    public async Task A_rent_resumes_after_a_failed_validation_the_destruction_and_the_factory_without_the_callers_context()
+    {
+        var pool = new AsyncPool<Item>(Create, new AsyncPoolOptions<Item> { Validate = Validate, Destroy = Destroy, Name = PoolTest.UniqueName() });
+        var first = new Item();
+        var second = new Item();
+        await CallerContext.RunStepsAsync(
+            () => _ = ReturnWhenRentedAsync(pool),
+            () => _created.Complete(first)); // the first item is idle now, and not yet validated
+        Task<PoolLease<Item>> rent = Task.FromResult(default(PoolLease<Item>));
+
+        await CallerContext.RunStepsAsync(
+            () => rent = pool.RentAsync().AsTask(),
+            () => _validated.Complete(false),
+            () => _destroyed.Complete(true),
+            () => _created.Complete(second));
+
+        var lease = await rent;
+        Assert.Same(second, lease.Value);
+        Assert.Equal(new PoolStatistics(Size: 1, Idle: 0, InUse: 1, Waiters: 0, Created: 2, Destroyed: 1), pool.Statistics);
+        Assert.Equal(0, _caller.Posts);
+        await lease.DisposeAsync();
+        _destroyed.Complete(true); // the disposal's destruction of the second item
+        await pool.DisposeWithinAsync();
+    }
+
+    [Fact]
+    public async Task A_discarded_item_is_disposed_without_the_callers_context()
+    {
+        var pool = new AsyncPool<PendingDisposable>(_ => ValueTask.FromResult(new PendingDisposable(_caller)), new AsyncPoolOptions<PendingDisposable> { Name = PoolTest.UniqueName() });
+        var lease = await pool.RentWithinAsync();
+        var item = lease.Value;
+        Task returning = Task.CompletedTask;
+
+        await CallerContext.RunStepsAsync(
+            () =>
+            {
+                lease.Discard();
+                returning = lease.DisposeAsync().AsTask();
+            },
+            () => item.Disposal.SetResult(true));
+
+        await returning;
+        Assert.True(item.Disposal.Consumed);
+        Assert.Equal(0, _caller.Posts);
+        await pool.DisposeWithinAsync();
+    }
+
+    [Fact]
+    public async Task A_renter_that_waited_for_a_returned_item_resumes_without_its_context()
+    {
+        // With Validate set, a renter that must wait awaits its waiter in the pool's own state machine.
+        var pool = new AsyncPool<Item>(static _ => ValueTask.FromResult(new Item()), new AsyncPoolOptions<Item>
+        {
+            MaxSize = 1,
+            Validate = static (_, _) => ValueTask.FromResult(true),
+            Name = PoolTest.UniqueName(),
+        });
+        var held = await pool.RentWithinAsync();
+        Task<PoolLease<Item>> rent = Task.FromResult(default(PoolLease<Item>));
+
+        await CallerContext.RunStepsAsync(
+            () =>
+            {
+                _caller.MakeCurrent(); // a renter on a UI thread
+                rent = pool.RentAsync().AsTask();
+            },
+            () => Assert.True(held.DisposeAsync().AsTask().IsCompletedSuccessfully));
+
+        var lease = await rent.WaitAsync(PoolTest.Patience);
+        Assert.Equal(0, _caller.Posts);
+        await lease.DisposeAsync();
+        await pool.DisposeWithinAsync();
+    }
+
+    [Fact]
+    public async Task An_item_made_for_a_waiting_renter_resumes_after_the_factory_without_the_callers_context()
+    {
+        var pool = new AsyncPool<Item>(Create, new AsyncPoolOptions<Item> { MaxSize = 1, Name = PoolTest.UniqueName() });
+        Task<PoolLease<Item>> first = Task.FromResult(default(PoolLease<Item>));
+        Task<PoolLease<Item>> second = Task.FromResult(default(PoolLease<Item>));
+        await CallerContext.RunStepsAsync(
+            () => first = pool.RentAsync().AsTask(),
+            () => _created.Complete(new Item()),
+            () => second = pool.RentAsync().AsTask()); // waits: the only place is taken
+        var held = await first;
+
+        // The discarded item's place goes to the waiting renter: its item is made on the thread pool.
+        held.Discard();
+        await held.DisposeAsync();
+        await _created.WhenCalled(2);
+        await CallerContext.RunStepsAsync(() => _created.Complete(new Item()));
+
+        var lease = await second.WaitAsync(PoolTest.Patience);
+        Assert.Equal(0, _caller.Posts);
+        await lease.DisposeAsync();
+        await pool.DisposeWithinAsync();
+    }
+
+    private static async Task ReturnWhenRentedAsync(AsyncPool<Item> pool)
+    {
+        var lease = await pool.RentAsync().ConfigureAwait(false);
+        await lease.DisposeAsync().ConfigureAwait(false);
+    }
+
+    // The callbacks: each hands back work still pending, with the caller's context current.
+    private ValueTask<Item> Create(CancellationToken cancellationToken) => Pending(_created).Task;
+
+    private ValueTask<bool> Validate(Item item, CancellationToken cancellationToken) => Pending(_validated).Task;
+
+    private ValueTask Reset(Item item) => Pending(_reset).Untyped;
+
+    private ValueTask Destroy(Item item) => Pending(_destroyed).Untyped;
+
+    private PendingValueTask<T> Pending<T>(PendingCalls<T> calls)
+    {
+        _caller.MakeCurrent();
+        return calls.Next();
+    }
+}
