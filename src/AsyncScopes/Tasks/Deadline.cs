@@ -198,8 +198,7 @@ public static class Deadline
         private readonly CancellationTokenRegistration _outerRegistration;
         private readonly ITimer? _timer;
         private int _state;
-        private ReadOnlyCollection<Exception>? _callbackFailures;
-        private TaskCompletionSource? _callbacksDone;
+        private CancellationRecord? _record;
 
         public DeadlineSource(TimeSpan timeout, CancellationToken outerToken, TimeProvider timeProvider)
         {
@@ -239,7 +238,7 @@ public static class Deadline
             bool timedOut = failure is not null && IsCancellationRequested && !outerToken.IsCancellationRequested;
             if (Interlocked.CompareExchange(ref _state, Ended, Armed) == Cancelling)
             {
-                _callbacksDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                Record.CallbacksDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                 if (Interlocked.CompareExchange(ref _state, EndWaiting, Cancelling) == Cancelling)
                 {
                     return EndAfterCallbacksAsync(failure, timedOut, timeout);
@@ -247,6 +246,21 @@ public static class Deadline
             }
 
             return new ValueTask<Exception?>(End(failure, timedOut, timeout));
+        }
+
+        // Made by whichever of the canceller and the end needs it first (both may, at once): the common deadline, which
+        // nothing cancels while its work runs and whose callbacks do not throw, has none.
+        private CancellationRecord Record
+        {
+            get
+            {
+                if (_record is null)
+                {
+                    Interlocked.CompareExchange(ref _record, new CancellationRecord(), null);
+                }
+
+                return _record;
+            }
         }
 
         // The timer's and the outer token's callback: the first one cancels, unless the work already ended.
@@ -257,16 +271,20 @@ public static class Deadline
                 return;
             }
 
-            _callbackFailures = Cancellation.CancelCatchingCallbackFailures(this);
+            if (Cancellation.CancelCatchingCallbackFailures(this) is { } failures)
+            {
+                Record.CallbackFailures = failures;
+            }
+
             if (Interlocked.Exchange(ref _state, Cancelled) == EndWaiting)
             {
-                _callbacksDone!.SetResult();
+                _record!.CallbacksDone!.SetResult();
             }
         }
 
         private async ValueTask<Exception?> EndAfterCallbacksAsync(Exception? failure, bool timedOut, TimeSpan timeout)
         {
-            await _callbacksDone!.Task.ConfigureAwait(false);
+            await _record!.CallbacksDone!.Task.ConfigureAwait(false);
             return End(failure, timedOut, timeout);
         }
 
@@ -279,7 +297,7 @@ public static class Deadline
             Exception? outcome = timedOut
                 ? new TimeoutException($"The operation did not complete within its deadline of {timeout}.", failure)
                 : failure;
-            if (_callbackFailures is not { } callbackFailures)
+            if (_record?.CallbackFailures is not { } callbackFailures)
             {
                 CutShort = timedOut;
                 return outcome;
@@ -288,6 +306,17 @@ public static class Deadline
             return new AggregateException(
                 "Callbacks registered on the work's token threw when it was cancelled.",
                 outcome is null ? callbackFailures : [.. callbackFailures, outcome]);
+        }
+
+        /// <summary>What only a cancelled deadline needs, kept apart so that the common one is a field smaller.</summary>
+        private sealed class CancellationRecord
+        {
+            /// <summary>What the token's callbacks threw; written by the canceller before it leaves <c>Cancelling</c>.</summary>
+            public ReadOnlyCollection<Exception>? CallbackFailures;
+
+            /// <summary>Set by the canceller when the work's end waits for it; written by the end before it enters
+            /// <c>EndWaiting</c>.</summary>
+            public TaskCompletionSource? CallbacksDone;
         }
     }
 }
