@@ -62,9 +62,8 @@ public sealed class WorkQueue<T> : IAsyncDisposable
         _options = options;
         _failed = new RetainedFailures<T>(options.MaxRetainedFailures);
         _queueTag = new KeyValuePair<string, object?>(ScopeMetrics.QueueTag, options.Name ?? string.Empty);
-        _channel = options.Capacity == 0
-            ? Channel.CreateUnbounded<T>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = false })
-            : Channel.CreateBounded<T>(new BoundedChannelOptions(options.Capacity) { FullMode = BoundedChannelFullMode.Wait });
+        // The channels' defaults: any number of readers and writers, and a full bounded channel makes writers wait.
+        _channel = options.Capacity == 0 ? Channel.CreateUnbounded<T>() : Channel.CreateBounded<T>(options.Capacity);
         _tracker = ScopeTracker.StartIfTracking("WorkQueue", options.Name);
         ScopeMetrics.OpenScopes.Add(1, KindTag);
         _metrics = new MetricsSource(this);
@@ -107,8 +106,9 @@ public sealed class WorkQueue<T> : IAsyncDisposable
     /// <param name="item">The item.</param>
     /// <param name="cancellationToken">Cancels the wait for room; a cancelled enqueue did not accept the item.</param>
     /// <returns>A task that completes when the item is accepted; synchronously when there is room.</returns>
-    /// <exception cref="InvalidOperationException">Completion started (or started while waiting for room): the item
-    /// was not accepted.</exception>
+    /// <exception cref="InvalidOperationException">Completion started: the item was not accepted. Thrown by the call
+    /// itself when completion started before it; through the returned task when it started while the call waited for
+    /// room.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled while waiting.</exception>
     public ValueTask EnqueueAsync(T item, CancellationToken cancellationToken = default)
     {
@@ -170,21 +170,9 @@ public sealed class WorkQueue<T> : IAsyncDisposable
     {
         while (true)
         {
-            bool open;
-            try
-            {
-                open = await _channel.Writer.WaitToWriteAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (ChannelClosedException)
-            {
-                open = false;
-            }
-
-            if (!open)
-            {
-                ThrowIfCompleting();
-            }
-
+            // False once completion began (the channel is completed without an exception, after _completing is set):
+            // then TryWrite fails and ThrowIfCompleting throws. True with no room left means another writer took it.
+            await _channel.Writer.WaitToWriteAsync(cancellationToken).ConfigureAwait(false);
             if (TryWrite(item))
             {
                 return;
@@ -228,7 +216,9 @@ public sealed class WorkQueue<T> : IAsyncDisposable
 
     private async Task<WorkQueueResult<T>> CompleteCoreAsync()
     {
-        await Task.Yield(); // never run the wait on the caller's stack, inside the lock
+        // Never run the wait on the caller's stack, inside the lock; and never on the caller's context, which
+        // Task.Yield would post to (a caller blocking on a UI thread would then deadlock).
+        await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         await _workers.JoinAsync().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         while (_channel.Reader.TryRead(out var item))
         {

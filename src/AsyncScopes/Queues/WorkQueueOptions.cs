@@ -12,7 +12,8 @@ public sealed class WorkQueueOptions<T>
     public int Capacity { get; init; }
 
     /// <summary>The time <see cref="WorkQueue{T}.DisposeAsync"/> allows the queue to finish its work before it
-    /// cancels the running handlers. Default 30 s.</summary>
+    /// cancels the running handlers. Default 30 s. <see cref="TimeSpan.Zero"/> cancels them at once; negative values,
+    /// <see cref="Timeout.InfiniteTimeSpan"/> included, are rejected: a disposal always ends.</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Called once for each item whose handler failed, with the failure, before the item is counted as

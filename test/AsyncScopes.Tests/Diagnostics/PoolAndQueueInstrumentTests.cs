@@ -192,4 +192,25 @@ public sealed class PoolAndQueueInstrumentTests
         Assert.Equal(result.Completed, completed);
         Assert.Equal(result.Failed.Count, failed);
     }
+
+    [Fact]
+    public async Task An_unnamed_queue_counts_its_items_under_an_empty_queue_name()
+    {
+        // Unnamed queues share the empty name: this test's measurements are told apart by an AsyncLocal marker, which
+        // the workers inherit from the queue's creator.
+        var marker = new AsyncLocal<string?> { Value = NewName() };
+        string mine = marker.Value;
+        using var recorder = new MetricsRecorder(() => marker.Value);
+        var queue = new WorkQueue<int>(
+            (item, _) => item == 1 ? throw new InvalidOperationException("item 1 fails") : Task.CompletedTask,
+            new WorkQueueOptions<int> { Workers = 1 });
+        Assert.True(queue.TryEnqueue(0));
+        Assert.True(queue.TryEnqueue(1));
+
+        await queue.CompleteAsync().WaitAsync(Patience);
+
+        var measurements = recorder.Measurements.Where(m => m.Marker == mine).ToList();
+        Assert.Single(measurements, m => m.Has("asyncscopes.queue.items.completed", QueueTag, string.Empty));
+        Assert.Single(measurements, m => m.Has("asyncscopes.queue.items.failed", QueueTag, string.Empty));
+    }
 }

@@ -55,6 +55,22 @@ public sealed class ScopeInstrumentTests
     }
 
     [Fact]
+    public async Task The_open_scopes_counter_goes_up_and_down_for_a_WorkQueue_under_its_kind()
+    {
+        string marker = NewMarker();
+        Marker.Value = marker;
+        using var recorder = new MetricsRecorder(() => Marker.Value);
+
+        var queue = new WorkQueue<int>((_, _) => Task.CompletedTask, new WorkQueueOptions<int> { Workers = 1 });
+        Assert.Equal(new[] { 1.0 }, Mine(recorder, marker, "asyncscopes.scope.open", "WorkQueue"));
+
+        await queue.CompleteAsync().WaitAsync(Patience);
+
+        Assert.Equal(new[] { 1.0, -1.0 }, Mine(recorder, marker, "asyncscopes.scope.open", "WorkQueue"));
+        Assert.Equal(new[] { 1.0, -1.0 }, Mine(recorder, marker, "asyncscopes.scope.open", "TaskScope")); // its workers' scope (guide, 4.6)
+    }
+
+    [Fact]
     public async Task The_children_counter_goes_up_when_a_child_starts_and_down_when_it_ends()
     {
         string marker = NewMarker();

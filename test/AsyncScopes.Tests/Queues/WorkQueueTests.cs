@@ -567,6 +567,62 @@ public sealed class WorkQueueTests
         Assert.Empty(result.Unprocessed);
     }
 
+    [Fact]
+    public async Task EnqueueAsync_throws_at_the_call_once_completion_has_started()
+    {
+        var queue = new WorkQueue<int>((_, _) => Task.CompletedTask, new WorkQueueOptions<int> { Workers = 1, Capacity = 1 });
+        var completion = queue.CompleteAsync();
+
+        // Thrown by the call itself, not through the ValueTask it would return: the item was never accepted.
+        Action enqueue = () => queue.EnqueueAsync(1).AsTask();
+        Assert.Throws<InvalidOperationException>(enqueue);
+
+        var result = await completion.WaitAsync(Patience);
+        Assert.Equal(0, result.Completed);
+        Assert.Empty(result.Unprocessed);
+    }
+
+    [Fact]
+    public async Task Two_EnqueueAsync_woken_by_one_free_place_take_it_in_turn_and_the_other_waits_for_the_next()
+    {
+        var started = new ConcurrentDictionary<int, TaskCompletionSource>();
+        var release = new ConcurrentDictionary<int, TaskCompletionSource>();
+        var handled = new ConcurrentQueue<int>();
+        var queue = new WorkQueue<int>(
+            async (item, _) =>
+            {
+                handled.Enqueue(item);
+                started.GetOrAdd(item, _ => NewGate()).TrySetResult();
+                await release.GetOrAdd(item, _ => NewGate()).Task;
+            },
+            new WorkQueueOptions<int> { Workers = 1, Capacity = 1 });
+        await queue.EnqueueAsync(0);
+        await started.GetOrAdd(0, _ => NewGate()).Task.WaitAsync(Patience); // 0 runs
+        await queue.EnqueueAsync(1); // 1 fills the only place
+        var second = queue.EnqueueAsync(2).AsTask();
+        var third = queue.EnqueueAsync(3).AsTask();
+        Assert.False(second.IsCompleted);
+        Assert.False(third.IsCompleted);
+
+        release.GetOrAdd(0, _ => NewGate()).SetResult(); // the worker takes 1: one place is free, and both are woken
+        var accepted = await Task.WhenAny(second, third).WaitAsync(Patience);
+        await accepted;
+        var other = accepted == second ? third : second;
+        await started.GetOrAdd(1, _ => NewGate()).Task.WaitAsync(Patience);
+        Assert.False(other.IsCompleted); // no place is left until 1 ends: the other waits again, and is not refused
+
+        release.GetOrAdd(1, _ => NewGate()).SetResult();
+        await other.WaitAsync(Patience);
+        int first = accepted == second ? 2 : 3;
+        await started.GetOrAdd(first, _ => NewGate()).Task.WaitAsync(Patience);
+        release.GetOrAdd(first, _ => NewGate()).SetResult();
+        release.GetOrAdd(5 - first, _ => NewGate()).SetResult();
+        var result = await queue.CompleteAsync().WaitAsync(Patience);
+
+        Assert.Equal(new[] { 0, 1, first, 5 - first }, handled);
+        Assert.Equal(4, result.Completed);
+    }
+
     // --- Workers and statistics ---------------------------------------------------------------------------------------
 
     [Fact]
@@ -913,5 +969,53 @@ public sealed class WorkQueueTests
         var thrown = Assert.Throws<ArgumentOutOfRangeException>(
             () => new WorkQueue<int>((_, _) => Task.CompletedTask, new WorkQueueOptions<int> { DrainTimeout = TimeSpan.FromSeconds(-1) }));
         Assert.Equal("DrainTimeout", thrown.ParamName);
+    }
+
+    [Fact]
+    public void An_infinite_drain_timeout_is_rejected_at_construction()
+    {
+        // DisposeAsync must end: a drain without a bound would wait for a handler that never ends.
+        var thrown = Assert.Throws<ArgumentOutOfRangeException>(
+            () => new WorkQueue<int>((_, _) => Task.CompletedTask, new WorkQueueOptions<int> { DrainTimeout = Timeout.InfiniteTimeSpan }));
+        Assert.Equal("DrainTimeout", thrown.ParamName);
+    }
+
+    [Fact]
+    public void A_null_TimeProvider_is_rejected_at_construction()
+    {
+        var thrown = Assert.Throws<ArgumentException>(
+            () => new WorkQueue<int>((_, _) => Task.CompletedTask, new WorkQueueOptions<int> { TimeProvider = null! }));
+        Assert.Equal("TimeProvider", thrown.ParamName);
+    }
+
+    // --- Lifetime -------------------------------------------------------------------------------------------------------
+
+    [Fact]
+    public async Task A_completed_queue_is_not_kept_alive_by_the_token_it_was_created_with()
+    {
+        using var lifetime = new CancellationTokenSource(); // outlives the queue, as an application's stopping token does
+        var queue = await CreateAndCompleteAsync(lifetime.Token);
+
+        for (int attempt = 0; attempt < 10 && IsAlive(queue); attempt++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            GC.Collect();
+        }
+
+        Assert.False(IsAlive(queue), "the token's registration still holds the completed queue");
+    }
+
+    // Apart, so that no reference to the target is left in the test's own frame.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static bool IsAlive(WeakReference<WorkQueue<int>> queue) => queue.TryGetTarget(out _);
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static async Task<WeakReference<WorkQueue<int>>> CreateAndCompleteAsync(CancellationToken token)
+    {
+        var queue = new WorkQueue<int>((_, _) => Task.CompletedTask, new WorkQueueOptions<int> { Workers = 1 }, token);
+        Assert.True(queue.TryEnqueue(1));
+        await queue.CompleteAsync(CancellationToken.None).WaitAsync(Patience, CancellationToken.None);
+        return new WeakReference<WorkQueue<int>>(queue);
     }
 }
