@@ -417,46 +417,32 @@ public sealed class TaskScope : IAsyncDisposable
 
     private void RequestCancel(CancelReason reason)
     {
-        Interlocked.CompareExchange(ref _cancelReason, (int)reason, (int)CancelReason.None);
-        if (_source.IsCancellationRequested)
+        // The cancellation counts as a member of the scope while its callbacks run: children that end inside them
+        // cannot close the scope before what the callbacks threw is recorded. A closed scope is never cancelled: its
+        // outcome is set, and a callback failure then would have nowhere to go.
+        if (_source.IsCancellationRequested || !TryAddActive())
         {
             return;
         }
 
-        // The cancellation counts as a member of the scope while its callbacks run: children that end inside them
-        // cannot close the scope before what the callbacks threw is recorded. False when the scope already closed.
-        bool member = TryAddActive();
+        Interlocked.CompareExchange(ref _cancelReason, (int)reason, (int)CancelReason.None);
         try
         {
             // Callbacks registered on Token that threw: failures of the scope like any other, never lost.
             if (Cancellation.CancelCatchingCallbackFailures(_source) is { } callbackFailures)
             {
-                RecordFailures(callbackFailures);
+                lock (_lock)
+                {
+                    (_failures ??= []).AddRange(callbackFailures);
+                }
             }
         }
         finally
         {
-            if (member && MarkFinished(1))
+            if (MarkFinished(1))
             {
                 FinishClose();
             }
-        }
-    }
-
-    private void RecordFailures(IEnumerable<Exception> failures)
-    {
-        lock (_lock)
-        {
-            if (!IsClosed)
-            {
-                (_failures ??= []).AddRange(failures);
-                return;
-            }
-        }
-
-        foreach (var failure in failures)
-        {
-            ScopeDiagnostics.ReportUnobserved(_name, failure);
         }
     }
 
@@ -540,7 +526,7 @@ public sealed class TaskScope : IAsyncDisposable
         return false;
     }
 
-    // Runs once, on the thread that closed the scope; the failures list no longer changes but through RecordFailures.
+    // Runs once, on the thread that closed the scope; the failures list no longer changes once the scope is closed.
     private void FinishClose()
     {
         Debug.Assert(IsClosed, "Only a closed scope completes.");

@@ -186,24 +186,47 @@ public sealed class TaskScopeRaceTests
         var asynchronous = new FormatException("thrown after an await");
         var faultedTask = new NotSupportedException("returned as a faulted task");
 
-        var race = TaskScope.RaceAsync(new Func<CancellationToken, Task<int>>[]
+        var reported = new List<Exception>();
+        void OnUnobserved(object? sender, UnobservedScopeFailureEventArgs e)
         {
-            _ => throw synchronous,
-            async _ =>
+            if (e.Exception == synchronous || e.Exception == asynchronous || e.Exception == faultedTask)
             {
-                await Task.Yield();
-                throw asynchronous;
-            },
-            _ => Task.FromException<int>(faultedTask),
-        });
+                lock (reported)
+                {
+                    reported.Add(e.Exception);
+                }
+            }
+        }
 
-        await Settled(race);
-        Assert.True(race.IsFaulted);
-        var failures = race.Exception!.InnerExceptions;
-        Assert.Equal(3, failures.Count);
-        Assert.Contains(synchronous, failures);
-        Assert.Contains(asynchronous, failures);
-        Assert.Contains(faultedTask, failures);
+        ScopeDiagnostics.UnobservedFailure += OnUnobserved;
+        try
+        {
+            var race = TaskScope.RaceAsync(new Func<CancellationToken, Task<int>>[]
+            {
+                _ => throw synchronous,
+                async _ =>
+                {
+                    await Task.Yield();
+                    throw asynchronous;
+                },
+                _ => Task.FromException<int>(faultedTask),
+            });
+
+            await Settled(race);
+            Assert.True(race.IsFaulted);
+            var failures = race.Exception!.InnerExceptions;
+            Assert.Equal(3, failures.Count);
+            Assert.Contains(synchronous, failures);
+            Assert.Contains(asynchronous, failures);
+            Assert.Contains(faultedTask, failures);
+
+            // The race's outcome carries them: none of them is also reported as unobserved.
+            Assert.Empty(reported);
+        }
+        finally
+        {
+            ScopeDiagnostics.UnobservedFailure -= OnUnobserved;
+        }
     }
 
     [Fact]
@@ -311,14 +334,14 @@ public sealed class TaskScopeRaceTests
     {
         // Identified by the exception object itself: every race reports under the same scope name.
         var loserFailure = new InvalidOperationException("loser failed");
-        var reported = new List<Exception>();
+        var reported = new List<(string? ScopeName, Exception Failure)>();
         void OnUnobserved(object? sender, UnobservedScopeFailureEventArgs e)
         {
             if (ReferenceEquals(e.Exception, loserFailure))
             {
                 lock (reported)
                 {
-                    reported.Add(e.Exception);
+                    reported.Add((e.ScopeName, e.Exception));
                 }
             }
         }
@@ -343,7 +366,7 @@ public sealed class TaskScopeRaceTests
             }).WaitAsync(Patience);
 
             Assert.Equal(7, winner);
-            Assert.Equal([loserFailure], reported);
+            Assert.Equal([("TaskScope.RaceAsync", (Exception)loserFailure)], reported);
         }
         finally
         {

@@ -139,16 +139,46 @@ public sealed class TaskScopeRunAsyncTests
     [Fact]
     public async Task A_body_ending_in_OperationCanceledException_while_the_scope_is_cancelled_gives_a_cancelled_task()
     {
+        CancellationToken scopeToken = default;
         var run = TaskScope.RunAsync(async scope =>
         {
+            scopeToken = scope.Token;
             await Task.Yield();
             scope.Cancel();
             scope.Token.ThrowIfCancellationRequested();
         });
 
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run.WaitAsync(Patience));
+        var thrown = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run.WaitAsync(Patience));
         Assert.True(run.IsCanceled);
         Assert.False(run.IsFaulted);
+        Assert.Equal(scopeToken, thrown.CancellationToken);
+    }
+
+    [Fact]
+    public async Task A_run_cancelled_by_the_outer_token_is_cancelled_with_that_token()
+    {
+        using var outer = new CancellationTokenSource();
+        var bodyWaiting = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var run = TaskScope.RunAsync(
+            async scope =>
+            {
+                var cancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                using (scope.Token.Register(() => cancelled.SetResult()))
+                {
+                    bodyWaiting.SetResult();
+                    await cancelled.Task;
+                }
+
+                scope.Token.ThrowIfCancellationRequested();
+            },
+            outer.Token);
+        await bodyWaiting.Task.WaitAsync(Patience);
+
+        outer.Cancel();
+
+        var thrown = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run.WaitAsync(Patience));
+        Assert.True(run.IsCanceled);
+        Assert.Equal(outer.Token, thrown.CancellationToken);
     }
 
     [Fact]

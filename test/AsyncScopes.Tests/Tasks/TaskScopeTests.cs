@@ -612,6 +612,18 @@ public sealed class TaskScopeTests
     }
 
     [Fact]
+    public async Task A_slot_freed_when_no_child_waits_goes_to_the_next_child_started()
+    {
+        var scope = new TaskScope(new TaskScopeOptions { MaxConcurrency = 1 });
+        await scope.Start(_ => Task.CompletedTask).WaitAsync(Patience);
+
+        var second = scope.Start(_ => Task.FromResult(2));
+
+        Assert.Equal(2, await second.WaitAsync(Patience));
+        await scope.JoinAsync().WaitAsync(Patience);
+    }
+
+    [Fact]
     public async Task A_failure_cancels_the_children_waiting_for_a_slot_without_running_them()
     {
         var scope = new TaskScope(new TaskScopeOptions { MaxConcurrency = 1 });
@@ -733,9 +745,10 @@ public sealed class TaskScopeTests
 
         outer.Cancel();
 
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => join.WaitAsync(Patience));
+        var thrown = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => join.WaitAsync(Patience));
         Assert.True(join.IsCanceled);
         Assert.True(child.IsCanceled);
+        Assert.Equal(outer.Token, thrown.CancellationToken);
     }
 
     [Fact]
@@ -753,9 +766,25 @@ public sealed class TaskScopeTests
 
         scope.Cancel();
 
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => join.WaitAsync(Patience));
+        var thrown = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => join.WaitAsync(Patience));
         Assert.True(join.IsCanceled);
         Assert.True(child.IsCanceled);
+        Assert.Equal(scope.Token, thrown.CancellationToken);
+    }
+
+    [Fact]
+    public async Task Cancel_after_the_scope_closed_does_nothing()
+    {
+        var scope = new TaskScope();
+        var callbackRan = false;
+        scope.Token.Register(() => callbackRan = true);
+        await scope.JoinAsync().WaitAsync(Patience);
+
+        scope.Cancel();
+
+        Assert.False(scope.Token.IsCancellationRequested);
+        Assert.False(callbackRan);
+        Assert.True(scope.JoinAsync().IsCompletedSuccessfully);
     }
 
     [Fact]
@@ -913,6 +942,16 @@ public sealed class TaskScopeTests
     }
 
     // --- Options --------------------------------------------------------------------------------------------------
+
+    [Fact]
+    public void An_undefined_FailureMode_throws_at_construction()
+    {
+        var options = new TaskScopeOptions { FailureMode = (TaskScopeFailureMode)42 };
+
+        var thrown = Assert.Throws<ArgumentOutOfRangeException>(() => { _ = new TaskScope(options); });
+
+        Assert.Equal(nameof(TaskScopeOptions.FailureMode), thrown.ParamName);
+    }
 
     [Fact]
     public void A_negative_MaxConcurrency_throws_at_construction()
