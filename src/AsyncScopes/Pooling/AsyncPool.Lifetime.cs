@@ -199,8 +199,7 @@ public sealed partial class AsyncPool<T>
             _minIdleRetryDelay = TimeSpan.FromSeconds(1);
         }
 
-        slot.NeedsValidation = true;
-        ReturnToPool(slot);
+        ReturnToPool(slot); // sets whether a renter validates it: not if handed straight to one, as any new item
     }
 
     private void ScheduleMinIdleRetry()

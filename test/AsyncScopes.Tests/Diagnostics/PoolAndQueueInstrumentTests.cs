@@ -16,6 +16,9 @@ public sealed class PoolAndQueueInstrumentTests
 
     private static TaskCompletionSource NewGate() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    private static Func<object, CancellationToken, ValueTask<bool>>? ValidateIf(bool validates) =>
+        validates ? static (_, _) => ValueTask.FromResult(true) : null;
+
     private static double Gauge(IReadOnlyList<RecordedMeasurement> observed, string instrument, string tag, string name) =>
         Assert.Single(observed, m => m.Has(instrument, tag, name)).Value;
 
@@ -76,8 +79,12 @@ public sealed class PoolAndQueueInstrumentTests
         Assert.DoesNotContain(recorder.Observe(), m => m.Has("asyncscopes.pool.size", PoolTag, name));
     }
 
-    [Fact]
-    public async Task The_pool_wait_histogram_records_the_time_a_renter_waited_and_nothing_for_a_renter_that_did_not_wait_or_gave_up()
+    // With Validate, a renter that waits awaits its waiter in the pool's own state machine; without, it awaits the
+    // waiter directly: both record the wait.
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task The_pool_wait_histogram_records_the_time_a_renter_waited_and_nothing_for_a_renter_that_did_not_wait_or_gave_up(bool validates)
     {
         string name = NewName();
         var time = new FakeTimeProvider();
@@ -85,7 +92,7 @@ public sealed class PoolAndQueueInstrumentTests
         using var recorder = new MetricsRecorder();
         await using var pool = new AsyncPool<object>(
             _ => ValueTask.FromResult(new object()),
-            new AsyncPoolOptions<object> { Name = name, MaxSize = 1, TimeProvider = time });
+            new AsyncPoolOptions<object> { Name = name, MaxSize = 1, TimeProvider = time, Validate = ValidateIf(validates) });
 
         var first = await pool.RentAsync().AsTask().WaitAsync(Patience);
         var waiting = pool.RentAsync().AsTask();
@@ -109,6 +116,31 @@ public sealed class PoolAndQueueInstrumentTests
         }
 
         await third.DisposeAsync();
+
+        var recorded = Assert.Single(recorder.Measurements, m => m.Has("asyncscopes.pool.wait.duration", PoolTag, name));
+        Assert.Equal(waited.TotalSeconds, recorded.Value, precision: 9);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task The_pool_wait_histogram_records_the_wait_of_a_renter_handed_a_place_once_its_item_is_made(bool validates)
+    {
+        string name = NewName();
+        var time = new FakeTimeProvider();
+        var waited = TimeSpan.FromSeconds(1.5);
+        using var recorder = new MetricsRecorder();
+        await using var pool = new AsyncPool<object>(
+            _ => ValueTask.FromResult(new object()),
+            new AsyncPoolOptions<object> { Name = name, MaxSize = 1, TimeProvider = time, Validate = ValidateIf(validates) });
+        var first = await pool.RentAsync().AsTask().WaitAsync(Patience);
+        var waiting = pool.RentAsync().AsTask();
+        time.Advance(waited);
+
+        first.Discard(); // destroyed: its place goes to the waiting renter, which makes a new item
+        await first.DisposeAsync();
+        var second = await waiting.WaitAsync(Patience);
+        await second.DisposeAsync();
 
         var recorded = Assert.Single(recorder.Measurements, m => m.Has("asyncscopes.pool.wait.duration", PoolTag, name));
         Assert.Equal(waited.TotalSeconds, recorded.Value, precision: 9);

@@ -1,3 +1,4 @@
+using AsyncScopes.Tests.Support;
 using Microsoft.Extensions.Time.Testing;
 
 namespace AsyncScopes.Tests.Pooling;
@@ -165,6 +166,7 @@ public sealed class AsyncPoolDisposeTests
                 Assert.Equal("PoolLease", leak.Kind);
                 Assert.Equal(name, leak.Name);
             });
+            Assert.Empty(capture.Failures); // no destruction was left running
             Assert.Single(destroyed.Items);
             Assert.Equal(2, pool.Statistics.InUse);
 
@@ -180,6 +182,23 @@ public sealed class AsyncPoolDisposeTests
         {
             capture.Dispose();
         }
+    }
+
+    [Fact]
+    public async Task Disposal_releases_the_sweep_timer_and_a_pending_MinIdle_retry_timer()
+    {
+        var time = new TrackingTimeProvider();
+        string name = PoolTest.UniqueName();
+        using var capture = new PoolDiagnosticsCapture(name);
+        var pool = new AsyncPool<Item>(
+            _ => ValueTask.FromException<Item>(new InvalidOperationException("the factory is down")),
+            new AsyncPoolOptions<Item> { MinIdle = 1, IdleTimeout = TimeSpan.FromMinutes(1), TimeProvider = time, Name = name });
+        await capture.WhenFailures(1).WaitAsync(Patience);
+        Assert.Equal(2, time.Undisposed); // the sweep's timer, and the retry's
+
+        await pool.DisposeWithinAsync();
+
+        Assert.Equal(0, time.Undisposed);
     }
 
     [Fact]

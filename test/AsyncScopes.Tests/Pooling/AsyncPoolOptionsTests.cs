@@ -1,3 +1,4 @@
+using AsyncScopes.Tests.Support;
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Time.Testing;
 
@@ -15,6 +16,42 @@ public sealed class AsyncPoolOptionsTests
         var thrown = Assert.Throws<ArgumentNullException>(() => new AsyncPool<Item>(null!));
 
         Assert.Equal("factory", thrown.ParamName);
+    }
+
+    [Fact]
+    public void A_null_TimeProvider_throws_ArgumentException_at_construction()
+    {
+        var thrown = Assert.Throws<ArgumentException>(() => PoolTest.NewPool(new AsyncPoolOptions<Item> { TimeProvider = null! }));
+
+        Assert.Equal("TimeProvider", thrown.ParamName);
+    }
+
+    [Fact]
+    public void UseAsync_with_a_null_body_throws_ArgumentNullException_at_the_call()
+    {
+        var pool = PoolTest.NewPool();
+
+        var withoutResult = Assert.Throws<ArgumentNullException>(() => { _ = pool.UseAsync((Func<Item, CancellationToken, Task>)null!); });
+        var withResult = Assert.Throws<ArgumentNullException>(() => { _ = pool.UseAsync((Func<Item, CancellationToken, Task<int>>)null!); });
+
+        Assert.Equal("body", withoutResult.ParamName);
+        Assert.Equal("body", withResult.ParamName);
+        Assert.Equal(0, pool.Statistics.Created);
+    }
+
+    [Fact]
+    public async Task The_pool_is_named_in_its_messages_when_it_has_a_name()
+    {
+        var named = PoolTest.NewPool(new AsyncPoolOptions<Item> { Name = "orders" });
+        var unnamed = PoolTest.NewPool();
+        await named.DisposeWithinAsync();
+        await unnamed.DisposeWithinAsync();
+
+        var namedThrown = await Assert.ThrowsAsync<ObjectDisposedException>(() => named.RentAsync().AsTask());
+        var unnamedThrown = await Assert.ThrowsAsync<ObjectDisposedException>(() => unnamed.RentAsync().AsTask());
+
+        Assert.StartsWith("The pool 'orders' is disposed.", namedThrown.Message, StringComparison.Ordinal);
+        Assert.StartsWith("The pool is disposed.", unnamedThrown.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -245,6 +282,89 @@ public sealed class AsyncPoolOptionsTests
     }
 
     [Fact]
+    public async Task MaxLifetime_lends_an_item_exactly_as_old_as_the_limit_and_destroys_it_a_tick_later()
+    {
+        var time = new FakeTimeProvider();
+        var destroyed = new DestroyLog();
+        var pool = PoolTest.NewPool(new AsyncPoolOptions<Item>
+        {
+            MaxSize = 1,
+            MaxLifetime = TimeSpan.FromSeconds(10),
+            TimeProvider = time,
+            Destroy = destroyed.Destroy,
+        });
+        var first = await pool.RentWithinAsync();
+        var item = first.Value;
+        await first.ReturnWithinAsync();
+
+        // The sweep is due a tick after the limit; moving the clock without timers leaves the check to the rent.
+        time.AdjustTime(time.GetUtcNow() + TimeSpan.FromSeconds(10));
+        var atTheLimit = await pool.RentWithinAsync();
+        Assert.Same(item, atTheLimit.Value);
+        await atTheLimit.ReturnWithinAsync();
+
+        time.AdjustTime(time.GetUtcNow() + TimeSpan.FromTicks(1));
+        var pastTheLimit = await pool.RentWithinAsync();
+        Assert.NotSame(item, pastTheLimit.Value);
+        Assert.Same(item, Assert.Single(destroyed.Items));
+        await pastTheLimit.ReturnWithinAsync();
+        await pool.DisposeWithinAsync();
+    }
+
+    [Fact]
+    public async Task IdleTimeout_keeps_an_item_idle_exactly_as_long_as_the_limit_when_a_sweep_runs()
+    {
+        var time = new FakeTimeProvider();
+        var destroyed = new DestroyLog();
+        var pool = PoolTest.NewPool(new AsyncPoolOptions<Item>
+        {
+            MaxSize = 2,
+            IdleTimeout = TimeSpan.FromSeconds(10),
+            TimeProvider = time,
+            Destroy = destroyed.Destroy,
+        });
+        var early = await pool.RentWithinAsync();
+        var late = await pool.RentWithinAsync();
+        var earlyItem = early.Value;
+        await early.ReturnWithinAsync();                // idle from t = 0
+        time.Advance(TimeSpan.FromTicks(1));
+        await late.ReturnWithinAsync();                 // idle from one tick later
+
+        time.Advance(TimeSpan.FromSeconds(10));         // the sweep for early: late has idled exactly the limit
+
+        await destroyed.WhenCount(1).WaitAsync(Patience);
+        Assert.Same(earlyItem, Assert.Single(destroyed.Items));
+        Assert.Equal(new PoolStatistics(Size: 1, Idle: 1, InUse: 0, Waiters: 0, Created: 2, Destroyed: 1), pool.Statistics);
+        await pool.DisposeWithinAsync();
+    }
+
+    [Fact]
+    public async Task A_rent_whose_idle_item_failed_validation_after_the_pool_was_disposed_throws_without_making_another()
+    {
+        var validations = new PendingCalls<bool>();
+        var created = new CreationCounter();
+        var pool = new AsyncPool<Item>(
+            _ =>
+            {
+                created.OnCreated();
+                return ValueTask.FromResult(new Item());
+            },
+            new AsyncPoolOptions<Item> { Validate = (_, _) => validations.Next().Task });
+        var first = await pool.RentWithinAsync();
+        await first.ReturnWithinAsync();
+        var rent = pool.RentAsync().AsTask(); // validates the idle item
+        await validations.WhenCalled(1).WaitAsync(Patience);
+        var disposal = pool.DisposeAsync().AsTask();
+
+        validations.Complete(false);
+
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => rent.WaitAsync(Patience));
+        await disposal.WaitAsync(Patience);
+        Assert.Equal(1, created.Created);
+        Assert.Equal(new PoolStatistics(Size: 0, Idle: 0, InUse: 0, Waiters: 0, Created: 1, Destroyed: 1), pool.Statistics);
+    }
+
+    [Fact]
     public async Task MaxLifetime_destroys_an_expired_item_found_idle_on_rent_and_the_renter_gets_a_new_one()
     {
         var time = new FakeTimeProvider();
@@ -330,6 +450,61 @@ public sealed class AsyncPoolOptionsTests
         await first.ReturnWithinAsync();
         await second.ReturnWithinAsync();
         await pool.DisposeWithinAsync();
+    }
+
+    [Fact]
+    public async Task A_rent_that_takes_an_idle_item_from_the_list_tops_up_MinIdle_counting_the_creations_under_way()
+    {
+        var created = new PendingCalls<Item>();
+        var pool = new AsyncPool<Item>(_ => created.Next().Task, new AsyncPoolOptions<Item> { MaxSize = 5, MinIdle = 2 });
+        await created.WhenCalled(2).WaitAsync(Patience);
+        created.Complete(new Item());
+        created.Complete(new Item());
+        await PoolTest.UntilAsync(() => pool.Statistics.Idle == 2, "the first two items going idle");
+
+        // The first rent takes the item returned last; its top-up is under way when the second rent takes the other.
+        var first = await pool.RentWithinAsync();
+        await created.WhenCalled(3).WaitAsync(Patience);
+        var second = await pool.RentWithinAsync();
+
+        // MinIdle 2, no item idle, one being created: one more, not two.
+        await created.WhenCalled(4).WaitAsync(Patience);
+        Assert.Equal(4, created.Called);
+        created.Complete(new Item());
+        created.Complete(new Item());
+        await PoolTest.UntilAsync(() => pool.Statistics.Idle == 2, "the two new items going idle");
+        Assert.Equal(new PoolStatistics(Size: 4, Idle: 2, InUse: 2, Waiters: 0, Created: 4, Destroyed: 0), pool.Statistics);
+        Assert.Equal(4, created.Called);
+        await first.ReturnWithinAsync();
+        await second.ReturnWithinAsync();
+        await pool.DisposeWithinAsync();
+    }
+
+    [Fact]
+    public async Task MinIdle_retry_timers_are_released_when_they_fire_and_none_is_made_after_disposal()
+    {
+        var time = new TrackingTimeProvider();
+        string name = PoolTest.UniqueName();
+        var created = new PendingCalls<Item>();
+        using var capture = new PoolDiagnosticsCapture(name);
+        var pool = new AsyncPool<Item>(
+            _ => created.Next().Task,
+            new AsyncPoolOptions<Item> { MaxSize = 2, MinIdle = 1, TimeProvider = time, Name = name, DrainTimeout = TimeSpan.FromSeconds(5) });
+        created.Fail(new InvalidOperationException("the first creation failed"));
+        await capture.WhenFailures(1).WaitAsync(Patience);
+        Assert.Equal(1, time.Undisposed); // the retry's timer
+
+        time.Clock.Advance(TimeSpan.FromSeconds(1)); // the retry: its timer is released, and a creation starts
+        await created.WhenCalled(2).WaitAsync(Patience);
+        Assert.Equal(0, time.Undisposed);
+
+        // Disposed while the retry's creation is under way; the creation fails after that: no retry any more.
+        var disposal = pool.DisposeAsync().AsTask();
+        created.Fail(new InvalidOperationException("the second creation failed"));
+        await disposal.WaitAsync(Patience);
+        await capture.WhenFailures(2).WaitAsync(Patience);
+        Assert.Equal(0, time.Undisposed);
+        Assert.Equal(2, created.Called);
     }
 
     [Fact]
@@ -474,8 +649,12 @@ public sealed class AsyncPoolOptionsTests
 
     // --- Validate -----------------------------------------------------------------------------------------------
 
-    [Fact]
-    public async Task Validate_false_destroys_the_idle_item_and_the_renter_gets_another_and_new_items_are_not_validated()
+    // A pool with an IdleTimeout keeps its idle items in its list only (it sweeps them), one without keeps the last
+    // returned apart: both validate what was idle.
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Validate_false_destroys_the_idle_item_and_the_renter_gets_another_and_new_items_are_not_validated(bool sweeps)
     {
         var validated = new ConcurrentQueue<Item>();
         Item? invalid = null;
@@ -483,6 +662,7 @@ public sealed class AsyncPoolOptionsTests
         var pool = PoolTest.NewPool(new AsyncPoolOptions<Item>
         {
             MaxSize = 2,
+            IdleTimeout = sweeps ? TimeSpan.FromHours(1) : null,
             Validate = (item, _) =>
             {
                 validated.Enqueue(item);

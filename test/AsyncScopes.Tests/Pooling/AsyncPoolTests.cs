@@ -1,3 +1,4 @@
+using AsyncScopes.Tests.Support;
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Time.Testing;
 
@@ -199,6 +200,38 @@ public sealed class AsyncPoolTests
         Assert.Same(item, lease.Value);
         Assert.Equal(new PoolStatistics(Size: 1, Idle: 0, InUse: 1, Waiters: 0, Created: 1, Destroyed: 0), pool.Statistics);
         await lease.ReturnWithinAsync();
+        await pool.DisposeWithinAsync();
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task An_item_whose_validation_left_running_by_TryRent_fails_is_destroyed_and_a_throw_is_reported(bool throws)
+    {
+        string name = PoolTest.UniqueName();
+        using var capture = new PoolDiagnosticsCapture(name);
+        var destroyed = new DestroyLog();
+        var validations = new PendingCalls<bool>();
+        var pool = PoolTest.NewPool(new AsyncPoolOptions<Item> { Validate = (_, _) => validations.Next().Task, Destroy = destroyed.Destroy, Name = name });
+        var first = await pool.RentWithinAsync();
+        var item = first.Value;
+        await first.ReturnWithinAsync();
+        Assert.False(pool.TryRent(out _)); // its validation is still running
+        var failure = new InvalidOperationException("the validation failed");
+
+        if (throws)
+        {
+            validations.Fail(failure);
+        }
+        else
+        {
+            validations.Complete(false);
+        }
+
+        await destroyed.WhenCount(1).WaitAsync(Patience);
+        Assert.Same(item, Assert.Single(destroyed.Items));
+        Assert.Equal(new PoolStatistics(Size: 0, Idle: 0, InUse: 0, Waiters: 0, Created: 1, Destroyed: 1), pool.Statistics);
+        Assert.Equal(throws ? [failure] : [], capture.Failures);
         await pool.DisposeWithinAsync();
     }
 

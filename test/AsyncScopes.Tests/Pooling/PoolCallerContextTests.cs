@@ -71,7 +71,11 @@ public sealed class PoolCallerContextTests
         Task<PoolLease<Item>> rent = Task.FromResult(default(PoolLease<Item>));
 
         await CallerContext.RunStepsAsync(
-            () => rent = pool.RentAsync().AsTask(),
+            () =>
+            {
+                _caller.MakeCurrent(); // a renter on a UI thread: the validation's await is its first
+                rent = pool.RentAsync().AsTask();
+            },
             () => _validated.Complete(false),
             () => _destroyed.Complete(true),
             () => _created.Complete(second));
@@ -83,6 +87,165 @@ public sealed class PoolCallerContextTests
         await lease.DisposeAsync();
         _destroyed.Complete(true); // the disposal's destruction of the second item
         await pool.DisposeWithinAsync();
+    }
+
+    // A ConfigureAwait(false) continuation never runs inline on a thread with a context like this one: only what runs
+    // synchronously in the caller's call can await with the caller's context current. Here the validation fails at
+    // once, and the destruction, or the creation after it, is the first thing the rent awaits.
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_rent_whose_validation_fails_at_once_awaits_the_destruction_or_the_creation_without_the_callers_context(bool destroysAtOnce)
+    {
+        var pool = new AsyncPool<Item>(Create, new AsyncPoolOptions<Item> { Validate = Validate, Destroy = Destroy, Name = PoolTest.UniqueName() });
+        _created.Complete(new Item());
+        await ReturnWhenRentedAsync(pool); // the first item is idle now, and not yet validated
+        _validated.Complete(false);
+        if (destroysAtOnce)
+        {
+            _destroyed.Complete(true);
+        }
+
+        var second = new Item();
+        Task<PoolLease<Item>> rent = Task.FromResult(default(PoolLease<Item>));
+
+        await CallerContext.RunStepsAsync(
+            () =>
+            {
+                _caller.MakeCurrent();
+                rent = pool.RentAsync().AsTask();
+            },
+            () =>
+            {
+                if (!destroysAtOnce)
+                {
+                    _destroyed.Complete(true);
+                }
+            },
+            () => _created.Complete(second));
+
+        var lease = await rent.WaitAsync(PoolTest.Patience);
+        Assert.Same(second, lease.Value);
+        Assert.Equal(0, _caller.Posts);
+        await lease.DisposeAsync();
+        _destroyed.Complete(true); // the disposal's destruction of the second item
+        await pool.DisposeWithinAsync();
+    }
+
+    [Fact]
+    public async Task UseAsync_whose_body_completes_at_once_awaits_the_reset_without_the_callers_context()
+    {
+        var pool = new AsyncPool<Item>(static _ => ValueTask.FromResult(new Item()), new AsyncPoolOptions<Item> { Reset = Reset, Name = PoolTest.UniqueName() });
+        Task use = Task.CompletedTask;
+
+        await CallerContext.RunStepsAsync(
+            () =>
+            {
+                _caller.MakeCurrent();
+                use = pool.UseAsync((_, _) => Task.CompletedTask);
+            },
+            () => _reset.Complete(true));
+
+        await use.WaitAsync(PoolTest.Patience);
+        Assert.Equal(0, _caller.Posts);
+        await pool.DisposeWithinAsync();
+    }
+
+    [Fact]
+    public async Task An_item_whose_reset_failed_at_once_is_destroyed_without_the_callers_context()
+    {
+        var pool = new AsyncPool<Item>(
+            static _ => ValueTask.FromResult(new Item()),
+            new AsyncPoolOptions<Item>
+            {
+                Reset = static _ => ValueTask.FromException(new InvalidOperationException("the reset failed")),
+                Destroy = Destroy,
+                Name = PoolTest.UniqueName(),
+            });
+        var lease = await pool.RentWithinAsync();
+        Task returning = Task.CompletedTask;
+
+        await CallerContext.RunStepsAsync(
+            () =>
+            {
+                _caller.MakeCurrent();
+                returning = lease.DisposeAsync().AsTask();
+            },
+            () => _destroyed.Complete(true));
+
+        await returning.WaitAsync(PoolTest.Patience);
+        Assert.Equal(new PoolStatistics(Size: 0, Idle: 0, InUse: 0, Waiters: 0, Created: 1, Destroyed: 1), pool.Statistics);
+        Assert.Equal(0, _caller.Posts);
+        await pool.DisposeWithinAsync();
+    }
+
+    [Fact]
+    public async Task A_validation_left_running_by_TryRent_finishes_without_the_callers_context()
+    {
+        var pool = new AsyncPool<Item>(
+            static _ => ValueTask.FromResult(new Item()),
+            new AsyncPoolOptions<Item> { Validate = Validate, Destroy = Destroy, Name = PoolTest.UniqueName() });
+        var first = await pool.RentWithinAsync();
+        await first.ReturnWithinAsync();
+
+        await CallerContext.RunStepsAsync(
+            () =>
+            {
+                _caller.MakeCurrent();
+                Assert.False(pool.TryRent(out _));
+            },
+            () => _validated.Complete(false),
+            () => _destroyed.Complete(true));
+
+        await PoolTest.UntilAsync(() => pool.Statistics.Destroyed == 1, "the invalid item's destruction");
+        Assert.Equal(0, _caller.Posts);
+        await pool.DisposeWithinAsync();
+    }
+
+    [Fact]
+    public async Task A_rent_that_finds_an_expired_idle_item_awaits_its_destruction_without_the_callers_context()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        var pool = new AsyncPool<Item>(
+            static _ => ValueTask.FromResult(new Item()),
+            new AsyncPoolOptions<Item> { MaxLifetime = TimeSpan.FromSeconds(10), TimeProvider = time, Destroy = Destroy, Name = PoolTest.UniqueName() });
+        var first = await pool.RentWithinAsync();
+        await first.ReturnWithinAsync();
+        time.AdjustTime(time.GetUtcNow() + TimeSpan.FromSeconds(11)); // expired, and no sweep ran
+        Task<PoolLease<Item>> rent = Task.FromResult(default(PoolLease<Item>));
+
+        await CallerContext.RunStepsAsync(
+            () =>
+            {
+                _caller.MakeCurrent();
+                rent = pool.RentAsync().AsTask();
+            },
+            () => _destroyed.Complete(true));
+
+        var lease = await rent.WaitAsync(PoolTest.Patience);
+        Assert.Equal(new PoolStatistics(Size: 1, Idle: 0, InUse: 1, Waiters: 0, Created: 2, Destroyed: 1), pool.Statistics);
+        Assert.Equal(0, _caller.Posts);
+        await lease.DisposeAsync();
+        _destroyed.Complete(true); // the disposal's destruction of the new item
+        await pool.DisposeWithinAsync();
+    }
+
+    [Fact]
+    public async Task A_pool_made_on_the_callers_thread_makes_its_MinIdle_items_without_the_callers_context()
+    {
+        AsyncPool<Item>? pool = null;
+
+        await CallerContext.RunStepsAsync(
+            () =>
+            {
+                _caller.MakeCurrent();
+                pool = new AsyncPool<Item>(Create, new AsyncPoolOptions<Item> { MinIdle = 1, Name = PoolTest.UniqueName() });
+            },
+            () => _created.Complete(new Item()));
+
+        await PoolTest.UntilAsync(() => pool!.Statistics.Idle == 1, "the MinIdle item going idle");
+        Assert.Equal(0, _caller.Posts);
+        await pool!.DisposeWithinAsync();
     }
 
     [Fact]

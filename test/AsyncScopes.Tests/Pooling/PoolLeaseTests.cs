@@ -6,6 +6,20 @@ namespace AsyncScopes.Tests.Pooling;
 public sealed class PoolLeaseTests
 {
     [Fact]
+    public async Task The_debugger_shows_whether_a_lease_holds_its_item()
+    {
+        var pool = PoolTest.NewPool();
+        var lease = await pool.RentWithinAsync();
+        var item = lease.Value;
+        string leased = DebuggerDisplayOf(lease);
+        await lease.ReturnWithinAsync();
+
+        Assert.Equal("(none)", DebuggerDisplayOf(default));
+        Assert.Equal($"Leased: {item}", leased);
+        Assert.Equal("Returned", DebuggerDisplayOf(lease));
+    }
+
+    [Fact]
     public async Task Returning_a_lease_twice_is_ignored()
     {
         var pool = PoolTest.NewPool(new AsyncPoolOptions<Item> { MaxSize = 1 });
@@ -401,5 +415,14 @@ public sealed class PoolLeaseTests
         Assert.Equal(new PoolStatistics(Size: 1, Idle: 0, InUse: 1, Waiters: 0, Created: 1, Destroyed: 0), pool.Statistics);
         await lease.ReturnWithinAsync();
         await pool.DisposeWithinAsync();
+    }
+
+    // What the debugger shows: the member that the type's [DebuggerDisplay] names.
+    private static string DebuggerDisplayOf(PoolLease<Item> lease)
+    {
+        var display = typeof(PoolLease<Item>).GetCustomAttributes(typeof(System.Diagnostics.DebuggerDisplayAttribute), inherit: false);
+        Assert.Equal("{DebuggerDisplay,nq}", Assert.IsType<System.Diagnostics.DebuggerDisplayAttribute>(Assert.Single(display)).Value);
+        var member = typeof(PoolLease<Item>).GetProperty("DebuggerDisplay", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic);
+        return Assert.IsType<string>(member!.GetValue(lease));
     }
 }

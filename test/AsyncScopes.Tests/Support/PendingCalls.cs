@@ -12,6 +12,18 @@ internal sealed class PendingCalls<T>
     private int _called;
     private int _completed;
 
+    /// <summary>How many calls were made.</summary>
+    public int Called
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _called;
+            }
+        }
+    }
+
     /// <summary>What the next call hands back.</summary>
     public PendingValueTask<T> Next()
     {
@@ -31,16 +43,10 @@ internal sealed class PendingCalls<T>
     }
 
     /// <summary>Completes the next call, made or still to come, with <paramref name="result"/>.</summary>
-    public void Complete(T result)
-    {
-        PendingValueTask<T> call;
-        lock (_lock)
-        {
-            call = At(_completed++);
-        }
+    public void Complete(T result) => NextToComplete().SetResult(result);
 
-        call.SetResult(result);
-    }
+    /// <summary>Fails the next call, made or still to come, with <paramref name="error"/>.</summary>
+    public void Fail(Exception error) => NextToComplete().SetException(error);
 
     /// <summary>Completes once the callback was called <paramref name="count"/> times.</summary>
     public Task WhenCalled(int count)
@@ -55,6 +61,14 @@ internal sealed class PendingCalls<T>
             var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             _waits.Add((count, gate));
             return gate.Task;
+        }
+    }
+
+    private PendingValueTask<T> NextToComplete()
+    {
+        lock (_lock)
+        {
+            return At(_completed++);
         }
     }
 

@@ -4,7 +4,7 @@ using Microsoft.Extensions.Time.Testing;
 namespace AsyncScopes.Tests.Tasks;
 
 /// <summary>
-/// A deadline never resumes on a <see cref="SynchronizationContext"/> that its work, or a callback on its token, left
+/// A deadline never resumes on a <see cref="SynchronizationContext"/> that its caller or its work left
 /// current (see <see cref="CallerContext"/>): neither after the work, nor while it waits for the token's callbacks.
 /// </summary>
 public sealed class DeadlineCallerContextTests
@@ -59,71 +59,50 @@ public sealed class DeadlineCallerContextTests
         Assert.Equal(0, _caller.Posts);
     }
 
-    [Fact]
-    public async Task RunAsync_that_waits_for_the_tokens_callbacks_resumes_without_the_context_the_work_ended_in()
+    // A ConfigureAwait(false) continuation never runs inline on a thread with a context like the caller's: the end of a
+    // deadline awaits with the caller's context current only when the work ended synchronously, in the caller's call.
+    // Here it ends while the deadline's cancellation runs a callback on the timer's thread, so the end awaits that
+    // callback from the caller's call.
+    [Theory]
+    [InlineData(nameof(Deadline.RunAsync))]
+    [InlineData(nameof(Deadline.RunAsync) + "<T>")]
+    [InlineData(nameof(Deadline.TryRunAsync))]
+    public async Task A_deadline_whose_work_ended_during_its_callbacks_waits_for_them_without_the_callers_context(string overload)
     {
-        var work = new TaskCompletionSource();
+        using var callbackRunning = new ManualResetEventSlim();
+        using var releaseCallback = new ManualResetEventSlim();
         var callbackFailure = new InvalidOperationException("a callback that ran after the work ended");
+        Task firing = Task.CompletedTask;
         Task run = Task.CompletedTask;
 
-        await CallerContext.RunStepsAsync(
-            () => run = Deadline.RunAsync(Limit, token => Work(work, callbackFailure, token), timeProvider: _time),
-            () => _time.Advance(Limit));
-
-        var thrown = await Assert.ThrowsAsync<AggregateException>(() => run.WaitAsync(Patience));
-        Assert.Same(callbackFailure, Assert.Single(thrown.InnerExceptions));
-        Assert.Equal(0, _caller.Posts);
-    }
-
-    [Fact]
-    public async Task RunAsync_with_a_result_that_waits_for_the_tokens_callbacks_resumes_without_the_context_the_work_ended_in()
-    {
-        var work = new TaskCompletionSource();
-        var callbackFailure = new InvalidOperationException("a callback that ran after the work ended");
-        Task<int> run = Task.FromResult(0);
-
-        await CallerContext.RunStepsAsync(
-            () => run = Deadline.RunAsync(Limit, token => WorkWithResult(work, callbackFailure, token), timeProvider: _time),
-            () => _time.Advance(Limit));
-
-        var thrown = await Assert.ThrowsAsync<AggregateException>(() => run.WaitAsync(Patience));
-        Assert.Same(callbackFailure, Assert.Single(thrown.InnerExceptions));
-        Assert.Equal(0, _caller.Posts);
-    }
-
-    [Fact]
-    public async Task TryRunAsync_that_waits_for_the_tokens_callbacks_resumes_without_the_context_the_work_ended_in()
-    {
-        var work = new TaskCompletionSource();
-        var callbackFailure = new InvalidOperationException("a callback that ran after the work ended");
-        Task<(bool Completed, int Result)> run = Task.FromResult((false, 0));
-
-        await CallerContext.RunStepsAsync(
-            () => run = Deadline.TryRunAsync(Limit, token => WorkWithResult(work, callbackFailure, token), timeProvider: _time),
-            () => _time.Advance(Limit));
-
-        var thrown = await Assert.ThrowsAsync<AggregateException>(() => run.WaitAsync(Patience));
-        Assert.Same(callbackFailure, Assert.Single(thrown.InnerExceptions));
-        Assert.Equal(0, _caller.Posts);
-    }
-
-    // Work that ends inside the deadline's cancellation, on the timer's thread, with the caller's context current, while
-    // a callback registered earlier (callbacks run last registered first) has still to run and throw: the deadline's
-    // end waits for that callback with the caller's context current.
-    private Task Work(TaskCompletionSource work, Exception callbackFailure, CancellationToken token)
-    {
-        token.Register(() => throw callbackFailure);
-        token.Register(() =>
+        void Work(CancellationToken token)
         {
-            _caller.MakeCurrent();
-            work.SetResult();
-        });
-        return work.Task;
-    }
+            token.Register(() =>
+            {
+                callbackRunning.Set();
+                Assert.True(releaseCallback.Wait(Patience));
+                throw callbackFailure;
+            });
+            firing = Task.Run(() => _time.Advance(Limit), CancellationToken.None); // the deadline fires on another thread
+            Assert.True(callbackRunning.Wait(Patience, CancellationToken.None));
+        }
 
-    private async Task<int> WorkWithResult(TaskCompletionSource work, Exception callbackFailure, CancellationToken token)
-    {
-        await Work(work, callbackFailure, token).ConfigureAwait(false);
-        return 1;
+        await CallerContext.RunStepsAsync(
+            () =>
+            {
+                _caller.MakeCurrent(); // a caller on a UI thread
+                run = overload switch
+                {
+                    nameof(Deadline.RunAsync) => Deadline.RunAsync(Limit, token => { Work(token); return Task.CompletedTask; }, timeProvider: _time),
+                    nameof(Deadline.TryRunAsync) => Deadline.TryRunAsync(Limit, token => { Work(token); return Task.FromResult(1); }, timeProvider: _time),
+                    _ => Deadline.RunAsync(Limit, token => { Work(token); return Task.FromResult(1); }, timeProvider: _time),
+                };
+            },
+            releaseCallback.Set);
+
+        await firing.WaitAsync(Patience);
+        var thrown = await Assert.ThrowsAsync<AggregateException>(() => run.WaitAsync(Patience));
+        Assert.Same(callbackFailure, Assert.Single(thrown.InnerExceptions));
+        Assert.Equal(0, _caller.Posts);
     }
 }
