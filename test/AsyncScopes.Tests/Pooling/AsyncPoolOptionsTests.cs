@@ -605,6 +605,71 @@ public sealed class AsyncPoolOptionsTests
     }
 
     [Fact]
+    public async Task MinIdle_retries_after_a_second_again_once_a_creation_succeeded()
+    {
+        var time = new FakeTimeProvider();
+        string name = PoolTest.UniqueName();
+        var calls = new PendingCalls<Item>();
+        using var capture = new PoolDiagnosticsCapture(name);
+        var pool = new AsyncPool<Item>(_ => calls.Next().Task, new AsyncPoolOptions<Item> { MaxSize = 1, MinIdle = 1, TimeProvider = time, Name = name });
+        calls.Fail(new InvalidOperationException("the first creation failed")); // retried after 1 s, the next after 2 s
+        await capture.WhenFailures(1).WaitAsync(Patience);
+        time.Advance(TimeSpan.FromSeconds(1));
+        await calls.WhenCalled(2).WaitAsync(Patience);
+        calls.Complete(new Item());
+        await PoolTest.UntilAsync(() => pool.Statistics.Idle == 1, "the second creation's item going idle");
+
+        // Its item destroyed, the pool makes another for MinIdle; that creation fails, and is retried after 1 s again.
+        var lease = await pool.RentWithinAsync();
+        lease.Discard();
+        await lease.ReturnWithinAsync();
+        await calls.WhenCalled(3).WaitAsync(Patience);
+        calls.Fail(new InvalidOperationException("the third creation failed"));
+        await capture.WhenFailures(2).WaitAsync(Patience);
+        time.Advance(TimeSpan.FromSeconds(1));
+
+        await calls.WhenCalled(4).WaitAsync(Patience);
+        calls.Complete(new Item());
+        await PoolTest.UntilAsync(() => pool.Statistics.Idle == 1, "the fourth creation's item going idle");
+        await pool.DisposeWithinAsync();
+    }
+
+    [Fact]
+    public async Task An_item_kept_idle_for_MinIdle_past_its_IdleTimeout_is_still_destroyed_at_its_MaxLifetime()
+    {
+        var time = new FakeTimeProvider();
+        var created = new CreationCounter();
+        var destroyed = new DestroyLog();
+        var pool = new AsyncPool<Item>(
+            _ =>
+            {
+                created.OnCreated();
+                return ValueTask.FromResult(new Item());
+            },
+            new AsyncPoolOptions<Item>
+            {
+                MaxSize = 2,
+                MinIdle = 1,
+                IdleTimeout = TimeSpan.FromSeconds(10),
+                MaxLifetime = TimeSpan.FromSeconds(60),
+                TimeProvider = time,
+                Destroy = destroyed.Destroy,
+            });
+        await created.WhenCreated(1).WaitAsync(Patience);
+        await PoolTest.UntilAsync(() => pool.Statistics.Idle == 1, "the MinIdle item going idle");
+
+        await AdvanceAsync(time, TimeSpan.FromSeconds(11)); // idled out, but kept: it is the only idle item
+        Assert.Empty(destroyed.Items);
+        await AdvanceAsync(time, TimeSpan.FromSeconds(50)); // t = 61: older than MaxLifetime
+
+        await destroyed.WhenCount(1).WaitAsync(Patience);
+        await created.WhenCreated(2).WaitAsync(Patience);
+        await PoolTest.UntilAsync(() => pool.Statistics.Idle == 1, "the replacement going idle");
+        Assert.Equal(new PoolStatistics(Size: 1, Idle: 1, InUse: 0, Waiters: 0, Created: 2, Destroyed: 1), pool.Statistics);
+        await pool.DisposeWithinAsync();
+    }
+
+    [Fact]
     public async Task MinIdle_does_not_retry_an_asynchronously_failing_factory_before_the_backoff()
     {
         var time = new FakeTimeProvider();

@@ -1,3 +1,4 @@
+using AsyncScopes.Tests.Support;
 using Microsoft.Extensions.Time.Testing;
 
 namespace AsyncScopes.Tests.Pooling;
@@ -254,6 +255,68 @@ public sealed class AsyncPoolWaiterTests
             renterValue.Value = "renter";
             return await pool.RentAsync(cancellation.Token);
         }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_place_freed_while_a_renter_that_suppressed_the_flow_waits_becomes_an_item_made_for_it(bool validate)
+    {
+        var pool = new AsyncPool<Item>(static _ => ValueTask.FromResult(new Item()), new AsyncPoolOptions<Item> { MaxSize = 1, Validate = validate ? AlwaysValid : null });
+        var held = await pool.RentWithinAsync();
+        Task<PoolLease<Item>> waiting;
+        using (ExecutionContext.SuppressFlow())
+        {
+            waiting = pool.RentAsync().AsTask(); // no execution context to make its item in
+        }
+
+        held.Discard();
+        await held.ReturnWithinAsync();
+        var lease = await waiting.WaitAsync(Patience);
+
+        Assert.Equal(new PoolStatistics(Size: 1, Idle: 0, InUse: 1, Waiters: 0, Created: 2, Destroyed: 1), pool.Statistics);
+        await lease.ReturnWithinAsync();
+        await pool.DisposeWithinAsync();
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task The_AcquireTimeout_timer_of_a_wait_is_released_when_the_renter_is_handed_an_item(bool validate)
+    {
+        var time = new TrackingTimeProvider();
+        var pool = new AsyncPool<Item>(
+            static _ => ValueTask.FromResult(new Item()),
+            new AsyncPoolOptions<Item> { MaxSize = 1, AcquireTimeout = TimeSpan.FromMinutes(1), TimeProvider = time, Validate = validate ? AlwaysValid : null });
+        var held = await pool.RentWithinAsync();
+        var waiting = pool.RentAsync().AsTask();
+        Assert.Equal(1, time.Undisposed);
+
+        await held.ReturnWithinAsync();
+        var lease = await waiting.WaitAsync(Patience);
+
+        Assert.Equal(0, time.Undisposed);
+        await lease.ReturnWithinAsync();
+        await pool.DisposeWithinAsync();
+    }
+
+    [Fact]
+    public async Task Reading_a_rent_that_still_waits_throws_and_leaves_the_wait_as_it_was()
+    {
+        var pool = PoolTest.NewPool(new AsyncPoolOptions<Item> { MaxSize = 1 });
+        var held = await pool.RentWithinAsync();
+        var item = held.Value;
+        var waiting = pool.RentAsync();
+
+        // Against the rules of ValueTask, but a blocking read must not break the wait.
+        Assert.Throws<InvalidOperationException>(() => waiting.Result);
+
+        Assert.Equal(1, pool.Statistics.Waiters);
+        await held.ReturnWithinAsync();
+        var lease = await waiting.AsTask().WaitAsync(Patience);
+        Assert.Same(item, lease.Value);
+        await lease.ReturnWithinAsync();
+        await pool.DisposeWithinAsync();
     }
 
     [Theory]
