@@ -100,7 +100,7 @@ public sealed class ScopeExitException : AggregateException
             return true;
         }
 
-        return inner.Count > 0 && ReferenceEquals(inner[0], current);
+        return ReferenceEquals(inner[0], current); // never empty: the constructor rejects an empty list
     }
 
     private static void AddFlattened(List<Exception> list, Exception exception)

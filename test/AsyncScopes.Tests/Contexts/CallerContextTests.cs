@@ -76,6 +76,25 @@ public sealed class CallerContextTests
     }
 
     [Fact]
+    public async Task A_manager_made_of_an_enter_and_an_exit_awaits_the_exit_without_the_callers_context()
+    {
+        var exit = new PendingValueTask<bool>();
+        var manager = AsyncContext.Create(_ => ValueTask.FromResult(7), (_, _) => exit.Task);
+        Task with = Task.CompletedTask;
+
+        await CallerContext.RunStepsAsync(
+            () =>
+            {
+                _caller.MakeCurrent(); // enter and body complete at once: the exit is awaited in the caller's call
+                with = manager.WithAsync((_, _) => Task.CompletedTask);
+            },
+            () => exit.SetResult(false));
+
+        await with;
+        Assert.Equal(0, _caller.Posts);
+    }
+
+    [Fact]
     public async Task A_manager_of_an_async_disposable_resumes_after_its_disposal_without_the_callers_context()
     {
         var resource = new PendingDisposable(_caller);
@@ -190,12 +209,16 @@ public sealed class CallerContextTests
         Task run = Task.CompletedTask;
 
         await CallerContext.RunStepsAsync(
-            () => run = AsyncExitStack.RunAsync(async (stack, ct) =>
+            () =>
             {
-                // The test's own awaits must not capture the context either.
-                await stack.EnterAsync(manager, ct).ConfigureAwait(false);
-                await _caller.Pending(body.Task).ConfigureAwait(false);
-            }),
+                _caller.MakeCurrent(); // a caller on a UI thread: RunAsync's await of the body is made in its call
+                run = AsyncExitStack.RunAsync(async (stack, ct) =>
+                {
+                    // The test's own awaits must not capture the context either.
+                    await stack.EnterAsync(manager, ct).ConfigureAwait(false);
+                    await _caller.Pending(body.Task).ConfigureAwait(false);
+                });
+            },
             () => manager.Enter.SetResult(1),
             body.SetResult,
             () => manager.Exit.SetResult(false));
@@ -213,7 +236,11 @@ public sealed class CallerContextTests
         Task<int> run = Task.FromResult(0);
 
         await CallerContext.RunStepsAsync(
-            () => run = AsyncExitStack.RunAsync(async (stack, ct) => await stack.EnterAsync(manager, ct).ConfigureAwait(false) + await _caller.Pending(body.Task).ConfigureAwait(false)),
+            () =>
+            {
+                _caller.MakeCurrent();
+                run = AsyncExitStack.RunAsync(async (stack, ct) => await stack.EnterAsync(manager, ct).ConfigureAwait(false) + await _caller.Pending(body.Task).ConfigureAwait(false));
+            },
             () => manager.Enter.SetResult(1),
             () => body.SetResult(41),
             () => manager.Exit.SetResult(false));

@@ -14,5 +14,6 @@ public sealed class ScopeAbandonedExceptionTests
         Assert.Equal(defaultMessage, withCause.Message);
         Assert.Same(cause, withCause.InnerException);
         Assert.Equal("what was abandoned", new ScopeAbandonedException("what was abandoned", cause).Message);
+        Assert.Equal("what was abandoned", new ScopeAbandonedException("what was abandoned").Message);
     }
 }
