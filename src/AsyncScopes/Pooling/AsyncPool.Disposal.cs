@@ -111,7 +111,7 @@ public sealed partial class AsyncPool<T>
                 else
                 {
                     slot.LeakReported = true;
-                    ScopeDiagnostics.ReportLeak(slot.DescribeLease());
+                    ScopeDiagnostics.ReportLeak(slot.DescribeUntrackedLease());
                 }
             }
         }
@@ -158,7 +158,7 @@ public sealed partial class AsyncPool<T>
         }
         else if (!slot.LeakReported)
         {
-            ScopeDiagnostics.ReportLeak(slot.DescribeLease());
+            ScopeDiagnostics.ReportLeak(slot.DescribeUntrackedLease());
         }
     }
 }

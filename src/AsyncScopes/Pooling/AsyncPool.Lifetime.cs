@@ -117,15 +117,16 @@ public sealed partial class AsyncPool<T>
 
             foreach (var slot in _idle)
             {
-                // An item kept only for MinIdle has an idle expiry in the past: it waits for a later sweep (the next
-                // return schedules one) instead of making this one spin.
+                // An item kept only for MinIdle has an idle expiry in the past: it waits for its lifetime, or a later
+                // sweep (the next return schedules one), instead of making this one spin. An expiry now is not past:
+                // the item is exactly at its limit, and expires a tick later.
                 long due = NextExpiry(slot);
-                if (due <= now && _maxLifetime is { } lifetime)
+                if (due < now && _maxLifetime is { } lifetime)
                 {
                     due = slot.CreatedAt + (long)(lifetime.TotalSeconds * _time.TimestampFrequency);
                 }
 
-                if (due > now && due < _sweepDue)
+                if (due >= now && due < _sweepDue)
                 {
                     _sweepDue = due;
                 }

@@ -135,9 +135,9 @@ internal sealed class PoolSlot<T>
         }
     }
 
-    // Untracked leases record nothing when rented, so their report carries the time the leak was found.
-    public OpenScopeInfo DescribeLease() =>
-        Tracker?.Info ?? ScopeTracker.Untracked("PoolLease", Pool.Name, DateTimeOffset.UtcNow);
+    // A tracked lease reports itself through its tracker. An untracked one recorded nothing when rented, so its report
+    // carries the time the leak was found.
+    public OpenScopeInfo DescribeUntrackedLease() => ScopeTracker.Untracked("PoolLease", Pool.Name, DateTimeOffset.UtcNow);
 
     private void TakeBack(PoolLeaseHandle<T> handle)
     {

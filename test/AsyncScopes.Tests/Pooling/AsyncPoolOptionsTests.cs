@@ -311,8 +311,11 @@ public sealed class AsyncPoolOptionsTests
         await pool.DisposeWithinAsync();
     }
 
-    [Fact]
-    public async Task IdleTimeout_keeps_an_item_idle_exactly_as_long_as_the_limit_when_a_sweep_runs()
+    // With MaxLifetime too, an item at exactly its idle limit still idles out on time, not at the end of its lifetime.
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task IdleTimeout_keeps_an_item_idle_exactly_as_long_as_the_limit_when_a_sweep_runs_and_destroys_it_a_tick_later(bool withMaxLifetime)
     {
         var time = new FakeTimeProvider();
         var destroyed = new DestroyLog();
@@ -320,12 +323,13 @@ public sealed class AsyncPoolOptionsTests
         {
             MaxSize = 2,
             IdleTimeout = TimeSpan.FromSeconds(10),
+            MaxLifetime = withMaxLifetime ? TimeSpan.FromHours(1) : null,
             TimeProvider = time,
             Destroy = destroyed.Destroy,
         });
         var early = await pool.RentWithinAsync();
         var late = await pool.RentWithinAsync();
-        var earlyItem = early.Value;
+        var (earlyItem, lateItem) = (early.Value, late.Value);
         await early.ReturnWithinAsync();                // idle from t = 0
         time.Advance(TimeSpan.FromTicks(1));
         await late.ReturnWithinAsync();                 // idle from one tick later
@@ -335,7 +339,67 @@ public sealed class AsyncPoolOptionsTests
         await destroyed.WhenCount(1).WaitAsync(Patience);
         Assert.Same(earlyItem, Assert.Single(destroyed.Items));
         Assert.Equal(new PoolStatistics(Size: 1, Idle: 1, InUse: 0, Waiters: 0, Created: 2, Destroyed: 1), pool.Statistics);
+
+        time.Advance(TimeSpan.FromTicks(1));            // late has idled a tick longer than the limit
+
+        await destroyed.WhenCount(2).WaitAsync(Patience);
+        Assert.Same(lateItem, destroyed.Items[1]);
         await pool.DisposeWithinAsync();
+    }
+
+    // One sweep per expiry: a sweep scheduled too early finds nothing to do and must be scheduled again.
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task The_sweep_runs_once_when_the_only_idle_item_expires(bool byLifetime)
+    {
+        var time = new TrackingTimeProvider();
+        var destroyed = new DestroyLog();
+        var pool = PoolTest.NewPool(new AsyncPoolOptions<Item>
+        {
+            IdleTimeout = byLifetime ? null : TimeSpan.FromSeconds(10),
+            MaxLifetime = byLifetime ? TimeSpan.FromSeconds(10) : null,
+            TimeProvider = time,
+            Destroy = destroyed.Destroy,
+        });
+        var lease = await pool.RentWithinAsync();
+        await lease.ReturnWithinAsync();
+
+        // Step by step: the fake clock fires each timer once per move, at the end of the move.
+        time.Clock.Advance(TimeSpan.FromSeconds(10)); // exactly at the limit: not expired yet
+        Assert.Equal(0, time.Fired);
+        time.Clock.Advance(TimeSpan.FromTicks(1));
+
+        await destroyed.WhenCount(1).WaitAsync(Patience);
+        Assert.Equal(1, time.Fired);
+        await pool.DisposeWithinAsync();
+    }
+
+    [Fact]
+    public async Task A_renter_cancelled_while_validating_an_item_of_a_pool_being_disposed_leaves_the_item_destroyed()
+    {
+        var validating = PoolTest.NewGate();
+        var pool = PoolTest.NewPool(new AsyncPoolOptions<Item>
+        {
+            Validate = async (_, cancellationToken) =>
+            {
+                validating.TrySetResult();
+                await Task.Delay(Timeout.Infinite, cancellationToken);
+                return true;
+            },
+        });
+        var first = await pool.RentWithinAsync();
+        await first.ReturnWithinAsync();
+        using var cancellation = new CancellationTokenSource();
+        var rent = pool.RentAsync(cancellation.Token).AsTask();
+        await validating.Task.WaitAsync(Patience);
+        var disposal = pool.DisposeAsync().AsTask(); // waits for the item being validated
+
+        await cancellation.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => rent.WaitAsync(Patience));
+        await disposal.WaitAsync(Patience);
+        Assert.Equal(new PoolStatistics(Size: 0, Idle: 0, InUse: 0, Waiters: 0, Created: 1, Destroyed: 1), pool.Statistics);
     }
 
     [Fact]

@@ -132,8 +132,10 @@ public sealed class PoolCallerContextTests
         await pool.DisposeWithinAsync();
     }
 
-    [Fact]
-    public async Task UseAsync_whose_body_completes_at_once_awaits_the_reset_without_the_callers_context()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task UseAsync_whose_body_completes_at_once_awaits_the_reset_without_the_callers_context(bool withResult)
     {
         var pool = new AsyncPool<Item>(static _ => ValueTask.FromResult(new Item()), new AsyncPoolOptions<Item> { Reset = Reset, Name = PoolTest.UniqueName() });
         Task use = Task.CompletedTask;
@@ -142,7 +144,7 @@ public sealed class PoolCallerContextTests
             () =>
             {
                 _caller.MakeCurrent();
-                use = pool.UseAsync((_, _) => Task.CompletedTask);
+                use = withResult ? pool.UseAsync((_, _) => Task.FromResult(1)) : pool.UseAsync((_, _) => Task.CompletedTask);
             },
             () => _reset.Complete(true));
 

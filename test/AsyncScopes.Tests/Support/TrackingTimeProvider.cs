@@ -3,7 +3,7 @@ using Microsoft.Extensions.Time.Testing;
 namespace AsyncScopes.Tests.Support;
 
 /// <summary>
-/// A <see cref="FakeTimeProvider"/> that tells what became of the timers made on it: how many are not disposed yet,
+/// A <see cref="FakeTimeProvider"/> that tells what became of the timers made on it: how often they fired, how many are not disposed yet,
 /// whether each was made with the <see cref="ExecutionContext"/> flow suppressed (so that it does not hold its
 /// creator's <see cref="AsyncLocal{T}"/> values), and whether each is still reachable (held by its owner).
 /// </summary>
@@ -13,9 +13,13 @@ internal sealed class TrackingTimeProvider : TimeProvider
     private readonly List<WeakReference<ITimer>> _timers = [];
     private readonly List<bool> _madeWithFlowSuppressed = [];
     private int _undisposed;
+    private int _fired;
 
     /// <summary>The clock the timers run on.</summary>
     public FakeTimeProvider Clock { get; } = new();
+
+    /// <summary>How many times a timer made on this provider called its callback.</summary>
+    public int Fired => Volatile.Read(ref _fired);
 
     /// <summary>How many of the timers made on this provider were not disposed yet.</summary>
     public int Undisposed => Volatile.Read(ref _undisposed);
@@ -54,7 +58,12 @@ internal sealed class TrackingTimeProvider : TimeProvider
 
     public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
     {
-        var timer = new TrackedTimer(this, Clock.CreateTimer(callback, state, dueTime, period));
+        TimerCallback counted = state =>
+        {
+            Interlocked.Increment(ref _fired);
+            callback(state);
+        };
+        var timer = new TrackedTimer(this, Clock.CreateTimer(counted, state, dueTime, period));
         lock (_lock)
         {
             _timers.Add(new WeakReference<ITimer>(timer));
