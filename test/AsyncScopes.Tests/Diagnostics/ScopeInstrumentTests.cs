@@ -35,6 +35,11 @@ public sealed class ScopeInstrumentTests
         await scope.JoinAsync().WaitAsync(Patience);
 
         Assert.Equal(new[] { 1.0, -1.0 }, Mine(recorder, marker, "asyncscopes.scope.open", "TaskScope"));
+
+        // A scope closes once: joining it again, or disposing it, counts nothing more.
+        await scope.JoinAsync().WaitAsync(Patience);
+        await scope.DisposeAsync();
+        Assert.Equal(new[] { 1.0, -1.0 }, Mine(recorder, marker, "asyncscopes.scope.open", "TaskScope"));
     }
 
     [Fact]
