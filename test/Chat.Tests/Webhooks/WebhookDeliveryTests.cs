@@ -179,6 +179,16 @@ public sealed class WebhookDeliveryTests : ServiceTest
         }
 
         Assert.Equal("message 1", (await _receiver.NextRequestAsync()).Text);
+
+        // The feeder may still be reading messages 2 and 3 from the outbox: the stop keeps what is queued, so queue them
+        // first. Polled, bounded: the queue raises no event when an item arrives.
+        var queued = System.Diagnostics.Stopwatch.StartNew();
+        while (server.Service.Webhooks.Statistics.Pending < 2)
+        {
+            Assert.True(queued.Elapsed < ChatServer.Patience, "Messages 2 and 3 were not queued.");
+            await Task.Yield();
+        }
+
         Task stopping = server.StopAsync();
         Assert.False(stopping.IsCompleted);
         release.SetResult(200);
