@@ -407,13 +407,7 @@ public sealed class AsyncPoolOptionsTests
     {
         var validations = new PendingCalls<bool>();
         var created = new CreationCounter();
-        var pool = new AsyncPool<Item>(
-            _ =>
-            {
-                created.OnCreated();
-                return ValueTask.FromResult(new Item());
-            },
-            new AsyncPoolOptions<Item> { Validate = (_, _) => validations.Next().Task });
+        var pool = new AsyncPool<Item>(created.Create, new AsyncPoolOptions<Item> { Validate = (_, _) => validations.Next().Task });
         var first = await pool.RentWithinAsync();
         await first.ReturnWithinAsync();
         var rent = pool.RentAsync().AsTask(); // validates the idle item
@@ -491,13 +485,7 @@ public sealed class AsyncPoolOptionsTests
     public async Task MinIdle_keeps_that_many_items_idle_in_the_background_within_MaxSize()
     {
         var created = new CreationCounter();
-        var pool = new AsyncPool<Item>(
-            _ =>
-            {
-                created.OnCreated();
-                return ValueTask.FromResult(new Item());
-            },
-            new AsyncPoolOptions<Item> { MaxSize = 3, MinIdle = 2 });
+        var pool = new AsyncPool<Item>(created.Create, new AsyncPoolOptions<Item> { MaxSize = 3, MinIdle = 2 });
 
         await created.WhenCreated(2).WaitAsync(Patience);
         Assert.Equal(new PoolStatistics(Size: 2, Idle: 2, InUse: 0, Waiters: 0, Created: 2, Destroyed: 0), pool.Statistics);
@@ -577,13 +565,7 @@ public sealed class AsyncPoolOptionsTests
         var time = new FakeTimeProvider();
         var created = new CreationCounter();
         var destroyed = new DestroyLog();
-        var pool = new AsyncPool<Item>(
-            _ =>
-            {
-                created.OnCreated();
-                return ValueTask.FromResult(new Item());
-            },
-            new AsyncPoolOptions<Item>
+        var pool = new AsyncPool<Item>(created.Create, new AsyncPoolOptions<Item>
             {
                 MaxSize = 2,
                 MinIdle = 1,
@@ -704,13 +686,7 @@ public sealed class AsyncPoolOptionsTests
         var time = new FakeTimeProvider();
         var created = new CreationCounter();
         var destroyed = new DestroyLog();
-        var pool = new AsyncPool<Item>(
-            _ =>
-            {
-                created.OnCreated();
-                return ValueTask.FromResult(new Item());
-            },
-            new AsyncPoolOptions<Item>
+        var pool = new AsyncPool<Item>(created.Create, new AsyncPoolOptions<Item>
             {
                 MaxSize = 2,
                 MinIdle = 1,
@@ -1261,13 +1237,7 @@ public sealed class AsyncPoolOptionsTests
     public async Task TryRent_tops_up_MinIdle_like_RentAsync()
     {
         var created = new CreationCounter();
-        var pool = new AsyncPool<Item>(
-            _ =>
-            {
-                created.OnCreated();
-                return ValueTask.FromResult(new Item());
-            },
-            new AsyncPoolOptions<Item> { MaxSize = 2, MinIdle = 1 });
+        var pool = new AsyncPool<Item>(created.Create, new AsyncPoolOptions<Item> { MaxSize = 2, MinIdle = 1 });
         await created.WhenCreated(1).WaitAsync(PoolTest.Patience);
         await PoolTest.UntilAsync(() => pool.Statistics.Idle == 1, "the first item going idle");
 

@@ -262,7 +262,7 @@ public sealed class AsyncPoolWaiterTests
     [InlineData(true)]
     public async Task A_place_freed_while_a_renter_that_suppressed_the_flow_waits_becomes_an_item_made_for_it(bool validate)
     {
-        var pool = new AsyncPool<Item>(static _ => ValueTask.FromResult(new Item()), new AsyncPoolOptions<Item> { MaxSize = 1, Validate = validate ? AlwaysValid : null });
+        var pool = PoolTest.NewPool(new AsyncPoolOptions<Item> { MaxSize = 1, Validate = validate ? AlwaysValid : null });
         var held = await pool.RentWithinAsync();
         Task<PoolLease<Item>> waiting;
         using (ExecutionContext.SuppressFlow())
@@ -285,9 +285,7 @@ public sealed class AsyncPoolWaiterTests
     public async Task The_AcquireTimeout_timer_of_a_wait_is_released_when_the_renter_is_handed_an_item(bool validate)
     {
         var time = new TrackingTimeProvider();
-        var pool = new AsyncPool<Item>(
-            static _ => ValueTask.FromResult(new Item()),
-            new AsyncPoolOptions<Item> { MaxSize = 1, AcquireTimeout = TimeSpan.FromMinutes(1), TimeProvider = time, Validate = validate ? AlwaysValid : null });
+        var pool = PoolTest.NewPool(new AsyncPoolOptions<Item> { MaxSize = 1, AcquireTimeout = TimeSpan.FromMinutes(1), TimeProvider = time, Validate = validate ? AlwaysValid : null });
         var held = await pool.RentWithinAsync();
         var waiting = pool.RentAsync().AsTask();
         Assert.Equal(1, time.Undisposed);

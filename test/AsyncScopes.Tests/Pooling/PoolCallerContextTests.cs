@@ -137,7 +137,7 @@ public sealed class PoolCallerContextTests
     [InlineData(true)]
     public async Task UseAsync_whose_body_completes_at_once_awaits_the_reset_without_the_callers_context(bool withResult)
     {
-        var pool = new AsyncPool<Item>(static _ => ValueTask.FromResult(new Item()), new AsyncPoolOptions<Item> { Reset = Reset, Name = PoolTest.UniqueName() });
+        var pool = PoolTest.NewPool(new AsyncPoolOptions<Item> { Reset = Reset, Name = PoolTest.UniqueName() });
         Task use = Task.CompletedTask;
 
         await CallerContext.RunStepsAsync(
@@ -156,9 +156,7 @@ public sealed class PoolCallerContextTests
     [Fact]
     public async Task An_item_whose_reset_failed_at_once_is_destroyed_without_the_callers_context()
     {
-        var pool = new AsyncPool<Item>(
-            static _ => ValueTask.FromResult(new Item()),
-            new AsyncPoolOptions<Item>
+        var pool = PoolTest.NewPool(new AsyncPoolOptions<Item>
             {
                 Reset = static _ => ValueTask.FromException(new InvalidOperationException("the reset failed")),
                 Destroy = Destroy,
@@ -184,9 +182,7 @@ public sealed class PoolCallerContextTests
     [Fact]
     public async Task A_validation_left_running_by_TryRent_finishes_without_the_callers_context()
     {
-        var pool = new AsyncPool<Item>(
-            static _ => ValueTask.FromResult(new Item()),
-            new AsyncPoolOptions<Item> { Validate = Validate, Destroy = Destroy, Name = PoolTest.UniqueName() });
+        var pool = PoolTest.NewPool(new AsyncPoolOptions<Item> { Validate = Validate, Destroy = Destroy, Name = PoolTest.UniqueName() });
         var first = await pool.RentWithinAsync();
         await first.ReturnWithinAsync();
 
@@ -208,9 +204,7 @@ public sealed class PoolCallerContextTests
     public async Task A_rent_that_finds_an_expired_idle_item_awaits_its_destruction_without_the_callers_context()
     {
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
-        var pool = new AsyncPool<Item>(
-            static _ => ValueTask.FromResult(new Item()),
-            new AsyncPoolOptions<Item> { MaxLifetime = TimeSpan.FromSeconds(10), TimeProvider = time, Destroy = Destroy, Name = PoolTest.UniqueName() });
+        var pool = PoolTest.NewPool(new AsyncPoolOptions<Item> { MaxLifetime = TimeSpan.FromSeconds(10), TimeProvider = time, Destroy = Destroy, Name = PoolTest.UniqueName() });
         var first = await pool.RentWithinAsync();
         await first.ReturnWithinAsync();
         time.AdjustTime(time.GetUtcNow() + TimeSpan.FromSeconds(11)); // expired, and no sweep ran
@@ -276,7 +270,7 @@ public sealed class PoolCallerContextTests
     public async Task A_renter_that_waited_for_a_returned_item_resumes_without_its_context()
     {
         // With Validate set, a renter that must wait awaits its waiter in the pool's own state machine.
-        var pool = new AsyncPool<Item>(static _ => ValueTask.FromResult(new Item()), new AsyncPoolOptions<Item>
+        var pool = PoolTest.NewPool(new AsyncPoolOptions<Item>
         {
             MaxSize = 1,
             Validate = static (_, _) => ValueTask.FromResult(true),

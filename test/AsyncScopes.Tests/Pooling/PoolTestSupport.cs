@@ -186,6 +186,13 @@ internal sealed class CreationCounter
         }
     }
 
+    /// <summary>A factory that counts the items it makes.</summary>
+    public ValueTask<Item> Create(CancellationToken cancellationToken)
+    {
+        OnCreated();
+        return ValueTask.FromResult(new Item());
+    }
+
     public void OnCreated()
     {
         lock (_lock)
