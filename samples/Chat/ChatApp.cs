@@ -1,6 +1,8 @@
 using Chat.Api;
+using Chat.Security;
 using Chat.Storage;
 using Chat.Webhooks;
+using Microsoft.Extensions.Configuration.Memory;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
@@ -12,6 +14,10 @@ internal static class ChatApp
     /// <summary>Where the service listens unless <c>--urls</c> (or <c>ASPNETCORE_URLS</c>) says otherwise.</summary>
     public const string DefaultUrl = "http://127.0.0.1:5080";
 
+    /// <summary>The host names the service answers to unless the setting <c>AllowedHosts</c> says otherwise: its
+    /// loopback names. A request for any other (a name an attacker rebound to this address) gets 400.</summary>
+    public const string DefaultAllowedHosts = "localhost;127.0.0.1;[::1]";
+
     /// <param name="args">Command-line arguments: <c>--urls</c>, and any setting, such as
     /// <c>--Database:Path=other.db</c> or <c>--Chat:HeartbeatInterval=00:00:05</c>.</param>
     /// <param name="configure">Changes to the services before the app is built; the tests replace the clock and add
@@ -19,6 +25,12 @@ internal static class ChatApp
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
         WebApplicationBuilder builder = WebApplication.CreateBuilder(args);
+
+        // First, so that every other source (appsettings.json, the environment, the command line) overrides it.
+        builder.Configuration.Sources.Insert(0, new MemoryConfigurationSource
+        {
+            InitialData = [new("AllowedHosts", DefaultAllowedHosts)],
+        });
         if (string.IsNullOrEmpty(builder.Configuration["urls"]))
         {
             builder.WebHost.UseUrls(DefaultUrl);
@@ -27,18 +39,38 @@ internal static class ChatApp
         AddValidatedOptions<ChatOptions>(builder, ChatOptions.Section, options => options.Validate());
         AddValidatedOptions<DatabaseOptions>(builder, DatabaseOptions.Section, options => options.Validate());
         AddValidatedOptions<WebhookOptions>(builder, WebhookOptions.Section, options => options.Validate());
+        AddValidatedOptions<SecurityOptions>(builder, SecurityOptions.Section, options => options.Validate());
 
         builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<WebhookDestinations>();
+        builder.Services.AddSingleton<CallerChecks>();
+        builder.Services.AddSingleton<AdminKey>();
+        builder.Services.AddAuthentication()
+            .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, AdminKeyHandler>(AdminKey.Scheme, configureOptions: null);
+        builder.Services.AddAuthorizationBuilder()
+            .AddPolicy(AdminKey.Scheme, policy => policy.AddAuthenticationSchemes(AdminKey.Scheme).RequireAuthenticatedUser());
         builder.Services.AddSingleton<ChatService>();
         builder.Services.AddHostedService(services => services.GetRequiredService<ChatService>());
         builder.Services.AddOptions<HostOptions>().Configure<IOptions<ChatOptions>>(
             (host, chat) => host.ShutdownTimeout = chat.Value.ShutdownTimeout);
         builder.Services.AddOptions<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>().Configure<IOptions<ChatOptions>>(
-            (kestrel, chat) => kestrel.Limits.MaxRequestBodySize = chat.Value.MaxRequestBodyBytes);
+            (kestrel, chat) =>
+            {
+                kestrel.Limits.MaxRequestBodySize = chat.Value.MaxRequestBodyBytes;
+                kestrel.Limits.MaxConcurrentConnections = chat.Value.MaxConnections;
+                kestrel.Limits.MaxConcurrentUpgradedConnections = chat.Value.MaxWebSockets;
+            });
+        builder.Services.AddWriteRateLimit();
         configure?.Invoke(builder);
 
         WebApplication app = builder.Build();
+        app.UseExceptionHandler(new ExceptionHandlerOptions { ExceptionHandler = ChatEndpoints.WriteFailureAsync });
+        app.Use(SecurityHeaders.AddAsync);
         app.UseWebSockets();
+        app.Use(app.Services.GetRequiredService<CallerChecks>().InvokeAsync);
+        app.UseRateLimiter(); // first: a wrong admin key spends the caller's budget too
+        app.UseAuthentication();
+        app.UseAuthorization();
         app.MapChat();
         return app;
     }

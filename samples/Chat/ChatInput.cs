@@ -70,4 +70,13 @@ internal static class ChatInput
 
         return null;
     }
+
+    /// <summary>What is wrong with a JSON <paramref name="what"/> (a body, a frame), in words that name where, never the
+    /// service's own types (which <see cref="System.Text.Json.JsonException.Message"/> does).</summary>
+    public static string DescribeJsonError(System.Text.Json.JsonException exception, string what)
+    {
+        string where = exception.Path is { Length: > 1 } path ? $" at {path}" : "";
+        string line = exception.LineNumber is { } number ? $" (line {number + 1}, byte {exception.BytePositionInLine + 1})" : "";
+        return $"{what} is not valid JSON, or not of the expected shape,{where}{line}.";
+    }
 }

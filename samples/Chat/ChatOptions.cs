@@ -35,6 +35,21 @@ internal sealed class ChatOptions
     /// <summary>How long a closing connection waits for the client's close frame before it aborts.</summary>
     public TimeSpan CloseTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>HTTP requests that change something (<c>POST</c>, <c>DELETE</c>) one client address may send in a
+    /// burst; see <see cref="WritesPerSecond"/>.</summary>
+    public int WriteBurst { get; set; } = 20;
+
+    /// <summary>HTTP requests that change something one client address may send per second once its burst is spent;
+    /// beyond it they get 429 with <c>Retry-After</c>.</summary>
+    public double WritesPerSecond { get; set; } = 5;
+
+    /// <summary>Connections the server keeps open at once, WebSockets included (Kestrel's limit); a connection beyond
+    /// it is closed at once.</summary>
+    public long MaxConnections { get; set; } = 10_000;
+
+    /// <summary>WebSockets open at once (Kestrel's limit on upgraded connections); an upgrade beyond it is refused.</summary>
+    public long MaxWebSockets { get; set; } = 5_000;
+
     /// <summary>The most messages one history page returns.</summary>
     public int MaxPageSize { get; set; } = 200;
 
@@ -80,6 +95,16 @@ internal sealed class ChatOptions
         if (CloseTimeout <= TimeSpan.Zero || ShutdownTimeout <= TimeSpan.Zero)
         {
             yield return "Chat:CloseTimeout and Chat:ShutdownTimeout must be positive.";
+        }
+
+        if (WriteBurst is < 1 or > 1_000_000 || !(WritesPerSecond is >= 0.001 and <= 1_000_000))
+        {
+            yield return "Chat:WriteBurst must be between 1 and 1000000 and Chat:WritesPerSecond between 0.001 and 1000000.";
+        }
+
+        if (MaxConnections < 1 || MaxWebSockets < 1)
+        {
+            yield return "Chat:MaxConnections and Chat:MaxWebSockets must be at least 1.";
         }
 
         if (MaxPageSize < 1)

@@ -1,5 +1,6 @@
 using AsyncScopes;
 using Chat.Realtime;
+using Chat.Security;
 using Chat.Storage;
 using Chat.Webhooks;
 using Microsoft.Extensions.Options;
@@ -21,6 +22,7 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
     private readonly WebhookOptions _webhookOptions;
     private readonly TimeProvider _time;
     private readonly IMessageWriteHook? _hook;
+    private readonly AdminKey _adminKey;
     private readonly ILoggerFactory _loggers;
     private readonly ILogger _logger;
     private AsyncExitStack? _resources;
@@ -31,6 +33,8 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
         IOptions<ChatOptions> options,
         IOptions<DatabaseOptions> database,
         IOptions<WebhookOptions> webhooks,
+        WebhookDestinations destinations,
+        AdminKey adminKey,
         TimeProvider time,
         ILoggerFactory loggers,
         IEnumerable<IMessageWriteHook> hooks)
@@ -38,6 +42,8 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
         _options = options.Value;
         _database = database.Value;
         _webhookOptions = webhooks.Value;
+        Destinations = destinations;
+        _adminKey = adminKey;
         _time = time;
         _hook = hooks.LastOrDefault();
         _loggers = loggers;
@@ -47,9 +53,14 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
 
     public ChatOptions Options => _options;
 
+    public WebhookOptions WebhookOptions => _webhookOptions;
+
     public TimeProvider Time => _time;
 
     public ConnectionHub Hub { get; }
+
+    /// <summary>Where webhooks may be sent.</summary>
+    public WebhookDestinations Destinations { get; }
 
     public ChatStore Store => _store ?? throw NotStarted();
 
@@ -61,12 +72,9 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
         await using var stack = new AsyncExitStack();
         ChatStore store = stack.Push(await ChatStore.OpenAsync(_database, _time, _hook, this, _loggers, cancellationToken)
             .ConfigureAwait(false));
+        await _adminKey.LoadAsync(store, cancellationToken).ConfigureAwait(false);
         WebhookDispatcher webhooks = stack.Push(new WebhookDispatcher(
-            store,
-            _webhookOptions,
-            _time,
-            _loggers.CreateLogger<WebhookDispatcher>(),
-            new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(2), ConnectTimeout = _webhookOptions.AttemptTimeout }));
+            store, _webhookOptions, Destinations, _time, _loggers.CreateLogger<WebhookDispatcher>()));
         stack.Push(Hub);
 
         // Kept past this block; had anything above thrown, the stack would have closed what was opened.

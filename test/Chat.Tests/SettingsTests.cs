@@ -13,6 +13,11 @@ public sealed class SettingsTests : IDisposable
     [InlineData("Database:Readers=0", "Database:Readers must be between 1 and 64.")]
     [InlineData("Webhooks:MaxAttempts=0", "Webhooks:MaxAttempts must be between 1 and 100.")]
     [InlineData("Webhooks:BackoffBase=-00:00:01", "Webhooks:BackoffBase must not be negative")]
+    [InlineData("Webhooks:BackoffJitter=1.5", "Webhooks:BackoffJitter must be between 0 and 1.")]
+    [InlineData("Webhooks:AllowedNetworks:1=10.0.0.0/33", "Webhooks:AllowedNetworks: '10.0.0.0/33' is not a network")]
+    [InlineData("Webhooks:MaxPerRoom=0", "Webhooks:MaxPerRoom must be between 1 and 1000.")]
+    [InlineData("Security:AdminApiKey=short", "Security:AdminApiKey must have at least 16 characters")]
+    [InlineData("Security:AllowedOrigins:0=https://chat.example.com/path", "Security:AllowedOrigins: 'https://chat.example.com/path' is not an origin")]
     public async Task A_bad_setting_stops_the_start_with_a_message_that_names_it(string setting, string says)
     {
         var error = await Assert.ThrowsAsync<OptionsValidationException>(() => ChatServer.StartAsync(_directory.Path, settings: setting));

@@ -1,12 +1,13 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.WebSockets;
-using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using AsyncScopes;
 using Chat.Realtime;
+using Chat.Security;
 using Chat.Storage;
+using Chat.Webhooks;
 
 namespace Chat.Api;
 
@@ -17,13 +18,14 @@ internal static class ChatEndpoints
 
     public static void MapChat(this WebApplication app)
     {
+        app.Use(RefuseWebhookDeliveries);
         app.MapGet("/", ServePage);
         app.MapGet("/api/rooms", GetRoomsAsync);
         app.MapGet("/api/rooms/{room}/messages", GetMessagesAsync);
-        app.MapPost("/api/rooms/{room}/messages", PostMessageAsync);
-        app.MapGet("/api/webhooks", GetWebhooksAsync);
-        app.MapPost("/api/webhooks", RegisterWebhookAsync);
-        app.MapDelete("/api/webhooks/{id:long}", RemoveWebhookAsync);
+        app.MapPost("/api/rooms/{room}/messages", PostMessageAsync).RequireRateLimiting(WriteRateLimit.Policy);
+        app.MapGet("/api/webhooks", GetWebhooksAsync).RequireAuthorization(AdminKey.Scheme).RequireRateLimiting(WriteRateLimit.Policy);
+        app.MapPost("/api/webhooks", RegisterWebhookAsync).RequireAuthorization(AdminKey.Scheme).RequireRateLimiting(WriteRateLimit.Policy);
+        app.MapDelete("/api/webhooks/{id:long}", RemoveWebhookAsync).RequireAuthorization(AdminKey.Scheme).RequireRateLimiting(WriteRateLimit.Policy);
         app.MapGet("/health", GetHealthAsync);
         app.Map("/ws/rooms/{room}", ConnectAsync);
         if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ChatOptions>>().Value.EnableDebugEndpoints)
@@ -32,11 +34,17 @@ internal static class ChatEndpoints
         }
     }
 
-    private static IResult ServePage()
+    // A delivery of this service's webhooks is never a request to its API: one that arrives came round a loop (a webhook
+    // pointed back at the service through a name or a proxy that the destination check cannot see), which ends here.
+    private static Task RefuseWebhookDeliveries(HttpContext context, RequestDelegate next) =>
+        context.Request.Headers.ContainsKey(WebhookDispatcher.DeliveryHeader)
+            ? Error(StatusCodes.Status403Forbidden, "A webhook delivery of this service cannot call its API.").ExecuteAsync(context)
+            : next(context);
+
+    private static IResult ServePage(HttpContext context)
     {
-        Stream page = Assembly.GetExecutingAssembly().GetManifestResourceStream("Chat.index.html")
-            ?? throw new InvalidOperationException("The page is missing from the assembly.");
-        return Results.Stream(page, "text/html; charset=utf-8");
+        context.Response.Headers.ContentSecurityPolicy = SecurityHeaders.PagePolicy;
+        return Results.Bytes(SecurityHeaders.Page, "text/html; charset=utf-8");
     }
 
     private static async Task<IResult> GetRoomsAsync(ChatService chat, CancellationToken cancellationToken)
@@ -121,8 +129,14 @@ internal static class ChatEndpoints
             statusCode: StatusCodes.Status201Created);
     }
 
-    private static async Task<IResult> GetWebhooksAsync(ChatService chat, CancellationToken cancellationToken) =>
-        Json(await chat.Store.GetWebhooksAsync(cancellationToken).ConfigureAwait(false), ChatJson.Default.IReadOnlyListWebhookRegistration);
+    // Masked: a webhook URL's user name, password or query may hold the receiver's secret.
+    private static async Task<IResult> GetWebhooksAsync(ChatService chat, CancellationToken cancellationToken)
+    {
+        IReadOnlyList<WebhookRegistration> webhooks = await chat.Store.GetWebhooksAsync(cancellationToken).ConfigureAwait(false);
+        return Json<IReadOnlyList<WebhookRegistration>>(
+            [.. webhooks.Select(webhook => webhook with { Url = WebhookDestinations.Redact(webhook.Url) })],
+            ChatJson.Default.IReadOnlyListWebhookRegistration);
+    }
 
     private static async Task<IResult> RegisterWebhookAsync(HttpRequest request, ChatService chat, CancellationToken cancellationToken)
     {
@@ -138,19 +152,23 @@ internal static class ChatEndpoints
             return Error(StatusCodes.Status400BadRequest, roomError);
         }
 
-        if (!Uri.TryCreate(body.Url, UriKind.Absolute, out Uri? url)
-            || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps)
-            || body.Url!.Length > 2_000)
+        (Uri? url, string? urlError) = await chat.Destinations.CheckUrlAsync(body.Url, cancellationToken).ConfigureAwait(false);
+        if (urlError is not null)
         {
-            return Error(StatusCodes.Status400BadRequest, "'url' is an absolute http or https URL of at most 2000 characters.");
+            return Error(StatusCodes.Status400BadRequest, urlError);
         }
 
-        (WebhookRegistration webhook, bool created) = await chat.Store.AddWebhookAsync(body.Room!, url.AbsoluteUri, cancellationToken)
-            .ConfigureAwait(false);
-        return Results.Json(
-            webhook,
-            ChatJson.Default.WebhookRegistration,
-            statusCode: created ? StatusCodes.Status201Created : StatusCodes.Status200OK);
+        // The secret is shown here, once: the registration keeps it for the signatures and shows it nowhere else.
+        int maxPerRoom = chat.WebhookOptions.MaxPerRoom;
+        string secret = WebhookSignature.NewSecret();
+        (WebhookRegistration? webhook, bool created) = await chat.Store.AddWebhookAsync(
+            body.Room!, url!.AbsoluteUri, secret, maxPerRoom, cancellationToken).ConfigureAwait(false);
+        return webhook is null
+            ? Error(StatusCodes.Status409Conflict, $"Room {body.Room} has {maxPerRoom} webhooks, the most a room may have.")
+            : Results.Json(
+                created ? webhook with { Secret = secret } : webhook,
+                ChatJson.Default.WebhookRegistration,
+                statusCode: created ? StatusCodes.Status201Created : StatusCodes.Status200OK);
     }
 
     private static async Task<IResult> RemoveWebhookAsync(long id, ChatService chat, CancellationToken cancellationToken) =>
@@ -228,6 +246,13 @@ internal static class ChatEndpoints
         HttpRequest request, JsonTypeInfo<T> type, CancellationToken cancellationToken)
         where T : class
     {
+        // A page of another origin can send text/plain without asking the browser first (no preflight); JSON it
+        // cannot.
+        if (!request.HasJsonContentType())
+        {
+            return (null, Error(StatusCodes.Status415UnsupportedMediaType, "The body must be JSON, sent as Content-Type: application/json."));
+        }
+
         try
         {
             T? value = await JsonSerializer.DeserializeAsync(request.Body, type, cancellationToken).ConfigureAwait(false);
@@ -237,7 +262,7 @@ internal static class ChatEndpoints
         }
         catch (JsonException e)
         {
-            return (null, Error(StatusCodes.Status400BadRequest, $"The body is not valid JSON: {e.Message}"));
+            return (null, Error(StatusCodes.Status400BadRequest, ChatInput.DescribeJsonError(e, "The body")));
         }
         catch (BadHttpRequestException e)
         {
@@ -250,6 +275,22 @@ internal static class ChatEndpoints
 
     private static IResult Json<T>(T value, JsonTypeInfo<T> type) => Results.Json(value, type);
 
-    private static IResult Error(int status, string message) =>
+    /// <summary>
+    /// The answer to a request that failed with an exception no endpoint handled (the database failed, or stayed busy):
+    /// the API's JSON error, 503 for a busy database, 500 otherwise, in words that name nothing internal. The exception
+    /// handler has logged the exception.
+    /// </summary>
+    internal static Task WriteFailureAsync(HttpContext context)
+    {
+        SecurityHeaders.Add(context.Response.Headers);
+        Exception? failure = context.Features.Get<Microsoft.AspNetCore.Diagnostics.IExceptionHandlerFeature>()?.Error;
+        return (failure is TimeoutException
+                ? Error(StatusCodes.Status503ServiceUnavailable, "The database is busy. Try again.")
+                : Error(StatusCodes.Status500InternalServerError, "The service failed to answer. Try again."))
+            .ExecuteAsync(context);
+    }
+
+    /// <summary>An error of the API: <c>{"error": message}</c> with <paramref name="status"/>.</summary>
+    internal static IResult Error(int status, string message) =>
         Results.Json(new ErrorResponse(message), ChatJson.Default.ErrorResponse, statusCode: status);
 }

@@ -206,14 +206,14 @@ internal sealed class ChatConnection
         }
         catch (JsonException e)
         {
-            RequestClose(WebSocketCloseStatus.InvalidPayloadData, "Malformed JSON.", Frames.Error($"Malformed JSON: {e.Message}"));
+            RequestClose(WebSocketCloseStatus.InvalidPayloadData, "Malformed JSON.", Frames.Error(ChatInput.DescribeJsonError(e, "The frame")));
             return;
         }
 
         switch (frame)
         {
             case null:
-                RequestClose(WebSocketCloseStatus.InvalidPayloadData, "Malformed JSON.", Frames.Error("Malformed JSON: a frame is an object."));
+                RequestClose(WebSocketCloseStatus.InvalidPayloadData, "Malformed JSON.", Frames.Error("The frame is not valid JSON, or not of the expected shape: a frame is an object."));
                 break;
             case { Type: "pong" }:
                 break; // being heard was the point

@@ -186,30 +186,46 @@ internal sealed class ChatStore : IAsyncDisposable
             return rooms;
         }, cancellationToken);
 
-    /// <summary>Registers <paramref name="url"/> for <paramref name="room"/>; registering it again returns the existing
-    /// registration.</summary>
-    /// <returns>The registration, and whether it is new.</returns>
-    public Task<(WebhookRegistration Webhook, bool Created)> AddWebhookAsync(
-        string room, string url, CancellationToken cancellationToken) =>
+    /// <summary>Registers <paramref name="url"/> for <paramref name="room"/> with the key of its signatures, unless the
+    /// room has <paramref name="maxPerRoom"/> webhooks already; registering a URL again returns the existing
+    /// registration, whose key stays as it was.</summary>
+    /// <returns>The registration (without its secret) and whether it is new; no registration when the room is full.</returns>
+    /// <remarks>The cap holds for the writes of one node, which take their turns; on a shared database, nodes that
+    /// register for the same room at the same moment may each add one past it.</remarks>
+    public Task<(WebhookRegistration? Webhook, bool Created)> AddWebhookAsync(
+        string room, string url, string secret, int maxPerRoom, CancellationToken cancellationToken) =>
         _writer.UseAsync((connection, useToken) =>
-            Transactions.Begin(connection).WithAsync(async (transaction, ct) =>
+            Transactions.Begin(connection).WithAsync(async Task<(WebhookRegistration? Webhook, bool Created)> (DbTransaction transaction, CancellationToken ct) =>
             {
-                await using DbCommand insert = Command(connection, transaction, """
-                    INSERT INTO webhooks (room, url, created_at) VALUES (@room, @url, @now)
-                    ON CONFLICT (room, url) DO NOTHING
-                    """);
-                Bind(insert, "@room", room);
-                Bind(insert, "@url", url);
-                Bind(insert, "@now", _time.GetUtcNow().ToUnixTimeMilliseconds());
-                bool created = await insert.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 1;
+                if (await FindWebhookAsync(connection, transaction, room, url, ct).ConfigureAwait(false) is { } existing)
+                {
+                    return (existing, false);
+                }
 
-                await using DbCommand select = Command(
-                    connection, transaction, "SELECT id, room, url, created_at FROM webhooks WHERE room = @room AND url = @url");
-                Bind(select, "@room", room);
-                Bind(select, "@url", url);
-                await using DbDataReader reader = await select.ExecuteReaderAsync(ct).ConfigureAwait(false);
-                await reader.ReadAsync(ct).ConfigureAwait(false);
-                return (ReadWebhook(reader), created);
+                await using (DbCommand count = Command(connection, transaction, "SELECT COUNT(*) FROM webhooks WHERE room = @room"))
+                {
+                    Bind(count, "@room", room);
+                    if (Convert.ToInt64(await count.ExecuteScalarAsync(ct).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture) >= maxPerRoom)
+                    {
+                        return (null, false);
+                    }
+                }
+
+                // Another node may register the same URL at the same moment: then its registration is the one.
+                bool created;
+                await using (DbCommand insert = Command(connection, transaction, """
+                    INSERT INTO webhooks (room, url, created_at, secret) VALUES (@room, @url, @now, @secret)
+                    ON CONFLICT (room, url) DO NOTHING
+                    """))
+                {
+                    Bind(insert, "@room", room);
+                    Bind(insert, "@url", url);
+                    Bind(insert, "@secret", secret);
+                    Bind(insert, "@now", _time.GetUtcNow().ToUnixTimeMilliseconds());
+                    created = await insert.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 1;
+                }
+
+                return (await FindWebhookAsync(connection, transaction, room, url, ct).ConfigureAwait(false), created);
             }, useToken),
             cancellationToken);
 
@@ -230,40 +246,62 @@ internal sealed class ChatStore : IAsyncDisposable
             return webhooks;
         }, cancellationToken);
 
-    /// <summary>Removes a registration; its jobs already in the outbox are still delivered.</summary>
+    /// <summary>Removes a registration and, in the same transaction, marks its pending deliveries failed: nothing more
+    /// is sent to it (an attempt in flight still ends, and its outcome is not recorded).</summary>
     /// <returns>Whether it existed.</returns>
     public Task<bool> RemoveWebhookAsync(long id, CancellationToken cancellationToken) =>
-        _writer.UseAsync(async (connection, ct) =>
-        {
-            await using DbCommand command = Command(connection, null, "DELETE FROM webhooks WHERE id = @id");
-            Bind(command, "@id", id);
-            return await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 1;
-        }, cancellationToken);
+        _writer.UseAsync((connection, useToken) =>
+            Transactions.Begin(connection).WithAsync(async (transaction, ct) =>
+            {
+                await using (DbCommand jobs = Command(connection, transaction, """
+                    UPDATE outbox SET state = 'failed', last_error = 'the webhook was removed', done_at = @now,
+                        claimed_by = NULL, claimed_until = NULL
+                    WHERE webhook_id = @id AND state = 'pending'
+                    """))
+                {
+                    Bind(jobs, "@id", id);
+                    Bind(jobs, "@now", _time.GetUtcNow().ToUnixTimeMilliseconds());
+                    await jobs.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                }
+
+                await using DbCommand command = Command(connection, transaction, "DELETE FROM webhooks WHERE id = @id");
+                Bind(command, "@id", id);
+                return await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 1;
+            }, useToken),
+            cancellationToken);
 
     /// <summary>
-    /// Pending outbox jobs due at <paramref name="now"/>, earliest first. On a shared database they are claimed for
-    /// this node until <paramref name="claimUntil"/>: no other node takes them before then, unless this node records
-    /// their attempts or releases them first; jobs that another node has claimed are not returned.
+    /// Claims the pending outbox jobs due at <paramref name="now"/> for this node until <paramref name="claimUntil"/>,
+    /// earliest due first: no one takes them again before then unless this node records their attempts or releases
+    /// them first. Jobs under another claim are not returned. Runs on the writer, which sees every attempt recorded, so
+    /// a job is never returned with an attempt count older than the database's.
     /// </summary>
     public Task<IReadOnlyList<OutboxJob>> ClaimDueJobsAsync(
         DateTimeOffset now, DateTimeOffset claimUntil, int limit, CancellationToken cancellationToken) =>
-        (_provider.IsShared ? _writer : _readers).UseAsync<IReadOnlyList<OutboxJob>>(async (connection, ct) =>
+        _writer.UseAsync<IReadOnlyList<OutboxJob>>(async (connection, ct) =>
         {
             await using DbCommand command = Command(connection, null, _provider.ClaimDueJobsSql);
             Bind(command, "@now", now.ToUnixTimeMilliseconds());
             Bind(command, "@limit", limit);
             Bind(command, "@until", claimUntil.ToUnixTimeMilliseconds());
             Bind(command, "@node", NodeId);
-            var jobs = new List<OutboxJob>();
+            var jobs = new List<(long DueAt, OutboxJob Job)>();
             await using (DbDataReader reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false))
             {
                 while (await reader.ReadAsync(ct).ConfigureAwait(false))
                 {
-                    jobs.Add(new OutboxJob(reader.GetInt64(0), reader.GetInt64(1), reader.GetString(2), reader.GetString(3), reader.GetInt32(4)));
+                    var job = new OutboxJob(
+                        reader.GetInt64(0),
+                        reader.GetInt64(1),
+                        reader.GetString(2),
+                        reader.GetString(3),
+                        reader.GetInt32(4),
+                        reader.IsDBNull(6) ? null : reader.GetString(6));
+                    jobs.Add((reader.GetInt64(5), job));
                 }
             }
 
-            return jobs;
+            return [.. jobs.OrderBy(claimed => claimed.DueAt).ThenBy(claimed => claimed.Job.Id).Select(claimed => claimed.Job)];
         }, cancellationToken);
 
     /// <summary>When the earliest pending job that cannot be taken at <paramref name="now"/> (not due yet, or claimed by
@@ -278,8 +316,8 @@ internal sealed class ChatStore : IAsyncDisposable
         }, cancellationToken);
 
     /// <summary>Marks a job delivered: it is never sent again.</summary>
-    /// <returns>False when nothing was recorded: on a shared database, this node's claim on the job had run out and
-    /// another node has taken it over.</returns>
+    /// <returns>False when nothing was recorded: this node no longer held the job's claim (on a shared database, it had
+    /// run out and another node has taken the job over).</returns>
     public Task<bool> MarkDeliveredAsync(long jobId, int attempts, CancellationToken cancellationToken) =>
         RecordAttemptAsync(jobId, "delivered", attempts, null, null, cancellationToken);
 
@@ -290,17 +328,37 @@ internal sealed class ChatStore : IAsyncDisposable
         long jobId, int attempts, DateTimeOffset? nextAttemptAt, string error, CancellationToken cancellationToken) =>
         RecordAttemptAsync(jobId, nextAttemptAt is null ? "failed" : "pending", attempts, nextAttemptAt, error, cancellationToken);
 
-    /// <summary>Gives up this node's claims on the jobs it did not finish, so that other nodes take them at once rather
-    /// than when the claims run out. Nothing to do on SQLite.</summary>
+    /// <summary>Gives up this node's claims on the jobs it did not finish, so that other nodes (or this one's next
+    /// start) take them at once rather than when the claims run out.</summary>
     public Task ReleaseClaimsAsync(CancellationToken cancellationToken) =>
-        _provider.ReleaseClaimsSql is not { } release
-            ? Task.CompletedTask
-            : _writer.UseAsync(async (connection, ct) =>
+        _writer.UseAsync(async (connection, ct) =>
+        {
+            await using DbCommand command = Command(connection, null, _provider.ReleaseClaimsSql);
+            Bind(command, "@node", NodeId);
+            await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }, cancellationToken);
+
+    /// <summary>The value of setting <paramref name="name"/>, stored as <paramref name="value"/> when it has none yet
+    /// (on a shared database, by whichever node comes first).</summary>
+    /// <returns>The stored value, and whether it is <paramref name="value"/>, stored by this call.</returns>
+    public Task<(string Value, bool Added)> GetOrAddSettingAsync(string name, string value, CancellationToken cancellationToken) =>
+        _writer.UseAsync(async (connection, ct) =>
+        {
+            await using (DbCommand insert = Command(
+                connection, null, "INSERT INTO settings (name, value) VALUES (@name, @value) ON CONFLICT (name) DO NOTHING"))
             {
-                await using DbCommand command = Command(connection, null, release);
-                Bind(command, "@node", NodeId);
-                await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-            }, cancellationToken);
+                Bind(insert, "@name", name);
+                Bind(insert, "@value", value);
+                if (await insert.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 1)
+                {
+                    return (value, true);
+                }
+            }
+
+            await using DbCommand select = Command(connection, null, "SELECT value FROM settings WHERE name = @name");
+            Bind(select, "@name", name);
+            return ((string)(await select.ExecuteScalarAsync(ct).ConfigureAwait(false))!, false);
+        }, cancellationToken);
 
     /// <summary>The outbox by state.</summary>
     public Task<OutboxCounts> GetOutboxCountsAsync(CancellationToken cancellationToken) =>
@@ -427,6 +485,17 @@ internal sealed class ChatStore : IAsyncDisposable
         parameter.DbType = type;
         parameter.Value = value ?? DBNull.Value;
         command.Parameters.Add(parameter);
+    }
+
+    private static async Task<WebhookRegistration?> FindWebhookAsync(
+        DbConnection connection, DbTransaction transaction, string room, string url, CancellationToken cancellationToken)
+    {
+        await using DbCommand select = Command(
+            connection, transaction, "SELECT id, room, url, created_at FROM webhooks WHERE room = @room AND url = @url");
+        Bind(select, "@room", room);
+        Bind(select, "@url", url);
+        await using DbDataReader reader = await select.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        return await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? ReadWebhook(reader) : null;
     }
 
     private static WebhookRegistration ReadWebhook(DbDataReader reader) =>

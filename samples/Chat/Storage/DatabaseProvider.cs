@@ -22,8 +22,9 @@ internal abstract class DatabaseProvider : IAsyncDisposable
     public abstract string Description { get; }
 
     /// <summary>
-    /// True when other nodes may use the same database at once. Then a node claims the outbox jobs it works on, and
-    /// learns of the messages every node commits from the database itself (<see cref="PostgresMessageFeed"/>).
+    /// True when other nodes may use the same database at once. Then a node takes no more outbox jobs than its workers
+    /// can start, and learns of the messages every node commits from the database itself
+    /// (<see cref="PostgresMessageFeed"/>).
     /// </summary>
     public abstract bool IsShared { get; }
 
@@ -41,9 +42,11 @@ internal abstract class DatabaseProvider : IAsyncDisposable
     public abstract string? AnnounceMessageSql { get; }
 
     /// <summary>
-    /// The pending jobs due at <c>@now</c>, at most <c>@limit</c>, earliest first: <c>id, message_id, url, payload,
-    /// attempts</c>. On a shared database they are claimed for node <c>@node</c> until <c>@until</c>, and jobs another
-    /// node holds a claim on are left out.
+    /// Claims the pending jobs due at <c>@now</c>, at most <c>@limit</c>, the earliest due first, for node <c>@node</c>
+    /// until <c>@until</c>, leaving out the jobs under a claim that has not run out; returns them as <c>id, message_id,
+    /// url, payload, attempts, next_attempt_at, secret</c> (the webhook's signing secret, NULL when it has none), in any
+    /// order. Runs on the writer's connection, which sees every
+    /// attempt recorded.
     /// </summary>
     public abstract string ClaimDueJobsSql { get; }
 
@@ -53,14 +56,13 @@ internal abstract class DatabaseProvider : IAsyncDisposable
 
     /// <summary>
     /// Records the outcome of an attempt on job <c>@id</c>: <c>@state</c>, <c>@attempts</c>, <c>@error</c>,
-    /// <c>@next</c> (the next attempt's time, or NULL), at <c>@now</c>. On a shared database only while node
-    /// <c>@node</c> holds the job's claim, which it gives up.
+    /// <c>@next</c> (the next attempt's time, or NULL), at <c>@now</c>; only while node <c>@node</c> holds the job's
+    /// claim, which it gives up.
     /// </summary>
     public abstract string RecordAttemptSql { get; }
 
-    /// <summary>Gives up the claims of node <c>@node</c> on jobs still pending, and tells the other nodes; null where
-    /// there are no claims.</summary>
-    public abstract string? ReleaseClaimsSql { get; }
+    /// <summary>Gives up the claims of node <c>@node</c> on jobs still pending, and tells the other nodes if any.</summary>
+    public abstract string ReleaseClaimsSql { get; }
 
     /// <summary>Opens a connection: the writer's, or a reader's (which may be read-only).</summary>
     public abstract ValueTask<DbConnection> OpenAsync(bool writer, CancellationToken cancellationToken);

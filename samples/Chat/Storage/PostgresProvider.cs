@@ -84,6 +84,10 @@ internal sealed class PostgresProvider : DatabaseProvider
             claimed_by      TEXT,
             claimed_until   BIGINT);
         CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at, id);
+        ALTER TABLE webhooks ADD COLUMN IF NOT EXISTS secret TEXT;
+        CREATE TABLE IF NOT EXISTS settings (
+            name  TEXT PRIMARY KEY,
+            value TEXT NOT NULL);
         """;
 
     // Held from before the id is drawn until the commit: a message's id is drawn only after every earlier one is
@@ -104,8 +108,10 @@ internal sealed class PostgresProvider : DatabaseProvider
         claimed AS (
             UPDATE outbox SET claimed_by = @node, claimed_until = @until
             FROM due WHERE outbox.id = due.id
-            RETURNING outbox.id, outbox.message_id, outbox.url, outbox.payload, outbox.attempts, outbox.next_attempt_at)
-        SELECT id, message_id, url, payload, attempts FROM claimed ORDER BY next_attempt_at, id
+            RETURNING outbox.id, outbox.message_id, outbox.url, outbox.payload, outbox.attempts, outbox.next_attempt_at,
+                outbox.webhook_id)
+        SELECT claimed.id, message_id, claimed.url, payload, attempts, next_attempt_at, webhooks.secret
+        FROM claimed LEFT JOIN webhooks ON webhooks.id = claimed.webhook_id
         """;
 
     public override string NextDueSql => """
@@ -122,7 +128,7 @@ internal sealed class PostgresProvider : DatabaseProvider
         WHERE id = @id AND claimed_by = @node AND state = 'pending'
         """;
 
-    public override string? ReleaseClaimsSql => $"""
+    public override string ReleaseClaimsSql => $"""
         UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = @node AND state = 'pending';
         NOTIFY {PostgresMessageFeed.OutboxChannel};
         """;

@@ -5,7 +5,8 @@ namespace Chat.Storage;
 
 /// <summary>
 /// One SQLite file in WAL mode, used by one node: one writer connection and read-only connections that never wait for
-/// it. Nothing is claimed and nothing announced: the node is alone.
+/// it. Nothing is announced: the node is alone. Outbox jobs are claimed through the writer, as on PostgreSQL, so that
+/// the feeder never takes a job from a reader's snapshot that predates the record of its last attempt.
 /// </summary>
 internal sealed class SqliteProvider : DatabaseProvider
 {
@@ -33,6 +34,7 @@ internal sealed class SqliteProvider : DatabaseProvider
             room       TEXT NOT NULL,
             url        TEXT NOT NULL,
             created_at INTEGER NOT NULL,
+            secret     TEXT,
             UNIQUE (room, url));
         CREATE TABLE IF NOT EXISTS outbox (
             id              INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -44,8 +46,13 @@ internal sealed class SqliteProvider : DatabaseProvider
             attempts        INTEGER NOT NULL DEFAULT 0,
             next_attempt_at INTEGER NOT NULL,
             last_error      TEXT,
-            done_at         INTEGER);
+            done_at         INTEGER,
+            claimed_by      TEXT,
+            claimed_until   INTEGER);
         CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at, id);
+        CREATE TABLE IF NOT EXISTS settings (
+            name  TEXT PRIMARY KEY,
+            value TEXT NOT NULL);
         """;
 
     // The one writer connection already makes messages take their turns, and the node has nobody to tell.
@@ -53,23 +60,32 @@ internal sealed class SqliteProvider : DatabaseProvider
 
     public override string? AnnounceMessageSql => null;
 
-    // Read, not claimed: the node's dispatcher keeps the jobs it works on apart by itself.
+    // On the writer, which sees every recorded attempt; the one writer connection keeps two claims apart.
     public override string ClaimDueJobsSql => """
-        SELECT id, message_id, url, payload, attempts FROM outbox
-        WHERE state = 'pending' AND next_attempt_at <= @now ORDER BY next_attempt_at, id LIMIT @limit
+        UPDATE outbox SET claimed_by = @node, claimed_until = @until
+        WHERE id IN (
+            SELECT id FROM outbox
+            WHERE state = 'pending' AND next_attempt_at <= @now AND (claimed_until IS NULL OR claimed_until <= @now)
+            ORDER BY next_attempt_at, id LIMIT @limit)
+        RETURNING id, message_id, url, payload, attempts, next_attempt_at,
+            (SELECT secret FROM webhooks WHERE webhooks.id = outbox.webhook_id)
         """;
 
-    public override string NextDueSql =>
-        "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending' AND next_attempt_at > @now";
+    public override string NextDueSql => """
+        SELECT MIN(MAX(next_attempt_at, COALESCE(claimed_until, 0))) FROM outbox
+        WHERE state = 'pending' AND MAX(next_attempt_at, COALESCE(claimed_until, 0)) > @now
+        """;
 
     public override string RecordAttemptSql => """
         UPDATE outbox SET state = @state, attempts = @attempts, last_error = @error,
             next_attempt_at = COALESCE(@next, next_attempt_at),
-            done_at = CASE WHEN @state = 'pending' THEN NULL ELSE @now END
-        WHERE id = @id
+            done_at = CASE WHEN @state = 'pending' THEN NULL ELSE @now END,
+            claimed_by = NULL, claimed_until = NULL
+        WHERE id = @id AND claimed_by = @node AND state = 'pending'
         """;
 
-    public override string? ReleaseClaimsSql => null;
+    public override string ReleaseClaimsSql =>
+        "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = @node AND state = 'pending'";
 
     // Pooling=False: the store's pools own the connections; the provider's own pool would keep them open after disposal.
     public override async ValueTask<DbConnection> OpenAsync(bool writer, CancellationToken cancellationToken)
@@ -97,8 +113,33 @@ internal sealed class SqliteProvider : DatabaseProvider
         }
     }
 
-    public override Task CreateSchemaAsync(DbConnection connection, CancellationToken cancellationToken) =>
-        ExecuteAsync(connection, Schema, cancellationToken);
+    // The columns that a file of an earlier version lacks: added (SQLite has no ADD COLUMN IF NOT EXISTS).
+    private static readonly (string Table, string Column, string Type)[] AddedColumns =
+    [
+        ("outbox", "claimed_by", "TEXT"),
+        ("outbox", "claimed_until", "INTEGER"),
+        ("webhooks", "secret", "TEXT"),
+    ];
+
+    // The node is alone, so the claims of an earlier run (which a crash left) are void.
+    public override async Task CreateSchemaAsync(DbConnection connection, CancellationToken cancellationToken)
+    {
+        await ExecuteAsync(connection, Schema, cancellationToken).ConfigureAwait(false);
+        foreach ((string table, string column, string type) in AddedColumns)
+        {
+            await using DbCommand exists = connection.CreateCommand();
+            exists.CommandText = $"SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = '{column}'";
+            if ((long)(await exists.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))! == 0)
+            {
+                await ExecuteAsync(connection, $"ALTER TABLE {table} ADD COLUMN {column} {type}", cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        await ExecuteAsync(
+            connection,
+            "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by IS NOT NULL",
+            cancellationToken).ConfigureAwait(false);
+    }
 
     // A SqliteException (from the body, the commit or the rollback) may leave the connection in any state: destroy it.
     public override bool IsConnectionFault(Exception exception) => exception switch

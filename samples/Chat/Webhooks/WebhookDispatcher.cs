@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net.Http.Headers;
 using System.Text;
 using AsyncScopes;
@@ -14,9 +13,11 @@ namespace Chat.Webhooks;
 /// the next start.
 /// </summary>
 /// <remarks>
-/// On a database that several nodes share, the feeder claims the jobs it takes for <see cref="WebhookOptions.ClaimTimeout"/>
-/// (no other node takes them meanwhile), and no more than the workers can start at once, so that no claimed job waits
-/// in the queue while its claim runs out. A stop gives up the claims on the jobs it leaves, for the other nodes.
+/// The feeder claims the jobs it takes for <see cref="WebhookOptions.ClaimTimeout"/>, through the writer's connection,
+/// which sees every attempt recorded: a job is taken again only after the outcome of its last attempt is written, and
+/// with the attempt count written then. It claims no more than the idle workers can start at once, so that no claimed
+/// job waits in the queue while its claim runs out, and a worker that finishes wakes it. No other node takes a claimed
+/// job; a stop gives up the claims on the jobs it leaves.
 /// </remarks>
 internal sealed partial class WebhookDispatcher : IAsyncDisposable
 {
@@ -37,26 +38,40 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
     private readonly WorkQueue<OutboxJob> _queue;
     private readonly TaskScope _feeder;
 
-    // The jobs handed to the queue and not yet recorded as delivered or rescheduled: the feeder does not take them again.
-    private readonly ConcurrentDictionary<long, byte> _inFlight = new();
+    // Jobs handed to the queue and not yet finished. The database's claims keep a job from being taken twice; this
+    // keeps the feeder from claiming more than the workers can start.
+    private int _inFlight;
     private TaskCompletionSource _wake = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource _recorded = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _claimsReleased;
 
-    public WebhookDispatcher(ChatStore store, WebhookOptions options, TimeProvider time, ILogger logger, HttpMessageHandler handler)
+    public WebhookDispatcher(
+        ChatStore store, WebhookOptions options, WebhookDestinations destinations, TimeProvider time, ILogger logger)
     {
         _store = store;
         _options = options;
         _time = time;
         _logger = logger;
 
-        // No timeout of its own: each attempt runs under Deadline.RunAsync, which cancels the request and waits for it.
+        // Every connection goes through the destination check, on the addresses the host resolves to now; no proxy
+        // (which would be the one checked), no redirect followed (a redirect is a failed attempt, not a new
+        // destination). No timeout of its own: each attempt runs under Deadline.RunAsync, which cancels the request
+        // and waits for it.
+        var handler = new SocketsHttpHandler
+        {
+            ConnectCallback = destinations.ConnectAsync,
+            UseProxy = false,
+            AllowAutoRedirect = false,
+            UseCookies = false,
+            PooledConnectionLifetime = TimeSpan.FromMinutes(2),
+            ConnectTimeout = options.AttemptTimeout,
+        };
         _http = new HttpClient(handler, disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
         _queue = new WorkQueue<OutboxJob>(DeliverAsync, new WorkQueueOptions<OutboxJob>
         {
             Name = "webhooks",
             Workers = options.Workers,
-            Capacity = options.BatchSize,
+            Capacity = options.Workers,
             TimeProvider = time,
         });
         _feeder = new TaskScope(new TaskScopeOptions { Name = "webhook feeder" });
@@ -96,14 +111,6 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
         _http.Dispose();
     }
 
-    /// <summary>The wait before attempt <paramref name="failedAttempts"/> + 1: the base, doubled after each further
-    /// failure, at most the maximum.</summary>
-    public static TimeSpan Backoff(int failedAttempts, TimeSpan backoffBase, TimeSpan backoffMax)
-    {
-        double ticks = backoffBase.Ticks * Math.Pow(2, Math.Clamp(failedAttempts - 1, 0, 62));
-        return ticks >= backoffMax.Ticks ? backoffMax : TimeSpan.FromTicks((long)ticks);
-    }
-
     private async Task FeedAsync(CancellationToken cancellationToken)
     {
         while (true)
@@ -129,24 +136,18 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
         Volatile.Write(ref _wake, wake);
 
         DateTimeOffset now = _time.GetUtcNow();
-        int limit = _store.IsShared ? _options.Workers - _inFlight.Count : _options.BatchSize + _inFlight.Count;
+        int limit = _options.Workers - Volatile.Read(ref _inFlight);
         IReadOnlyList<OutboxJob> due = limit > 0
             ? await _store.ClaimDueJobsAsync(now, now + _options.ClaimTimeout, limit, cancellationToken).ConfigureAwait(false)
             : [];
         foreach (OutboxJob job in due)
         {
-            if (_inFlight.TryAdd(job.Id, 0))
-            {
-                // Waits while the queue is full: the backlog stays in the outbox, not in memory.
-                await _queue.EnqueueAsync(job, cancellationToken).ConfigureAwait(false);
-            }
+            // Never waits: no more jobs are in flight than there are workers. The backlog stays in the outbox.
+            Interlocked.Increment(ref _inFlight);
+            await _queue.EnqueueAsync(job, cancellationToken).ConfigureAwait(false);
         }
 
-        if (due.Count == limit && !_store.IsShared)
-        {
-            return; // more may be due; on a shared database, the workers are all busy: a finished one wakes the feeder
-        }
-
+        // Due jobs left over wait for a worker, which wakes the feeder when it finishes.
         DateTimeOffset? next = await _store.GetNextDueAsync(now, cancellationToken).ConfigureAwait(false);
         using var timer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         TimeSpan wait = next is { } at ? Max(at - _time.GetUtcNow(), TimeSpan.Zero) : Timeout.InfiniteTimeSpan;
@@ -181,23 +182,24 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
 
             // Recorded whatever the drain does now: a delivery that succeeded must never be sent again.
             bool recorded;
+            string url = WebhookDestinations.Origin(job.Url);
             if (failure is null)
             {
                 recorded = await _store.MarkDeliveredAsync(job.Id, attempt, CancellationToken.None).ConfigureAwait(false);
-                LogDelivered(_logger, job.Id, job.Url, attempt);
+                LogDelivered(_logger, job.Id, url, attempt);
             }
-            else if (attempt < _options.MaxAttempts)
+            else if (attempt < _options.MaxAttempts && DeliveryRetryPolicy.IsRetried(failure))
             {
-                TimeSpan backoff = Backoff(attempt, _options.BackoffBase, _options.BackoffMax);
+                TimeSpan wait = DeliveryRetryPolicy.NextWait(attempt, failure, _options, Random.Shared.NextDouble());
                 recorded = await _store.RecordFailedAttemptAsync(
-                    job.Id, attempt, _time.GetUtcNow() + backoff, Describe(failure), CancellationToken.None).ConfigureAwait(false);
-                LogRetrying(_logger, job.Id, job.Url, attempt, backoff, Describe(failure));
+                    job.Id, attempt, _time.GetUtcNow() + wait, Describe(failure), CancellationToken.None).ConfigureAwait(false);
+                LogRetrying(_logger, job.Id, url, attempt, wait, Describe(failure));
             }
             else
             {
                 recorded = await _store.RecordFailedAttemptAsync(job.Id, attempt, null, Describe(failure), CancellationToken.None)
                     .ConfigureAwait(false);
-                LogGaveUp(_logger, job.Id, job.Url, attempt, Describe(failure));
+                LogGaveUp(_logger, job.Id, url, attempt, Describe(failure));
             }
 
             if (!recorded)
@@ -207,12 +209,12 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            // The outbox could not be updated: the job stays as it was and is tried again.
+            // The outbox could not be updated: the job stays as it was, and is tried again once its claim runs out.
             LogNotRecorded(_logger, e, job.Id);
         }
         finally
         {
-            _inFlight.TryRemove(job.Id, out _);
+            Interlocked.Decrement(ref _inFlight);
             Wake(); // a rescheduled job may be due before the feeder's current wait ends
             Interlocked.Exchange(ref _recorded, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))
                 .TrySetResult();
@@ -246,16 +248,28 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
         };
         request.Headers.Add(DeliveryHeader, job.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
         request.Headers.Add(AttemptHeader, attempt.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        if (job.Secret is { } secret)
+        {
+            request.Headers.Add(WebhookSignature.Header, WebhookSignature.Sign(secret, _time.GetUtcNow(), job.Payload));
+        }
+
         using HttpResponseMessage response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken)
             .ConfigureAwait(false);
-        response.EnsureSuccessStatusCode();
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new WebhookStatusException(response.StatusCode, DeliveryRetryPolicy.RetryAfter(response.Headers.RetryAfter, _time.GetUtcNow()));
+        }
     }
 
+    // Recorded in the outbox and logged: never a URL, whose query may hold a secret.
     private static string Describe(Exception exception) => exception switch
     {
         TimeoutException => "no answer within the attempt's deadline",
-        HttpRequestException { StatusCode: { } status } => $"HTTP {(int)status}",
-        _ => exception.Message,
+        WebhookStatusException status => status.Message,
+        WebhookRefusedException or HttpRequestException { InnerException: WebhookRefusedException } =>
+            "the destination is not one webhooks may be sent to",
+        HttpRequestException { HttpRequestError: var error } => $"network failure ({error})",
+        _ => exception.GetType().Name,
     };
 
     private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
@@ -266,7 +280,7 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "Webhook job {JobId} to {Url}: attempt {Attempt} failed ({Failure}); next in {Backoff}.")]
     private static partial void LogRetrying(ILogger logger, long jobId, string url, int attempt, TimeSpan backoff, string failure);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Webhook job {JobId} to {Url}: attempt {Attempt} failed ({Failure}); no attempt is left, the job is marked failed.")]
+    [LoggerMessage(Level = LogLevel.Error, Message = "Webhook job {JobId} to {Url}: attempt {Attempt} failed ({Failure}); the job is marked failed (no attempt left, or a failure that is not retried).")]
     private static partial void LogGaveUp(ILogger logger, long jobId, string url, int attempt, string failure);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Webhook job {JobId}: the outcome of its attempt could not be recorded; it will be tried again.")]

@@ -31,7 +31,7 @@ public sealed class OutboxClaimTests : IAsyncLifetime
     [Fact]
     public async Task Two_nodes_claiming_at_once_take_every_due_job_and_none_twice()
     {
-        await _a.AddWebhookAsync("lobby", "http://127.0.0.1:9/hook", CancellationToken.None);
+        await _a.AddWebhookAsync("lobby", "http://127.0.0.1:9/hook", "whsec_test", maxPerRoom: 10, CancellationToken.None);
         for (int i = 0; i < 40; i++)
         {
             await (i % 2 == 0 ? _a : _b).AppendMessageAsync("lobby", "ada", $"message {i}", _ => { }, CancellationToken.None);
@@ -49,7 +49,7 @@ public sealed class OutboxClaimTests : IAsyncLifetime
     [Fact]
     public async Task A_claim_keeps_the_other_node_off_the_job_until_it_runs_out_and_then_only_the_new_holder_records()
     {
-        await _a.AddWebhookAsync("lobby", "http://127.0.0.1:9/hook", CancellationToken.None);
+        await _a.AddWebhookAsync("lobby", "http://127.0.0.1:9/hook", "whsec_test", maxPerRoom: 10, CancellationToken.None);
         await _a.AppendMessageAsync("lobby", "ada", "one job", _ => { }, CancellationToken.None);
         DateTimeOffset now = _time.GetUtcNow();
 
@@ -71,7 +71,7 @@ public sealed class OutboxClaimTests : IAsyncLifetime
     [Fact]
     public async Task Released_claims_are_free_for_the_other_node_at_once()
     {
-        await _a.AddWebhookAsync("lobby", "http://127.0.0.1:9/hook", CancellationToken.None);
+        await _a.AddWebhookAsync("lobby", "http://127.0.0.1:9/hook", "whsec_test", maxPerRoom: 10, CancellationToken.None);
         await _a.AppendMessageAsync("lobby", "ada", "first", _ => { }, CancellationToken.None);
         await _a.AppendMessageAsync("lobby", "ada", "second", _ => { }, CancellationToken.None);
         DateTimeOffset now = _time.GetUtcNow();

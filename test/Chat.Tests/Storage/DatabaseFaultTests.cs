@@ -93,4 +93,29 @@ public sealed class DatabaseFaultTests : ServiceTest
         await Server.WaitForOutboxAsync(counts => counts.Delivered == 1);
         Assert.Equal(new OutboxCounts(0, 1, 0), await Server.OutboxAsync());
     }
+
+    [Fact]
+    public async Task A_read_that_fails_in_the_database_gets_a_json_500_on_every_endpoint()
+    {
+        await Server.PostAsync("lobby", "ada", "before the fault");
+
+        // The table goes missing under the service: every read of it fails in SQLite.
+        await using (var connection = new SqliteConnection($"Data Source={Path.Combine(Directory.Path, "chat.db")};Pooling=False"))
+        {
+            await connection.OpenAsync();
+            await using SqliteCommand rename = connection.CreateCommand();
+            rename.CommandText = "ALTER TABLE messages RENAME TO messages_gone";
+            await rename.ExecuteNonQueryAsync();
+        }
+
+        foreach (string path in new[] { "/api/rooms/lobby/messages", "/api/rooms" })
+        {
+            using HttpResponseMessage response = await Server.Http.GetAsync(path);
+            Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+            Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+            string error = (await response.Content.ReadFromJsonAsync(ChatJson.Default.ErrorResponse))!.Error;
+            Assert.Equal("The service failed to answer. Try again.", error);
+            Assert.Equal("nosniff", string.Join(",", response.Headers.GetValues("X-Content-Type-Options")));
+        }
+    }
 }

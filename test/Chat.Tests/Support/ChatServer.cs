@@ -15,6 +15,17 @@ internal sealed class ChatServer : IAsyncDisposable
     /// <summary>How long a test waits for something the service does at once; only a broken service takes this long.</summary>
     public static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
 
+    /// <summary>The setting every test server starts with, so that webhooks may go to the tests' receivers on
+    /// 127.0.0.1 (the service's own endpoint stays refused).</summary>
+    public const string LoopbackReceivers = "Webhooks:AllowedNetworks:0=127.0.0.1/32";
+
+    /// <summary>A setting that replaces <see cref="LoopbackReceivers"/> with a network no test uses: loopback is
+    /// refused, as it is by default.</summary>
+    public const string NoLoopbackReceivers = "Webhooks:AllowedNetworks:0=192.0.2.0/24";
+
+    /// <summary>The admin API key of every test server; <see cref="Http"/> sends it.</summary>
+    public const string AdminApiKey = "test-admin-key-not-a-secret";
+
     private readonly WebApplication _app;
     private bool _stopped;
 
@@ -26,6 +37,7 @@ internal sealed class ChatServer : IAsyncDisposable
         Service = app.Services.GetRequiredService<ChatService>();
         BaseAddress = new Uri(app.Urls.Single());
         Http = new HttpClient { BaseAddress = BaseAddress };
+        Http.DefaultRequestHeaders.Authorization = new("Bearer", AdminApiKey);
     }
 
     public string Directory { get; }
@@ -54,6 +66,11 @@ internal sealed class ChatServer : IAsyncDisposable
             "--Logging:LogLevel:Default=Warning",
             "--Logging:LogLevel:Chat.Realtime.ConnectionHub=Error",
             "--Webhooks:BackoffBase=00:00:00",
+            "--Webhooks:BackoffJitter=0",
+            "--Chat:WriteBurst=1000000", // the tests post as fast as they can, from one address
+            "--Chat:WritesPerSecond=1000000",
+            $"--{LoopbackReceivers}",
+            $"--Security:AdminApiKey={AdminApiKey}",
             .. settings.Select(setting => "--" + setting),
         ];
         WebApplication app = ChatApp.Build(args, builder =>

@@ -20,6 +20,22 @@ internal static class DatabaseFile
             return new OutboxCounts(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
         });
 
+    /// <summary>Every outbox job as <c>(state, attempts, last_error)</c>, by id.</summary>
+    public static async Task<List<(string State, int Attempts, string? LastError)>> OutboxJobsAsync(string directory) =>
+        await QueryAsync(directory, async connection =>
+        {
+            await using SqliteCommand command = connection.CreateCommand();
+            command.CommandText = "SELECT state, attempts, last_error FROM outbox ORDER BY id";
+            await using SqliteDataReader reader = await command.ExecuteReaderAsync();
+            var jobs = new List<(string, int, string?)>();
+            while (await reader.ReadAsync())
+            {
+                jobs.Add((reader.GetString(0), reader.GetInt32(1), reader.IsDBNull(2) ? null : reader.GetString(2)));
+            }
+
+            return jobs;
+        });
+
     public static async Task<List<string>> MessageTextsAsync(string directory) =>
         await QueryAsync(directory, async connection =>
         {

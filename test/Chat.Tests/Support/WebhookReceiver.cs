@@ -8,8 +8,9 @@ using Microsoft.Extensions.Logging;
 
 namespace Chat.Tests.Support;
 
-/// <summary>One request the receiver got: the delivery (outbox job) it names, the attempt, the message.</summary>
-internal sealed record WebhookRequest(long Delivery, int Attempt, JsonElement Message)
+/// <summary>One request the receiver got: the delivery (outbox job) it names, the attempt, the message, and the body
+/// as it came with its signature header.</summary>
+internal sealed record WebhookRequest(long Delivery, int Attempt, JsonElement Message, string Body, string? Signature)
 {
     public string Text => Message.GetProperty("text").GetString()!;
 }
@@ -82,16 +83,25 @@ internal sealed class WebhookReceiver : IAsyncDisposable
 
     private async Task OnRequestAsync(HttpContext context)
     {
+        using var reader = new StreamReader(context.Request.Body);
+        string body = await reader.ReadToEndAsync(context.RequestAborted);
         var request = new WebhookRequest(
             long.Parse(context.Request.Headers["X-Chat-Delivery"].ToString(), CultureInfo.InvariantCulture),
             int.Parse(context.Request.Headers["X-Chat-Attempt"].ToString(), CultureInfo.InvariantCulture),
-            (await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted)).RootElement);
+            JsonDocument.Parse(body).RootElement,
+            body,
+            context.Request.Headers["X-Chat-Signature"].FirstOrDefault());
         _arrived.Writer.TryWrite(request);
         int? status = null;
         try
         {
             status = await Respond(request, context.RequestAborted);
             context.Response.StatusCode = status.Value;
+            if (status is >= 300 and < 400)
+            {
+                context.Response.Headers.Location = Url.AbsoluteUri; // followed, it would come back here
+            }
+
             await context.Response.CompleteAsync();
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
