@@ -1,4 +1,5 @@
 using Chat.Api;
+using Chat.Realtime;
 using Chat.Security;
 using Chat.Storage;
 using Chat.Webhooks;
@@ -66,6 +67,7 @@ internal static class ChatApp
         WebApplication app = builder.Build();
         app.UseExceptionHandler(new ExceptionHandlerOptions { ExceptionHandler = ChatEndpoints.WriteFailureAsync });
         app.Use(SecurityHeaders.AddAsync);
+        app.Use(FrameCountingStream.Install); // before the WebSocket middleware takes the upgrade
         app.UseWebSockets();
         app.Use(app.Services.GetRequiredService<CallerChecks>().InvokeAsync);
         app.UseRateLimiter(); // first: a wrong admin key spends the caller's budget too

@@ -224,8 +224,10 @@ internal static class ChatEndpoints
             return;
         }
 
+        // Installed by FrameCountingStream before the WebSocket middleware: it counts every frame the client sends.
+        var budget = (ReceiveBudget)context.Items[FrameCountingStream.BudgetKey]!;
         using WebSocket socket = await context.WebSockets.AcceptWebSocketAsync().ConfigureAwait(false);
-        var connection = new ChatConnection(socket, room, name!, chat.Options, chat.Time, chat.PostFromSocketAsync);
+        var connection = new ChatConnection(socket, room, name!, chat.Options, chat.Time, budget, chat.PostFromSocketAsync);
         if (!await chat.Hub.RunAsync(connection).ConfigureAwait(false))
         {
             // The hub stopped between the check above and here: close in its place, within the close timeout.

@@ -36,7 +36,9 @@ internal sealed class ChatConnection
     /// <param name="room">The room the client joined.</param>
     /// <param name="name">The client's name.</param>
     /// <param name="options">Limits and timings.</param>
-    /// <param name="time">The clock of the heartbeat and the receive budget.</param>
+    /// <param name="time">The clock of the heartbeat.</param>
+    /// <param name="budget">The frames the client may send, counted as they arrive (<see cref="FrameCountingStream"/>);
+    /// when it is spent, the connection is closed with 1008.</param>
     /// <param name="post">Stores and broadcasts a valid message text from this client; it reports its own failures
     /// to the client.</param>
     public ChatConnection(
@@ -45,6 +47,7 @@ internal sealed class ChatConnection
         string name,
         ChatOptions options,
         TimeProvider time,
+        ReceiveBudget budget,
         Func<ChatConnection, string, CancellationToken, Task> post)
     {
         _socket = socket;
@@ -56,6 +59,9 @@ internal sealed class ChatConnection
         _outgoing = Channel.CreateBounded<ReadOnlyMemory<byte>>(
             new BoundedChannelOptions(options.SendQueueCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
         _lastHeard = time.GetTimestamp();
+        budget.OnSpent(() => RequestClose(
+            WebSocketCloseStatus.PolicyViolation,
+            $"Too many messages: at most {options.ReceiveFramesPerSecond:0.##} a second."));
     }
 
     public string Room { get; }
@@ -132,7 +138,6 @@ internal sealed class ChatConnection
         byte[] buffer = ArrayPool<byte>.Shared.Rent(limit);
         try
         {
-            var budget = new ReceiveBudget(_options.ReceiveBurst, _options.ReceiveFramesPerSecond, _time);
             while (true)
             {
                 int length = 0;
@@ -175,13 +180,7 @@ internal sealed class ChatConnection
                     continue; // closing: only the client's close frame matters now
                 }
 
-                if (!budget.TryTake())
-                {
-                    RequestClose(
-                        WebSocketCloseStatus.PolicyViolation,
-                        $"Too many messages: at most {_options.ReceiveFramesPerSecond:0.##} a second.");
-                }
-                else if (result.MessageType == WebSocketMessageType.Binary)
+                if (result.MessageType == WebSocketMessageType.Binary)
                 {
                     RequestClose(WebSocketCloseStatus.InvalidMessageType, "Only text frames are accepted.");
                 }

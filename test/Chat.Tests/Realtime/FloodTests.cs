@@ -96,4 +96,40 @@ public sealed class FloodTests : ServiceTest
         await server.WaitForConnectionsAsync(count => count == 1);
         Assert.Null(server.Service.Hub.Members("lobby").Single().CloseStatus); // the fast one is still open
     }
+
+    [Fact]
+    public async Task A_ping_flood_is_counted_against_the_budget_and_closed_with_1008()
+    {
+        ChatServer server = await StartServerAsync(settings: ["Chat:ReceiveBurst=5", "Chat:ReceiveFramesPerSecond=1"]);
+        await using RawWebSocket flooder = await RawWebSocket.ConnectAsync(server.WebSocketUri("lobby", "flooder"));
+
+        // Pings the socket answers by itself, never handing them to the service: counted all the same.
+        for (int i = 0; i < 200; i++)
+        {
+            await flooder.SendFrameAsync(opcode: 9, fin: true, []);
+        }
+
+        Assert.Equal(1008, await flooder.ReadUntilCloseAsync());
+        await flooder.SendFrameAsync(opcode: 8, fin: true, [0x03, 0xF0]); // the close handshake's answer: 1008
+        await server.WaitForConnectionsAsync(count => count == 0);
+    }
+
+    [Fact]
+    public async Task A_flood_of_empty_fragments_is_counted_against_the_budget_and_closed_with_1008()
+    {
+        ChatServer server = await StartServerAsync(settings: ["Chat:ReceiveBurst=5", "Chat:ReceiveFramesPerSecond=1"]);
+        await using RawWebSocket flooder = await RawWebSocket.ConnectAsync(server.WebSocketUri("lobby", "flooder"));
+
+        // A text message that never ends: an empty first fragment, then empty continuations.
+        await flooder.SendFrameAsync(opcode: 1, fin: false, []);
+        for (int i = 0; i < 200; i++)
+        {
+            await flooder.SendFrameAsync(opcode: 0, fin: false, []);
+        }
+
+        Assert.Equal(1008, await flooder.ReadUntilCloseAsync());
+        await flooder.SendFrameAsync(opcode: 8, fin: true, [0x03, 0xF0]); // the close handshake's answer: 1008
+        await server.WaitForConnectionsAsync(count => count == 0);
+        Assert.Empty(await DatabaseFile.MessageTextsAsync(Directory.Path));
+    }
 }

@@ -72,6 +72,7 @@ internal sealed class ChatClient : IAsyncDisposable
         var invoker = new HttpMessageInvoker(handler);
         var client = new ClientWebSocket();
         client.Options.CollectHttpResponseDetails = true;
+        client.Options.KeepAliveInterval = TimeSpan.Zero; // no pong frames of its own: every frame a test counts is one it sent
         try
         {
             using var timeout = new CancellationTokenSource(ChatServer.Patience);
