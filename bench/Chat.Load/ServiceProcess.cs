@@ -37,6 +37,8 @@ internal sealed partial class ServiceProcess : IAsyncDisposable
         };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Chat.dll"));
         start.ArgumentList.Add("--urls=http://127.0.0.1:0");
+        string adminKey = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+        start.Environment["Security__AdminApiKey"] = adminKey; // for /health/details; the environment, not the command line
         foreach (string setting in settings)
         {
             start.ArgumentList.Add("--" + setting);
@@ -48,6 +50,7 @@ internal sealed partial class ServiceProcess : IAsyncDisposable
         service._process.BeginErrorReadLine();
         service.BaseAddress = await service._listening.Task.WaitAsync(TimeSpan.FromSeconds(60));
         service.Http = new HttpClient { BaseAddress = service.BaseAddress };
+        service.Http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", adminKey);
         return service;
     }
 
@@ -66,7 +69,7 @@ internal sealed partial class ServiceProcess : IAsyncDisposable
     /// <summary>The connections the service counts now.</summary>
     public async Task<int> ConnectionsAsync()
     {
-        JsonElement health = await Http.GetFromJsonAsync<JsonElement>("/health");
+        JsonElement health = await Http.GetFromJsonAsync<JsonElement>("/health/details");
         return health.GetProperty("connections").GetInt32();
     }
 

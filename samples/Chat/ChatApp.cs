@@ -62,6 +62,9 @@ internal static class ChatApp
                 kestrel.Limits.MaxConcurrentUpgradedConnections = chat.Value.MaxWebSockets;
             });
         builder.Services.AddWriteRateLimit();
+        builder.Services.AddHealthChecks()
+            .AddCheck<DatabaseHealthCheck>("database")
+            .AddCheck<ConnectionsHealthCheck>("connections");
         configure?.Invoke(builder);
 
         WebApplication app = builder.Build();

@@ -15,7 +15,8 @@ namespace Chat;
 [JsonSerializable(typeof(MessagePage))]
 [JsonSerializable(typeof(IReadOnlyList<RoomInfo>))]
 [JsonSerializable(typeof(ErrorResponse))]
-[JsonSerializable(typeof(HealthReport))]
+[JsonSerializable(typeof(Liveness))]
+[JsonSerializable(typeof(HealthDetails))]
 [JsonSerializable(typeof(ClientFrame))]
 [JsonSerializable(typeof(MemoryReport))]
 internal sealed partial class ChatJson : JsonSerializerContext;

@@ -4,6 +4,8 @@ using System.Net.WebSockets;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using AsyncScopes;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Chat.Realtime;
 using Chat.Security;
 using Chat.Storage;
@@ -26,7 +28,9 @@ internal static class ChatEndpoints
         app.MapGet("/api/webhooks", GetWebhooksAsync).RequireAuthorization(AdminKey.Scheme).RequireRateLimiting(WriteRateLimit.Policy);
         app.MapPost("/api/webhooks", RegisterWebhookAsync).RequireAuthorization(AdminKey.Scheme).RequireRateLimiting(WriteRateLimit.Policy);
         app.MapDelete("/api/webhooks/{id:long}", RemoveWebhookAsync).RequireAuthorization(AdminKey.Scheme).RequireRateLimiting(WriteRateLimit.Policy);
-        app.MapGet("/health", GetHealthAsync);
+        // A health check writes to the database: limited like the other writes.
+        app.MapHealthChecks("/health", new HealthCheckOptions { ResponseWriter = WriteLivenessAsync }).RequireRateLimiting(WriteRateLimit.Policy);
+        app.MapGet("/health/details", GetHealthDetailsAsync).RequireAuthorization(AdminKey.Scheme);
         app.Map("/ws/rooms/{room}", ConnectAsync);
         if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ChatOptions>>().Value.EnableDebugEndpoints)
         {
@@ -176,12 +180,24 @@ internal static class ChatEndpoints
             ? Results.NoContent()
             : Error(StatusCodes.Status404NotFound, $"There is no webhook {id}.");
 
-    private static async Task<IResult> GetHealthAsync(ChatService chat, CancellationToken cancellationToken)
+    // Anyone may ask whether the service is up; why it is not is for the admin (/health/details).
+    private static Task WriteLivenessAsync(HttpContext context, HealthReport report) =>
+        Results.Json(new Liveness(Describe(report.Status)), ChatJson.Default.Liveness).ExecuteAsync(context);
+
+    private static async Task<IResult> GetHealthDetailsAsync(
+        ChatService chat, HealthCheckService health, CancellationToken cancellationToken)
     {
-        OutboxCounts outbox = await chat.Store.GetOutboxCountsAsync(cancellationToken).ConfigureAwait(false);
+        HealthReport report = await health.CheckHealthAsync(cancellationToken).ConfigureAwait(false);
+        OutboxCounts? outbox = null;
+        if (report.Entries.TryGetValue("database", out HealthReportEntry database) && database.Status == HealthStatus.Healthy)
+        {
+            outbox = await chat.Store.GetOutboxCountsAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         using var process = Process.GetCurrentProcess();
-        var report = new HealthReport(
-            chat.Hub.IsStopping ? "stopping" : "ok",
+        var details = new HealthDetails(
+            Describe(report.Status),
+            [.. report.Entries.Select(entry => new HealthCheckOutcome(entry.Key, Describe(entry.Value.Status), entry.Value.Description))],
             chat.Hub.Count,
             ScopeDiagnostics.OpenScopes.Count,
             chat.Store.WriterStatistics,
@@ -189,8 +205,18 @@ internal static class ChatEndpoints
             chat.Webhooks.Statistics,
             outbox,
             process.WorkingSet64);
-        return Json(report, ChatJson.Default.HealthReport);
+        return Results.Json(
+            details,
+            ChatJson.Default.HealthDetails,
+            statusCode: report.Status == HealthStatus.Unhealthy ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status200OK);
     }
+
+    private static string Describe(HealthStatus status) => status switch
+    {
+        HealthStatus.Healthy => "healthy",
+        HealthStatus.Degraded => "degraded",
+        _ => "unhealthy",
+    };
 
     // The load benchmark measures what is left after a full collection.
     private static IResult CollectGarbage(ChatService chat)

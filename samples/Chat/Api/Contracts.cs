@@ -22,15 +22,23 @@ internal sealed record ErrorResponse(string Error);
 /// <summary>A frame a WebSocket client sends: <c>{"text": "..."}</c>, or <c>{"type": "pong"}</c> to a ping.</summary>
 internal sealed record ClientFrame(string? Type, string? Text);
 
-/// <summary>What <c>GET /health</c> reports.</summary>
-internal sealed record HealthReport(
+/// <summary>What <c>GET /health</c> tells anyone: <c>healthy</c>, <c>degraded</c> or <c>unhealthy</c>.</summary>
+internal sealed record Liveness(string Status);
+
+/// <summary>One check of <see cref="HealthDetails"/>: its status and why.</summary>
+internal sealed record HealthCheckOutcome(string Name, string Status, string? Description);
+
+/// <summary>What <c>GET /health/details</c> reports to the admin: every check with its reason, and the service's
+/// counters; <see cref="Outbox"/> is null when the database could not be read.</summary>
+internal sealed record HealthDetails(
     string Status,
+    IReadOnlyList<HealthCheckOutcome> Checks,
     int Connections,
     int OpenScopes,
     PoolStatistics Writer,
     PoolStatistics Readers,
     WorkQueueStatistics Webhooks,
-    OutboxCounts Outbox,
+    OutboxCounts? Outbox,
     long WorkingSetBytes);
 
 /// <summary>What <c>POST /debug/gc</c> reports after a full, compacting collection.</summary>

@@ -33,7 +33,7 @@ internal sealed class ChatStore : IAsyncDisposable
                 Name = "chat-writer",
                 MaxSize = 1,
                 AcquireTimeout = options.WriterAcquireTimeout,
-                Validate = IsOpen,
+                Validate = provider.IsUsableAsync,
                 DiscardOn = provider.IsConnectionFault,
                 DrainTimeout = TimeSpan.FromSeconds(5),
             });
@@ -44,7 +44,7 @@ internal sealed class ChatStore : IAsyncDisposable
                 Name = "chat-readers",
                 MaxSize = options.Readers,
                 IdleTimeout = TimeSpan.FromMinutes(5),
-                Validate = IsOpen,
+                Validate = provider.IsUsableAsync,
                 DiscardOn = provider.IsConnectionFault,
                 DrainTimeout = TimeSpan.FromSeconds(5),
             });
@@ -360,6 +360,34 @@ internal sealed class ChatStore : IAsyncDisposable
             return ((string)(await select.ExecuteScalarAsync(ct).ConfigureAwait(false))!, false);
         }, cancellationToken);
 
+    /// <summary>Writes a row through the writer and reads it back through a reader: what every request needs of the
+    /// database.</summary>
+    /// <exception cref="TimeoutException">The writer stayed busy for longer than its acquire timeout.</exception>
+    /// <exception cref="InvalidOperationException">The reader did not read back what the writer wrote.</exception>
+    public async Task ProbeAsync(CancellationToken cancellationToken)
+    {
+        string written = RandomNumberGenerator.GetHexString(16, lowercase: true);
+        await _writer.UseAsync(async (connection, ct) =>
+        {
+            await using DbCommand upsert = Command(connection, null, """
+                INSERT INTO settings (name, value) VALUES ('health_probe', @value)
+                ON CONFLICT (name) DO UPDATE SET value = excluded.value
+                """);
+            Bind(upsert, "@value", written);
+            await upsert.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }, cancellationToken).ConfigureAwait(false);
+
+        string? read = await _readers.UseAsync(async (connection, ct) =>
+        {
+            await using DbCommand select = Command(connection, null, "SELECT value FROM settings WHERE name = 'health_probe'");
+            return (string?)await select.ExecuteScalarAsync(ct).ConfigureAwait(false);
+        }, cancellationToken).ConfigureAwait(false);
+        if (read != written)
+        {
+            throw new InvalidOperationException("A reader did not see what the writer had just committed.");
+        }
+    }
+
     /// <summary>The outbox by state.</summary>
     public Task<OutboxCounts> GetOutboxCountsAsync(CancellationToken cancellationToken) =>
         _readers.UseAsync(async (connection, ct) =>
@@ -502,7 +530,4 @@ internal sealed class ChatStore : IAsyncDisposable
         new(reader.GetInt64(0), reader.GetString(1), reader.GetString(2), FromUnixMilliseconds(reader.GetInt64(3)));
 
     private static DateTime FromUnixMilliseconds(long milliseconds) => DateTimeOffset.FromUnixTimeMilliseconds(milliseconds).UtcDateTime;
-
-    private static ValueTask<bool> IsOpen(DbConnection connection, CancellationToken cancellationToken) =>
-        ValueTask.FromResult(connection.State == ConnectionState.Open);
 }

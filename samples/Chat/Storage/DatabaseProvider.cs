@@ -78,6 +78,10 @@ internal abstract class DatabaseProvider : IAsyncDisposable
     /// </summary>
     public abstract bool IsConnectionFault(Exception exception);
 
+    /// <summary>Whether a pooled connection may be lent again: it is open (and, on SQLite, its file is still there).</summary>
+    public virtual ValueTask<bool> IsUsableAsync(DbConnection connection, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(connection.State == System.Data.ConnectionState.Open);
+
     /// <summary>Starts following the messages every node commits, where <see cref="IsShared"/>; null otherwise.</summary>
     public virtual Task<PostgresMessageFeed?> StartFeedAsync(
         IDatabaseEvents events, TimeProvider time, ILogger logger, CancellationToken cancellationToken) =>

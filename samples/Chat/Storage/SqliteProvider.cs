@@ -11,6 +11,7 @@ namespace Chat.Storage;
 internal sealed class SqliteProvider : DatabaseProvider
 {
     private readonly string _path;
+    private int _created;
 
     public SqliteProvider(string path)
     {
@@ -90,7 +91,9 @@ internal sealed class SqliteProvider : DatabaseProvider
     // Pooling=False: the store's pools own the connections; the provider's own pool would keep them open after disposal.
     public override async ValueTask<DbConnection> OpenAsync(bool writer, CancellationToken cancellationToken)
     {
-        string mode = writer ? "ReadWriteCreate" : "ReadOnly";
+        // The file is created once, by the first writer: a writer opened after that and finding it gone fails, rather
+        // than writing to a new empty file.
+        string mode = !writer ? "ReadOnly" : Interlocked.Exchange(ref _created, 1) == 0 ? "ReadWriteCreate" : "ReadWrite";
         var connection = new SqliteConnection($"Data Source={_path};Mode={mode};Pooling=False");
         try
         {
@@ -112,6 +115,11 @@ internal sealed class SqliteProvider : DatabaseProvider
             throw;
         }
     }
+
+    // A connection to a file that was deleted goes on reading and writing the deleted file, and what it writes is lost:
+    // it is destroyed, and the next one fails to open.
+    public override ValueTask<bool> IsUsableAsync(DbConnection connection, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(connection.State == System.Data.ConnectionState.Open && File.Exists(_path));
 
     // The columns that a file of an earlier version lacks: added (SQLite has no ADD COLUMN IF NOT EXISTS).
     private static readonly (string Table, string Column, string Type)[] AddedColumns =

@@ -47,8 +47,8 @@ public sealed class AbruptDisconnectTests : ServiceTest
             await children.WaitForAsync(0);
             Assert.Empty(OpenConnectionScopes(started));
 
-            HealthReport? health = await System.Net.Http.Json.HttpClientJsonExtensions.GetFromJsonAsync(
-                Server.Http, "/health", ChatJson.Default.HealthReport);
+            HealthDetails? health = await System.Net.Http.Json.HttpClientJsonExtensions.GetFromJsonAsync(
+                Server.Http, "/health/details", ChatJson.Default.HealthDetails);
             Assert.Equal(0, health!.Connections);
             Assert.Empty(Server.Service.Hub.Rooms());
         }
