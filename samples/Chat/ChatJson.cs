@@ -13,7 +13,7 @@ namespace Chat;
 [JsonSerializable(typeof(WebhookRegistration))]
 [JsonSerializable(typeof(IReadOnlyList<WebhookRegistration>))]
 [JsonSerializable(typeof(MessagePage))]
-[JsonSerializable(typeof(IReadOnlyList<RoomInfo>))]
+[JsonSerializable(typeof(RoomPage))]
 [JsonSerializable(typeof(ErrorResponse))]
 [JsonSerializable(typeof(Liveness))]
 [JsonSerializable(typeof(HealthDetails))]

@@ -51,17 +51,30 @@ internal static class ChatEndpoints
         return Results.Bytes(SecurityHeaders.Page, "text/html; charset=utf-8");
     }
 
-    private static async Task<IResult> GetRoomsAsync(ChatService chat, CancellationToken cancellationToken)
+    private static async Task<IResult> GetRoomsAsync(
+        string? after, string? limit, ChatService chat, CancellationToken cancellationToken)
     {
-        IReadOnlyList<RoomSummary> stored = await chat.Store.GetRoomsAsync(cancellationToken).ConfigureAwait(false);
+        if (after is not null && ChatInput.CheckRoom(after) is not null)
+        {
+            return Error(StatusCodes.Status400BadRequest, "'after' is a room name.");
+        }
+
+        if (ParsePageSize(limit, chat.Options.MaxPageSize) is not { } pageSize)
+        {
+            return Error(StatusCodes.Status400BadRequest, $"'limit' is a whole number from 1 to {chat.Options.MaxPageSize}.");
+        }
+
+        IReadOnlyList<RoomSummary> stored = await chat.Store.GetRoomsAsync(after, pageSize, cancellationToken).ConfigureAwait(false);
         IReadOnlyDictionary<string, int> online = chat.Hub.Rooms();
-        var rooms = stored
-            .Select(room => new RoomInfo(room.Name, room.Messages, room.LastMessageId, online.GetValueOrDefault(room.Name)))
-            .Concat(online.Keys.Except(stored.Select(room => room.Name)).Select(name => new RoomInfo(name, 0, 0, online[name])))
-            .OrderBy(room => room.Name, StringComparer.Ordinal)
-            .ToList();
-        return Json<IReadOnlyList<RoomInfo>>(rooms, ChatJson.Default.IReadOnlyListRoomInfo);
+        RoomInfo[] rooms = [.. stored.Select(room => new RoomInfo(room.Name, room.Messages, room.LastMessageId, online.GetValueOrDefault(room.Name)))];
+        return Json(new RoomPage(rooms, rooms.Length == pageSize ? rooms[^1].Name : null), ChatJson.Default.RoomPage);
     }
+
+    // Absent: the default page size; otherwise a whole number from 1 to the maximum, or null when it is not one.
+    private static int? ParsePageSize(string? limit, int max) =>
+        limit is null ? Math.Min(DefaultPageSize, max)
+        : int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out int size) && size >= 1 && size <= max ? size
+        : null;
 
     private static async Task<IResult> GetMessagesAsync(
         string room, string? before, string? limit, ChatService chat, CancellationToken cancellationToken)
@@ -82,9 +95,7 @@ internal static class ChatEndpoints
             beforeId = parsed;
         }
 
-        int pageSize = DefaultPageSize;
-        if (limit is not null
-            && (!int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out pageSize) || pageSize < 1 || pageSize > chat.Options.MaxPageSize))
+        if (ParsePageSize(limit, chat.Options.MaxPageSize) is not { } pageSize)
         {
             return Error(StatusCodes.Status400BadRequest, $"'limit' is a whole number from 1 to {chat.Options.MaxPageSize}.");
         }

@@ -16,6 +16,9 @@ internal sealed record MessagePage(IReadOnlyList<StoredMessage> Messages, long? 
 /// <summary>A room: its stored messages and the clients connected to it now.</summary>
 internal sealed record RoomInfo(string Name, long Messages, long LastMessageId, int Online);
 
+/// <summary>A page of rooms, by name; <see cref="NextAfter"/> asks for the next page, null on the last.</summary>
+internal sealed record RoomPage(IReadOnlyList<RoomInfo> Rooms, string? NextAfter);
+
 /// <summary>Every error of the HTTP API.</summary>
 internal sealed record ErrorResponse(string Error);
 

@@ -90,6 +90,7 @@ internal sealed class ChatStore : IAsyncDisposable
         try
         {
             await store._writer.UseAsync(store._provider.CreateSchemaAsync, cancellationToken).ConfigureAwait(false);
+            await store._writer.UseAsync(SummarizeRoomsAsync, cancellationToken).ConfigureAwait(false);
             store._feed = await store._provider.StartFeedAsync(events, time, loggers.CreateLogger<PostgresMessageFeed>(), cancellationToken)
                 .ConfigureAwait(false);
             return store;
@@ -168,13 +169,17 @@ internal sealed class ChatStore : IAsyncDisposable
             return page;
         }, cancellationToken);
 
-    /// <summary>The rooms that have messages, by name.</summary>
-    public Task<IReadOnlyList<RoomSummary>> GetRoomsAsync(CancellationToken cancellationToken) =>
+    /// <summary>Up to <paramref name="limit"/> rooms that have messages, by name, after <paramref name="after"/> (from
+    /// the first when null): read from the rooms' summaries, which every message's transaction keeps.</summary>
+    public Task<IReadOnlyList<RoomSummary>> GetRoomsAsync(string? after, int limit, CancellationToken cancellationToken) =>
         _readers.UseAsync<IReadOnlyList<RoomSummary>>(async (connection, ct) =>
         {
-            await using DbCommand command = Command(
-                connection, null, "SELECT room, COUNT(*), MAX(id) FROM messages GROUP BY room ORDER BY room");
-            var rooms = new List<RoomSummary>();
+            await using DbCommand command = Command(connection, null, """
+                SELECT name, messages, last_message_id FROM rooms WHERE name > @after ORDER BY name LIMIT @limit
+                """);
+            Bind(command, "@after", after ?? "");
+            Bind(command, "@limit", limit);
+            var rooms = new List<RoomSummary>(Math.Min(limit, 256));
             await using (DbDataReader reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false))
             {
                 while (await reader.ReadAsync(ct).ConfigureAwait(false))
@@ -449,6 +454,17 @@ internal sealed class ChatStore : IAsyncDisposable
         inserted(id);
         var message = new StoredMessage(id, room, name, text, FromUnixMilliseconds(at));
 
+        // The room's summary, kept with its messages, so that listing the rooms never scans the messages.
+        await using (DbCommand summary = Command(connection, transaction, """
+            INSERT INTO rooms (name, messages, last_message_id) VALUES (@room, 1, @id)
+            ON CONFLICT (name) DO UPDATE SET messages = rooms.messages + 1, last_message_id = excluded.last_message_id
+            """))
+        {
+            Bind(summary, "@room", room);
+            Bind(summary, "@id", id);
+            await summary.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }
+
         await using DbCommand outbox = Command(connection, transaction, """
             INSERT INTO outbox (webhook_id, message_id, url, payload, next_attempt_at)
             SELECT id, @message, url, @payload, @at FROM webhooks WHERE room = @room
@@ -472,6 +488,17 @@ internal sealed class ChatStore : IAsyncDisposable
         }
 
         return (message, jobs);
+    }
+
+    // A database of an earlier version has messages and no summaries: they are made once, from the messages.
+    private static async Task SummarizeRoomsAsync(DbConnection connection, CancellationToken cancellationToken)
+    {
+        await using DbCommand summarize = Command(connection, null, """
+            INSERT INTO rooms (name, messages, last_message_id)
+            SELECT room, COUNT(*), MAX(id) FROM messages WHERE NOT EXISTS (SELECT 1 FROM rooms) GROUP BY room
+            ON CONFLICT (name) DO NOTHING
+            """);
+        await summarize.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     private Task<bool> RecordAttemptAsync(

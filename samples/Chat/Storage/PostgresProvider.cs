@@ -85,6 +85,10 @@ internal sealed class PostgresProvider : DatabaseProvider
             claimed_until   BIGINT);
         CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at, id);
         ALTER TABLE webhooks ADD COLUMN IF NOT EXISTS secret TEXT;
+        CREATE TABLE IF NOT EXISTS rooms (
+            name            TEXT PRIMARY KEY,
+            messages        BIGINT NOT NULL,
+            last_message_id BIGINT NOT NULL);
         CREATE TABLE IF NOT EXISTS settings (
             name  TEXT PRIMARY KEY,
             value TEXT NOT NULL);

@@ -51,6 +51,10 @@ internal sealed class SqliteProvider : DatabaseProvider
             claimed_by      TEXT,
             claimed_until   INTEGER);
         CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at, id);
+        CREATE TABLE IF NOT EXISTS rooms (
+            name            TEXT PRIMARY KEY,
+            messages        INTEGER NOT NULL,
+            last_message_id INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS settings (
             name  TEXT PRIMARY KEY,
             value TEXT NOT NULL);

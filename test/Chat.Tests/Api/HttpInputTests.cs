@@ -141,15 +141,59 @@ public sealed class HttpInputTests : ServiceTest
     }
 
     [Fact]
-    public async Task The_rooms_list_counts_messages_and_clients_online()
+    public async Task The_rooms_list_pages_the_rooms_with_messages_by_name_and_counts_their_clients_online()
+    {
+        for (int i = 1; i <= 3; i++)
+        {
+            for (int m = 0; m < i; m++)
+            {
+                await Server.PostAsync($"room-{i}", "ada", $"message {m}");
+            }
+        }
+
+        await using ChatClient watcher = await Server.ConnectAsync("room-2", "bob");
+        await using ChatClient quiet = await Server.ConnectAsync("quiet", "carol"); // no message: not a listed room
+
+        RoomPage first = (await Server.Http.GetFromJsonAsync("/api/rooms?limit=2", ChatJson.Default.RoomPage))!;
+        RoomPage second = (await Server.Http.GetFromJsonAsync($"/api/rooms?limit=2&after={first.NextAfter}", ChatJson.Default.RoomPage))!;
+
+        Assert.Equal([("room-1", 1L, 0), ("room-2", 2L, 1)], first.Rooms.Select(r => (r.Name, r.Messages, r.Online)));
+        Assert.Equal("room-2", first.NextAfter);
+        Assert.Equal([("room-3", 3L, 0)], second.Rooms.Select(r => (r.Name, r.Messages, r.Online)));
+        Assert.Null(second.NextAfter);
+        IReadOnlyList<Chat.Storage.StoredMessage> newest = await Server.HistoryAsync("room-3", limit: 1);
+        Assert.Equal(newest[0].Id, second.Rooms[0].LastMessageId);
+    }
+
+    [Theory]
+    [InlineData("limit=0", "'limit'")]
+    [InlineData("limit=201", "'limit'")]
+    [InlineData("after=", "'after'")]
+    [InlineData("after=not%20a%20room", "'after'")]
+    public async Task A_bad_rooms_query_gets_400(string query, string says)
+    {
+        using HttpResponseMessage response = await Server.Http.GetAsync($"/api/rooms?{query}");
+        await AssertErrorAsync(response, HttpStatusCode.BadRequest, says);
+    }
+
+    [Fact]
+    public async Task A_database_without_room_summaries_gets_them_from_its_messages_at_the_start()
     {
         await Server.PostAsync("lobby", "ada", "one");
         await Server.PostAsync("lobby", "ada", "two");
-        await using ChatClient watcher = await Server.ConnectAsync("quiet", "bob");
-        List<RoomInfo> rooms = [.. (await Server.Http.GetFromJsonAsync("/api/rooms", ChatJson.Default.IReadOnlyListRoomInfo))!];
-        Assert.Equal(2, rooms.Count);
-        Assert.Equal(("lobby", 2L, 0), (rooms[0].Name, rooms[0].Messages, rooms[0].Online));
-        Assert.Equal(("quiet", 0L, 1), (rooms[1].Name, rooms[1].Messages, rooms[1].Online));
+        await Server.StopAsync();
+        await using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(Directory.Path, "chat.db")};Pooling=False"))
+        {
+            await connection.OpenAsync();
+            await using var drop = connection.CreateCommand();
+            drop.CommandText = "DROP TABLE rooms"; // as a file of an earlier version has it
+            await drop.ExecuteNonQueryAsync();
+        }
+
+        ChatServer restarted = await StartServerAsync();
+        RoomPage rooms = (await restarted.Http.GetFromJsonAsync("/api/rooms", ChatJson.Default.RoomPage))!;
+
+        Assert.Equal([("lobby", 2L)], rooms.Rooms.Select(r => (r.Name, r.Messages)));
     }
 
     [Fact]

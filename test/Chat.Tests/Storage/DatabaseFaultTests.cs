@@ -99,12 +99,12 @@ public sealed class DatabaseFaultTests : ServiceTest
     {
         await Server.PostAsync("lobby", "ada", "before the fault");
 
-        // The table goes missing under the service: every read of it fails in SQLite.
+        // The tables go missing under the service: every read of it fails in SQLite.
         await using (var connection = new SqliteConnection($"Data Source={Path.Combine(Directory.Path, "chat.db")};Pooling=False"))
         {
             await connection.OpenAsync();
             await using SqliteCommand rename = connection.CreateCommand();
-            rename.CommandText = "ALTER TABLE messages RENAME TO messages_gone";
+            rename.CommandText = "ALTER TABLE messages RENAME TO messages_gone; ALTER TABLE rooms RENAME TO rooms_gone;";
             await rename.ExecuteNonQueryAsync();
         }
 
