@@ -8,6 +8,7 @@ namespace Chat;
 /// <summary>The JSON of the HTTP API and of stored payloads, generated at compile time, in camelCase.</summary>
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, UseStringEnumConverter = true)]
 [JsonSerializable(typeof(StoredMessage))]
+[JsonSerializable(typeof(string[]))]
 [JsonSerializable(typeof(PostMessageRequest))]
 [JsonSerializable(typeof(RegisterWebhookRequest))]
 [JsonSerializable(typeof(WebhookRegistration))]

@@ -277,12 +277,13 @@ internal sealed class ChatStore : IAsyncDisposable
 
     /// <summary>
     /// Claims the pending outbox jobs due at <paramref name="now"/> for this node until <paramref name="claimUntil"/>,
-    /// earliest due first: no one takes them again before then unless this node records their attempts or releases
+    /// earliest due first, leaving out those to the destinations of <paramref name="busy"/> (URL prefixes, such as
+    /// <c>https://example.com:8443/</c>): no one takes them again before then unless this node records their attempts or releases
     /// them first. Jobs under another claim are not returned. Runs on the writer, which sees every attempt recorded, so
     /// a job is never returned with an attempt count older than the database's.
     /// </summary>
     public Task<IReadOnlyList<OutboxJob>> ClaimDueJobsAsync(
-        DateTimeOffset now, DateTimeOffset claimUntil, int limit, CancellationToken cancellationToken) =>
+        DateTimeOffset now, DateTimeOffset claimUntil, int limit, IReadOnlyCollection<string> busy, CancellationToken cancellationToken) =>
         _writer.UseAsync<IReadOnlyList<OutboxJob>>(async (connection, ct) =>
         {
             await using DbCommand command = Command(connection, null, _provider.ClaimDueJobsSql);
@@ -290,6 +291,7 @@ internal sealed class ChatStore : IAsyncDisposable
             Bind(command, "@limit", limit);
             Bind(command, "@until", claimUntil.ToUnixTimeMilliseconds());
             Bind(command, "@node", NodeId);
+            Bind(command, "@busy", JsonSerializer.Serialize([.. busy], ChatJson.Default.StringArray));
             var jobs = new List<(long DueAt, OutboxJob Job)>();
             await using (DbDataReader reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false))
             {
@@ -332,6 +334,18 @@ internal sealed class ChatStore : IAsyncDisposable
     public Task<bool> RecordFailedAttemptAsync(
         long jobId, int attempts, DateTimeOffset? nextAttemptAt, string error, CancellationToken cancellationToken) =>
         RecordAttemptAsync(jobId, nextAttemptAt is null ? "failed" : "pending", attempts, nextAttemptAt, error, cancellationToken);
+
+    /// <summary>Gives up this node's claim on one job, which stays as it was: due, with no attempt counted.</summary>
+    public Task ReleaseClaimAsync(long jobId, CancellationToken cancellationToken) =>
+        _writer.UseAsync(async (connection, ct) =>
+        {
+            await using DbCommand command = Command(connection, null, """
+                UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE id = @id AND claimed_by = @node AND state = 'pending'
+                """);
+            Bind(command, "@id", jobId);
+            Bind(command, "@node", NodeId);
+            await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }, cancellationToken);
 
     /// <summary>Gives up this node's claims on the jobs it did not finish, so that other nodes (or this one's next
     /// start) take them at once rather than when the claims run out.</summary>

@@ -107,6 +107,9 @@ internal sealed class PostgresProvider : DatabaseProvider
         WITH due AS (
             SELECT id FROM outbox
             WHERE state = 'pending' AND next_attempt_at <= @now AND (claimed_until IS NULL OR claimed_until <= @now)
+                AND NOT EXISTS (
+                    SELECT 1 FROM jsonb_array_elements_text(CAST(@busy AS jsonb)) AS busy(prefix)
+                    WHERE starts_with(url, busy.prefix))
             ORDER BY next_attempt_at, id LIMIT @limit
             FOR UPDATE SKIP LOCKED),
         claimed AS (

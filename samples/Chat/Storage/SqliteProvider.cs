@@ -71,6 +71,7 @@ internal sealed class SqliteProvider : DatabaseProvider
         WHERE id IN (
             SELECT id FROM outbox
             WHERE state = 'pending' AND next_attempt_at <= @now AND (claimed_until IS NULL OR claimed_until <= @now)
+                AND NOT EXISTS (SELECT 1 FROM json_each(@busy) AS busy WHERE substr(url, 1, length(busy.value)) = busy.value)
             ORDER BY next_attempt_at, id LIMIT @limit)
         RETURNING id, message_id, url, payload, attempts, next_attempt_at,
             (SELECT secret FROM webhooks WHERE webhooks.id = outbox.webhook_id)

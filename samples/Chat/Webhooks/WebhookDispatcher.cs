@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net.Http.Headers;
 using System.Text;
 using AsyncScopes;
@@ -41,6 +42,10 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
     // Jobs handed to the queue and not yet finished. The database's claims keep a job from being taken twice; this
     // keeps the feeder from claiming more than the workers can start.
     private int _inFlight;
+
+    // Deliveries running per destination (WebhookDestinations.Origin of the URL): the feeder claims nothing for a
+    // destination at WebhookOptions.MaxPerDestination, so that one slow receiver cannot hold every worker.
+    private readonly ConcurrentDictionary<string, int> _perDestination = new(StringComparer.Ordinal);
     private TaskCompletionSource _wake = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource _recorded = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _claimsReleased;
@@ -137,11 +142,21 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
 
         DateTimeOffset now = _time.GetUtcNow();
         int limit = _options.Workers - Volatile.Read(ref _inFlight);
+        string[] busy = [.. _perDestination.Where(entry => entry.Value >= _options.EffectiveMaxPerDestination).Select(entry => entry.Key + "/")];
         IReadOnlyList<OutboxJob> due = limit > 0
-            ? await _store.ClaimDueJobsAsync(now, now + _options.ClaimTimeout, limit, cancellationToken).ConfigureAwait(false)
+            ? await _store.ClaimDueJobsAsync(now, now + _options.ClaimTimeout, limit, busy, cancellationToken).ConfigureAwait(false)
             : [];
         foreach (OutboxJob job in due)
         {
+            // One claim may take more jobs for a destination than it may run at once: the others go back, still due.
+            string destination = WebhookDestinations.Origin(job.Url);
+            if (_perDestination.AddOrUpdate(destination, 1, (_, running) => running + 1) > _options.EffectiveMaxPerDestination)
+            {
+                Leave(destination);
+                await _store.ReleaseClaimAsync(job.Id, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
             // Never waits: no more jobs are in flight than there are workers. The backlog stays in the outbox.
             Interlocked.Increment(ref _inFlight);
             await _queue.EnqueueAsync(job, cancellationToken).ConfigureAwait(false);
@@ -214,6 +229,7 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
         }
         finally
         {
+            Leave(WebhookDestinations.Origin(job.Url));
             Interlocked.Decrement(ref _inFlight);
             Wake(); // a rescheduled job may be due before the feeder's current wait ends
             Interlocked.Exchange(ref _recorded, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))
@@ -273,6 +289,15 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
     };
 
     private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
+
+    // One delivery to the destination ended (or was not started): its count goes down, and away at zero.
+    private void Leave(string destination)
+    {
+        if (_perDestination.AddOrUpdate(destination, 0, (_, running) => running - 1) == 0)
+        {
+            _perDestination.TryRemove(new KeyValuePair<string, int>(destination, 0));
+        }
+    }
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Webhook job {JobId} delivered to {Url} (attempt {Attempt}).")]
     private static partial void LogDelivered(ILogger logger, long jobId, string url, int attempt);

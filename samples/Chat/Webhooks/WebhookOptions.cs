@@ -10,6 +10,15 @@ internal sealed class WebhookOptions
     /// <summary>Deliveries running at once.</summary>
     public int Workers { get; set; } = 4;
 
+    /// <summary>
+    /// Deliveries running at once to one destination (a scheme, host and port), so that a slow receiver holds no more
+    /// than these of the <see cref="Workers"/>; half of them (at least one) when not set.
+    /// </summary>
+    public int? MaxPerDestination { get; set; }
+
+    /// <summary><see cref="MaxPerDestination"/>, or its default.</summary>
+    public int EffectiveMaxPerDestination => MaxPerDestination ?? Math.Max(1, Workers / 2);
+
     /// <summary>Attempts per delivery; after the last failed one the job is marked failed and kept in the outbox.</summary>
     public int MaxAttempts { get; set; } = 5;
 
@@ -55,6 +64,11 @@ internal sealed class WebhookOptions
         if (Workers is < 1 or > 256)
         {
             yield return "Webhooks:Workers must be between 1 and 256.";
+        }
+
+        if (MaxPerDestination is { } perDestination && (perDestination < 1 || perDestination > Workers))
+        {
+            yield return "Webhooks:MaxPerDestination must be between 1 and Webhooks:Workers.";
         }
 
         if (MaxAttempts is < 1 or > 100)

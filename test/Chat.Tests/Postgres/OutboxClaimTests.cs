@@ -53,19 +53,19 @@ public sealed class OutboxClaimTests : IAsyncLifetime
         await _a.AppendMessageAsync("lobby", "ada", "one job", _ => { }, CancellationToken.None);
         DateTimeOffset now = _time.GetUtcNow();
 
-        OutboxJob job = Assert.Single(await _a.ClaimDueJobsAsync(now, now + Claim, 10, CancellationToken.None));
-        Assert.Empty(await _b.ClaimDueJobsAsync(now + Claim - TimeSpan.FromMilliseconds(1), now + Claim * 2, 10, CancellationToken.None));
+        OutboxJob job = Assert.Single(await _a.ClaimDueJobsAsync(now, now + Claim, 10, [], CancellationToken.None));
+        Assert.Empty(await _b.ClaimDueJobsAsync(now + Claim - TimeSpan.FromMilliseconds(1), now + Claim * 2, 10, [], CancellationToken.None));
         Assert.Equal(now + Claim, await _b.GetNextDueAsync(now, CancellationToken.None));
 
         // The claim has run out: B takes the job, and A, back too late, records nothing.
-        Assert.Equal(job.Id, Assert.Single(await _b.ClaimDueJobsAsync(now + Claim, now + Claim * 2, 10, CancellationToken.None)).Id);
+        Assert.Equal(job.Id, Assert.Single(await _b.ClaimDueJobsAsync(now + Claim, now + Claim * 2, 10, [], CancellationToken.None)).Id);
         Assert.False(await _a.MarkDeliveredAsync(job.Id, 1, CancellationToken.None));
         Assert.Equal(new OutboxCounts(1, 0, 0), await _a.GetOutboxCountsAsync(CancellationToken.None));
         Assert.True(await _b.RecordFailedAttemptAsync(job.Id, 1, now + Claim * 3, "HTTP 500", CancellationToken.None));
 
         // Rescheduled and no longer claimed: due again at its next attempt, for either node.
         Assert.Equal(now + Claim * 3, await _a.GetNextDueAsync(now + Claim, CancellationToken.None));
-        Assert.Equal(job.Id, Assert.Single(await _a.ClaimDueJobsAsync(now + Claim * 3, now + Claim * 4, 10, CancellationToken.None)).Id);
+        Assert.Equal(job.Id, Assert.Single(await _a.ClaimDueJobsAsync(now + Claim * 3, now + Claim * 4, 10, [], CancellationToken.None)).Id);
     }
 
     [Fact]
@@ -75,13 +75,28 @@ public sealed class OutboxClaimTests : IAsyncLifetime
         await _a.AppendMessageAsync("lobby", "ada", "first", _ => { }, CancellationToken.None);
         await _a.AppendMessageAsync("lobby", "ada", "second", _ => { }, CancellationToken.None);
         DateTimeOffset now = _time.GetUtcNow();
-        Assert.Equal(2, (await _a.ClaimDueJobsAsync(now, now + Claim, 10, CancellationToken.None)).Count);
-        Assert.Empty(await _b.ClaimDueJobsAsync(now, now + Claim, 10, CancellationToken.None));
+        Assert.Equal(2, (await _a.ClaimDueJobsAsync(now, now + Claim, 10, [], CancellationToken.None)).Count);
+        Assert.Empty(await _b.ClaimDueJobsAsync(now, now + Claim, 10, [], CancellationToken.None));
 
         await _b.ReleaseClaimsAsync(CancellationToken.None); // not B's claims: nothing changes
-        Assert.Empty(await _b.ClaimDueJobsAsync(now, now + Claim, 10, CancellationToken.None));
+        Assert.Empty(await _b.ClaimDueJobsAsync(now, now + Claim, 10, [], CancellationToken.None));
         await _a.ReleaseClaimsAsync(CancellationToken.None);
-        Assert.Equal(2, (await _b.ClaimDueJobsAsync(now, now + Claim, 10, CancellationToken.None)).Count);
+        Assert.Equal(2, (await _b.ClaimDueJobsAsync(now, now + Claim, 10, [], CancellationToken.None)).Count);
+    }
+
+    [Fact]
+    public async Task A_claim_leaves_out_the_jobs_of_busy_destinations()
+    {
+        await _a.AddWebhookAsync("lobby", "http://127.0.0.1:9/hook", "whsec_test", maxPerRoom: 10, CancellationToken.None);
+        await _a.AddWebhookAsync("lobby", "http://127.0.0.2:9/hook", "whsec_test", maxPerRoom: 10, CancellationToken.None);
+        await _a.AppendMessageAsync("lobby", "ada", "one job each", _ => { }, CancellationToken.None);
+        DateTimeOffset now = _time.GetUtcNow();
+
+        OutboxJob job = Assert.Single(await _a.ClaimDueJobsAsync(now, now + Claim, 10, ["http://127.0.0.1:9/"], CancellationToken.None));
+
+        Assert.Equal("http://127.0.0.2:9/hook", job.Url);
+        await _a.ReleaseClaimAsync(job.Id, CancellationToken.None);
+        Assert.Equal(2, (await _b.ClaimDueJobsAsync(now, now + Claim, 10, [], CancellationToken.None)).Count);
     }
 
     // Claims three at a time until nothing is left.
@@ -89,7 +104,7 @@ public sealed class OutboxClaimTests : IAsyncLifetime
     {
         await Task.Yield();
         var claimed = new List<long>();
-        while (await store.ClaimDueJobsAsync(now, now + Claim, 3, CancellationToken.None) is { Count: > 0 } jobs)
+        while (await store.ClaimDueJobsAsync(now, now + Claim, 3, [], CancellationToken.None) is { Count: > 0 } jobs)
         {
             claimed.AddRange(jobs.Select(job => job.Id));
         }

@@ -62,6 +62,9 @@ internal sealed class WebhookReceiver : IAsyncDisposable
         return await _arrived.Reader.ReadAsync(timeout.Token);
     }
 
+    /// <summary>A request that has arrived and was not read yet, if any; does not wait.</summary>
+    public bool TryTakeRequest(out WebhookRequest? request) => _arrived.Reader.TryRead(out request);
+
     /// <summary>The next request to end, answered or abandoned.</summary>
     public async Task<WebhookOutcome> NextOutcomeAsync()
     {

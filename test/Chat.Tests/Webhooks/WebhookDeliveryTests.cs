@@ -181,6 +181,35 @@ public sealed class WebhookDeliveryTests : ReceiverTest
     }
 
     [Fact]
+    public async Task A_slow_destination_holds_at_most_its_share_of_the_workers_and_the_others_are_delivered_meanwhile()
+    {
+        // Four workers, two of them at most for one destination: the slow receiver's four webhooks get two.
+        ChatServer server = await StartServerAsync(settings: ["Webhooks:Workers=4", "Webhooks:MaxPerDestination=2"]);
+        WebhookReceiver fast = Own(await WebhookReceiver.StartAsync());
+        for (int i = 1; i <= 4; i++)
+        {
+            await server.RegisterWebhookAsync("slow", new Uri(Receiver.Url, $"?n={i}"));
+        }
+
+        await server.RegisterWebhookAsync("fast", fast.Url);
+        var release = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Receiver.Respond = (_, _) => release.Task;
+
+        await server.PostAsync("slow", "ada", "to the slow one");
+        await Receiver.NextRequestAsync();
+        await Receiver.NextRequestAsync();
+        await server.PostAsync("fast", "ada", "to the fast one");
+
+        // Delivered while the slow receiver still holds its two: it never got a third.
+        Assert.Equal("to the fast one", (await fast.NextOutcomeAsync()).Request.Text);
+        Assert.Empty(Receiver.Outcomes);
+        Assert.False(Receiver.TryTakeRequest(out _));
+        release.SetResult(200);
+        await server.WaitForOutboxAsync(counts => counts.Delivered == 5);
+        Assert.Equal(new Dictionary<string, int> { ["to the slow one"] = 4 }, Receiver.Delivered());
+    }
+
+    [Fact]
     public async Task Removing_a_webhook_fails_its_pending_deliveries_and_nothing_more_is_sent_to_it()
     {
         ChatServer server = await StartServerAsync(settings: ["Webhooks:BackoffBase=00:00:10"]);
