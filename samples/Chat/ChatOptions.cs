@@ -47,7 +47,7 @@ internal sealed class ChatOptions
     /// it is closed at once.</summary>
     public long MaxConnections { get; set; } = 10_000;
 
-    /// <summary>WebSockets open at once (Kestrel's limit on upgraded connections); an upgrade beyond it is refused.</summary>
+    /// <summary>WebSockets open at once (Kestrel's limit on upgraded connections); an upgrade beyond it gets 503.</summary>
     public long MaxWebSockets { get; set; } = 5_000;
 
     /// <summary>The most messages one history page returns.</summary>

@@ -263,7 +263,20 @@ internal static class ChatEndpoints
 
         // Installed by FrameCountingStream before the WebSocket middleware: it counts every frame the client sends.
         var budget = (ReceiveBudget)context.Items[FrameCountingStream.BudgetKey]!;
-        using WebSocket socket = await context.WebSockets.AcceptWebSocketAsync().ConfigureAwait(false);
+        WebSocket accepted;
+        try
+        {
+            accepted = await context.WebSockets.AcceptWebSocketAsync().ConfigureAwait(false);
+        }
+        catch (InvalidOperationException) when (!context.Response.HasStarted)
+        {
+            // Kestrel refuses the upgrade: as many WebSockets are open as Chat:MaxWebSockets allows.
+            await Error(StatusCodes.Status503ServiceUnavailable, "The server has as many WebSockets open as it takes. Try again later.")
+                .ExecuteAsync(context).ConfigureAwait(false);
+            return;
+        }
+
+        using WebSocket socket = accepted;
         var connection = new ChatConnection(socket, room, name!, chat.Options, chat.Time, budget, chat.PostFromSocketAsync);
         if (!await chat.Hub.RunAsync(connection).ConfigureAwait(false))
         {
