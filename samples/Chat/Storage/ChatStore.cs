@@ -258,10 +258,10 @@ internal sealed class ChatStore : IAsyncDisposable
         _writer.UseAsync((connection, useToken) =>
             Transactions.Begin(connection).WithAsync(async (transaction, ct) =>
             {
-                await using (DbCommand jobs = Command(connection, transaction, """
-                    UPDATE outbox SET state = 'failed', last_error = 'the webhook was removed', done_at = @now,
+                await using (DbCommand jobs = Command(connection, transaction, $"""
+                    UPDATE outbox SET state = '{OutboxState.Failed}', last_error = 'the webhook was removed', done_at = @now,
                         claimed_by = NULL, claimed_until = NULL
-                    WHERE webhook_id = @id AND state = 'pending'
+                    WHERE webhook_id = @id AND state = '{OutboxState.Pending}'
                     """))
                 {
                     Bind(jobs, "@id", id);
@@ -326,21 +326,21 @@ internal sealed class ChatStore : IAsyncDisposable
     /// <returns>False when nothing was recorded: this node no longer held the job's claim (on a shared database, it had
     /// run out and another node has taken the job over).</returns>
     public Task<bool> MarkDeliveredAsync(long jobId, int attempts, CancellationToken cancellationToken) =>
-        RecordAttemptAsync(jobId, "delivered", attempts, null, null, cancellationToken);
+        RecordAttemptAsync(jobId, OutboxState.Delivered, attempts, null, null, cancellationToken);
 
     /// <summary>Records a failed attempt: the job is tried again at <paramref name="nextAttemptAt"/>, or, when that is
     /// null, marked failed and never tried again.</summary>
     /// <returns>False when nothing was recorded, as for <see cref="MarkDeliveredAsync"/>.</returns>
     public Task<bool> RecordFailedAttemptAsync(
         long jobId, int attempts, DateTimeOffset? nextAttemptAt, string error, CancellationToken cancellationToken) =>
-        RecordAttemptAsync(jobId, nextAttemptAt is null ? "failed" : "pending", attempts, nextAttemptAt, error, cancellationToken);
+        RecordAttemptAsync(jobId, nextAttemptAt is null ? OutboxState.Failed : OutboxState.Pending, attempts, nextAttemptAt, error, cancellationToken);
 
     /// <summary>Gives up this node's claim on one job, which stays as it was: due, with no attempt counted.</summary>
     public Task ReleaseClaimAsync(long jobId, CancellationToken cancellationToken) =>
         _writer.UseAsync(async (connection, ct) =>
         {
-            await using DbCommand command = Command(connection, null, """
-                UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE id = @id AND claimed_by = @node AND state = 'pending'
+            await using DbCommand command = Command(connection, null, $"""
+                UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE id = @id AND claimed_by = @node AND state = '{OutboxState.Pending}'
                 """);
             Bind(command, "@id", jobId);
             Bind(command, "@node", NodeId);
@@ -411,9 +411,9 @@ internal sealed class ChatStore : IAsyncDisposable
     public Task<OutboxCounts> GetOutboxCountsAsync(CancellationToken cancellationToken) =>
         _readers.UseAsync(async (connection, ct) =>
         {
-            await using DbCommand command = Command(connection, null, """
-                SELECT COUNT(*) FILTER (WHERE state = 'pending'), COUNT(*) FILTER (WHERE state = 'delivered'),
-                       COUNT(*) FILTER (WHERE state = 'failed')
+            await using DbCommand command = Command(connection, null, $"""
+                SELECT COUNT(*) FILTER (WHERE state = '{OutboxState.Pending}'), COUNT(*) FILTER (WHERE state = '{OutboxState.Delivered}'),
+                       COUNT(*) FILTER (WHERE state = '{OutboxState.Failed}')
                 FROM outbox
                 """);
             await using DbDataReader reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);

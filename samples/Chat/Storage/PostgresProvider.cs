@@ -56,7 +56,7 @@ internal sealed class PostgresProvider : DatabaseProvider
 
     // Times are milliseconds since 1970 as in SQLite, so that the store reads and writes them the same way on both,
     // from the node's clock.
-    public override string Schema => """
+    public override string Schema => $"""
         CREATE TABLE IF NOT EXISTS messages (
             id   BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             room TEXT NOT NULL,
@@ -76,7 +76,7 @@ internal sealed class PostgresProvider : DatabaseProvider
             message_id      BIGINT NOT NULL,
             url             TEXT NOT NULL,
             payload         TEXT NOT NULL,
-            state           TEXT NOT NULL DEFAULT 'pending',
+            state           TEXT NOT NULL DEFAULT '{OutboxState.Pending}',
             attempts        INTEGER NOT NULL DEFAULT 0,
             next_attempt_at BIGINT NOT NULL,
             last_error      TEXT,
@@ -103,10 +103,10 @@ internal sealed class PostgresProvider : DatabaseProvider
     public override string? AnnounceMessageSql => $"SELECT pg_notify('{PostgresMessageFeed.MessagesChannel}', @jobs::text)";
 
     // SKIP LOCKED: two nodes claiming at once take different jobs instead of waiting for each other.
-    public override string ClaimDueJobsSql => """
+    public override string ClaimDueJobsSql => $"""
         WITH due AS (
             SELECT id FROM outbox
-            WHERE state = 'pending' AND next_attempt_at <= @now AND (claimed_until IS NULL OR claimed_until <= @now)
+            WHERE state = '{OutboxState.Pending}' AND next_attempt_at <= @now AND (claimed_until IS NULL OR claimed_until <= @now)
                 AND NOT EXISTS (
                     SELECT 1 FROM jsonb_array_elements_text(CAST(@busy AS jsonb)) AS busy(prefix)
                     WHERE starts_with(url, busy.prefix))
@@ -121,22 +121,22 @@ internal sealed class PostgresProvider : DatabaseProvider
         FROM claimed LEFT JOIN webhooks ON webhooks.id = claimed.webhook_id
         """;
 
-    public override string NextDueSql => """
+    public override string NextDueSql => $"""
         SELECT MIN(GREATEST(next_attempt_at, COALESCE(claimed_until, 0))) FROM outbox
-        WHERE state = 'pending' AND GREATEST(next_attempt_at, COALESCE(claimed_until, 0)) > @now
+        WHERE state = '{OutboxState.Pending}' AND GREATEST(next_attempt_at, COALESCE(claimed_until, 0)) > @now
         """;
 
     // A node whose claim ran out, and was taken over, records nothing: the job's state is the other node's to write.
-    public override string RecordAttemptSql => """
+    public override string RecordAttemptSql => $"""
         UPDATE outbox SET state = @state, attempts = @attempts, last_error = @error,
             next_attempt_at = COALESCE(@next, next_attempt_at),
-            done_at = CASE WHEN @state = 'pending' THEN NULL ELSE @now END,
+            done_at = CASE WHEN @state = '{OutboxState.Pending}' THEN NULL ELSE @now END,
             claimed_by = NULL, claimed_until = NULL
-        WHERE id = @id AND claimed_by = @node AND state = 'pending'
+        WHERE id = @id AND claimed_by = @node AND state = '{OutboxState.Pending}'
         """;
 
     public override string ReleaseClaimsSql => $"""
-        UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = @node AND state = 'pending';
+        UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = @node AND state = '{OutboxState.Pending}';
         NOTIFY {PostgresMessageFeed.OutboxChannel};
         """;
 

@@ -22,7 +22,7 @@ internal sealed class SqliteProvider : DatabaseProvider
 
     public override bool IsShared => false;
 
-    public override string Schema => """
+    public override string Schema => $"""
         CREATE TABLE IF NOT EXISTS messages (
             id   INTEGER PRIMARY KEY AUTOINCREMENT,
             room TEXT NOT NULL,
@@ -43,7 +43,7 @@ internal sealed class SqliteProvider : DatabaseProvider
             message_id      INTEGER NOT NULL,
             url             TEXT NOT NULL,
             payload         TEXT NOT NULL,
-            state           TEXT NOT NULL DEFAULT 'pending',
+            state           TEXT NOT NULL DEFAULT '{OutboxState.Pending}',
             attempts        INTEGER NOT NULL DEFAULT 0,
             next_attempt_at INTEGER NOT NULL,
             last_error      TEXT,
@@ -66,32 +66,32 @@ internal sealed class SqliteProvider : DatabaseProvider
     public override string? AnnounceMessageSql => null;
 
     // On the writer, which sees every recorded attempt; the one writer connection keeps two claims apart.
-    public override string ClaimDueJobsSql => """
+    public override string ClaimDueJobsSql => $"""
         UPDATE outbox SET claimed_by = @node, claimed_until = @until
         WHERE id IN (
             SELECT id FROM outbox
-            WHERE state = 'pending' AND next_attempt_at <= @now AND (claimed_until IS NULL OR claimed_until <= @now)
+            WHERE state = '{OutboxState.Pending}' AND next_attempt_at <= @now AND (claimed_until IS NULL OR claimed_until <= @now)
                 AND NOT EXISTS (SELECT 1 FROM json_each(@busy) AS busy WHERE substr(url, 1, length(busy.value)) = busy.value)
             ORDER BY next_attempt_at, id LIMIT @limit)
         RETURNING id, message_id, url, payload, attempts, next_attempt_at,
             (SELECT secret FROM webhooks WHERE webhooks.id = outbox.webhook_id)
         """;
 
-    public override string NextDueSql => """
+    public override string NextDueSql => $"""
         SELECT MIN(MAX(next_attempt_at, COALESCE(claimed_until, 0))) FROM outbox
-        WHERE state = 'pending' AND MAX(next_attempt_at, COALESCE(claimed_until, 0)) > @now
+        WHERE state = '{OutboxState.Pending}' AND MAX(next_attempt_at, COALESCE(claimed_until, 0)) > @now
         """;
 
-    public override string RecordAttemptSql => """
+    public override string RecordAttemptSql => $"""
         UPDATE outbox SET state = @state, attempts = @attempts, last_error = @error,
             next_attempt_at = COALESCE(@next, next_attempt_at),
-            done_at = CASE WHEN @state = 'pending' THEN NULL ELSE @now END,
+            done_at = CASE WHEN @state = '{OutboxState.Pending}' THEN NULL ELSE @now END,
             claimed_by = NULL, claimed_until = NULL
-        WHERE id = @id AND claimed_by = @node AND state = 'pending'
+        WHERE id = @id AND claimed_by = @node AND state = '{OutboxState.Pending}'
         """;
 
     public override string ReleaseClaimsSql =>
-        "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = @node AND state = 'pending'";
+        $"UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = @node AND state = '{OutboxState.Pending}'";
 
     // Pooling=False: the store's pools own the connections; the provider's own pool would keep them open after disposal.
     public override async ValueTask<DbConnection> OpenAsync(bool writer, CancellationToken cancellationToken)
