@@ -47,9 +47,12 @@ internal static class ChatApp
         builder.Services.AddSingleton<CallerChecks>();
         builder.Services.AddSingleton<AdminKey>();
         builder.Services.AddAuthentication()
-            .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, AdminKeyHandler>(AdminKey.Scheme, configureOptions: null);
+            .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, AdminKeyHandler>(AdminKey.Scheme, configureOptions: null)
+            .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, ClientKeyHandler>(ClientKeys.Scheme, configureOptions: null);
         builder.Services.AddAuthorizationBuilder()
             .AddPolicy(AdminKey.Scheme, policy => policy.AddAuthenticationSchemes(AdminKey.Scheme).RequireAuthenticatedUser());
+        builder.Services.AddOptions<Microsoft.AspNetCore.Authorization.AuthorizationOptions>()
+            .Configure<IOptions<SecurityOptions>>((authorization, security) => ClientKeys.AddPolicy(authorization, security.Value));
         builder.Services.AddSingleton<ChatService>();
         builder.Services.AddHostedService(services => services.GetRequiredService<ChatService>());
         builder.Services.AddOptions<HostOptions>().Configure<IOptions<ChatOptions>>(

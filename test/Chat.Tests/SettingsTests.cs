@@ -17,6 +17,8 @@ public sealed class SettingsTests : IDisposable
     [InlineData("Webhooks:AllowedNetworks:1=10.0.0.0/33", "Webhooks:AllowedNetworks: '10.0.0.0/33' is not a network")]
     [InlineData("Webhooks:MaxPerRoom=0", "Webhooks:MaxPerRoom must be between 1 and 1000.")]
     [InlineData("Security:AdminApiKey=short", "Security:AdminApiKey must have at least 16 characters")]
+    [InlineData("Security:ClientKeys:0=short", "Security:ClientKeys: each key must have at least 16 characters")]
+    [InlineData("Webhooks:MaxPerDestination=5", "Webhooks:MaxPerDestination must be between 1 and Webhooks:Workers.")]
     [InlineData("Security:AllowedOrigins:0=https://chat.example.com/path", "Security:AllowedOrigins: 'https://chat.example.com/path' is not an origin")]
     public async Task A_bad_setting_stops_the_start_with_a_message_that_names_it(string setting, string says)
     {

@@ -22,16 +22,16 @@ internal static class ChatEndpoints
     {
         app.Use(RefuseWebhookDeliveries);
         app.MapGet("/", ServePage);
-        app.MapGet("/api/rooms", GetRoomsAsync);
-        app.MapGet("/api/rooms/{room}/messages", GetMessagesAsync);
-        app.MapPost("/api/rooms/{room}/messages", PostMessageAsync).RequireRateLimiting(WriteRateLimit.Policy);
+        app.MapGet("/api/rooms", GetRoomsAsync).RequireAuthorization(ClientKeys.Policy);
+        app.MapGet("/api/rooms/{room}/messages", GetMessagesAsync).RequireAuthorization(ClientKeys.Policy);
+        app.MapPost("/api/rooms/{room}/messages", PostMessageAsync).RequireAuthorization(ClientKeys.Policy).RequireRateLimiting(WriteRateLimit.Policy);
         app.MapGet("/api/webhooks", GetWebhooksAsync).RequireAuthorization(AdminKey.Scheme).RequireRateLimiting(WriteRateLimit.Policy);
         app.MapPost("/api/webhooks", RegisterWebhookAsync).RequireAuthorization(AdminKey.Scheme).RequireRateLimiting(WriteRateLimit.Policy);
         app.MapDelete("/api/webhooks/{id:long}", RemoveWebhookAsync).RequireAuthorization(AdminKey.Scheme).RequireRateLimiting(WriteRateLimit.Policy);
         // A health check writes to the database: limited like the other writes.
         app.MapHealthChecks("/health", new HealthCheckOptions { ResponseWriter = WriteLivenessAsync }).RequireRateLimiting(WriteRateLimit.Policy);
         app.MapGet("/health/details", GetHealthDetailsAsync).RequireAuthorization(AdminKey.Scheme);
-        app.Map("/ws/rooms/{room}", ConnectAsync);
+        app.Map("/ws/rooms/{room}", ConnectAsync).RequireAuthorization(ClientKeys.Policy);
         if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ChatOptions>>().Value.EnableDebugEndpoints)
         {
             app.MapPost("/debug/gc", CollectGarbage);

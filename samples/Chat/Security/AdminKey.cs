@@ -1,8 +1,6 @@
-using System.Security.Claims;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Encodings.Web;
-using Chat.Api;
 using Chat.Storage;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
@@ -59,29 +57,11 @@ internal sealed partial class AdminKey(IOptions<SecurityOptions> options, ILogge
 /// 401 with the API's JSON error.</summary>
 internal sealed class AdminKeyHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory loggers, UrlEncoder encoder, AdminKey key)
-    : AuthenticationHandler<AuthenticationSchemeOptions>(options, loggers, encoder)
+    : BearerKeyHandler(options, loggers, encoder)
 {
-    protected override Task<AuthenticateResult> HandleAuthenticateAsync()
-    {
-        string? authorization = Request.Headers.Authorization;
-        if (authorization is null || !authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
-        {
-            return Task.FromResult(AuthenticateResult.NoResult());
-        }
+    protected override string Role => "admin";
 
-        if (!key.Matches(authorization["Bearer ".Length..].Trim()))
-        {
-            return Task.FromResult(AuthenticateResult.Fail("The key is not the admin key."));
-        }
+    protected override string Needed => "This needs the admin API key: Authorization: Bearer <key>.";
 
-        var identity = new ClaimsIdentity([new Claim(ClaimTypes.Role, "admin")], AdminKey.Scheme);
-        return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), AdminKey.Scheme)));
-    }
-
-    protected override Task HandleChallengeAsync(AuthenticationProperties properties)
-    {
-        Response.Headers.WWWAuthenticate = "Bearer";
-        return ChatEndpoints.Error(StatusCodes.Status401Unauthorized, "This needs the admin API key: Authorization: Bearer <key>.")
-            .ExecuteAsync(Context);
-    }
+    protected override bool Matches(string presented) => key.Matches(presented);
 }

@@ -19,8 +19,20 @@ internal sealed class SecurityOptions
     /// </summary>
     public string? AdminApiKey { get; set; }
 
+    /// <summary>
+    /// Keys of the clients that may read, post and open WebSockets (at least 16 characters each), sent as
+    /// <c>Authorization: Bearer &lt;key&gt;</c>, or as <c>access_token=&lt;key&gt;</c> on a WebSocket request. Empty by
+    /// default: reading, posting and WebSockets are open to anyone (<see cref="ClientKeys"/>).
+    /// </summary>
+    public string[] ClientKeys { get; set; } = [];
+
     public IEnumerable<string> Validate()
     {
+        if (ClientKeys.Any(key => key.Length < 16 || key.Any(char.IsWhiteSpace)))
+        {
+            yield return "Security:ClientKeys: each key must have at least 16 characters and no spaces.";
+        }
+
         if (!string.IsNullOrEmpty(AdminApiKey) && (AdminApiKey.Length < 16 || AdminApiKey.Any(char.IsWhiteSpace)))
         {
             yield return "Security:AdminApiKey must have at least 16 characters and no spaces.";

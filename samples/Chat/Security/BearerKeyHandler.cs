@@ -1,0 +1,58 @@
+using System.Security.Claims;
+using System.Text.Encodings.Web;
+using Chat.Api;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.Extensions.Options;
+
+namespace Chat.Security;
+
+/// <summary>
+/// ASP.NET Core authentication by a key sent as <c>Authorization: Bearer &lt;key&gt;</c> (or, on a WebSocket request,
+/// which a browser cannot give headers, as the query parameter <c>access_token</c>, SignalR's convention). No key: no
+/// result, so that another scheme may try; a wrong key: a failure. A challenge answers 401 with the API's JSON error.
+/// </summary>
+internal abstract class BearerKeyHandler(
+    IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory loggers, UrlEncoder encoder)
+    : AuthenticationHandler<AuthenticationSchemeOptions>(options, loggers, encoder)
+{
+    /// <summary>The role a caller with the key has.</summary>
+    protected abstract string Role { get; }
+
+    /// <summary>What a challenge says is needed.</summary>
+    protected abstract string Needed { get; }
+
+    /// <summary>Whether <paramref name="presented"/> is a key of this scheme; in constant time.</summary>
+    protected abstract bool Matches(string presented);
+
+    protected override Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        string? presented = Request.Headers.Authorization.ToString() is { } authorization
+            && authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)
+                ? authorization["Bearer ".Length..].Trim()
+                : Context.WebSockets.IsWebSocketRequest ? Request.Query["access_token"].FirstOrDefault() : null;
+        if (string.IsNullOrEmpty(presented))
+        {
+            return Task.FromResult(AuthenticateResult.NoResult());
+        }
+
+        if (!Matches(presented))
+        {
+            return Task.FromResult(AuthenticateResult.Fail($"The key is not a key of {Scheme.Name}."));
+        }
+
+        var identity = new ClaimsIdentity([new Claim(ClaimTypes.Role, Role)], Scheme.Name);
+        return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), Scheme.Name)));
+    }
+
+    // A policy of two schemes challenges both: the first answers.
+    protected override Task HandleChallengeAsync(AuthenticationProperties properties)
+    {
+        if (Response.HasStarted)
+        {
+            return Task.CompletedTask;
+        }
+
+        Response.Headers.WWWAuthenticate = "Bearer";
+        return ChatEndpoints.Error(StatusCodes.Status401Unauthorized, Needed).ExecuteAsync(Context);
+    }
+}
