@@ -3,6 +3,7 @@ using Chat.Api;
 using Chat.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Chat.Tests.Support;
 
@@ -29,9 +30,10 @@ internal sealed class ChatServer : IAsyncDisposable
     private readonly WebApplication _app;
     private bool _stopped;
 
-    private ChatServer(WebApplication app, string directory, ObservedTimeProvider time)
+    private ChatServer(WebApplication app, string directory, ObservedTimeProvider time, LogRecorder logs)
     {
         _app = app;
+        Logs = logs;
         Directory = directory;
         Time = time;
         Service = app.Services.GetRequiredService<ChatService>();
@@ -43,6 +45,9 @@ internal sealed class ChatServer : IAsyncDisposable
     public string Directory { get; }
 
     public ObservedTimeProvider Time { get; }
+
+    /// <summary>What the service logged, as an operator's log would hold it.</summary>
+    public LogRecorder Logs { get; }
 
     public ChatService Service { get; }
 
@@ -73,8 +78,10 @@ internal sealed class ChatServer : IAsyncDisposable
             $"--Security:AdminApiKey={AdminApiKey}",
             .. settings.Select(setting => "--" + setting),
         ];
+        var logs = new LogRecorder();
         WebApplication app = ChatApp.Build(args, builder =>
         {
+            builder.Logging.AddProvider(logs);
             builder.Services.AddSingleton<TimeProvider>(time);
             if (hook is not null)
             {
@@ -91,7 +98,7 @@ internal sealed class ChatServer : IAsyncDisposable
             throw;
         }
 
-        return new ChatServer(app, directory, time);
+        return new ChatServer(app, directory, time, logs);
     }
 
     public Uri WebSocketUri(string room, string name) =>

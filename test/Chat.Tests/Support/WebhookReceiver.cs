@@ -50,6 +50,7 @@ internal sealed class WebhookReceiver : IAsyncDisposable
         WebApplication app = builder.Build();
         WebhookReceiver? receiver = null;
         app.MapPost("/hook", (HttpContext context) => receiver!.OnRequestAsync(context));
+        app.MapPost("/hook/{**rest}", (HttpContext context) => receiver!.OnRequestAsync(context)); // a secret in the path
         await app.StartAsync();
         receiver = new WebhookReceiver(app);
         return receiver;

@@ -192,6 +192,23 @@ public sealed class WebhookDestinationTests : ReceiverTest
         Assert.Equal(Receiver.Url.AbsoluteUri, Assert.Single(webhooks).Url);
     }
 
+    [Fact]
+    public async Task The_log_of_failed_attempts_shows_no_path_query_or_secret_of_the_url()
+    {
+        ChatServer server = await StartServerAsync(settings: ["Webhooks:MaxAttempts=2"]);
+        await server.RegisterWebhookAsync("lobby", new Uri(Receiver.Url, "/hook/T0KEN-IN-PATH?token=s3cret"));
+        Receiver.Respond = (_, _) => Task.FromResult(500);
+
+        await server.PostAsync("lobby", "ada", "logged");
+        await server.WaitForOutboxAsync(counts => counts.Failed == 1);
+
+        string[] attempts = [.. server.Logs.Lines.Where(line => line.Contains("Webhook job", StringComparison.Ordinal))];
+        Assert.Equal(2, attempts.Length); // one retried, one given up
+        Assert.All(attempts, line => Assert.Contains(Receiver.Url.GetLeftPart(UriPartial.Authority), line, StringComparison.Ordinal));
+        Assert.All(server.Logs.Lines, line => Assert.DoesNotContain("s3cret", line, StringComparison.Ordinal));
+        Assert.All(server.Logs.Lines, line => Assert.DoesNotContain("T0KEN", line, StringComparison.Ordinal));
+    }
+
     [Theory]
     [InlineData("http://user:pw@example.com/a/b?token=x#y", "http://example.com/a/b")]
     [InlineData("https://example.com:8443/hook", "https://example.com:8443/hook")]
