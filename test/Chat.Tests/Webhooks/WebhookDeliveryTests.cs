@@ -62,6 +62,32 @@ public sealed class WebhookDeliveryTests : ReceiverTest
     }
 
     [Fact]
+    public async Task A_receiver_that_always_fails_gets_MaxAttempts_posts_each_after_its_backoff_and_no_more()
+    {
+        var backoff = TimeSpan.FromSeconds(10);
+        ChatServer server = await StartServerAsync(settings:
+            [$"Webhooks:BackoffBase={backoff}", "Webhooks:BackoffMax=00:01:00", "Webhooks:AttemptTimeout=00:01:07", "Webhooks:MaxAttempts=3"]);
+        await server.RegisterWebhookAsync("lobby", Receiver.Url);
+        Receiver.Respond = (_, _) => Task.FromResult(500);
+
+        await server.PostAsync("lobby", "ada", "never taken");
+        Assert.Equal(1, (await Receiver.NextOutcomeAsync()).Request.Attempt);
+        for (int attempt = 2; attempt <= 3; attempt++)
+        {
+            TimeSpan wait = backoff * (1 << (attempt - 2));
+            await server.Time.TimersCreated(wait, 1).WaitAsync(ChatServer.Patience);
+            Assert.Equal(attempt - 1, Receiver.Outcomes.Count); // nothing before its backoff
+            server.Time.Advance(wait);
+            Assert.Equal(attempt, (await Receiver.NextOutcomeAsync()).Request.Attempt);
+        }
+
+        await server.WaitForOutboxAsync(counts => counts.Failed == 1);
+        server.Time.Advance(TimeSpan.FromHours(1));
+        await server.StopAsync();
+        Assert.Equal([1, 2, 3], Receiver.Outcomes.Select(outcome => outcome.Request.Attempt));
+    }
+
+    [Fact]
     public async Task A_delivery_is_given_up_after_its_last_attempt_and_marked_failed()
     {
         ChatServer server = await StartServerAsync(settings: ["Webhooks:MaxAttempts=3"]);
