@@ -9,20 +9,27 @@ namespace Chat.Tests.Webhooks;
 public sealed class DeliveryCountTests : ReceiverTest
 {
     [Fact]
-    public async Task Every_webhook_gets_every_message_exactly_once()
+    public async Task Every_webhook_gets_every_message_exactly_once_round_after_round()
     {
         const int webhooks = 10;
         const int messages = 100;
+        const int rounds = 3;
         ChatServer server = await StartServerAsync();
         await RegisterAsync(server, webhooks);
 
-        await PostAsync(server, messages);
-        await server.WaitForOutboxAsync(counts => counts.Delivered == webhooks * messages);
+        // Each round posts while the deliveries of the one before may still run.
+        for (int round = 1; round <= rounds; round++)
+        {
+            await PostAsync(server, messages);
+            await server.WaitForOutboxAsync(counts => counts.Delivered >= (round - 1) * webhooks * messages);
+        }
+
+        await server.WaitForOutboxAsync(counts => counts.Delivered == rounds * webhooks * messages);
         await server.StopAsync(); // lets anything still queued finish: a duplicate would be sent by then
 
         WebhookOutcome[] outcomes = [.. Receiver.Outcomes];
-        Assert.Equal(webhooks * messages, outcomes.Length);
-        Assert.Equal(webhooks * messages, outcomes.Select(o => o.Request.Delivery).Distinct().Count());
+        Assert.Equal(rounds * webhooks * messages, outcomes.Length);
+        Assert.Equal(rounds * webhooks * messages, outcomes.Select(o => o.Request.Delivery).Distinct().Count());
         Assert.All(outcomes, o => Assert.Equal((1, (int?)200), (o.Request.Attempt, o.Status)));
     }
 
