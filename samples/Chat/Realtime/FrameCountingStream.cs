@@ -135,7 +135,13 @@ internal sealed class FrameCountingStream(Stream inner, ReceiveBudget budget) : 
                 };
                 _headerRead = 0;
                 _headerLength = 2;
-                budget.TryTake();
+
+                // The WebSocket above would read and answer a flood for as long as the close handshake may take:
+                // past a burst more, it reads nothing more, and the connection is aborted.
+                if (!budget.TryTake() && budget.IsFlooding)
+                {
+                    throw new IOException("The client went on sending after its receive budget was spent.");
+                }
             }
         }
     }

@@ -17,9 +17,14 @@ internal sealed class ReceiveBudget(int burst, double perSecond, TimeProvider ti
     private long _refilledAt = time.GetTimestamp();
     private Action? _onSpent;
     private int _spent;
+    private long _past;
 
     /// <summary>Whether the client sent more than its budget.</summary>
     public bool IsSpent => Volatile.Read(ref _spent) == 1;
+
+    /// <summary>Whether the client went on sending a whole burst more after its budget was spent (and it was told so,
+    /// with 1008): a flood, not a client that was closing.</summary>
+    public bool IsFlooding => _past > burst;
 
     /// <summary>Runs <paramref name="action"/> when the budget is spent, or at once if it is already.</summary>
     public void OnSpent(Action action)
@@ -48,6 +53,7 @@ internal sealed class ReceiveBudget(int burst, double perSecond, TimeProvider ti
             spent();
         }
 
+        _past++;
         return false;
     }
 }
