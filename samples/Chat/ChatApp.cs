@@ -25,12 +25,24 @@ internal static class ChatApp
     /// a <see cref="IMessageWriteHook"/> here.</param>
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
-        WebApplicationBuilder builder = WebApplication.CreateBuilder(args);
+        // The content root is where the service is, not the working directory: its appsettings.json is found wherever
+        // it is started from.
+        WebApplicationBuilder builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            Args = args,
+            ContentRootPath = AppContext.BaseDirectory,
+        });
 
         // First, so that every other source (appsettings.json, the environment, the command line) overrides it.
         builder.Configuration.Sources.Insert(0, new MemoryConfigurationSource
         {
-            InitialData = [new("AllowedHosts", DefaultAllowedHosts)],
+            InitialData =
+            [
+                new("AllowedHosts", DefaultAllowedHosts),
+
+                // The request log names every URL with its query, where a WebSocket's access_token is.
+                new("Logging:LogLevel:Microsoft.AspNetCore.Hosting.Diagnostics", "Warning"),
+            ],
         });
         if (string.IsNullOrEmpty(builder.Configuration["urls"]))
         {
@@ -73,6 +85,7 @@ internal static class ChatApp
         WebApplication app = builder.Build();
         app.UseExceptionHandler(new ExceptionHandlerOptions { ExceptionHandler = ChatEndpoints.WriteFailureAsync });
         app.Use(SecurityHeaders.AddAsync);
+        app.UseStatusCodePages(ChatEndpoints.WriteStatusCodeAsync);
         app.Use(FrameCountingStream.Install); // before the WebSocket middleware takes the upgrade
         app.UseWebSockets();
         app.Use(app.Services.GetRequiredService<CallerChecks>().InvokeAsync);

@@ -21,7 +21,7 @@ internal static class ChatEndpoints
     public static void MapChat(this WebApplication app)
     {
         app.Use(RefuseWebhookDeliveries);
-        app.MapGet("/", ServePage);
+        app.MapMethods("/", [HttpMethods.Get, HttpMethods.Head], ServePage);
         app.MapGet("/api/rooms", GetRoomsAsync).RequireAuthorization(ClientKeys.Policy);
         app.MapGet("/api/rooms/{room}/messages", GetMessagesAsync).RequireAuthorization(ClientKeys.Policy);
         app.MapPost("/api/rooms/{room}/messages", PostMessageAsync).RequireAuthorization(ClientKeys.Policy).RequireRateLimiting(WriteRateLimit.Policy);
@@ -30,7 +30,7 @@ internal static class ChatEndpoints
         app.MapDelete("/api/webhooks/{id:long}", RemoveWebhookAsync).RequireAuthorization(AdminKey.Scheme).RequireRateLimiting(WriteRateLimit.Policy);
         // A health check writes to the database: limited like the other writes.
         app.MapHealthChecks("/health", new HealthCheckOptions { ResponseWriter = WriteLivenessAsync }).RequireRateLimiting(WriteRateLimit.Policy);
-        app.MapGet("/health/details", GetHealthDetailsAsync).RequireAuthorization(AdminKey.Scheme);
+        app.MapGet("/health/details", GetHealthDetailsAsync).RequireAuthorization(AdminKey.Scheme).RequireRateLimiting(WriteRateLimit.Policy);
         app.Map("/ws/rooms/{room}", ConnectAsync).RequireAuthorization(ClientKeys.Policy);
         if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ChatOptions>>().Value.EnableDebugEndpoints)
         {
@@ -341,6 +341,14 @@ internal static class ChatEndpoints
                 : Error(StatusCodes.Status500InternalServerError, "The service failed to answer. Try again."))
             .ExecuteAsync(context);
     }
+
+    /// <summary>The body of an error the framework answered without one (404 for no endpoint, 405 for a method the
+    /// endpoint does not take): the API's JSON error with the status's reason phrase.</summary>
+    internal static Task WriteStatusCodeAsync(Microsoft.AspNetCore.Diagnostics.StatusCodeContext context) =>
+        Error(
+            context.HttpContext.Response.StatusCode,
+            $"{Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(context.HttpContext.Response.StatusCode)}.")
+        .ExecuteAsync(context.HttpContext);
 
     /// <summary>An error of the API: <c>{"error": message}</c> with <paramref name="status"/>.</summary>
     internal static IResult Error(int status, string message) =>

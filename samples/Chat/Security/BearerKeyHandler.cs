@@ -7,8 +7,9 @@ using Microsoft.Extensions.Options;
 namespace Chat.Security;
 
 /// <summary>
-/// ASP.NET Core authentication by a key sent as <c>Authorization: Bearer &lt;key&gt;</c> (or, on a WebSocket request,
-/// which a browser cannot give headers, as the query parameter <c>access_token</c>, SignalR's convention). No key: no
+/// ASP.NET Core authentication by a key sent as <c>Authorization: Bearer &lt;key&gt;</c> (or, where
+/// <see cref="AcceptsQueryToken"/>, on a WebSocket request to <c>/ws/</c>, which a browser cannot give headers, as the
+/// query parameter <c>access_token</c>, SignalR's convention). No key: no
 /// result, so that another scheme may try; a wrong key: a failure. A challenge answers 401 with the API's JSON error.
 /// </summary>
 internal abstract class BearerKeyHandler(
@@ -21,6 +22,9 @@ internal abstract class BearerKeyHandler(
     /// <summary>What a challenge says is needed.</summary>
     protected abstract string Needed { get; }
 
+    /// <summary>Whether the key may come as <c>access_token</c> in the query of a WebSocket request to <c>/ws/</c>.</summary>
+    protected virtual bool AcceptsQueryToken => false;
+
     /// <summary>Whether <paramref name="presented"/> is a key of this scheme; in constant time.</summary>
     protected abstract bool Matches(string presented);
 
@@ -29,7 +33,9 @@ internal abstract class BearerKeyHandler(
         string? presented = Request.Headers.Authorization.ToString() is { } authorization
             && authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)
                 ? authorization["Bearer ".Length..].Trim()
-                : Context.WebSockets.IsWebSocketRequest ? Request.Query["access_token"].FirstOrDefault() : null;
+                : AcceptsQueryToken && Context.WebSockets.IsWebSocketRequest && Request.Path.StartsWithSegments("/ws")
+                    ? Request.Query["access_token"].FirstOrDefault()
+                    : null;
         if (string.IsNullOrEmpty(presented))
         {
             return Task.FromResult(AuthenticateResult.NoResult());

@@ -46,6 +46,8 @@ internal sealed class ClientKeyHandler(
 
     protected override string Role => "client";
 
+    protected override bool AcceptsQueryToken => true;
+
     protected override string Needed => "This needs a client key: Authorization: Bearer <key> (access_token=<key> on a WebSocket).";
 
     // Every key is compared, so that the time taken does not say which one was close.

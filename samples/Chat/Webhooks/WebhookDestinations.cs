@@ -86,9 +86,15 @@ internal sealed class WebhookDestinations
             return (null, $"'url' is an absolute http or https URL of at most {MaxUrlLength} characters.");
         }
 
-        if (uri.UserInfo.Length > 0)
+        // "http://@host/" has an empty user name: still not a URL a webhook may have.
+        if (uri.UserInfo.Length > 0 || uri.GetLeftPart(UriPartial.Authority).Contains('@', StringComparison.Ordinal))
         {
             return (null, "'url' must not carry a user name or password; put a secret in the query instead.");
+        }
+
+        if (uri.Port == 0)
+        {
+            return (null, "'url' must name a port other than 0.");
         }
 
         IPAddress[] addresses;
@@ -196,9 +202,11 @@ internal sealed class WebhookDestinations
                 continue;
             }
 
+            // 0.0.0.0 and [::] as a destination connect to this host, whatever address it listens on.
             if (listenerAddress is null || listenerAddress.Equals(IPAddress.Any) || listenerAddress.Equals(IPAddress.IPv6Any)
                 ? IsLocal(address)
-                : (listenerAddress.IsIPv4MappedToIPv6 ? listenerAddress.MapToIPv4() : listenerAddress).Equals(address))
+                : (listenerAddress.IsIPv4MappedToIPv6 ? listenerAddress.MapToIPv4() : listenerAddress).Equals(address)
+                    || address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any))
             {
                 return true;
             }

@@ -33,6 +33,21 @@ public sealed class AdminKeyTests : ServiceTest
     }
 
     [Fact]
+    public async Task The_admin_key_is_never_taken_from_the_query_not_even_on_a_websocket_request()
+    {
+        using HttpClient caller = Caller(Server.BaseAddress, key: null);
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/api/webhooks?access_token={ChatServer.AdminApiKey}");
+        request.Headers.Connection.Add("Upgrade");
+        request.Headers.Upgrade.Add(new System.Net.Http.Headers.ProductHeaderValue("websocket"));
+        request.Headers.Add("Sec-WebSocket-Version", "13");
+        request.Headers.Add("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==");
+
+        using HttpResponseMessage response = await caller.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+    }
+
+    [Fact]
     public async Task Posting_and_reading_need_no_key()
     {
         using HttpClient caller = Caller(Server.BaseAddress, key: null);

@@ -121,6 +121,21 @@ public sealed class CallerCheckTests : ServiceTest
         Assert.DoesNotContain("unsafe-inline", Header(page, "Content-Security-Policy"), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task An_error_the_framework_answers_is_the_apis_json_error_with_the_headers()
+    {
+        using HttpResponseMessage missing = await Server.Http.GetAsync("/nothing-here");
+        using HttpResponseMessage method = await Server.Http.PutAsJsonAsync("/api/rooms/lobby/messages", new { name = "ada", text = "hi" });
+        using HttpResponseMessage head = await Server.Http.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/"));
+
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        Assert.Equal("Not Found.", (await missing.Content.ReadFromJsonAsync(ChatJson.Default.ErrorResponse))!.Error);
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, method.StatusCode);
+        Assert.Equal("Method Not Allowed.", (await method.Content.ReadFromJsonAsync(ChatJson.Default.ErrorResponse))!.Error);
+        Assert.Equal("nosniff", Header(method, "X-Content-Type-Options"));
+        Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+    }
+
     private Task<HttpResponseMessage> PostAsync(string? origin, ChatServer? server = null)
     {
         var request = new HttpRequestMessage(HttpMethod.Post, "/api/rooms/lobby/messages")

@@ -40,6 +40,32 @@ public sealed class WebhookDestinationTests : ReceiverTest
         Assert.Empty(await server.Service.Store.GetWebhooksAsync(CancellationToken.None));
     }
 
+    [Theory]
+    [InlineData("http://0.0.0.0:{port}/api/rooms/lobby/messages")]
+    [InlineData("http://[::ffff:0.0.0.0]:{port}/api/rooms/lobby/messages")]
+    [InlineData("http://[::]:{port}/api/rooms/lobby/messages")]
+    public async Task The_services_own_port_on_the_unspecified_address_is_refused_even_when_every_network_is_allowed(string url)
+    {
+        ChatServer server = await StartServerAsync(settings: ["Webhooks:AllowedNetworks:0=0.0.0.0/0", "Webhooks:AllowedNetworks:1=::/0"]);
+
+        using HttpResponseMessage response = await RegisterAsync(server, "lobby", url.Replace("{port}", server.BaseAddress.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("http://@example.com/hook", "user name or password")]
+    [InlineData("http://127.0.0.1:0/hook", "port other than 0")]
+    public async Task An_empty_user_name_or_port_0_is_refused(string url, string says)
+    {
+        ChatServer server = await StartServerAsync();
+
+        using HttpResponseMessage response = await RegisterAsync(server, "lobby", url);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains(says, (await response.Content.ReadFromJsonAsync(ChatJson.Default.ErrorResponse))!.Error);
+    }
+
     [Fact]
     public async Task A_url_with_a_user_name_and_password_is_refused()
     {
