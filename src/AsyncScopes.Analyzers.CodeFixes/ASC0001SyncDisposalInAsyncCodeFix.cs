@@ -8,7 +8,9 @@ using static Microsoft.CodeAnalysis.CSharp.SyntaxFactory;
 
 namespace AsyncScopes.Analyzers;
 
-/// <summary>ASC0001's fix: <c>using</c> becomes <c>await using</c>; <c>x.Dispose();</c> becomes <c>await x.DisposeAsync();</c>.</summary>
+/// <summary>ASC0001's fix: <c>using</c> becomes <c>await using</c>; <c>x.Dispose();</c> becomes
+/// <c>await x.DisposeAsync();</c>, and <c>x?.Dispose();</c> becomes <c>await (x?.DisposeAsync() ?? default);</c>, which
+/// evaluates <c>x</c> once and awaits nothing when it is null.</summary>
 [ExportCodeFixProvider(LanguageNames.CSharp, Name = nameof(ASC0001SyncDisposalInAsyncCodeFix))]
 [Shared]
 public sealed class ASC0001SyncDisposalInAsyncCodeFix : CodeFixProvider
@@ -65,6 +67,18 @@ public sealed class ASC0001SyncDisposalInAsyncCodeFix : CodeFixProvider
                     target = statement;
                     var disposeAsync = InvocationExpression(access.WithName(IdentifierName("DisposeAsync")));
                     return statement.WithExpression(AwaitExpression(disposeAsync).WithTriviaFrom(statement.Expression));
+                case ExpressionStatementSyntax
+                {
+                    Expression: ConditionalAccessExpressionSyntax { WhenNotNull: InvocationExpressionSyntax { Expression: MemberBindingExpressionSyntax binding } } conditional,
+                } statement:
+                    target = statement;
+                    var maybeDisposeAsync = conditional.WithWhenNotNull(InvocationExpression(binding.WithName(IdentifierName("DisposeAsync"))));
+                    var orCompleted = BinaryExpression(
+                        SyntaxKind.CoalesceExpression,
+                        maybeDisposeAsync.WithoutTrivia(),
+                        LiteralExpression(SyntaxKind.DefaultLiteralExpression, Token(SyntaxKind.DefaultKeyword)));
+                    return statement.WithExpression(
+                        AwaitExpression(ParenthesizedExpression(orCompleted)).WithTriviaFrom(statement.Expression));
                 case StatementSyntax:
                     return null;
             }

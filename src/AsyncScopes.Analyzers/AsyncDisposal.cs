@@ -28,6 +28,14 @@ internal static class AsyncDisposal
             return false;
         }
 
+        if (known.DbCommand is not null && (KnownTypes.Is(type, known.DbCommand) || KnownTypes.InheritsFrom(type, known.DbCommand)))
+        {
+            // No provider's command does asynchronous work when disposed: Npgsql's, SqlClient's and Sqlite's inherit
+            // DbCommand.DisposeAsync, which only calls Dispose, and MySqlConnector's override completes synchronously.
+            // The connection, the reader (which drains rows) and the transaction (which rolls back) do.
+            return false;
+        }
+
         if (type.TypeKind is TypeKind.Interface or TypeKind.TypeParameter || KnownTypes.Is(type, known.IAsyncDisposable))
         {
             // The object behind it is unknown: assume it does asynchronous work.

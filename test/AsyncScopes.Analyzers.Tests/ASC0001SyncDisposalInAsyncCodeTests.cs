@@ -18,6 +18,46 @@ public sealed class ASC0001SyncDisposalInAsyncCodeTests
     // Positive cases.
 
     [Fact]
+    public async Task A_data_reader_disposed_synchronously_in_an_async_query_is_still_reported()
+    {
+        // Disposing a reader drains the rows left: that is the I/O its DisposeAsync awaits.
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            class OrderRepository
+            {
+                public async Task<string?> FirstNameAsync(DbCommand command, CancellationToken ct)
+                {
+                    using var [|reader = await command.ExecuteReaderAsync(ct)|];
+                    return await reader.ReadAsync(ct) ? reader.GetString(0) : null;
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_transaction_disposed_with_a_null_conditional_call_in_an_async_method_is_still_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            class Transfer
+            {
+                public async Task RunAsync(DbConnection connection, CancellationToken ct)
+                {
+                    DbTransaction? transaction = null;
+                    try
+                    {
+                        transaction = await connection.BeginTransactionAsync(ct);
+                        await transaction.CommitAsync(ct);
+                    }
+                    finally
+                    {
+                        [|transaction?.Dispose()|];
+                    }
+                }
+            }
+            """);
+    }
+
+
+    [Fact]
     public async Task A_using_declaration_of_a_file_stream_in_an_async_export_is_reported()
     {
         await VerifyCS.DiagnosticsAsync(Usings + """
@@ -151,6 +191,72 @@ public sealed class ASC0001SyncDisposalInAsyncCodeTests
     }
 
     // Negative cases.
+
+    [Fact]
+    public async Task A_command_declared_as_DbCommand_and_disposed_in_a_finally_of_an_async_query_is_not_reported()
+    {
+        // Dapper's SqlMapper.Async shape: no provider's DbCommand does asynchronous work when disposed.
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            static class SqlMapper
+            {
+                public static async Task<int> ExecuteAsync(DbConnection connection, string sql, CancellationToken ct)
+                {
+                    DbCommand? cmd = null;
+                    try
+                    {
+                        cmd = connection.CreateCommand();
+                        cmd.CommandText = sql;
+                        return await cmd.ExecuteNonQueryAsync(ct);
+                    }
+                    finally
+                    {
+                        cmd?.Dispose();
+                    }
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_using_declaration_of_a_command_in_an_async_repository_is_not_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            class OrderRepository
+            {
+                public async Task<object?> NewestAsync(DbConnection connection, CancellationToken ct)
+                {
+                    using var command = connection.CreateCommand();
+                    command.CommandText = "SELECT MAX(id) FROM orders";
+                    return await command.ExecuteScalarAsync(ct);
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_providers_command_type_that_inherits_DbCommands_disposal_is_not_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            using System.Data;
+
+            abstract class ProviderCommand : DbCommand
+            {
+            }
+
+            class AuditLog(Func<ProviderCommand> create)
+            {
+                public async Task WriteAsync(string line, CancellationToken ct)
+                {
+                    using (ProviderCommand command = create())
+                    {
+                        command.CommandText = "INSERT INTO audit (line) VALUES (@line)";
+                        await command.ExecuteNonQueryAsync(ct);
+                    }
+                }
+            }
+            """);
+    }
+
 
     [Fact]
     public async Task A_memory_stream_inherits_the_synchronous_DisposeAsync_of_Stream_and_is_not_reported()
@@ -371,6 +477,46 @@ public sealed class ASC0001SyncDisposalInAsyncCodeTests
                 {
                     await upload.FlushAsync();
                     await upload.DisposeAsync(); // the client is done
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task The_fix_of_a_null_conditional_Dispose_awaits_DisposeAsync_only_when_the_object_is_there()
+    {
+        await VerifyFix.FixAsync(
+            Usings + """
+            class Transfer
+            {
+                public async Task RunAsync(Func<DbConnection?> connect, CancellationToken ct)
+                {
+                    DbConnection? connection = connect();
+                    try
+                    {
+                        await Task.Delay(1, ct);
+                    }
+                    finally
+                    {
+                        [|connection?.Dispose()|];
+                    }
+                }
+            }
+            """,
+            Usings + """
+            class Transfer
+            {
+                public async Task RunAsync(Func<DbConnection?> connect, CancellationToken ct)
+                {
+                    DbConnection? connection = connect();
+                    try
+                    {
+                        await Task.Delay(1, ct);
+                    }
+                    finally
+                    {
+                        await (connection?.DisposeAsync() ?? default);
+                    }
                 }
             }
             """);

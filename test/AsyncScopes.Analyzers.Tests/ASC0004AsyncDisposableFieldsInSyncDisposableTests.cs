@@ -91,10 +91,24 @@ public sealed class ASC0004AsyncDisposableFieldsInSyncDisposableTests
     }
 
     [Fact]
-    public async Task A_struct_disposing_a_command_is_reported()
+    public async Task A_struct_disposing_a_reader_is_reported()
     {
         await VerifyCS.DiagnosticsAsync(Usings + """
-            struct [|PreparedQuery|] : IDisposable
+            struct [|OpenQuery|] : IDisposable
+            {
+                private readonly DbDataReader _reader;
+                public OpenQuery(DbDataReader reader) => _reader = reader;
+                public void Dispose() => _reader.Dispose();
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_struct_disposing_a_command_is_not_reported()
+    {
+        // No provider's DbCommand does asynchronous work when disposed.
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            struct PreparedQuery : IDisposable
             {
                 private readonly DbCommand _command;
                 public PreparedQuery(DbCommand command) => _command = command;
