@@ -17,7 +17,14 @@ internal static class Rules
     public const string Reliability = "Reliability";
     public const string Usage = "Usage";
 
+    /// <summary>Where the rules' pages are (the build's <c>AsyncScopesRulesDocsUrl</c>): a rule's help link is this,
+    /// its id and <c>.md</c>.</summary>
+    public static readonly string DocsUrl = typeof(Rules).Assembly
+        .GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), inherit: false)
+        .OfType<System.Reflection.AssemblyMetadataAttribute>()
+        .FirstOrDefault(attribute => attribute.Key == "AsyncScopesRulesDocsUrl")?.Value ?? "docs/rules/";
+
     public static DiagnosticDescriptor Create(string id, string title, string message, string category, string description) =>
         new(id, title, message, category, DiagnosticSeverity.Warning, isEnabledByDefault: true, description: description,
-            helpLinkUri: null, customTags: WellKnownDiagnosticTags.Telemetry);
+            helpLinkUri: DocsUrl + id + ".md", customTags: WellKnownDiagnosticTags.Telemetry);
 }
