@@ -18,6 +18,26 @@ public sealed class ASC0001SyncDisposalInAsyncCodeTests
     // Positive cases.
 
     [Fact]
+    public async Task A_service_scope_created_async_but_disposed_synchronously_in_a_hosted_job_is_reported()
+    {
+        // Coravel's shape: the scope's DisposeAsync awaits the async disposal of the services it created.
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            using Microsoft.Extensions.DependencyInjection;
+
+            class InvocableRunner(IServiceScopeFactory scopeFactory)
+            {
+                public async Task RunAsync(Type invocable, CancellationToken ct)
+                {
+                    using var [|scope = scopeFactory.CreateAsyncScope()|];
+                    var job = scope.ServiceProvider.GetService(invocable);
+                    await Task.Delay(1, ct);
+                }
+            }
+            """);
+    }
+
+
+    [Fact]
     public async Task A_data_reader_disposed_synchronously_in_an_async_query_is_still_reported()
     {
         // Disposing a reader drains the rows left: that is the I/O its DisposeAsync awaits.

@@ -144,6 +144,26 @@ public sealed class ASC0002BlockingInCleanupTests
     }
 
     [Fact]
+    public async Task A_close_handshake_waited_for_in_a_websocket_wrappers_Dispose_is_reported()
+    {
+        // Ninja.WebSockets' shape: the close frame is sent, and the thread blocks until it is.
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            sealed class WebSocketSession(WebSocket socket) : IDisposable
+            {
+                public void Dispose()
+                {
+                    if (socket.State == WebSocketState.Open)
+                    {
+                        [|socket.CloseOutputAsync(WebSocketCloseStatus.EndpointUnavailable, "Service is Disposed", CancellationToken.None).Wait()|];
+                    }
+
+                    socket.Dispose();
+                }
+            }
+            """);
+    }
+
+    [Fact]
     public async Task Task_WaitAll_in_Dispose_is_reported()
     {
         await VerifyCS.DiagnosticsAsync(Usings + """

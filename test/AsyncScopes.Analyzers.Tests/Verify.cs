@@ -61,7 +61,8 @@ internal static class Verify<TAnalyzer, TCodeFix>
 
 /// <summary>
 /// The metadata the test code compiles against: the assemblies of the runtime these tests run on (they are on every
-/// machine that runs the tests, so nothing is downloaded) and the AsyncScopes library.
+/// machine that runs the tests, so nothing is downloaded), the AsyncScopes library, and the dependency injection
+/// abstractions (hosted services create their scopes with them).
 /// </summary>
 internal static class References
 {
@@ -79,7 +80,10 @@ internal static class References
         var runtime = Directory.EnumerateFiles(runtimeDirectory, "*.dll")
             .Where(IsManagedAssembly)
             .Select(path => (MetadataReference)MetadataReference.CreateFromFile(path));
-        return runtime.Append(MetadataReference.CreateFromFile(typeof(TaskScope).Assembly.Location)).ToImmutableArray();
+        return runtime
+            .Append(MetadataReference.CreateFromFile(typeof(TaskScope).Assembly.Location))
+            .Append(MetadataReference.CreateFromFile(typeof(Microsoft.Extensions.DependencyInjection.AsyncServiceScope).Assembly.Location))
+            .ToImmutableArray();
     }
 
     private static bool IsManagedAssembly(string path)
