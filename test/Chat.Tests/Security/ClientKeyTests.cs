@@ -40,6 +40,7 @@ public sealed class ClientKeyTests : ServiceTest
         using HttpResponseMessage history = await client.GetAsync("/api/rooms/lobby/messages");
         var uri = new UriBuilder(server.WebSocketUri("lobby", "bob")) { Query = $"name=bob&access_token={ClientKey}" }.Uri;
         await using ChatClient socket = await ChatClient.ConnectAsync(uri);
+        await server.WaitForConnectionsAsync(count => count == 1); // in its room before the post is broadcast
         await server.PostAsync("lobby", "carol", "by the admin key"); // server.Http sends the admin key
 
         Assert.Equal(HttpStatusCode.Created, posted.StatusCode);

@@ -69,6 +69,25 @@ internal sealed class RawWebSocket : IAsyncDisposable
         return _stream.WriteAsync(frame);
     }
 
+    /// <summary>Sends up to <paramref name="count"/> empty frames of <paramref name="opcode"/>, stopping when the server
+    /// has dropped the connection; returns how many were sent.</summary>
+    public async Task<int> SendFramesUntilDroppedAsync(int opcode, int count)
+    {
+        for (int sent = 0; sent < count; sent++)
+        {
+            try
+            {
+                await SendFrameAsync(opcode, fin: true, []);
+            }
+            catch (Exception e) when (e is IOException or SocketException)
+            {
+                return sent;
+            }
+        }
+
+        return count;
+    }
+
     /// <summary>Reads the server's frames until its close frame; returns the close status, or null when the connection
     /// ended without one. Other frames are skipped.</summary>
     public async Task<int?> ReadUntilCloseAsync()
