@@ -2,10 +2,6 @@ using System.Composition;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CodeActions;
 using Microsoft.CodeAnalysis.CodeFixes;
-using Microsoft.CodeAnalysis.CSharp;
-using Microsoft.CodeAnalysis.CSharp.Syntax;
-using Microsoft.CodeAnalysis.Simplification;
-using static Microsoft.CodeAnalysis.CSharp.SyntaxFactory;
 
 namespace AsyncScopes.Analyzers;
 
@@ -41,26 +37,12 @@ public sealed class ASC0002BlockingInCleanupFix : CodeFixProvider
             }
 
             var node = root.FindNode(diagnostic.Location.SourceSpan, getInnermostNodeForTie: true);
-            var task = node switch
-            {
-                MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Result" } result => result.Expression,
-                InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Wait" } wait, ArgumentList.Arguments.Count: 0 } => wait.Expression,
-                InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "GetResult", Expression: InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax getAwaiter } } } => getAwaiter.Expression,
-                _ => null,
-            };
-            if (task is null)
+            if (FixSyntax.BlockedTask(node) is not { } task)
             {
                 continue;
             }
 
-            var configureAwait = FixSyntax.UsesConfigureAwait(root);
-            ExpressionSyntax awaited = FixSyntax.Await(task, configureAwait);
-            if (node.Parent is not (ExpressionStatementSyntax or EqualsValueClauseSyntax or ReturnStatementSyntax or ArgumentSyntax))
-            {
-                awaited = ParenthesizedExpression(awaited).WithAdditionalAnnotations(Simplifier.Annotation);
-            }
-
-            var replaced = root.ReplaceNode(node, awaited.WithTriviaFrom(node));
+            var replaced = root.ReplaceNode(node, FixSyntax.InPlaceOf(node, FixSyntax.Await(task, FixSyntax.UsesConfigureAwait(root))));
             context.RegisterCodeFix(
                 CodeAction.Create("Await the task", _ => Task.FromResult(context.Document.WithSyntaxRoot(replaced)), nameof(ASC0002BlockingInCleanupFix)),
                 diagnostic);

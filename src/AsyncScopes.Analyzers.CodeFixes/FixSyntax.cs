@@ -32,6 +32,29 @@ internal static class FixSyntax
         return AwaitExpression(awaited);
     }
 
+    /// <summary>The task that <c>task.Result</c>, <c>task.Wait()</c> or <c>task.GetAwaiter().GetResult()</c> blocks on;
+    /// null for anything else.</summary>
+    public static ExpressionSyntax? BlockedTask(SyntaxNode node) => node switch
+    {
+        MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Result" } result => result.Expression,
+        InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Wait" } wait, ArgumentList.Arguments.Count: 0 } => wait.Expression,
+        InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "GetResult", Expression: InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax getAwaiter } } } => getAwaiter.Expression,
+        _ => null,
+    };
+
+    /// <summary><paramref name="awaited"/> where <paramref name="node"/> was: in parentheses, which the simplifier
+    /// removes where they are not needed, unless it stands alone (a statement, an initializer, a return, an argument).</summary>
+    public static ExpressionSyntax InPlaceOf(SyntaxNode node, AwaitExpressionSyntax awaited)
+    {
+        ExpressionSyntax replacement = awaited;
+        if (node.Parent is not (ExpressionStatementSyntax or EqualsValueClauseSyntax or ReturnStatementSyntax or ArgumentSyntax))
+        {
+            replacement = ParenthesizedExpression(awaited).WithAdditionalAnnotations(Microsoft.CodeAnalysis.Simplification.Simplifier.Annotation);
+        }
+
+        return replacement.WithTriviaFrom(node);
+    }
+
     /// <summary>The <c>await</c> and <c>using</c> keywords in front of a declaration, keeping its leading trivia in front of them.</summary>
     public static LocalDeclarationStatementSyntax AwaitUsing(LocalDeclarationStatementSyntax declaration)
     {

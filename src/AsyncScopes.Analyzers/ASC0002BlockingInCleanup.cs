@@ -115,7 +115,7 @@ public sealed class ASC0002BlockingInCleanup : DiagnosticAnalyzer
     /// True when the blocking call sits under a check that the task has already completed
     /// (<c>if (task.IsCompleted)</c>, <c>task.IsCompletedSuccessfully ? task.Result : ...</c>): it does not block then.
     /// </summary>
-    private static bool IsKnownCompleted(SyntaxNode node, ExpressionSyntax task, SemanticModel model, CancellationToken cancellationToken)
+    internal static bool IsKnownCompleted(SyntaxNode node, ExpressionSyntax task, SemanticModel model, CancellationToken cancellationToken)
     {
         var taskSymbol = model.GetSymbolInfo(task, cancellationToken).Symbol;
         if (taskSymbol is null)

@@ -14,6 +14,7 @@ internal sealed class KnownTypes
         ValueTask = compilation.GetTypeByMetadataName("System.Threading.Tasks.ValueTask");
         ValueTaskOfT = compilation.GetTypeByMetadataName("System.Threading.Tasks.ValueTask`1");
         SemaphoreSlim = compilation.GetTypeByMetadataName("System.Threading.SemaphoreSlim");
+        WaitHandle = compilation.GetTypeByMetadataName("System.Threading.WaitHandle");
         CancellationTokenRegistration = compilation.GetTypeByMetadataName("System.Threading.CancellationTokenRegistration");
         Timer = compilation.GetTypeByMetadataName("System.Threading.Timer");
         ITimer = compilation.GetTypeByMetadataName("System.Threading.ITimer");
@@ -48,6 +49,8 @@ internal sealed class KnownTypes
     public INamedTypeSymbol? ValueTaskOfT { get; }
 
     public INamedTypeSymbol? SemaphoreSlim { get; }
+
+    public INamedTypeSymbol? WaitHandle { get; }
 
     public INamedTypeSymbol? CancellationTokenRegistration { get; }
 

@@ -13,6 +13,7 @@ internal static class Rules
     public const string SemaphoreReleaseNotInFinally = "ASC0006";
     public const string ScopeNotFinished = "ASC0007";
     public const string ScopeNotDisposed = "ASC0008";
+    public const string BlockingInAsyncCode = "ASC0009";
 
     public const string Reliability = "Reliability";
     public const string Usage = "Usage";
