@@ -14,6 +14,7 @@ internal static class Rules
     public const string ScopeNotFinished = "ASC0007";
     public const string ScopeNotDisposed = "ASC0008";
     public const string BlockingInAsyncCode = "ASC0009";
+    public const string AsyncVoid = "ASC0010";
 
     public const string Reliability = "Reliability";
     public const string Usage = "Usage";
