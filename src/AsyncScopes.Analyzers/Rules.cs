@@ -15,6 +15,7 @@ internal static class Rules
     public const string ScopeNotDisposed = "ASC0008";
     public const string BlockingInAsyncCode = "ASC0009";
     public const string AsyncVoid = "ASC0010";
+    public const string SemaphoreWaitProtocol = "ASC0011";
 
     public const string Reliability = "Reliability";
     public const string Usage = "Usage";
