@@ -50,15 +50,12 @@ public sealed class ASC0006SemaphoreReleaseNotInFinally : DiagnosticAnalyzer
     private static void Analyze(SyntaxNodeAnalysisContext context, KnownTypes known)
     {
         var wait = (InvocationExpressionSyntax)context.Node;
-        if (wait.Expression is not MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Wait" or "WaitAsync" } access
-            || context.SemanticModel.GetSymbolInfo(wait, context.CancellationToken).Symbol is not IMethodSymbol method
-            || !KnownTypes.Is(method.ContainingType, known.SemaphoreSlim)
-            || context.SemanticModel.GetSymbolInfo(access.Expression, context.CancellationToken).Symbol is not { } semaphore
-            || Functions.Enclosing(wait) is not { } function
-            || Functions.Body(function) is not { } body)
+        if (SemaphoreWait(wait, context.SemanticModel, known, context.CancellationToken) is not var (_, semaphore, body))
         {
             return;
         }
+
+        var access = (MemberAccessExpressionSyntax)wait.Expression;
 
         var releases = Releases(body, semaphore, context.SemanticModel, context.CancellationToken).ToList();
         if (releases.Count == 0 || IsGuarded(wait, body, semaphore, context.SemanticModel, context.CancellationToken))
@@ -68,6 +65,21 @@ public sealed class ASC0006SemaphoreReleaseNotInFinally : DiagnosticAnalyzer
 
         context.ReportDiagnostic(Diagnostic.Create(Rule, wait.GetLocation(), wait.ToString(), access.Expression.ToString()));
     }
+
+    /// <summary>
+    /// When <paramref name="wait"/> is a <c>SemaphoreSlim</c>'s <c>Wait</c> or <c>WaitAsync</c>: the method, the
+    /// semaphore (the symbol it is called on) and the body of the function it is in; null otherwise.
+    /// </summary>
+    internal static (IMethodSymbol Method, ISymbol Semaphore, SyntaxNode Body)? SemaphoreWait(
+        InvocationExpressionSyntax wait, SemanticModel model, KnownTypes known, CancellationToken cancellationToken) =>
+        wait.Expression is MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Wait" or "WaitAsync" } access
+        && model.GetSymbolInfo(wait, cancellationToken).Symbol is IMethodSymbol method
+        && KnownTypes.Is(method.ContainingType, known.SemaphoreSlim)
+        && model.GetSymbolInfo(access.Expression, cancellationToken).Symbol is { } semaphore
+        && Functions.Enclosing(wait) is { } function
+        && Functions.Body(function) is { } body
+            ? (method, semaphore, body)
+            : null;
 
     /// <summary>The <c>Release</c> calls on <paramref name="semaphore"/> that run as part of <paramref name="root"/> itself.</summary>
     internal static IEnumerable<InvocationExpressionSyntax> Releases(SyntaxNode root, ISymbol semaphore, SemanticModel model, CancellationToken cancellationToken) =>

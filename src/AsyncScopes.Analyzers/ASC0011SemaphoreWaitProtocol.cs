@@ -56,12 +56,7 @@ public sealed class ASC0011SemaphoreWaitProtocol : DiagnosticAnalyzer
     private static void Analyze(SyntaxNodeAnalysisContext context, KnownTypes known)
     {
         var wait = (InvocationExpressionSyntax)context.Node;
-        if (wait.Expression is not MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Wait" or "WaitAsync" } access
-            || context.SemanticModel.GetSymbolInfo(wait, context.CancellationToken).Symbol is not IMethodSymbol method
-            || !KnownTypes.Is(method.ContainingType, known.SemaphoreSlim)
-            || context.SemanticModel.GetSymbolInfo(access.Expression, context.CancellationToken).Symbol is not { } semaphore
-            || Functions.Enclosing(wait) is not { } function
-            || Functions.Body(function) is not { } body)
+        if (ASC0006SemaphoreReleaseNotInFinally.SemaphoreWait(wait, context.SemanticModel, known, context.CancellationToken) is not var (method, semaphore, body))
         {
             return;
         }
