@@ -61,9 +61,10 @@ public sealed class ASC0002BlockingInCleanup : DiagnosticAnalyzer
         }
 
         var cleanupName = CleanupName(context.Node);
-        var advice = kind == CleanupKind.Synchronous
-            ? "implement IAsyncDisposable and await the task in DisposeAsync"
-            : "await the task instead";
+        var advice = kind != CleanupKind.Synchronous ? "await the task instead"
+            : AlreadyAsyncDisposable(context.Node, context.SemanticModel, known, context.CancellationToken)
+                ? "the type already has DisposeAsync: let Dispose release without waiting what it can, and leave the asynchronous work to DisposeAsync"
+                : "implement IAsyncDisposable and await the task in DisposeAsync";
         var properties = ImmutableDictionary<string, string?>.Empty.Add(CanAwaitProperty, kind == CleanupKind.Asynchronous && Functions.IsAsync(context.Node) ? "await" : "implement");
 
         foreach (var node in Functions.OwnNodes(body))
@@ -77,6 +78,10 @@ public sealed class ASC0002BlockingInCleanup : DiagnosticAnalyzer
             context.ReportDiagnostic(Diagnostic.Create(Rule, node.GetLocation(), properties, node.ToString(), cleanupName, advice));
         }
     }
+
+    private static bool AlreadyAsyncDisposable(SyntaxNode function, SemanticModel model, KnownTypes known, CancellationToken cancellationToken) =>
+        model.GetDeclaredSymbol(function, cancellationToken) is IMethodSymbol { ContainingType: { } type }
+        && KnownTypes.Implements(type, known.IAsyncDisposable);
 
     /// <summary>The task expression that <paramref name="node"/> blocks on, or null when it does not block.</summary>
     internal static ExpressionSyntax? BlockingCall(SyntaxNode node, SemanticModel model, KnownTypes known, CancellationToken cancellationToken)

@@ -144,6 +144,31 @@ public sealed class ASC0002BlockingInCleanupTests
     }
 
     [Fact]
+    public async Task A_Dispose_that_blocks_on_its_own_DisposeAsync_is_reported_with_advice_for_a_type_that_has_one()
+    {
+        // Polly's ResiliencePipelineRegistry shape: both interfaces, the synchronous one waiting for the other.
+        await VerifyCS.DiagnosticsAsync(
+            Usings + """
+            sealed class Registry(IAsyncDisposable[] pipelines) : IDisposable, IAsyncDisposable
+            {
+                public void Dispose() => {|#0:DisposeAsync().AsTask().GetAwaiter().GetResult()|};
+
+                public async ValueTask DisposeAsync()
+                {
+                    foreach (var pipeline in pipelines)
+                    {
+                        await pipeline.DisposeAsync();
+                    }
+                }
+            }
+            """,
+            VerifyCS.Diagnostic().WithLocation(0).WithArguments(
+                "DisposeAsync().AsTask().GetAwaiter().GetResult()",
+                "Dispose",
+                "the type already has DisposeAsync: let Dispose release without waiting what it can, and leave the asynchronous work to DisposeAsync"));
+    }
+
+    [Fact]
     public async Task A_close_handshake_waited_for_in_a_websocket_wrappers_Dispose_is_reported()
     {
         // Ninja.WebSockets' shape: the close frame is sent, and the thread blocks until it is.
