@@ -109,10 +109,23 @@ public sealed class ASC0006SemaphoreReleaseNotInFinally : DiagnosticAnalyzer
                     && ReleasesInFinally(FirstStatement(ifStatement.Statement) as TryStatementSyntax):
                     return true;
                 case BlockSyntax block when innermostStatement && child is StatementSyntax statement:
-                    var index = block.Statements.IndexOf(statement);
-                    if (index + 1 < block.Statements.Count && ReleasesInFinally(block.Statements[index + 1] as TryStatementSyntax))
+                    // The try may follow statements that only hand the permit on (return a call of a method that
+                    // releases it in a finally: the lockHeld pattern).
+                    var index = block.Statements.IndexOf(statement) + 1;
+                    while (index < block.Statements.Count && HandsOn(block.Statements[index], semaphore, model, cancellationToken))
+                    {
+                        index++;
+                    }
+
+                    if (index < block.Statements.Count && ReleasesInFinally(block.Statements[index] as TryStatementSyntax))
                     {
                         return true;
+                    }
+
+                    // if (!lockHeld) { await gate.WaitAsync(ct); } followed by the try: the if stands for the wait.
+                    if (block.Statements.Count == 1 && block.Parent is IfStatementSyntax { Else: null })
+                    {
+                        break;
                     }
 
                     innermostStatement = false;
@@ -135,6 +148,25 @@ public sealed class ASC0006SemaphoreReleaseNotInFinally : DiagnosticAnalyzer
         }
 
         return false;
+    }
+
+    // if (...) return Other(...); where Other, declared in source, releases the semaphore in a finally: the permit
+    // goes with the call.
+    private static bool HandsOn(StatementSyntax statement, ISymbol semaphore, SemanticModel model, CancellationToken cancellationToken)
+    {
+        if (statement is not IfStatementSyntax { Else: null } guard
+            || FirstStatement(guard.Statement) is not ReturnStatementSyntax { Expression: InvocationExpressionSyntax call }
+            || (guard.Statement is BlockSyntax { Statements.Count: > 1 })
+            || model.GetSymbolInfo(call, cancellationToken).Symbol is not IMethodSymbol callee)
+        {
+            return false;
+        }
+
+        // Read in this file only: an analyzer may not ask for another file's semantic model.
+        return callee.DeclaringSyntaxReferences.Any(reference =>
+            reference.SyntaxTree == model.SyntaxTree
+            && reference.GetSyntax(cancellationToken).DescendantNodes().OfType<FinallyClauseSyntax>().Any(@finally =>
+                Releases(@finally.Block, semaphore, model, cancellationToken).Any()));
     }
 
     private static StatementSyntax? FirstStatement(StatementSyntax statement) =>

@@ -151,6 +151,66 @@ public sealed class ASC0006SemaphoreReleaseNotInFinallyTests
     // Negative cases.
 
     [Fact]
+    public async Task A_permit_handed_to_a_method_that_releases_it_in_a_finally_is_not_reported()
+    {
+        // NATS.Client's CommandWriter: a fast path holds the lock, a slow path passes it on (lockHeld: true).
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            sealed class CommandWriter
+            {
+                private readonly SemaphoreSlim _semLock = new(1);
+                private Task? _flushTask;
+
+                public ValueTask PingAsync(CancellationToken ct)
+                {
+                    if (!_semLock.Wait(0))
+                    {
+                        return PingStateMachineAsync(false, ct);
+                    }
+
+                    if (_flushTask is { IsCompletedSuccessfully: false })
+                    {
+                        return PingStateMachineAsync(true, ct);
+                    }
+
+                    try
+                    {
+                        Enqueue();
+                    }
+                    finally
+                    {
+                        _semLock.Release();
+                    }
+
+                    return default;
+                }
+
+                private async ValueTask PingStateMachineAsync(bool lockHeld, CancellationToken ct)
+                {
+                    if (!lockHeld)
+                    {
+                        await _semLock.WaitAsync(ct);
+                    }
+
+                    try
+                    {
+                        await _flushTask!;
+                        Enqueue();
+                    }
+                    finally
+                    {
+                        _semLock.Release();
+                    }
+                }
+
+                private void Enqueue()
+                {
+                }
+            }
+            """);
+    }
+
+
+    [Fact]
     public async Task A_release_in_a_finally_right_after_the_wait_is_not_reported()
     {
         await VerifyCS.NoDiagnosticsAsync(Usings + """
