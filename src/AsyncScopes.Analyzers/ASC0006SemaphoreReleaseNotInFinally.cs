@@ -58,7 +58,19 @@ public sealed class ASC0006SemaphoreReleaseNotInFinally : DiagnosticAnalyzer
         var access = (MemberAccessExpressionSyntax)wait.Expression;
 
         var releases = Releases(body, semaphore, context.SemanticModel, context.CancellationToken).ToList();
-        if (releases.Count == 0 || IsGuarded(wait, body, semaphore, context.SemanticModel, context.CancellationToken))
+        if (releases.Count == 0)
+        {
+            // The permit may go with work started after the wait, which releases it when done: then that release must
+            // be in a finally of the work (await gate.WaitAsync(); _ = Task.Run(async () => { ...; gate.Release(); })).
+            if (ReleasedByLaterWorkOutsideFinally(wait, body, semaphore, context.SemanticModel, context.CancellationToken))
+            {
+                context.ReportDiagnostic(Diagnostic.Create(Rule, wait.GetLocation(), wait.ToString(), access.Expression.ToString()));
+            }
+
+            return;
+        }
+
+        if (IsGuarded(wait, body, semaphore, context.SemanticModel, context.CancellationToken))
         {
             return;
         }
@@ -149,6 +161,16 @@ public sealed class ASC0006SemaphoreReleaseNotInFinally : DiagnosticAnalyzer
 
         return false;
     }
+
+    private static bool ReleasedByLaterWorkOutsideFinally(
+        InvocationExpressionSyntax wait, SyntaxNode body, ISymbol semaphore, SemanticModel model, CancellationToken cancellationToken) =>
+        body.DescendantNodes().OfType<AnonymousFunctionExpressionSyntax>()
+            .Where(work => work.SpanStart > wait.Span.End && Functions.Body(work) is not null)
+            .SelectMany(work => Releases(Functions.Body(work)!, semaphore, model, cancellationToken)
+                .Select(release => (Work: work, Release: release)))
+            .Any(found => !found.Release.Ancestors()
+                .TakeWhile(ancestor => ancestor != found.Work)
+                .Any(ancestor => ancestor is FinallyClauseSyntax));
 
     // if (...) return Other(...); where Other, declared in source, releases the semaphore in a finally: the permit
     // goes with the call.

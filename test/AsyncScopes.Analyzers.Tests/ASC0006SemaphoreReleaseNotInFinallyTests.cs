@@ -17,6 +17,26 @@ public sealed class ASC0006SemaphoreReleaseNotInFinallyTests
     // Positive cases.
 
     [Fact]
+    public async Task A_permit_released_at_the_end_of_work_started_after_the_wait_is_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            class Crawler(SemaphoreSlim throttle)
+            {
+                public async Task StartAsync(Func<Task> crawl, CancellationToken ct)
+                {
+                    await [|throttle.WaitAsync(ct)|];
+                    _ = Task.Run(async () =>
+                    {
+                        await crawl();
+                        throttle.Release(); // not when crawl throws
+                    });
+                }
+            }
+            """);
+    }
+
+
+    [Fact]
     public async Task A_send_lock_released_after_the_send_is_reported_with_the_wait_and_the_semaphore()
     {
         await VerifyCS.DiagnosticsAsync(
@@ -149,6 +169,32 @@ public sealed class ASC0006SemaphoreReleaseNotInFinallyTests
     }
 
     // Negative cases.
+
+    [Fact]
+    public async Task A_permit_released_in_a_finally_of_work_started_after_the_wait_is_not_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            class Crawler(SemaphoreSlim throttle)
+            {
+                public async Task StartAsync(Func<Task> crawl, CancellationToken ct)
+                {
+                    await throttle.WaitAsync(ct);
+                    _ = Task.Run(async () =>
+                    {
+                        try
+                        {
+                            await crawl();
+                        }
+                        finally
+                        {
+                            throttle.Release();
+                        }
+                    });
+                }
+            }
+            """);
+    }
+
 
     [Fact]
     public async Task A_permit_handed_to_a_method_that_releases_it_in_a_finally_is_not_reported()
