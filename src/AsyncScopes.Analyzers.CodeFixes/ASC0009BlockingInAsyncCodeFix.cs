@@ -35,6 +35,11 @@ public sealed class ASC0009BlockingInAsyncCodeFix : CodeFixProvider
         {
             diagnostic.Properties.TryGetValue(ASC0009BlockingInAsyncCode.FixProperty, out var fix);
             var node = root.FindNode(diagnostic.Location.SourceSpan, getInnermostNodeForTie: true);
+            if (node.FirstAncestorOrSelf<QueryExpressionSyntax>() is not null)
+            {
+                continue; // await is not allowed in a query expression
+            }
+
             var awaited = (fix, node) switch
             {
                 ("await", _) when FixSyntax.BlockedTask(node) is { } task => task,

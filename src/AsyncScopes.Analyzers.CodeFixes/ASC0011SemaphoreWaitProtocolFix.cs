@@ -58,7 +58,8 @@ public sealed class ASC0011SemaphoreWaitProtocolFix : CodeFixProvider
 
     private static SyntaxNode? MoveBeforeTry(SyntaxNode root, ExpressionStatementSyntax statement)
     {
-        if (statement.Parent is not BlockSyntax { Parent: TryStatementSyntax tryStatement } block || block.Statements.First() != statement)
+        // A try with catch clauses would no longer catch what the wait throws: no fix there.
+        if (statement.Parent is not BlockSyntax { Parent: TryStatementSyntax { Catches.Count: 0 } tryStatement } block || block.Statements.First() != statement)
         {
             return null;
         }

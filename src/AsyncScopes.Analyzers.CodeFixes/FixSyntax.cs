@@ -22,7 +22,7 @@ internal static class FixSyntax
     public static AwaitExpressionSyntax Await(ExpressionSyntax expression, bool configureAwait)
     {
         var awaited = expression.WithoutTrivia();
-        if (configureAwait)
+        if (configureAwait && awaited is not InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "ConfigureAwait" } })
         {
             awaited = InvocationExpression(
                 MemberAccessExpression(SyntaxKind.SimpleMemberAccessExpression, awaited, IdentifierName("ConfigureAwait")),

@@ -165,12 +165,22 @@ public sealed class ASC0006SemaphoreReleaseNotInFinally : DiagnosticAnalyzer
     private static bool ReleasedByLaterWorkOutsideFinally(
         InvocationExpressionSyntax wait, SyntaxNode body, ISymbol semaphore, SemanticModel model, CancellationToken cancellationToken) =>
         body.DescendantNodes().OfType<AnonymousFunctionExpressionSyntax>()
-            .Where(work => work.SpanStart > wait.Span.End && Functions.Body(work) is not null)
+            .Where(work => work.SpanStart > wait.Span.End && Functions.Body(work) is not null && IsStartedWork(work) && !CatchesEverything(work))
             .SelectMany(work => Releases(Functions.Body(work)!, semaphore, model, cancellationToken)
                 .Select(release => (Work: work, Release: release)))
             .Any(found => !found.Release.Ancestors()
                 .TakeWhile(ancestor => ancestor != found.Work)
                 .Any(ancestor => ancestor is FinallyClauseSyntax));
+
+    // Work started on its own (Task.Run, TaskFactory.StartNew, the thread pool): a continuation (ContinueWith) runs
+    // whatever the task did, and a callback (Register) is not the work the permit went with.
+    private static bool IsStartedWork(AnonymousFunctionExpressionSyntax work) =>
+        work.Parent is ArgumentSyntax { Parent.Parent: InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Run" or "StartNew" or "QueueUserWorkItem" or "UnsafeQueueUserWorkItem" } } };
+
+    // A try whose catch takes everything: what follows it runs whatever the work threw.
+    private static bool CatchesEverything(AnonymousFunctionExpressionSyntax work) =>
+        work.DescendantNodes().OfType<CatchClauseSyntax>().Any(@catch =>
+            @catch.Filter is null && (@catch.Declaration is null || @catch.Declaration.Type.ToString() is "Exception" or "System.Exception"));
 
     // if (...) return Other(...); where Other, declared in source, releases the semaphore in a finally: the permit
     // goes with the call.

@@ -75,7 +75,8 @@ public sealed class ASC0009BlockingInAsyncCode : DiagnosticAnalyzer
             if (ASC0002BlockingInCleanup.BlockingCall(node, context.SemanticModel, known, context.CancellationToken) is { } task)
             {
                 if (ASC0002BlockingInCleanup.IsKnownCompleted(node, task, context.SemanticModel, context.CancellationToken)
-                    || WasAwaitedBefore(node, task, body, context.SemanticModel, context.CancellationToken))
+                    || WasAwaitedBefore(node, task, body, context.SemanticModel, context.CancellationToken)
+                    || IsCompletedByConstruction(task, context.SemanticModel, context.CancellationToken))
                 {
                     continue;
                 }
@@ -110,6 +111,39 @@ public sealed class ASC0009BlockingInAsyncCode : DiagnosticAnalyzer
         _ => false,
     };
 
+    /// <summary>
+    /// A task that has completed by the way it was obtained: the result of an <c>await</c> (of <c>Task.WhenAny</c>, a
+    /// <c>Task&lt;Task&gt;</c>), a local initialized so, or the task a <c>ContinueWith</c> continuation is given.
+    /// </summary>
+    private static bool IsCompletedByConstruction(ExpressionSyntax task, SemanticModel model, CancellationToken cancellationToken)
+    {
+        while (task is ParenthesizedExpressionSyntax parenthesized)
+        {
+            task = parenthesized.Expression;
+        }
+
+        if (task is AwaitExpressionSyntax)
+        {
+            return true;
+        }
+
+        switch (model.GetSymbolInfo(task, cancellationToken).Symbol)
+        {
+            case ILocalSymbol local:
+                return local.DeclaringSyntaxReferences.Any(reference =>
+                    reference.GetSyntax(cancellationToken) is VariableDeclaratorSyntax { Initializer.Value: AwaitExpressionSyntax });
+            case IParameterSymbol parameter:
+                return parameter.ContainingSymbol is IMethodSymbol { MethodKind: MethodKind.AnonymousFunction }
+                    && parameter.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(cancellationToken)
+                        .FirstAncestorOrSelf<AnonymousFunctionExpressionSyntax>()?.Parent is ArgumentSyntax
+                        {
+                            Parent.Parent: InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "ContinueWith" } },
+                        };
+            default:
+                return false;
+        }
+    }
+
     /// <summary><c>SemaphoreSlim.Wait</c> (but <c>Wait(0)</c>, which does not block) or a <c>WaitHandle</c>'s
     /// <c>WaitOne</c>: the method called, or null.</summary>
     private static IMethodSymbol? WaitCall(SyntaxNode node, SemanticModel model, KnownTypes known, CancellationToken cancellationToken)
@@ -120,10 +154,17 @@ public sealed class ASC0009BlockingInAsyncCode : DiagnosticAnalyzer
             return null;
         }
 
+        // A wait of no time (0, TimeSpan.Zero) only tries: it never blocks.
+        var first = invocation.ArgumentList.Arguments.FirstOrDefault()?.Expression;
+        if (first is not null && (model.GetConstantValue(first, cancellationToken) is { HasValue: true, Value: 0 }
+            || first is MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Zero", Expression: IdentifierNameSyntax { Identifier.ValueText: "TimeSpan" } }))
+        {
+            return null;
+        }
+
         if (method.Name == "Wait" && KnownTypes.Is(method.ContainingType, known.SemaphoreSlim))
         {
-            var first = invocation.ArgumentList.Arguments.FirstOrDefault();
-            return first is not null && model.GetConstantValue(first.Expression, cancellationToken) is { HasValue: true, Value: 0 } ? null : method;
+            return method;
         }
 
         return method.Name == "WaitOne" && known.WaitHandle is not null
@@ -136,7 +177,15 @@ public sealed class ASC0009BlockingInAsyncCode : DiagnosticAnalyzer
     /// arguments of <c>Task.WhenAll</c>): it has completed by then.</summary>
     private static bool WasAwaitedBefore(SyntaxNode node, ExpressionSyntax task, SyntaxNode body, SemanticModel model, CancellationToken cancellationToken)
     {
-        var symbol = model.GetSymbolInfo(task, cancellationToken).Symbol;
+        // tasks[0] and d["a"] after await Task.WhenAll(tasks) or (d.Values); t in foreach (var t in tasks) after it.
+        var root = task is ElementAccessExpressionSyntax element ? element.Expression : task;
+        var symbol = model.GetSymbolInfo(root, cancellationToken).Symbol;
+        if (symbol is ILocalSymbol loopVariable
+            && loopVariable.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(cancellationToken) is ForEachStatementSyntax loop)
+        {
+            symbol = model.GetSymbolInfo(loop.Expression is MemberAccessExpressionSyntax member ? member.Expression : loop.Expression, cancellationToken).Symbol;
+        }
+
         if (symbol is not (ILocalSymbol or IParameterSymbol or IFieldSymbol))
         {
             return false;

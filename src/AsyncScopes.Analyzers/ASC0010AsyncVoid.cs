@@ -65,8 +65,29 @@ public sealed class ASC0010AsyncVoid : DiagnosticAnalyzer
             return;
         }
 
-        // An override or an interface's method keeps the signature it was given: no fix, the report stands.
-        var properties = symbol.IsOverride || symbol.ExplicitInterfaceImplementations.Length > 0 || ImplementsInterface(symbol)
+        // An override or an interface's method has the signature a framework gave it (OnAppearing, ICommand.Execute):
+        // it is that framework's event handler. A method used as a delegate (an event's +=, a timer's callback) has
+        // the delegate's signature: the report stands, but returning Task would not compile there.
+        // Dispose is the exception: its callers (using, a container) go on as if it were done.
+        if (symbol.Name != "Dispose"
+            && (symbol.IsOverride || symbol.ExplicitInterfaceImplementations.Length > 0 || ImplementsInterface(symbol)))
+        {
+            return;
+        }
+
+        var usedAsDelegate = context.Node.SyntaxTree.GetRoot(context.CancellationToken).DescendantNodes().OfType<IdentifierNameSyntax>()
+            .Any(name => name.Identifier.ValueText == symbol.Name
+                && name.Parent is not InvocationExpressionSyntax
+                && !(name.Parent is MemberAccessExpressionSyntax access && access.Name == name && access.Parent is InvocationExpressionSyntax)
+                && SymbolEqualityComparer.Default.Equals(context.SemanticModel.GetSymbolInfo(name, context.CancellationToken).Symbol, symbol));
+        if (usedAsDelegate && IsSubscribedToAnEvent(symbol.Name, context.Node.SyntaxTree.GetRoot(context.CancellationToken)))
+        {
+            return; // a handler of an event of any delegate type
+        }
+
+        // A Dispose that overrides or implements keeps its signature: reported, with no fix.
+        var signatureGiven = symbol.IsOverride || symbol.ExplicitInterfaceImplementations.Length > 0 || ImplementsInterface(symbol);
+        var properties = usedAsDelegate || signatureGiven
             ? ImmutableDictionary<string, string?>.Empty
             : ImmutableDictionary<string, string?>.Empty.Add(ReturnTaskProperty, "Task");
         var what = symbol.Name == "Dispose" ? "'async void Dispose' returns before the disposal is done" : $"'{identifier.ValueText}' is async void";
@@ -117,6 +138,11 @@ public sealed class ASC0010AsyncVoid : DiagnosticAnalyzer
         IObjectCreationOperation creation => "new " + creation.Type?.Name,
         _ => "the call",
     };
+
+    private static bool IsSubscribedToAnEvent(string name, SyntaxNode root) =>
+        root.DescendantNodes().OfType<AssignmentExpressionSyntax>().Any(assignment =>
+            assignment.IsKind(SyntaxKind.AddAssignmentExpression)
+            && assignment.Right is IdentifierNameSyntax { Identifier.ValueText: var handler } && handler == name);
 
     // (object sender, EventArgs e) or a derived EventArgs: the shape events call.
     private static bool IsEventHandler(IMethodSymbol method, INamedTypeSymbol? eventArgs) =>

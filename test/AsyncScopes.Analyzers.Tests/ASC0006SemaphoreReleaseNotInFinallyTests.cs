@@ -171,6 +171,42 @@ public sealed class ASC0006SemaphoreReleaseNotInFinallyTests
     // Negative cases.
 
     [Fact]
+    public async Task A_permit_released_by_a_continuation_or_after_a_catch_all_is_not_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            class Throttle(SemaphoreSlim slots)
+            {
+                public async Task<List<Task>> StartAsync(IEnumerable<Func<Task>> jobs, Action<Exception> log)
+                {
+                    var running = new List<Task>();
+                    foreach (var job in jobs)
+                    {
+                        await slots.WaitAsync();
+                        running.Add(job().ContinueWith(_ => slots.Release()));
+                    }
+
+                    await slots.WaitAsync();
+                    _ = Task.Run(async () =>
+                    {
+                        try
+                        {
+                            await Task.Yield();
+                        }
+                        catch (Exception e)
+                        {
+                            log(e);
+                        }
+
+                        slots.Release();
+                    });
+                    return running;
+                }
+            }
+            """);
+    }
+
+
+    [Fact]
     public async Task A_permit_released_in_a_finally_of_work_started_after_the_wait_is_not_reported()
     {
         await VerifyCS.DiagnosticsAsync(Usings + """

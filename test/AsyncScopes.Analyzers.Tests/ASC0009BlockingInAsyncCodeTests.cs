@@ -180,6 +180,50 @@ public sealed class ASC0009BlockingInAsyncCodeTests
     // Negative cases.
 
     [Fact]
+    public async Task Tasks_known_complete_after_WhenAll_WhenAny_or_in_a_continuation_are_not_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            class Aggregator
+            {
+                public async Task<int> SumAsync(Task<int>[] parts, Task<int> first, Task<int> second)
+                {
+                    await Task.WhenAll(parts);
+                    int sum = parts[0].Result;
+                    foreach (var part in parts)
+                    {
+                        sum += part.Result;
+                    }
+
+                    var done = await Task.WhenAny(first, second);
+                    sum += done.Result + (await Task.WhenAny(first, second)).Result;
+                    await first.ContinueWith(async finished => { await Task.Yield(); sum += finished.Result; }).Unwrap();
+                    return sum;
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task Waits_of_no_time_are_not_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            class Poller(SemaphoreSlim gate, ManualResetEvent stop)
+            {
+                public async Task<bool> PollAsync()
+                {
+                    while (!stop.WaitOne(0))
+                    {
+                        await Task.Delay(10);
+                    }
+
+                    return gate.Wait(TimeSpan.Zero);
+                }
+            }
+            """);
+    }
+
+
+    [Fact]
     public async Task Result_after_the_task_was_awaited_is_not_reported()
     {
         await VerifyCS.DiagnosticsAsync(Usings + """
@@ -406,6 +450,32 @@ public sealed class ASC0009BlockingInAsyncCodeTests
                 {
                     await Task.Yield();
                     return await available.WaitAsync(TimeSpan.FromSeconds(5), ct);
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task The_fix_does_not_add_a_second_ConfigureAwait()
+    {
+        await VerifyFix.FixAsync(
+            Usings + """
+            class Loader(HttpClient http)
+            {
+                public async Task<string> LoadAsync()
+                {
+                    await Task.Yield();
+                    return [|http.GetStringAsync("/").ConfigureAwait(false).GetAwaiter().GetResult()|];
+                }
+            }
+            """,
+            Usings + """
+            class Loader(HttpClient http)
+            {
+                public async Task<string> LoadAsync()
+                {
+                    await Task.Yield();
+                    return await http.GetStringAsync("/").ConfigureAwait(false);
                 }
             }
             """);

@@ -136,6 +136,48 @@ public sealed class ASC0010AsyncVoidTests
     // Negative cases.
 
     [Fact]
+    public async Task Async_void_overrides_and_interface_methods_a_framework_calls_are_not_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            abstract class Page
+            {
+                protected abstract void OnAppearing();
+            }
+
+            interface ICommand
+            {
+                void Execute(object? parameter);
+            }
+
+            sealed class OrdersPage(Func<Task> load) : Page, ICommand
+            {
+                protected override async void OnAppearing() => await load();
+
+                public async void Execute(object? parameter) => await load();
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_handler_of_an_event_of_another_delegate_type_is_not_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            class Connection
+            {
+                public event Action<string>? Message;
+            }
+
+            class Chat(Connection connection, Func<string, Task> show)
+            {
+                public void Attach() => connection.Message += OnMessage;
+
+                private async void OnMessage(string text) => await show(text);
+            }
+            """);
+    }
+
+
+    [Fact]
     public async Task An_async_void_event_handler_is_not_reported()
     {
         await VerifyCS.DiagnosticsAsync(Usings + """
@@ -292,29 +334,23 @@ public sealed class ASC0010AsyncVoidTests
     }
 
     [Fact]
-    public async Task An_async_void_override_is_reported_without_a_fix()
+    public async Task An_async_void_method_used_as_a_timer_callback_is_reported_without_a_fix()
     {
         await VerifyFix.FixAsync(
             Usings + """
-            abstract class Plugin
+            class Heartbeat(Func<Task> ping)
             {
-                public abstract void Start();
-            }
+                public Timer Start() => new Timer(OnTick, null, 0, 1000);
 
-            sealed class Poller(Func<Task> poll) : Plugin
-            {
-                public override async void [|Start|]() => await poll();
+                private async void [|OnTick|](object? state) => await ping();
             }
             """,
             Usings + """
-            abstract class Plugin
+            class Heartbeat(Func<Task> ping)
             {
-                public abstract void Start();
-            }
+                public Timer Start() => new Timer(OnTick, null, 0, 1000);
 
-            sealed class Poller(Func<Task> poll) : Plugin
-            {
-                public override async void [|Start|]() => await poll();
+                private async void [|OnTick|](object? state) => await ping();
             }
             """);
     }
