@@ -84,7 +84,11 @@ public sealed class ASC0011SemaphoreWaitProtocol : DiagnosticAnalyzer
     /// <c>_ = ...;</c>), or null when the result is used.</summary>
     internal static ExpressionStatementSyntax? ResultDiscardedIn(InvocationExpressionSyntax wait)
     {
-        SyntaxNode node = wait.Parent is AwaitExpressionSyntax awaited ? awaited : wait;
+        // gate.WaitAsync(t).ConfigureAwait(false) is the same wait.
+        SyntaxNode node = wait.Parent is MemberAccessExpressionSyntax { Name.Identifier.ValueText: "ConfigureAwait", Parent: InvocationExpressionSyntax configured }
+            ? configured
+            : wait;
+        node = node.Parent is AwaitExpressionSyntax awaited ? awaited : node;
         while (node.Parent is ParenthesizedExpressionSyntax)
         {
             node = node.Parent;

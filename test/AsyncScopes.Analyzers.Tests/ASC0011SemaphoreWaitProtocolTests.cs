@@ -22,6 +22,29 @@ public sealed class ASC0011SemaphoreWaitProtocolTests
     // Positive cases.
 
     [Fact]
+    public async Task A_timed_wait_with_ConfigureAwait_whose_result_is_ignored_is_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            class Cache(SemaphoreSlim refreshing)
+            {
+                public async Task RefreshAsync(Func<Task> load)
+                {
+                    await [|refreshing.WaitAsync(TimeSpan.FromSeconds(30))|].ConfigureAwait(false);
+                    try
+                    {
+                        await load().ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        refreshing.Release();
+                    }
+                }
+            }
+            """);
+    }
+
+
+    [Fact]
     public async Task A_cancellable_wait_inside_the_try_that_releases_is_reported_with_the_call()
     {
         await VerifyCS.DiagnosticsAsync(
