@@ -56,6 +56,9 @@ internal sealed class WebhookReceiver : IAsyncDisposable
         return receiver;
     }
 
+    /// <summary>A <c>Retry-After</c> the receiver sends with every answer, when set.</summary>
+    public TimeSpan? RetryAfter { get; set; }
+
     /// <summary>The next request to arrive.</summary>
     public async Task<WebhookRequest> NextRequestAsync()
     {
@@ -101,6 +104,11 @@ internal sealed class WebhookReceiver : IAsyncDisposable
         {
             status = await Respond(request, context.RequestAborted);
             context.Response.StatusCode = status.Value;
+            if (RetryAfter is { } retryAfter)
+            {
+                context.Response.Headers.RetryAfter = ((long)retryAfter.TotalSeconds).ToString(CultureInfo.InvariantCulture);
+            }
+
             if (status is >= 300 and < 400)
             {
                 context.Response.Headers.Location = Url.AbsoluteUri; // followed, it would come back here

@@ -88,6 +88,28 @@ public sealed class WebhookDeliveryTests : ReceiverTest
     }
 
     [Fact]
+    public async Task A_receiver_asking_for_a_day_with_Retry_After_waits_no_longer_than_BackoffMax()
+    {
+        // A hostile or broken receiver must not park a delivery for as long as it likes.
+        var max = TimeSpan.FromSeconds(60);
+        ChatServer server = await StartServerAsync(settings:
+            ["Webhooks:BackoffBase=00:00:10", $"Webhooks:BackoffMax={max}", "Webhooks:AttemptTimeout=00:01:07"]);
+        await server.RegisterWebhookAsync("lobby", Receiver.Url);
+        Receiver.RetryAfter = TimeSpan.FromDays(1);
+        var answers = new Queue<int>([429, 200]);
+        Receiver.Respond = (_, _) => Task.FromResult(answers.Dequeue());
+
+        await server.PostAsync("lobby", "ada", "throttled");
+        Assert.Equal(429, (await Receiver.NextOutcomeAsync()).Status);
+        await server.Time.TimersCreated(max, 1).WaitAsync(ChatServer.Patience);
+        server.Time.Advance(max);
+
+        WebhookOutcome second = await Receiver.NextOutcomeAsync();
+        Assert.Equal((2, (int?)200), (second.Request.Attempt, second.Status));
+        await server.WaitForOutboxAsync(counts => counts.Delivered == 1);
+    }
+
+    [Fact]
     public async Task A_delivery_is_given_up_after_its_last_attempt_and_marked_failed()
     {
         ChatServer server = await StartServerAsync(settings: ["Webhooks:MaxAttempts=3"]);
