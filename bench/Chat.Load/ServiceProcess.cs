@@ -46,9 +46,19 @@ internal sealed partial class ServiceProcess : IAsyncDisposable
 
         var service = new ServiceProcess(new Process { StartInfo = start, EnableRaisingEvents = true }, directory);
         service._process.Start();
-        service._process.BeginOutputReadLine();
-        service._process.BeginErrorReadLine();
-        service.BaseAddress = await service._listening.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        try
+        {
+            service._process.BeginOutputReadLine();
+            service._process.BeginErrorReadLine();
+            service.BaseAddress = await service._listening.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        }
+        catch
+        {
+            // A service that never said it listens must not outlive the run, nor its directory.
+            await service.DisposeAsync();
+            throw;
+        }
+
         service.Http = new HttpClient { BaseAddress = service.BaseAddress };
         service.Http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", adminKey);
         return service;

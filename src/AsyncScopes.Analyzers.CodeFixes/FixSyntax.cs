@@ -65,6 +65,13 @@ internal static class FixSyntax
             .WithUsingKeyword(Token(TriviaList(), SyntaxKind.UsingKeyword, TriviaList(Space)));
     }
 
+    /// <summary>The <c>using</c> keyword in front of a declaration, keeping its leading trivia in front of it.</summary>
+    public static LocalDeclarationStatementSyntax Using(LocalDeclarationStatementSyntax declaration)
+    {
+        var leading = declaration.GetLeadingTrivia();
+        return declaration.WithoutLeadingTrivia().WithUsingKeyword(Token(leading, SyntaxKind.UsingKeyword, TriviaList(Space)));
+    }
+
     /// <summary>Inserts <paramref name="statement"/> as the last statement of the list, or before a final <c>return</c>.</summary>
     public static SyntaxList<StatementSyntax> AppendBeforeFinalReturn(SyntaxList<StatementSyntax> statements, StatementSyntax statement)
     {

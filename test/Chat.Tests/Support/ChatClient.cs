@@ -64,7 +64,16 @@ internal sealed class ChatClient : IAsyncDisposable
                     socket.ReceiveBufferSize = size;
                 }
 
-                await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
+                try
+                {
+                    await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+
                 tcp = socket;
                 return new NetworkStream(socket, ownsSocket: true);
             },

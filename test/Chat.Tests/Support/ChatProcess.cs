@@ -50,10 +50,19 @@ internal sealed partial class ChatProcess : IAsyncDisposable
     {
         var service = new ChatProcess(directory, settings.Select(setting => "--" + setting).ToArray());
         service._process.Start();
-        service._process.BeginOutputReadLine();
-        service._process.BeginErrorReadLine();
-        service.BaseAddress = await service._listening.Task.WaitAsync(ChatServer.Patience);
-        return service;
+        try
+        {
+            service._process.BeginOutputReadLine();
+            service._process.BeginErrorReadLine();
+            service.BaseAddress = await service._listening.Task.WaitAsync(ChatServer.Patience);
+            return service;
+        }
+        catch
+        {
+            // A service that never said it listens (or died saying why) must not outlive the test.
+            await service.DisposeAsync();
+            throw;
+        }
     }
 
     public Uri WebSocketUri(string room, string name) =>

@@ -38,7 +38,17 @@ internal sealed class PostgresDatabase : IAsyncDisposable
         }
 
         var database = new PostgresDatabase(server, $"chat_test_{Guid.NewGuid():N}");
-        await database.OnServerAsync($"CREATE DATABASE {database.Name}");
+        try
+        {
+            await database.OnServerAsync($"CREATE DATABASE {database.Name}");
+        }
+        catch
+        {
+            // A CREATE that failed on the client's side may still have run on the server's.
+            await database.DisposeAsync();
+            throw;
+        }
+
         return database;
     }
 

@@ -1,0 +1,449 @@
+using System.Collections.Concurrent;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+using Microsoft.CodeAnalysis.Diagnostics;
+using Microsoft.CodeAnalysis.FlowAnalysis;
+using Microsoft.CodeAnalysis.Operations;
+
+namespace AsyncScopes.Analyzers;
+
+/// <summary>
+/// ASC0013: a resource a function creates into a local (a WebSocket, a socket, a linked or timed
+/// <c>CancellationTokenSource</c>, a timer, an <c>HttpListener</c>, rented memory, a stream, a database connection,
+/// reader or transaction, any object with asynchronous disposal) that some path of the function's control flow graph
+/// neither disposes nor hands on: never disposed, left behind by an early return or throw, overwritten in a loop, or
+/// disposed after an await that can throw past it.
+/// </summary>
+[DiagnosticAnalyzer(LanguageNames.CSharp)]
+public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
+{
+    /// <summary>The property the fix reads: "using" or "await using" when it may declare the local so.</summary>
+    public const string UsingProperty = "Using";
+
+    /// <summary>The rule's descriptor.</summary>
+    public static readonly DiagnosticDescriptor Rule = Rules.Create(
+        Rules.DisposableLocalNotDisposed,
+        "Dispose a resource on every path",
+        "'{0}' ({1}) {2}",
+        Rules.Reliability,
+        "A socket, WebSocket, timer, linked CancellationTokenSource, stream or database connection that a path leaves " +
+        "undisposed stays open (or registered, or ticking) until the garbage collector finds it, which under load is " +
+        "never soon enough. The rule follows the compiler's control flow graph from the creation: every path must " +
+        "dispose the object (Dispose, DisposeAsync, Close where the type documents it as disposal, a using) or hand it " +
+        "on (return it, store it, pass it to a method or constructor). An await that throws before the disposal counts " +
+        "as a path, unless a catch or a finally that disposes the object stands in between.");
+
+    /// <inheritdoc/>
+    public override ImmutableArray<DiagnosticDescriptor> SupportedDiagnostics { get; } = ImmutableArray.Create(Rule);
+
+    /// <inheritdoc/>
+    public override void Initialize(AnalysisContext context)
+    {
+        context.ConfigureGeneratedCodeAnalysis(GeneratedCodeAnalysisFlags.None);
+        context.EnableConcurrentExecution();
+        context.RegisterCompilationStartAction(start =>
+        {
+            var resources = new Resources(start.Compilation);
+            start.RegisterOperationBlockAction(block =>
+            {
+                foreach (var operation in block.OperationBlocks)
+                {
+                    if (operation.Kind is OperationKind.MethodBody or OperationKind.ConstructorBody or OperationKind.Block
+                        && operation.Descendants().Any(candidate => resources.Created(candidate) is not null))
+                    {
+                        var model = operation.SemanticModel!;
+                        Analyze(block.GetControlFlowGraph(operation), model, resources, block.ReportDiagnostic, block.CancellationToken);
+                    }
+                }
+            });
+        });
+    }
+
+    /// <summary>Follows each tracked local of the graph, then those of its lambdas and local functions (their own graphs).</summary>
+    /// <remarks>Operations in a control flow graph carry no semantic model: <paramref name="model"/> is the block's.</remarks>
+    private static void Analyze(ControlFlowGraph graph, SemanticModel model, Resources resources, Action<Diagnostic> report, CancellationToken cancellationToken)
+    {
+        HashSet<ILocalSymbol>? captured = null;
+        Dictionary<CaptureId, IOperation>? capturedValues = null;
+        foreach (var block in graph.Blocks)
+        {
+            // The operations, then the value the block branches on or returns (an expression-bodied lambda is there).
+            for (var index = 0; index <= block.Operations.Length; index++)
+            {
+                var root = index < block.Operations.Length ? block.Operations[index] : block.BranchValue;
+                foreach (var operation in root?.DescendantsAndSelf() ?? Enumerable.Empty<IOperation>())
+                {
+                    if (operation is IFlowAnonymousFunctionOperation function)
+                    {
+                        Analyze(graph.GetAnonymousFunctionControlFlowGraph(function, cancellationToken), model, resources, report, cancellationToken);
+                        continue;
+                    }
+
+                    if (index == block.Operations.Length
+                        || operation is not ISimpleAssignmentOperation { Target: ILocalReferenceOperation { Local: var local }, Value: var assigned })
+                    {
+                        continue;
+                    }
+
+                    // An object initializer is built in a flow capture, which the local is then given.
+                    var value = assigned is IFlowCaptureReferenceOperation reference
+                        && (capturedValues ??= CapturedValues(graph)).TryGetValue(reference.Id, out var built) ? built : assigned;
+                    if (resources.Created(value) is not { } created
+                        || local.IsRef
+                        || DeclaredWithUsing(local, cancellationToken))
+                    {
+                        continue;
+                    }
+
+                    captured ??= Captured(graph.OriginalOperation.Syntax, model, cancellationToken);
+                    if (captured.Contains(local))
+                    {
+                        continue; // a lambda or local function may dispose it; its paths are not these
+                    }
+
+                    if (OwnershipFlow.Find(graph, block, index, local, resources.IsRelease, cancellationToken) is { } leak)
+                    {
+                        Report(leak, local, created, value, model, resources, report);
+                    }
+                }
+            }
+        }
+
+        foreach (var localFunction in graph.LocalFunctions)
+        {
+            Analyze(graph.GetLocalFunctionControlFlowGraph(localFunction, cancellationToken), model, resources, report, cancellationToken);
+        }
+    }
+
+    /// <summary>The value of each flow capture given one value only (a conditional expression gives one per branch).</summary>
+    private static Dictionary<CaptureId, IOperation> CapturedValues(ControlFlowGraph graph)
+    {
+        var values = new Dictionary<CaptureId, IOperation>();
+        var ambiguous = new HashSet<CaptureId>();
+        foreach (var block in graph.Blocks)
+        {
+            foreach (var operation in block.Operations)
+            {
+                if (operation is IFlowCaptureOperation capture && !values.ContainsKey(capture.Id))
+                {
+                    values[capture.Id] = capture.Value;
+                }
+                else if (operation is IFlowCaptureOperation again)
+                {
+                    ambiguous.Add(again.Id);
+                }
+            }
+        }
+
+        foreach (var id in ambiguous)
+        {
+            values.Remove(id);
+        }
+
+        return values;
+    }
+
+    private static void Report(Leak leak, ILocalSymbol local, ITypeSymbol type, IOperation creation, SemanticModel model, Resources resources, Action<Diagnostic> report)
+    {
+        // Where it is lost: the await, or the whole statement that returns, throws or assigns.
+        var at = leak.Kind == LeakKind.AwaitThrows ? leak.At?.Syntax : leak.At?.Syntax.FirstAncestorOrSelf<StatementSyntax>();
+        var line = at is null ? 0 : at.GetLocation().GetLineSpan().StartLinePosition.Line + 1;
+        var (message, fixable) = leak.Kind switch
+        {
+            LeakKind.Never => ("is never disposed", true),
+            LeakKind.Exit when at is null => ("is not disposed on every path out of the function", true),
+            LeakKind.Exit => ($"is not disposed on the path that leaves at line {line}", true),
+            LeakKind.Overwritten => ($"is still undisposed when line {line} assigns '{local.Name}' again", false),
+            _ => ($"is not disposed if the await at line {line} throws: dispose it in a finally, or declare it with 'using'", true),
+        };
+
+        var properties = ImmutableDictionary<string, string?>.Empty;
+        if (fixable && FixKind(local, type, creation, model, resources) is { } fix)
+        {
+            properties = properties.Add(UsingProperty, fix);
+        }
+
+        var additional = at is null ? Array.Empty<Location>() : new[] { at.GetLocation() };
+        report(Diagnostic.Create(Rule, creation.Syntax.GetLocation(), additional, properties, local.Name, type.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat), message));
+    }
+
+    /// <summary>
+    /// "await using" or "using" when the declaration can become one without changing what else the code does: a
+    /// declaration of its own in a block, a variable never assigned again, and no disposal except, at most, one as the
+    /// last statement of that block (which the fix removes).
+    /// </summary>
+    private static string? FixKind(ILocalSymbol local, ITypeSymbol type, IOperation creation, SemanticModel model, Resources resources)
+    {
+        if (creation.Syntax.Parent is not EqualsValueClauseSyntax { Parent: VariableDeclaratorSyntax { Parent: VariableDeclarationSyntax { Variables.Count: 1, Parent: LocalDeclarationStatementSyntax { Parent: BlockSyntax block } declaration } } })
+        {
+            return null;
+        }
+
+        foreach (var identifier in block.DescendantNodes().OfType<IdentifierNameSyntax>())
+        {
+            if (identifier.Identifier.ValueText != local.Name || !SymbolEqualityComparer.Default.Equals(model.GetSymbolInfo(identifier).Symbol, local))
+            {
+                continue;
+            }
+
+            // Only its members used: anything else hands it on somewhere, which a using would dispose under the taker.
+            var call = identifier.Parent switch
+            {
+                MemberAccessExpressionSyntax member when member.Expression == identifier => member.Parent as InvocationExpressionSyntax,
+                ConditionalAccessExpressionSyntax conditional when conditional.Expression == identifier => conditional.WhenNotNull as InvocationExpressionSyntax,
+                _ => null,
+            };
+            if (call is null && identifier.Parent is not MemberAccessExpressionSyntax { Parent: not InvocationExpressionSyntax })
+            {
+                return null;
+            }
+
+            if (call is not null && model.GetOperation(call) is IInvocationOperation invocation
+                && resources.IsRelease(invocation) && !IsFinalStatement(call, block))
+            {
+                return null;
+            }
+        }
+
+        var canAwait = Functions.CanAwaitAt(declaration);
+        if (canAwait && resources.IsAsyncDisposable(type))
+        {
+            return "await using";
+        }
+
+        return KnownTypes.Implements(type, resources.Known.IDisposable) ? "using" : null;
+    }
+
+    /// <summary>True when <paramref name="release"/> is the whole of the last statement of <paramref name="block"/>, or of the one before a final return.</summary>
+    internal static bool IsFinalStatement(SyntaxNode release, BlockSyntax block)
+    {
+        var statement = release.Parent is AwaitExpressionSyntax awaited ? awaited.Parent : release.Parent;
+        if (statement is ConditionalAccessExpressionSyntax conditional)
+        {
+            statement = conditional.Parent;
+        }
+
+        if (statement is not ExpressionStatementSyntax || statement.Parent != block)
+        {
+            return false;
+        }
+
+        var statements = block.Statements;
+        var last = statements.Count > 0 && statements[statements.Count - 1] is ReturnStatementSyntax && statements.Count > 1
+            ? statements[statements.Count - 2]
+            : statements.LastOrDefault();
+        return last == statement;
+    }
+
+    private static bool DeclaredWithUsing(ILocalSymbol local, CancellationToken cancellationToken)
+    {
+        foreach (var reference in local.DeclaringSyntaxReferences)
+        {
+            var declarator = reference.GetSyntax(cancellationToken);
+            if (declarator.Parent?.Parent is LocalDeclarationStatementSyntax { UsingKeyword.RawKind: (int)SyntaxKind.UsingKeyword } or UsingStatementSyntax)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>The locals a lambda or local function inside <paramref name="body"/> refers to.</summary>
+    private static HashSet<ILocalSymbol> Captured(SyntaxNode body, SemanticModel model, CancellationToken cancellationToken)
+    {
+        var captured = new HashSet<ILocalSymbol>(SymbolEqualityComparer.Default);
+        foreach (var function in body.DescendantNodes().Where(node => node is AnonymousFunctionExpressionSyntax or LocalFunctionStatementSyntax))
+        {
+            foreach (var identifier in function.DescendantNodes().OfType<IdentifierNameSyntax>())
+            {
+                if (model.GetSymbolInfo(identifier, cancellationToken).Symbol is ILocalSymbol local && !IsDeclaredInside(local, function, cancellationToken))
+                {
+                    captured.Add(local);
+                }
+            }
+        }
+
+        return captured;
+    }
+
+    private static bool IsDeclaredInside(ILocalSymbol local, SyntaxNode function, CancellationToken cancellationToken) =>
+        local.DeclaringSyntaxReferences.Any(reference => function.Span.Contains(reference.GetSyntax(cancellationToken).Span));
+
+    /// <summary>What the rule tracks, and what disposes it.</summary>
+    private sealed class Resources
+    {
+        private readonly INamedTypeSymbol?[] _closeable;
+        private readonly INamedTypeSymbol?[] _tracked;
+        private readonly INamedTypeSymbol?[] _notTracked;
+        private readonly INamedTypeSymbol? _cancellationTokenSource;
+        private readonly INamedTypeSymbol? _memoryPool;
+        private readonly INamedTypeSymbol? _textWriter;
+        private readonly ConcurrentDictionary<ITypeSymbol, bool> _trackedTypes = new(SymbolEqualityComparer.Default);
+        private readonly INamedTypeSymbol? _webSocket;
+        private readonly INamedTypeSymbol? _httpListener;
+        private readonly INamedTypeSymbol? _tcpClient;
+
+        public Resources(Compilation compilation)
+        {
+            Known = KnownTypes.From(compilation);
+            INamedTypeSymbol? Type(string name) => compilation.GetTypeByMetadataName(name);
+            _cancellationTokenSource = Type("System.Threading.CancellationTokenSource");
+            _memoryPool = Type("System.Buffers.MemoryPool`1");
+            _textWriter = Type("System.IO.TextWriter");
+            _webSocket = Type("System.Net.WebSockets.WebSocket");
+            _httpListener = Type("System.Net.HttpListener");
+            _tcpClient = Type("System.Net.Sockets.TcpClient");
+            _closeable = new[]
+            {
+                Known.Stream, Known.DbConnection, Known.DbDataReader, Type("System.Net.Sockets.Socket"), Type("System.Net.Sockets.TcpClient"),
+                Type("System.Net.Sockets.UdpClient"), Type("System.Net.HttpListener"),
+            };
+            _tracked = new[]
+            {
+                Known.Stream, Known.DbConnection, Known.DbDataReader, Known.DbTransaction, _webSocket,
+                Type("System.Net.Sockets.Socket"), Type("System.Net.Sockets.TcpClient"), Type("System.Net.Sockets.UdpClient"),
+                Type("System.Net.HttpListener"), Type("System.Threading.PeriodicTimer"), Known.Timer, Known.ITimer, Type("System.Timers.Timer"),
+            };
+            _notTracked = new[]
+            {
+                // Disposing these releases nothing: their Dispose only marks them closed.
+                Type("System.IO.MemoryStream"), Type("System.IO.UnmanagedMemoryStream"),
+            };
+        }
+
+        public KnownTypes Known { get; }
+
+        /// <summary>The type of the resource <paramref name="operation"/> creates, or null when it creates none the rule tracks.</summary>
+        public ITypeSymbol? Created(IOperation operation)
+        {
+            operation = OwnershipFlow.Strip(operation);
+            if (operation is IAwaitOperation awaited)
+            {
+                operation = OwnershipFlow.Strip(awaited.Operation);
+                if (operation is IInvocationOperation { TargetMethod.Name: "ConfigureAwait", Instance: { } configured })
+                {
+                    operation = OwnershipFlow.Strip(configured);
+                }
+
+                return operation is IInvocationOperation asyncFactory && IsAsyncFactory(asyncFactory.TargetMethod)
+                    && asyncFactory.Type is INamedTypeSymbol { TypeArguments.Length: 1 } task && Tracked(task.TypeArguments[0], operation)
+                    ? task.TypeArguments[0]
+                    : null;
+            }
+
+            switch (operation)
+            {
+                case IObjectCreationOperation { Type: { } created } creation when Tracked(created, creation):
+                    return created;
+                case IInvocationOperation { Type: { } returned } invocation when IsFactory(invocation.TargetMethod) && Tracked(returned, invocation):
+                    return returned;
+                default:
+                    return null;
+            }
+        }
+
+        /// <summary>
+        /// Dispose, DisposeAsync, or Close on the types that document it as disposal; or a call that hands what the
+        /// object holds to a new owner (a <c>TcpClient</c>'s stream owns its socket).
+        /// </summary>
+        public bool IsRelease(IInvocationOperation invocation)
+        {
+            var method = invocation.TargetMethod;
+            if (method.Parameters.Length != 0)
+            {
+                return false;
+            }
+
+            return method.Name switch
+            {
+                "GetStream" => invocation.Instance?.Type is { } type && IsOrDerives(type, _tcpClient),
+                "Dispose" or "DisposeAsync" => true,
+                "Close" => invocation.Instance?.Type is { } type && _closeable.Any(closeable => IsOrDerives(type, closeable)),
+                "Abort" => invocation.Instance?.Type is { } type && (IsOrDerives(type, _webSocket) || IsOrDerives(type, _httpListener)),
+                _ => false,
+            };
+        }
+
+        public bool IsAsyncDisposable(ITypeSymbol type) => KnownTypes.Implements(type, Known.IAsyncDisposable);
+
+        private bool Tracked(ITypeSymbol type, IOperation creation)
+        {
+            if (type.IsValueType)
+            {
+                return false;
+            }
+
+            if (_cancellationTokenSource is not null && IsOrDerives(type, _cancellationTokenSource))
+            {
+                // Only a linked or timed source holds anything (a registration on another token, or a timer); a
+                // derived source has its own way to end.
+                return KnownTypes.Is(type, _cancellationTokenSource)
+                    && (creation is IInvocationOperation { TargetMethod.Name: "CreateLinkedTokenSource" } || creation is IObjectCreationOperation { Arguments.Length: > 0 });
+            }
+
+            return _trackedTypes.GetOrAdd(type, TrackedType);
+        }
+
+        /// <summary>Decided once per type: every method of a compilation asks about the objects it creates.</summary>
+        private bool TrackedType(ITypeSymbol type)
+        {
+            if (!KnownTypes.Implements(type, Known.IDisposable) && !KnownTypes.Implements(type, Known.IAsyncDisposable))
+            {
+                return false;
+            }
+
+            if (_notTracked.Any(excluded => KnownTypes.Is(type, excluded)) || type.ContainingNamespace?.ToDisplayString() == "AsyncScopes")
+            {
+                return false; // nothing to release; or the library's own, which ASC0008 covers
+            }
+
+            if (type is INamedTypeSymbol named && named.AllInterfaces.Add(named).Any(implemented => implemented.OriginalDefinition.ToDisplayString() == "System.Buffers.IMemoryOwner<T>"))
+            {
+                return true;
+            }
+
+            if (_tracked.Any(tracked => tracked is not null && IsOrDerives(type, tracked)))
+            {
+                return true;
+            }
+
+            // Any other object whose disposal is asynchronous work, but not a writer: a writer over someone else's
+            // stream is left undisposed on purpose (disposing it would close the stream).
+            return !(_textWriter is not null && IsOrDerives(type, _textWriter)) && AsyncDisposal.DoesAsyncWork(type, Known);
+        }
+
+        /// <summary>A method of the BCL (or an override of one) that returns a new object the caller owns.</summary>
+        private static bool IsFactory(IMethodSymbol method) => method.Name switch
+        {
+            "CreateLinkedTokenSource" or "Rent" or "CreateConnection" or "OpenConnection" or "BeginTransaction" or "ExecuteReader"
+                or "CreateFromStream" or "CreateClientWebSocket" or "CreateTimer" or "Accept" or "AcceptTcpClient" or "AcceptSocket"
+                or "OpenRead" or "OpenWrite" or "Open" or "Create" => DeclaredByTheBcl(method),
+            _ => false,
+        };
+
+        /// <summary>The same, for a method whose task gives the object.</summary>
+        private static bool IsAsyncFactory(IMethodSymbol method) => method.Name switch
+        {
+            "BeginTransactionAsync" or "ExecuteReaderAsync" or "OpenConnectionAsync" or "AcceptAsync" or "AcceptTcpClientAsync"
+                or "AcceptSocketAsync" => DeclaredByTheBcl(method),
+            _ => false,
+        };
+
+        private static bool DeclaredByTheBcl(IMethodSymbol method)
+        {
+            var root = method;
+            while (root.OverriddenMethod is { } overridden)
+            {
+                root = overridden;
+            }
+
+            return root.ContainingType?.ContainingNamespace?.ToDisplayString() is { } space
+                && (space == "System" || space.StartsWith("System.", StringComparison.Ordinal));
+        }
+
+        private static bool IsOrDerives(ITypeSymbol type, ITypeSymbol? baseType) =>
+            baseType is not null && (KnownTypes.Is(type, baseType) || KnownTypes.InheritsFrom(type, baseType));
+    }
+}

@@ -1,0 +1,682 @@
+namespace AsyncScopes.Analyzers.Tests;
+
+using VerifyCS = Verify<ASC0013DisposableLocalNotDisposed>;
+using VerifyFix = Verify<ASC0013DisposableLocalNotDisposed, ASC0013DisposableLocalNotDisposedFix>;
+
+public sealed class ASC0013DisposableLocalNotDisposedTests
+{
+    private const string Usings = """
+        using System;
+        using System.Buffers;
+        using System.Collections.Generic;
+        using System.Data.Common;
+        using System.IO;
+        using System.Net;
+        using System.Net.Sockets;
+        using System.Net.WebSockets;
+        using System.Text;
+        using System.Threading;
+        using System.Threading.Tasks;
+
+        """;
+
+    // Positive cases.
+
+    [Fact]
+    public async Task A_chat_client_whose_WebSocket_is_never_disposed_is_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(
+            Usings + """
+            sealed class ChatClient
+            {
+                public async Task SendAsync(Uri server, string text, CancellationToken ct)
+                {
+                    var socket = {|#0:new ClientWebSocket()|};
+                    await socket.ConnectAsync(server, ct);
+                    await socket.SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, true, ct);
+                    await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", ct);
+                }
+            }
+            """,
+            VerifyCS.Diagnostic().WithLocation(0).WithArguments("socket", "ClientWebSocket", "is never disposed"));
+    }
+
+    [Fact]
+    public async Task A_linked_token_source_a_handler_never_disposes_is_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(
+            Usings + """
+            sealed class Handler(Func<CancellationToken, Task> work)
+            {
+                public async Task HandleAsync(CancellationToken requestAborted, CancellationToken stopping)
+                {
+                    var linked = {|#0:CancellationTokenSource.CreateLinkedTokenSource(requestAborted, stopping)|};
+                    linked.CancelAfter(TimeSpan.FromSeconds(30));
+                    await work(linked.Token);
+                }
+            }
+            """,
+            VerifyCS.Diagnostic().WithLocation(0).WithArguments("linked", "CancellationTokenSource", "is never disposed"));
+    }
+
+    [Fact]
+    public async Task A_file_disposed_only_after_an_await_that_can_throw_is_reported_at_the_await()
+    {
+        await VerifyCS.DiagnosticsAsync(
+            Usings + """
+            sealed class Export
+            {
+                public async Task WriteAsync(string path, ReadOnlyMemory<byte> data, CancellationToken ct)
+                {
+                    var file = {|#0:new FileStream(path, FileMode.Create)|};
+                    {|#1:await file.WriteAsync(data, ct)|};
+                    await file.DisposeAsync();
+                }
+            }
+            """,
+            VerifyCS.Diagnostic().WithLocation(0).WithLocation(1).WithArguments(
+                "file", "FileStream", "is not disposed if the await at line 17 throws: dispose it in a finally, or declare it with 'using'"));
+    }
+
+    [Fact]
+    public async Task A_connection_left_open_by_an_early_return_is_reported_at_the_return()
+    {
+        await VerifyCS.DiagnosticsAsync(
+            Usings + """
+            sealed class Users(DbProviderFactory factory, string connectionString)
+            {
+                public async Task<string?> NameAsync(int id, CancellationToken ct)
+                {
+                    var connection = {|#0:factory.CreateConnection()|}!;
+                    connection.ConnectionString = connectionString;
+                    if (id <= 0)
+                    {
+                        {|#1:return null;|}
+                    }
+
+                    try
+                    {
+                        await connection.OpenAsync(ct);
+                        var command = connection.CreateCommand();
+                        command.CommandText = "select name from users where id = " + id;
+                        return (string?)await command.ExecuteScalarAsync(ct);
+                    }
+                    finally
+                    {
+                        await connection.DisposeAsync();
+                    }
+                }
+            }
+            """,
+            VerifyCS.Diagnostic().WithLocation(0).WithLocation(1).WithArguments("connection", "DbConnection", "is not disposed on the path that leaves at line 20"));
+    }
+
+    [Fact]
+    public async Task A_periodic_timer_of_a_background_loop_is_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            sealed class Heartbeat(Func<Task> beat)
+            {
+                public async Task RunAsync(CancellationToken stopping)
+                {
+                    var timer = [|new PeriodicTimer(TimeSpan.FromSeconds(15))|];
+                    while (await timer.WaitForNextTickAsync(stopping))
+                    {
+                        await beat();
+                    }
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_socket_a_factory_returns_is_reported_when_the_connect_before_can_throw()
+    {
+        await VerifyCS.DiagnosticsAsync(
+            Usings + """
+            sealed record Connection(TcpClient Client);
+
+            static class Connector
+            {
+                public static async Task<Connection> ConnectAsync(string host, int port, CancellationToken ct)
+                {
+                    var client = {|#0:new TcpClient()|};
+                    {|#1:await client.ConnectAsync(host, port, ct)|};
+                    return new Connection(client);
+                }
+            }
+            """,
+            VerifyCS.Diagnostic().WithLocation(0).WithLocation(1).WithArguments(
+                "client", "TcpClient", "is not disposed if the await at line 19 throws: dispose it in a finally, or declare it with 'using'"));
+    }
+
+    [Fact]
+    public async Task A_reconnect_loop_that_retries_without_disposing_the_failed_socket_is_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(
+            Usings + """
+            sealed class Feed(Uri server, Func<WebSocket, Task> pump)
+            {
+                public async Task RunAsync(CancellationToken stopping)
+                {
+                    while (!stopping.IsCancellationRequested)
+                    {
+                        var socket = {|#0:new ClientWebSocket()|};
+                        try
+                        {
+                            {|#1:await socket.ConnectAsync(server, stopping)|};
+                        }
+                        catch (WebSocketException)
+                        {
+                            continue;
+                        }
+
+                        await pump(socket);
+                    }
+                }
+            }
+            """,
+            VerifyCS.Diagnostic().WithLocation(0).WithLocation(1).WithArguments(
+                "socket", "ClientWebSocket", "is not disposed if the await at line 21 throws: dispose it in a finally, or declare it with 'using'"));
+    }
+
+    [Fact]
+    public async Task A_queue_loop_that_skips_an_empty_turn_before_its_try_is_reported_at_the_next_assignment()
+    {
+        await VerifyCS.DiagnosticsAsync(
+            Usings + """
+            using System.Collections.Concurrent;
+
+            sealed class Worker(ConcurrentQueue<string> queue, Func<string, CancellationToken, Task> handle)
+            {
+                public async Task RunAsync(CancellationToken stopping)
+                {
+                    while (!stopping.IsCancellationRequested)
+                    {
+                        {|#1:var linked = {|#0:CancellationTokenSource.CreateLinkedTokenSource(stopping)|};|}
+                        linked.CancelAfter(TimeSpan.FromSeconds(10));
+                        if (!queue.TryDequeue(out var item))
+                        {
+                            await Task.Yield();
+                            continue;
+                        }
+
+                        try
+                        {
+                            await handle(item, linked.Token);
+                        }
+                        finally
+                        {
+                            linked.Dispose();
+                        }
+                    }
+                }
+            }
+            """,
+            VerifyCS.Diagnostic().WithLocation(0).WithLocation(1).WithArguments("linked", "CancellationTokenSource", "is still undisposed when line 20 assigns 'linked' again"));
+    }
+
+    [Fact]
+    public async Task A_socket_created_with_an_object_initializer_is_followed_too()
+    {
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            static class Connector
+            {
+                public static async Task<Stream> OpenAsync(string host, int port, CancellationToken ct)
+                {
+                    var client = [|new TcpClient { NoDelay = true }|];
+                    await client.ConnectAsync(host, port, ct);
+                    return client.GetStream();
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task Rented_memory_never_returned_is_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            sealed class Reader(Stream source)
+            {
+                public async Task<int> ReadFrameAsync(CancellationToken ct)
+                {
+                    var buffer = [|MemoryPool<byte>.Shared.Rent(4096)|];
+                    return await source.ReadAsync(buffer.Memory, ct);
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_timed_token_source_and_a_reader_in_a_repository_are_both_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            sealed class Messages(DbConnection connection)
+            {
+                public async Task<List<string>> RecentAsync()
+                {
+                    var timeout = [|new CancellationTokenSource(TimeSpan.FromSeconds(5))|];
+                    await using var command = connection.CreateCommand();
+                    command.CommandText = "select text from messages order by id desc limit 50";
+                    var reader = [|await command.ExecuteReaderAsync(timeout.Token)|];
+                    var texts = new List<string>();
+                    while (await reader.ReadAsync(timeout.Token))
+                    {
+                        texts.Add(reader.GetString(0));
+                    }
+
+                    return texts;
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_listener_left_behind_by_a_throw_is_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(
+            Usings + """
+            static class Probe
+            {
+                public static Socket Listen(int port, int backlog)
+                {
+                    var listener = {|#0:new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)|};
+                    listener.Bind(new IPEndPoint(IPAddress.Loopback, port));
+                    if (backlog <= 0)
+                    {
+                        {|#1:throw new ArgumentOutOfRangeException(nameof(backlog));|}
+                    }
+
+                    listener.Listen(backlog);
+                    return listener;
+                }
+            }
+            """,
+            VerifyCS.Diagnostic().WithLocation(0).WithLocation(1).WithArguments("listener", "Socket", "is not disposed on the path that leaves at line 20"));
+    }
+
+    [Fact]
+    public async Task A_resource_created_in_an_async_lambda_is_followed_through_the_lambda()
+    {
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            sealed class Uploader
+            {
+                public Task StartAsync(string path, Func<Stream, Task> upload) => Task.Run(async () =>
+                {
+                    var file = [|File.OpenRead(path)|];
+                    await file.CopyToAsync(Stream.Null);
+                    await upload(Stream.Null);
+                });
+            }
+            """);
+    }
+
+    // Negative cases.
+
+    [Fact]
+    public async Task Resources_declared_with_using_or_await_using_are_not_reported()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            sealed class ChatClient
+            {
+                public async Task SendAsync(Uri server, byte[] text, CancellationToken ct)
+                {
+                    using var socket = new ClientWebSocket();
+                    using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                    await using var file = new FileStream("log.txt", FileMode.Append);
+                    using (var timer = new PeriodicTimer(TimeSpan.FromSeconds(1)))
+                    {
+                        await socket.ConnectAsync(server, linked.Token);
+                        await timer.WaitForNextTickAsync(linked.Token);
+                        await socket.SendAsync(text, WebSocketMessageType.Text, true, linked.Token);
+                        await file.WriteAsync(text, ct);
+                    }
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_resource_disposed_in_a_finally_with_a_null_check_is_not_reported()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            sealed class ChatClient
+            {
+                public async Task SendAsync(Uri server, byte[] text, CancellationToken ct)
+                {
+                    ClientWebSocket? socket = null;
+                    CancellationTokenSource? linked = null;
+                    try
+                    {
+                        linked = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                        socket = new ClientWebSocket();
+                        await socket.ConnectAsync(server, linked.Token);
+                        await socket.SendAsync(text, WebSocketMessageType.Text, true, linked.Token);
+                    }
+                    finally
+                    {
+                        socket?.Dispose();
+                        if (linked != null)
+                        {
+                            linked.Dispose();
+                        }
+                    }
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_factory_that_disposes_in_its_catch_and_returns_the_object_is_not_reported()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            static class Connector
+            {
+                public static async Task<TcpClient> ConnectAsync(string host, int port, CancellationToken ct)
+                {
+                    var client = new TcpClient();
+                    try
+                    {
+                        await client.ConnectAsync(host, port, ct);
+                    }
+                    catch
+                    {
+                        client.Dispose();
+                        throw;
+                    }
+
+                    return client;
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_TcpClient_whose_stream_is_returned_is_handed_on_with_its_socket()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            static class Connector
+            {
+                public static async Task<Stream> OpenAsync(string host, int port, bool noDelay, CancellationToken ct)
+                {
+                    var client = new TcpClient { NoDelay = noDelay };
+                    try
+                    {
+                        await client.ConnectAsync(host, port, ct);
+                    }
+                    catch
+                    {
+                        client.Dispose();
+                        throw;
+                    }
+
+                    // The stream owns the socket: disposing it closes the connection.
+                    return client.GetStream();
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_resource_stored_in_a_field_added_to_a_registry_or_wrapped_is_not_reported()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            using System.Net.Security;
+
+            sealed class Server : IDisposable
+            {
+                private readonly List<Socket> _clients = new();
+                private PeriodicTimer? _timer;
+
+                public void Start() => _timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
+
+                public void Accept(Socket listener)
+                {
+                    var client = listener.Accept();
+                    _clients.Add(client);
+                }
+
+                public SslStream Secure(Socket socket)
+                {
+                    var network = new NetworkStream(socket, ownsSocket: true);
+                    return new SslStream(network);
+                }
+
+                public void Dispose()
+                {
+                    _timer?.Dispose();
+                    _clients.ForEach(client => client.Dispose());
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task Objects_whose_disposal_releases_nothing_are_not_reported()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            sealed class Formatter
+            {
+                public async Task<byte[]> FormatAsync(Func<Stream, CancellationToken, Task> write)
+                {
+                    var cancel = new CancellationTokenSource();
+                    var buffer = new MemoryStream();
+                    var text = new StringWriter();
+                    await write(buffer, cancel.Token);
+                    text.Write(buffer.Length);
+                    return buffer.ToArray();
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_resource_a_lambda_disposes_is_not_reported()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            sealed class Deadline
+            {
+                public CancellationToken Start(CancellationToken outer, TimeSpan limit)
+                {
+                    var linked = CancellationTokenSource.CreateLinkedTokenSource(outer);
+                    linked.CancelAfter(limit);
+                    linked.Token.Register(() => linked.Dispose());
+                    return linked.Token;
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task An_await_whose_failure_a_catch_handles_before_the_disposal_is_not_reported()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            sealed class Probe
+            {
+                public async Task<bool> CanConnectAsync(Uri server, CancellationToken ct)
+                {
+                    var socket = new ClientWebSocket();
+                    var connected = false;
+                    try
+                    {
+                        await socket.ConnectAsync(server, ct);
+                        connected = true;
+                    }
+                    catch (WebSocketException)
+                    {
+                    }
+
+                    socket.Dispose();
+                    return connected;
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_loop_that_disposes_each_socket_before_it_goes_round_again_is_not_reported()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            sealed class Feed(Uri server, Func<WebSocket, Task> pump)
+            {
+                public async Task RunAsync(CancellationToken stopping)
+                {
+                    while (!stopping.IsCancellationRequested)
+                    {
+                        var socket = new ClientWebSocket();
+                        try
+                        {
+                            await socket.ConnectAsync(server, stopping);
+                            await pump(socket);
+                        }
+                        catch (WebSocketException)
+                        {
+                            socket.Dispose();
+                            continue;
+                        }
+
+                        socket.Dispose();
+                    }
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task Awaiting_another_disposal_before_this_one_is_not_reported()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            sealed class Copy
+            {
+                public async Task CopyAsync(string from, string to, CancellationToken ct)
+                {
+                    var source = File.OpenRead(from);
+                    var target = File.Create(to);
+                    try
+                    {
+                        await source.CopyToAsync(target, ct);
+                    }
+                    finally
+                    {
+                        await target.DisposeAsync();
+                        await source.DisposeAsync();
+                    }
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_resource_closed_where_its_type_documents_Close_as_disposal_is_not_reported()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            static class Ping
+            {
+                public static void Send(IPEndPoint to, byte[] datagram)
+                {
+                    var client = new UdpClient();
+                    try
+                    {
+                        client.Send(datagram, datagram.Length, to);
+                    }
+                    finally
+                    {
+                        client.Close();
+                    }
+                }
+            }
+            """);
+    }
+
+    // The fix.
+
+    [Fact]
+    public async Task The_fix_declares_an_async_disposable_with_await_using_and_drops_the_final_disposal()
+    {
+        await VerifyFix.FixAsync(
+            Usings + """
+            sealed class Export
+            {
+                public async Task WriteAsync(string path, ReadOnlyMemory<byte> data, CancellationToken ct)
+                {
+                    var file = [|new FileStream(path, FileMode.Create)|];
+                    await file.WriteAsync(data, ct);
+                    await file.DisposeAsync();
+                }
+            }
+            """,
+            Usings + """
+            sealed class Export
+            {
+                public async Task WriteAsync(string path, ReadOnlyMemory<byte> data, CancellationToken ct)
+                {
+                    await using var file = new FileStream(path, FileMode.Create);
+                    await file.WriteAsync(data, ct);
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task The_fix_declares_a_token_source_with_using()
+    {
+        await VerifyFix.FixAsync(
+            Usings + """
+            sealed class Handler(Func<CancellationToken, Task> work)
+            {
+                public async Task HandleAsync(CancellationToken requestAborted, CancellationToken stopping)
+                {
+                    // Whichever ends first.
+                    var linked = [|CancellationTokenSource.CreateLinkedTokenSource(requestAborted, stopping)|];
+                    await work(linked.Token);
+                }
+            }
+            """,
+            Usings + """
+            sealed class Handler(Func<CancellationToken, Task> work)
+            {
+                public async Task HandleAsync(CancellationToken requestAborted, CancellationToken stopping)
+                {
+                    // Whichever ends first.
+                    using var linked = CancellationTokenSource.CreateLinkedTokenSource(requestAborted, stopping);
+                    await work(linked.Token);
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task The_fix_is_not_offered_for_an_object_a_path_hands_on()
+    {
+        await VerifyFix.NoFixAsync(Usings + """
+            sealed record Connection(TcpClient Client);
+
+            static class Connector
+            {
+                public static async Task<Connection> ConnectAsync(string host, int port, CancellationToken ct)
+                {
+                    var client = [|new TcpClient()|];
+                    await client.ConnectAsync(host, port, ct);
+                    return new Connection(client);
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task The_fix_is_not_offered_when_a_disposal_in_the_middle_would_move_to_the_end()
+    {
+        await VerifyFix.NoFixAsync(Usings + """
+            sealed class Export
+            {
+                public async Task WriteAsync(string path, string final, ReadOnlyMemory<byte> data, CancellationToken ct)
+                {
+                    var file = [|new FileStream(path, FileMode.Create)|];
+                    await file.WriteAsync(data, ct);
+                    file.Dispose();
+                    File.Move(path, final);
+                }
+            }
+            """);
+    }
+}
