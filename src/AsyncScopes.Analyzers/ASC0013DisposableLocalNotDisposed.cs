@@ -44,7 +44,7 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
         context.EnableConcurrentExecution();
         context.RegisterCompilationStartAction(start =>
         {
-            var resources = new Resources(start.Compilation);
+            var resources = new TrackedResources(start.Compilation);
             start.RegisterOperationBlockAction(block =>
             {
                 foreach (var operation in block.OperationBlocks)
@@ -62,7 +62,7 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
 
     /// <summary>Follows each tracked local of the graph, then those of its lambdas and local functions (their own graphs).</summary>
     /// <remarks>Operations in a control flow graph carry no semantic model: <paramref name="model"/> is the block's.</remarks>
-    private static void Analyze(ControlFlowGraph graph, SemanticModel model, Resources resources, Action<Diagnostic> report, CancellationToken cancellationToken)
+    private static void Analyze(ControlFlowGraph graph, SemanticModel model, TrackedResources resources, Action<Diagnostic> report, CancellationToken cancellationToken)
     {
         HashSet<ILocalSymbol>? captured = null;
         Dictionary<CaptureId, IOperation>? capturedValues = null;
@@ -144,7 +144,7 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
         return values;
     }
 
-    private static void Report(Leak leak, ILocalSymbol local, ITypeSymbol type, IOperation creation, SemanticModel model, Resources resources, Action<Diagnostic> report)
+    private static void Report(Leak leak, ILocalSymbol local, ITypeSymbol type, IOperation creation, SemanticModel model, TrackedResources resources, Action<Diagnostic> report)
     {
         // Where it is lost: the await, or the whole statement that returns, throws or assigns.
         var at = leak.Kind == LeakKind.AwaitThrows ? leak.At?.Syntax : leak.At?.Syntax.FirstAncestorOrSelf<StatementSyntax>();
@@ -173,7 +173,7 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
     /// declaration of its own in a block, a variable never assigned again, and no disposal except, at most, one as the
     /// last statement of that block (which the fix removes).
     /// </summary>
-    private static string? FixKind(ILocalSymbol local, ITypeSymbol type, IOperation creation, SemanticModel model, Resources resources)
+    private static string? FixKind(ILocalSymbol local, ITypeSymbol type, IOperation creation, SemanticModel model, TrackedResources resources)
     {
         if (creation.Syntax.Parent is not EqualsValueClauseSyntax { Parent: VariableDeclaratorSyntax { Parent: VariableDeclarationSyntax { Variables.Count: 1, Parent: LocalDeclarationStatementSyntax { Parent: BlockSyntax block } declaration } } })
         {
@@ -270,180 +270,4 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
 
     private static bool IsDeclaredInside(ILocalSymbol local, SyntaxNode function, CancellationToken cancellationToken) =>
         local.DeclaringSyntaxReferences.Any(reference => function.Span.Contains(reference.GetSyntax(cancellationToken).Span));
-
-    /// <summary>What the rule tracks, and what disposes it.</summary>
-    private sealed class Resources
-    {
-        private readonly INamedTypeSymbol?[] _closeable;
-        private readonly INamedTypeSymbol?[] _tracked;
-        private readonly INamedTypeSymbol?[] _notTracked;
-        private readonly INamedTypeSymbol? _cancellationTokenSource;
-        private readonly INamedTypeSymbol? _memoryPool;
-        private readonly INamedTypeSymbol? _textWriter;
-        private readonly ConcurrentDictionary<ITypeSymbol, bool> _trackedTypes = new(SymbolEqualityComparer.Default);
-        private readonly INamedTypeSymbol? _webSocket;
-        private readonly INamedTypeSymbol? _httpListener;
-        private readonly INamedTypeSymbol? _tcpClient;
-
-        public Resources(Compilation compilation)
-        {
-            Known = KnownTypes.From(compilation);
-            INamedTypeSymbol? Type(string name) => compilation.GetTypeByMetadataName(name);
-            _cancellationTokenSource = Type("System.Threading.CancellationTokenSource");
-            _memoryPool = Type("System.Buffers.MemoryPool`1");
-            _textWriter = Type("System.IO.TextWriter");
-            _webSocket = Type("System.Net.WebSockets.WebSocket");
-            _httpListener = Type("System.Net.HttpListener");
-            _tcpClient = Type("System.Net.Sockets.TcpClient");
-            _closeable = new[]
-            {
-                Known.Stream, Known.DbConnection, Known.DbDataReader, Type("System.Net.Sockets.Socket"), Type("System.Net.Sockets.TcpClient"),
-                Type("System.Net.Sockets.UdpClient"), Type("System.Net.HttpListener"),
-            };
-            _tracked = new[]
-            {
-                Known.Stream, Known.DbConnection, Known.DbDataReader, Known.DbTransaction, _webSocket,
-                Type("System.Net.Sockets.Socket"), Type("System.Net.Sockets.TcpClient"), Type("System.Net.Sockets.UdpClient"),
-                Type("System.Net.HttpListener"), Type("System.Threading.PeriodicTimer"), Known.Timer, Known.ITimer, Type("System.Timers.Timer"),
-            };
-            _notTracked = new[]
-            {
-                // Disposing these releases nothing: their Dispose only marks them closed.
-                Type("System.IO.MemoryStream"), Type("System.IO.UnmanagedMemoryStream"),
-            };
-        }
-
-        public KnownTypes Known { get; }
-
-        /// <summary>The type of the resource <paramref name="operation"/> creates, or null when it creates none the rule tracks.</summary>
-        public ITypeSymbol? Created(IOperation operation)
-        {
-            operation = OwnershipFlow.Strip(operation);
-            if (operation is IAwaitOperation awaited)
-            {
-                operation = OwnershipFlow.Strip(awaited.Operation);
-                if (operation is IInvocationOperation { TargetMethod.Name: "ConfigureAwait", Instance: { } configured })
-                {
-                    operation = OwnershipFlow.Strip(configured);
-                }
-
-                return operation is IInvocationOperation asyncFactory && IsAsyncFactory(asyncFactory.TargetMethod)
-                    && asyncFactory.Type is INamedTypeSymbol { TypeArguments.Length: 1 } task && Tracked(task.TypeArguments[0], operation)
-                    ? task.TypeArguments[0]
-                    : null;
-            }
-
-            switch (operation)
-            {
-                case IObjectCreationOperation { Type: { } created } creation when Tracked(created, creation):
-                    return created;
-                case IInvocationOperation { Type: { } returned } invocation when IsFactory(invocation.TargetMethod) && Tracked(returned, invocation):
-                    return returned;
-                default:
-                    return null;
-            }
-        }
-
-        /// <summary>
-        /// Dispose, DisposeAsync, or Close on the types that document it as disposal; or a call that hands what the
-        /// object holds to a new owner (a <c>TcpClient</c>'s stream owns its socket).
-        /// </summary>
-        public bool IsRelease(IInvocationOperation invocation)
-        {
-            var method = invocation.TargetMethod;
-            if (method.Parameters.Length != 0)
-            {
-                return false;
-            }
-
-            return method.Name switch
-            {
-                "GetStream" => invocation.Instance?.Type is { } type && IsOrDerives(type, _tcpClient),
-                "Dispose" or "DisposeAsync" => true,
-                "Close" => invocation.Instance?.Type is { } type && _closeable.Any(closeable => IsOrDerives(type, closeable)),
-                "Abort" => invocation.Instance?.Type is { } type && (IsOrDerives(type, _webSocket) || IsOrDerives(type, _httpListener)),
-                _ => false,
-            };
-        }
-
-        public bool IsAsyncDisposable(ITypeSymbol type) => KnownTypes.Implements(type, Known.IAsyncDisposable);
-
-        private bool Tracked(ITypeSymbol type, IOperation creation)
-        {
-            if (type.IsValueType)
-            {
-                return false;
-            }
-
-            if (_cancellationTokenSource is not null && IsOrDerives(type, _cancellationTokenSource))
-            {
-                // Only a linked or timed source holds anything (a registration on another token, or a timer); a
-                // derived source has its own way to end.
-                return KnownTypes.Is(type, _cancellationTokenSource)
-                    && (creation is IInvocationOperation { TargetMethod.Name: "CreateLinkedTokenSource" } || creation is IObjectCreationOperation { Arguments.Length: > 0 });
-            }
-
-            return _trackedTypes.GetOrAdd(type, TrackedType);
-        }
-
-        /// <summary>Decided once per type: every method of a compilation asks about the objects it creates.</summary>
-        private bool TrackedType(ITypeSymbol type)
-        {
-            if (!KnownTypes.Implements(type, Known.IDisposable) && !KnownTypes.Implements(type, Known.IAsyncDisposable))
-            {
-                return false;
-            }
-
-            if (_notTracked.Any(excluded => KnownTypes.Is(type, excluded)) || type.ContainingNamespace?.ToDisplayString() == "AsyncScopes")
-            {
-                return false; // nothing to release; or the library's own, which ASC0008 covers
-            }
-
-            if (type is INamedTypeSymbol named && named.AllInterfaces.Add(named).Any(implemented => implemented.OriginalDefinition.ToDisplayString() == "System.Buffers.IMemoryOwner<T>"))
-            {
-                return true;
-            }
-
-            if (_tracked.Any(tracked => tracked is not null && IsOrDerives(type, tracked)))
-            {
-                return true;
-            }
-
-            // Any other object whose disposal is asynchronous work, but not a writer: a writer over someone else's
-            // stream is left undisposed on purpose (disposing it would close the stream).
-            return !(_textWriter is not null && IsOrDerives(type, _textWriter)) && AsyncDisposal.DoesAsyncWork(type, Known);
-        }
-
-        /// <summary>A method of the BCL (or an override of one) that returns a new object the caller owns.</summary>
-        private static bool IsFactory(IMethodSymbol method) => method.Name switch
-        {
-            "CreateLinkedTokenSource" or "Rent" or "CreateConnection" or "OpenConnection" or "BeginTransaction" or "ExecuteReader"
-                or "CreateFromStream" or "CreateClientWebSocket" or "CreateTimer" or "Accept" or "AcceptTcpClient" or "AcceptSocket"
-                or "OpenRead" or "OpenWrite" or "Open" or "Create" => DeclaredByTheBcl(method),
-            _ => false,
-        };
-
-        /// <summary>The same, for a method whose task gives the object.</summary>
-        private static bool IsAsyncFactory(IMethodSymbol method) => method.Name switch
-        {
-            "BeginTransactionAsync" or "ExecuteReaderAsync" or "OpenConnectionAsync" or "AcceptAsync" or "AcceptTcpClientAsync"
-                or "AcceptSocketAsync" => DeclaredByTheBcl(method),
-            _ => false,
-        };
-
-        private static bool DeclaredByTheBcl(IMethodSymbol method)
-        {
-            var root = method;
-            while (root.OverriddenMethod is { } overridden)
-            {
-                root = overridden;
-            }
-
-            return root.ContainingType?.ContainingNamespace?.ToDisplayString() is { } space
-                && (space == "System" || space.StartsWith("System.", StringComparison.Ordinal));
-        }
-
-        private static bool IsOrDerives(ITypeSymbol type, ITypeSymbol? baseType) =>
-            baseType is not null && (KnownTypes.Is(type, baseType) || KnownTypes.InheritsFrom(type, baseType));
-    }
 }

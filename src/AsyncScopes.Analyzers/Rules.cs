@@ -18,6 +18,7 @@ internal static class Rules
     public const string SemaphoreWaitProtocol = "ASC0011";
     public const string DisposeAsyncNotAwaited = "ASC0012";
     public const string DisposableLocalNotDisposed = "ASC0013";
+    public const string OwnedFieldNotDisposed = "ASC0014";
 
     public const string Reliability = "Reliability";
     public const string Usage = "Usage";

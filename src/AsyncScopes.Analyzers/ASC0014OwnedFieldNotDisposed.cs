@@ -1,0 +1,412 @@
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.Diagnostics;
+using Microsoft.CodeAnalysis.Operations;
+
+namespace AsyncScopes.Analyzers;
+
+/// <summary>
+/// ASC0014: a private field that its class fills with a resource it creates (the objects ASC0013 tracks) and that
+/// nothing disposes: the class is not disposable and no method of it releases the field; the class is disposable but
+/// its disposal never reaches the field; its <c>DisposeAsync</c> forgets a field that its <c>Dispose</c> disposes; or a
+/// loop (a reconnect loop) gives the field a new object without releasing the one it holds.
+/// </summary>
+/// <remarks>
+/// Releasing is what ASC0013 counts as disposing or handing on (<c>_socket?.Dispose()</c>, <c>Close()</c> where it is
+/// disposal, passing the field to a method, <c>Interlocked.Exchange(ref _timer, null)</c>, copying it into a local),
+/// in the method itself or in any method of the class it calls. A field released anywhere in a class that is not
+/// disposable (a <c>Stop</c> method) is left alone.
+/// </remarks>
+[DiagnosticAnalyzer(LanguageNames.CSharp)]
+public sealed class ASC0014OwnedFieldNotDisposed : DiagnosticAnalyzer
+{
+    /// <summary>The rule's descriptor.</summary>
+    public static readonly DiagnosticDescriptor Rule = Rules.Create(
+        Rules.OwnedFieldNotDisposed,
+        "Dispose the resources a class keeps in its fields",
+        "'{0}' ({1}) {2}",
+        Rules.Reliability,
+        "A class that creates a socket, WebSocket, timer, linked token source, stream or connection and keeps it in a " +
+        "field owns it: its disposal must dispose the field, and a method that replaces the object (a reconnect) must " +
+        "dispose the old one first. Otherwise the object stays open, registered or ticking until the garbage collector " +
+        "finds it, once per instance or once per reconnect.");
+
+    /// <inheritdoc/>
+    public override ImmutableArray<DiagnosticDescriptor> SupportedDiagnostics { get; } = ImmutableArray.Create(Rule);
+
+    /// <inheritdoc/>
+    public override void Initialize(AnalysisContext context)
+    {
+        context.ConfigureGeneratedCodeAnalysis(GeneratedCodeAnalysisFlags.None);
+        context.EnableConcurrentExecution();
+        context.RegisterCompilationStartAction(start =>
+        {
+            var resources = new TrackedResources(start.Compilation);
+            start.RegisterSymbolStartAction(symbolStart => AnalyzeType(symbolStart, resources), SymbolKind.NamedType);
+        });
+    }
+
+    private static void AnalyzeType(SymbolStartAnalysisContext context, TrackedResources resources)
+    {
+        var type = (INamedTypeSymbol)context.Symbol;
+        if (type.TypeKind != TypeKind.Class || type.IsStatic
+            || !type.GetMembers().OfType<IFieldSymbol>().Any(field => field is { IsStatic: false, DeclaredAccessibility: Accessibility.Private, IsImplicitlyDeclared: false }))
+        {
+            return;
+        }
+
+        var facts = new TypeFacts(type, resources);
+        context.RegisterOperationAction(
+            operation => facts.Assignment(operation.Operation, operation.ContainingSymbol),
+            OperationKind.SimpleAssignment,
+            OperationKind.CoalesceAssignment,
+            OperationKind.FieldInitializer);
+        context.RegisterOperationAction(operation => facts.FieldReference((IFieldReferenceOperation)operation.Operation, operation.ContainingSymbol), OperationKind.FieldReference);
+        context.RegisterOperationAction(operation => facts.Invocation((IInvocationOperation)operation.Operation, operation.ContainingSymbol), OperationKind.Invocation);
+        context.RegisterSymbolEndAction(end => facts.Report(end.ReportDiagnostic));
+    }
+
+    /// <summary>What the operations of one class say about its fields, gathered concurrently and judged at the end.</summary>
+    private sealed class TypeFacts
+    {
+        private static readonly string[] EndingWords = { "Dispose", "Close", "Release", "Return", "Exchange" };
+
+        private readonly object _gate = new();
+        private readonly INamedTypeSymbol _type;
+        private readonly TrackedResources _resources;
+        private readonly Dictionary<IFieldSymbol, List<Creation>> _creations = new(SymbolEqualityComparer.Default);
+        private readonly Dictionary<ISymbol, HashSet<IFieldSymbol>> _releases = new(SymbolEqualityComparer.Default);
+        private readonly Dictionary<ISymbol, HashSet<IFieldSymbol>> _disposals = new(SymbolEqualityComparer.Default);
+        private readonly Dictionary<ISymbol, HashSet<ISymbol>> _calls = new(SymbolEqualityComparer.Default);
+        private readonly List<(ISymbol Callee, ILoopOperation Loop, ISymbol Caller)> _callsInLoops = new();
+
+        public TypeFacts(INamedTypeSymbol type, TrackedResources resources)
+        {
+            _type = type;
+            _resources = resources;
+        }
+
+        public void Assignment(IOperation operation, ISymbol method)
+        {
+            var (target, value, lazy) = operation switch
+            {
+                ISimpleAssignmentOperation simple => (simple.Target as IFieldReferenceOperation, simple.Value, false),
+                ICoalesceAssignmentOperation coalesce => (coalesce.Target as IFieldReferenceOperation, coalesce.Value, true),
+                IFieldInitializerOperation { InitializedFields.Length: 1 } initializer => (null, initializer.Value, false),
+                _ => (null, null, false),
+            };
+            var field = target?.Field ?? (operation as IFieldInitializerOperation)?.InitializedFields[0];
+            if (field is null || value is null || !Owns(field, target) || _resources.Created(value) is not { } created)
+            {
+                return;
+            }
+
+            var inConstructor = operation is IFieldInitializerOperation || method is IMethodSymbol { MethodKind: MethodKind.Constructor };
+            var creation = new Creation(operation, method, created, inConstructor || lazy || GuardedByNullCheck(operation, field) || ReleasedBefore(operation, field), Loop(operation));
+            lock (_gate)
+            {
+                if (!_creations.TryGetValue(field, out var list))
+                {
+                    _creations[field] = list = new List<Creation>();
+                }
+
+                list.Add(creation);
+            }
+        }
+
+        public void FieldReference(IFieldReferenceOperation reference, ISymbol method)
+        {
+            if (Owns(reference.Field, reference) && Releases(reference, _resources, strict: false))
+            {
+                var disposes = Releases(reference, _resources, strict: true);
+                lock (_gate)
+                {
+                    Set(_releases, method).Add(reference.Field);
+                    if (disposes)
+                    {
+                        Set(_disposals, method).Add(reference.Field);
+                    }
+                }
+            }
+        }
+
+        public void Invocation(IInvocationOperation invocation, ISymbol method)
+        {
+            var callee = invocation.TargetMethod.OriginalDefinition;
+            if (!SymbolEqualityComparer.Default.Equals(callee.ContainingType, _type))
+            {
+                return;
+            }
+
+            var loop = Loop(invocation);
+            lock (_gate)
+            {
+                Set(_calls, method).Add(callee);
+                if (loop is not null)
+                {
+                    _callsInLoops.Add((callee, loop, method));
+                }
+            }
+        }
+
+        public void Report(Action<Diagnostic> report)
+        {
+            var disposable = KnownTypes.Implements(_type, _resources.Known.IDisposable) || KnownTypes.Implements(_type, _resources.Known.IAsyncDisposable);
+            var syncEntries = Entries("Dispose");
+            var asyncEntries = Entries("DisposeAsync", "DisposeAsyncCore");
+            var everywhere = new HashSet<IFieldSymbol>(_releases.Values.SelectMany(fields => fields), SymbolEqualityComparer.Default);
+            var bySync = ReleasedFrom(syncEntries, _releases);
+            var byAsync = ReleasedFrom(asyncEntries, _releases);
+            foreach (var pair in _creations)
+            {
+                var field = pair.Key;
+                var first = pair.Value[0];
+                var typeName = first.Type.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat);
+                var location = field.Locations.FirstOrDefault() ?? first.Operation.Syntax.GetLocation();
+                if (!everywhere.Contains(field))
+                {
+                    var message = disposable
+                        ? $"is created by '{_type.Name}', whose disposal never disposes it"
+                        : $"is created by '{_type.Name}', which is not disposable: nothing disposes it";
+                    report(Diagnostic.Create(Rule, location, field.Name, typeName, message));
+                }
+                else if (syncEntries.Count > 0 && asyncEntries.Count > 0 && bySync.Contains(field) && !byAsync.Contains(field))
+                {
+                    report(Diagnostic.Create(Rule, location, field.Name, typeName, "is disposed by Dispose but not by DisposeAsync, which owners that await call instead"));
+                }
+
+                foreach (var creation in pair.Value)
+                {
+                    if (!creation.Covered && RunsAgain(creation, field))
+                    {
+                        report(Diagnostic.Create(Rule, creation.Operation.Syntax.GetLocation(), field.Name, typeName,
+                            "is replaced by a new object, in a loop or in a method a loop calls, without disposing the one it holds"));
+                    }
+                }
+            }
+        }
+
+        /// <summary>True when a loop runs the assignment more than once and nothing in the loop releases the field.</summary>
+        private bool RunsAgain(Creation creation, IFieldSymbol field)
+        {
+            if (creation.Loop is { } loop)
+            {
+                return !LoopReleases(loop, field, creation.Method);
+            }
+
+            return _callsInLoops.Any(call => Reaches(call.Callee, creation.Method) && !LoopReleases(call.Loop, field, call.Caller));
+        }
+
+        private bool LoopReleases(ILoopOperation loop, IFieldSymbol field, ISymbol method)
+        {
+            foreach (var operation in loop.Descendants())
+            {
+                switch (operation)
+                {
+                    case IFieldReferenceOperation reference when SymbolEqualityComparer.Default.Equals(reference.Field, field) && Releases(reference, _resources, strict: true):
+                        return true;
+                    case IInvocationOperation invocation when SymbolEqualityComparer.Default.Equals(invocation.TargetMethod.ContainingType, _type)
+                        && ReleasedFrom(new List<ISymbol> { invocation.TargetMethod.OriginalDefinition }, _disposals).Contains(field):
+                        return true;
+                }
+            }
+
+            return false;
+        }
+
+        private bool Reaches(ISymbol from, ISymbol to)
+        {
+            var seen = new HashSet<ISymbol>(SymbolEqualityComparer.Default);
+            var pending = new Stack<ISymbol>();
+            pending.Push(from);
+            while (pending.Count > 0)
+            {
+                var current = pending.Pop();
+                if (SymbolEqualityComparer.Default.Equals(current, to))
+                {
+                    return true;
+                }
+
+                if (seen.Add(current) && _calls.TryGetValue(current, out var callees))
+                {
+                    foreach (var callee in callees)
+                    {
+                        pending.Push(callee);
+                    }
+                }
+            }
+
+            return false;
+        }
+
+        /// <summary>The fields released by the methods, or by any method of the class they call, as <paramref name="releases"/> counts them.</summary>
+        private HashSet<IFieldSymbol> ReleasedFrom(List<ISymbol> methods, Dictionary<ISymbol, HashSet<IFieldSymbol>> releases)
+        {
+            var released = new HashSet<IFieldSymbol>(SymbolEqualityComparer.Default);
+            var seen = new HashSet<ISymbol>(SymbolEqualityComparer.Default);
+            var pending = new Stack<ISymbol>(methods);
+            while (pending.Count > 0)
+            {
+                var current = pending.Pop();
+                if (!seen.Add(current))
+                {
+                    continue;
+                }
+
+                if (releases.TryGetValue(current, out var fields))
+                {
+                    released.UnionWith(fields);
+                }
+
+                if (_calls.TryGetValue(current, out var callees))
+                {
+                    foreach (var callee in callees)
+                    {
+                        pending.Push(callee);
+                    }
+                }
+            }
+
+            return released;
+        }
+
+        /// <summary>The class's own disposal methods with these names (<c>Dispose()</c> and <c>Dispose(bool)</c>, and so on).</summary>
+        private List<ISymbol> Entries(params string[] names) =>
+            _type.GetMembers().OfType<IMethodSymbol>().Where(method => names.Contains(method.Name) && !method.IsStatic && method.Parameters.Length <= 1)
+                .Cast<ISymbol>().ToList();
+
+        /// <summary>A private instance field of this class, reached through <c>this</c> (or written in its initializer).</summary>
+        private bool Owns(IFieldSymbol field, IFieldReferenceOperation? reference) =>
+            field is { IsStatic: false, DeclaredAccessibility: Accessibility.Private }
+            && SymbolEqualityComparer.Default.Equals(field.ContainingType.OriginalDefinition, _type)
+            && (reference is null || reference.Instance is IInstanceReferenceOperation { ReferenceKind: InstanceReferenceKind.ContainingTypeInstance });
+
+        /// <summary>
+        /// What ASC0013 counts as disposing or handing on, for a reference to the field. <paramref name="strict"/> leaves
+        /// out passing it to a method, which is mostly using it (<c>await pump(_socket)</c>), unless the method's name
+        /// says it ends or takes it (<c>SafeDispose</c>, <c>Close</c>, <c>Release</c>, <c>Return</c>, <c>Exchange</c>).
+        /// </summary>
+        private static bool Releases(IFieldReferenceOperation reference, TrackedResources resources, bool strict)
+        {
+            IOperation current = reference;
+            var parent = current.Parent;
+            while (parent is IConversionOperation)
+            {
+                current = parent;
+                parent = parent.Parent;
+            }
+
+            return parent switch
+            {
+                IInvocationOperation invocation when invocation.Instance == current => strict ? resources.IsDisposal(invocation) : resources.IsRelease(invocation),
+                IConditionalAccessOperation conditional when conditional.Operation == current =>
+                    conditional.WhenNotNull is IInvocationOperation whenNotNull && (strict ? resources.IsDisposal(whenNotNull) : resources.IsRelease(whenNotNull)),
+                IArgumentOperation { Parent: IInvocationOperation { TargetMethod.Name: var name } } when strict => EndsOrTakes(name),
+                IArgumentOperation or IMethodReferenceOperation or IVariableInitializerOperation => true,
+                ISimpleAssignmentOperation assignment => assignment.Value == current,
+                _ => false,
+            };
+        }
+
+        private static bool EndsOrTakes(string method) => EndingWords.Any(word => method.IndexOf(word, StringComparison.Ordinal) >= 0);
+
+        /// <summary>Inside <c>if (_field == null)</c> or <c>if (_field is null)</c>: it only fills an empty field.</summary>
+        private static bool GuardedByNullCheck(IOperation assignment, IFieldSymbol field)
+        {
+            for (var current = assignment.Parent; current is not null; current = current.Parent)
+            {
+                if (current is IConditionalOperation conditional && conditional.Condition.DescendantsAndSelf().Any(check =>
+                        check is IBinaryOperation { OperatorKind: BinaryOperatorKind.Equals } or IIsPatternOperation
+                        && check.Descendants().OfType<IFieldReferenceOperation>().Any(reference => SymbolEqualityComparer.Default.Equals(reference.Field, field))))
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+
+        /// <summary>
+        /// True when the method, in code written before the assignment, releases the field or checks it for null (an
+        /// early <c>if (_timer is not null) return;</c> guards the assignment as an enclosing check does).
+        /// </summary>
+        private bool ReleasedBefore(IOperation assignment, IFieldSymbol field)
+        {
+            var root = assignment;
+            while (root.Parent is not null)
+            {
+                root = root.Parent;
+            }
+
+            return root.Descendants().OfType<IFieldReferenceOperation>().Any(reference =>
+                reference.Syntax.SpanStart < assignment.Syntax.SpanStart
+                && SymbolEqualityComparer.Default.Equals(reference.Field, field)
+                && (Releases(reference, _resources, strict: true) || IsNullCheck(reference)));
+        }
+
+        private static bool IsNullCheck(IOperation reference)
+        {
+            var parent = reference.Parent;
+            while (parent is IConversionOperation)
+            {
+                parent = parent.Parent;
+            }
+
+            return parent is IIsPatternOperation
+                || (parent is IBinaryOperation { OperatorKind: BinaryOperatorKind.Equals or BinaryOperatorKind.NotEquals } binary
+                    && (binary.LeftOperand.ConstantValue is { HasValue: true, Value: null } || binary.RightOperand.ConstantValue is { HasValue: true, Value: null }));
+        }
+
+        /// <summary>The innermost loop of the same function around the operation, if any.</summary>
+        private static ILoopOperation? Loop(IOperation operation)
+        {
+            for (var current = operation.Parent; current is not null; current = current.Parent)
+            {
+                switch (current)
+                {
+                    case ILoopOperation loop:
+                        return loop;
+                    case IAnonymousFunctionOperation or ILocalFunctionOperation:
+                        return null;
+                }
+            }
+
+            return null;
+        }
+
+        private static HashSet<T> Set<T>(Dictionary<ISymbol, HashSet<T>> map, ISymbol key)
+            where T : class, ISymbol
+        {
+            if (!map.TryGetValue(key, out var set))
+            {
+                IEqualityComparer<T> comparer = SymbolEqualityComparer.Default;
+                map[key] = set = new HashSet<T>(comparer);
+            }
+
+            return set;
+        }
+    }
+
+    /// <summary>One assignment of a created resource to a field.</summary>
+    private sealed class Creation
+    {
+        public Creation(IOperation operation, ISymbol method, ITypeSymbol type, bool covered, ILoopOperation? loop)
+        {
+            Operation = operation;
+            Method = method;
+            Type = type;
+            Covered = covered;
+            Loop = loop;
+        }
+
+        public IOperation Operation { get; }
+
+        public ISymbol Method { get; }
+
+        public ITypeSymbol Type { get; }
+
+        /// <summary>In a constructor or initializer, lazy (<c>??=</c>, a null check), or after a release of the field.</summary>
+        public bool Covered { get; }
+
+        public ILoopOperation? Loop { get; }
+    }
+}
