@@ -52,8 +52,11 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
                     if (operation.Kind is OperationKind.MethodBody or OperationKind.ConstructorBody or OperationKind.Block
                         && operation.Descendants().Any(candidate => resources.Created(candidate) is not null))
                     {
+                        // A program's entry point owns its objects for the whole process: only its lambdas and
+                        // local functions are followed.
                         var model = operation.SemanticModel!;
-                        Analyze(block.GetControlFlowGraph(operation), model, resources, block.ReportDiagnostic, block.CancellationToken);
+                        var entryPoint = block.OwningSymbol is IMethodSymbol { IsStatic: true, Name: "Main" or "<Main>$" };
+                        Analyze(block.GetControlFlowGraph(operation), model, resources, block.ReportDiagnostic, block.CancellationToken, followLocals: !entryPoint);
                     }
                 }
             });
@@ -62,7 +65,7 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
 
     /// <summary>Follows each tracked local of the graph, then those of its lambdas and local functions (their own graphs).</summary>
     /// <remarks>Operations in a control flow graph carry no semantic model: <paramref name="model"/> is the block's.</remarks>
-    private static void Analyze(ControlFlowGraph graph, SemanticModel model, TrackedResources resources, Action<Diagnostic> report, CancellationToken cancellationToken)
+    private static void Analyze(ControlFlowGraph graph, SemanticModel model, TrackedResources resources, Action<Diagnostic> report, CancellationToken cancellationToken, bool followLocals = true)
     {
         HashSet<ILocalSymbol>? captured = null;
         Dictionary<CaptureId, IOperation>? capturedValues = null;
@@ -80,7 +83,9 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
                         continue;
                     }
 
-                    if (index == block.Operations.Length
+                    // Only an assignment that is a statement of its own: one inside a larger expression
+                    // (`using (stream = File.OpenRead(path))`, `_socket = socket = new()`) gives the value on to it.
+                    if (!followLocals || index == block.Operations.Length || operation != root
                         || operation is not ISimpleAssignmentOperation { Target: ILocalReferenceOperation { Local: var local }, Value: var assigned })
                     {
                         continue;
@@ -102,7 +107,13 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
                         continue; // a lambda or local function may dispose it; its paths are not these
                     }
 
-                    if (OwnershipFlow.Find(graph, block, index, local, resources.IsRelease, cancellationToken) is { } leak)
+                    if (resources.Known.DbConnection is { } connection && (KnownTypes.Is(created, connection) || KnownTypes.InheritsFrom(created, connection))
+                        && ClosesConnectionWithReader(graph))
+                    {
+                        continue; // CommandBehavior.CloseConnection: the reader owns the connection now
+                    }
+
+                    if (OwnershipFlow.Find(graph, block, index, local, invocation => resources.IsRelease(invocation, created), cancellationToken) is { } leak)
                     {
                         Report(leak, local, created, value, model, resources, report);
                     }
@@ -115,6 +126,14 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
             Analyze(graph.GetLocalFunctionControlFlowGraph(localFunction, cancellationToken), model, resources, report, cancellationToken);
         }
     }
+
+    /// <summary>True when the function runs a reader with <c>CommandBehavior.CloseConnection</c>, which closes the connection when it is disposed.</summary>
+    private static bool ClosesConnectionWithReader(ControlFlowGraph graph) =>
+        graph.Blocks.SelectMany(block => block.Operations.Concat(block.BranchValue is null ? Enumerable.Empty<IOperation>() : new[] { block.BranchValue }))
+            .SelectMany(operation => operation.DescendantsAndSelf())
+            .OfType<IArgumentOperation>()
+            .Any(argument => argument.Parameter?.Type.Name == "CommandBehavior" && argument.Value.ConstantValue is { HasValue: true, Value: { } behavior }
+                && (Convert.ToInt64(behavior, System.Globalization.CultureInfo.InvariantCulture) & 32) != 0);
 
     /// <summary>The value of each flow capture given one value only (a conditional expression gives one per branch).</summary>
     private static Dictionary<CaptureId, IOperation> CapturedValues(ControlFlowGraph graph)
@@ -200,7 +219,7 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
             }
 
             if (call is not null && model.GetOperation(call) is IInvocationOperation invocation
-                && resources.IsRelease(invocation) && !IsFinalStatement(call, block))
+                && resources.IsRelease(invocation, type) && !IsFinalStatement(call, block))
             {
                 return null;
             }

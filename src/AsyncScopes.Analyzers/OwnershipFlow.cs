@@ -272,7 +272,11 @@ internal sealed class OwnershipFlow
                 return Use.Released; // a delegate to one of its methods: handed on
             case IMemberReferenceOperation member when member.Instance == current:
                 return Use.Neutral;
+            case IIsPatternOperation pattern when pattern.Pattern.DescendantsAndSelf().Any(DeclaresVariable):
+                return Use.Released; // `x is { } socket`, `case IAsyncDisposable a`: a new name for it, which may dispose it
             case IIsNullOperation or IIsPatternOperation or IIsTypeOperation or INameOfOperation or IFlowCaptureOperation:
+                return Use.Neutral;
+            case IArgumentOperation argument when TrackedResources.Borrows(argument):
                 return Use.Neutral;
             case IBinaryOperation binary when IsNull(binary.LeftOperand) || IsNull(binary.RightOperand):
                 return Use.Neutral;
@@ -284,6 +288,14 @@ internal sealed class OwnershipFlow
                 return Use.Released; // returned, stored, passed, captured: someone else's now
         }
     }
+
+    private static bool DeclaresVariable(IOperation pattern) => pattern switch
+    {
+        IDeclarationPatternOperation declaration => declaration.DeclaredSymbol is not null,
+        IRecursivePatternOperation recursive => recursive.DeclaredSymbol is not null,
+        IListPatternOperation list => list.DeclaredSymbol is not null,
+        _ => false,
+    };
 
     private static bool IsTarget(IOperation operation, IOperation parent) => parent switch
     {

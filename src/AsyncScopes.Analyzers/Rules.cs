@@ -19,6 +19,7 @@ internal static class Rules
     public const string DisposeAsyncNotAwaited = "ASC0012";
     public const string DisposableLocalNotDisposed = "ASC0013";
     public const string OwnedFieldNotDisposed = "ASC0014";
+    public const string WorkOutlivesItsOwner = "ASC0015";
 
     public const string Reliability = "Reliability";
     public const string Usage = "Usage";

@@ -33,11 +33,11 @@ internal sealed class TrackedResources
         _closeable = new[]
         {
             Known.Stream, Known.DbConnection, Known.DbDataReader, Type("System.Net.Sockets.Socket"), Type("System.Net.Sockets.TcpClient"),
-            Type("System.Net.Sockets.UdpClient"), Type("System.Net.HttpListener"),
+            Type("System.Net.Sockets.UdpClient"), Type("System.Net.HttpListener"), Type("System.Timers.Timer"),
         };
         _tracked = new[]
         {
-            Known.Stream, Known.DbConnection, Known.DbDataReader, Known.DbTransaction, _webSocket,
+            Known.Stream, Known.DbConnection, Known.DbDataReader, _webSocket,
             Type("System.Net.Sockets.Socket"), Type("System.Net.Sockets.TcpClient"), Type("System.Net.Sockets.UdpClient"),
             Type("System.Net.HttpListener"), Type("System.Threading.PeriodicTimer"), Known.Timer, Known.ITimer, Type("System.Timers.Timer"),
         };
@@ -80,26 +80,43 @@ internal sealed class TrackedResources
     }
 
     /// <summary>
-    /// Dispose, DisposeAsync, or Close on the types that document it as disposal; or a call that hands what the
-    /// object holds to a new owner (a <c>TcpClient</c>'s stream owns its socket).
+    /// Dispose, DisposeAsync, or Close (CloseAsync, Close(timeout)) on the types that document it as disposal; or a call
+    /// that hands what the object holds to a new owner (a <c>TcpClient</c>'s stream owns its socket).
+    /// <paramref name="created"/>, when known, is the type the object was created as: a local declared as an interface
+    /// (<c>IDbConnection</c>) still holds a connection whose <c>Close()</c> disposes it.
     /// </summary>
-    public bool IsRelease(IInvocationOperation invocation)
+    public bool IsRelease(IInvocationOperation invocation, ITypeSymbol? created = null)
     {
         var method = invocation.TargetMethod;
-        if (method.Parameters.Length != 0)
-        {
-            return false;
-        }
-
+        bool Is(Func<ITypeSymbol, bool> kind) => (invocation.Instance?.Type is { } type && kind(type)) || (created is not null && kind(created));
         return method.Name switch
         {
-            "GetStream" => invocation.Instance?.Type is { } type && IsOrDerives(type, _tcpClient),
-            "Dispose" or "DisposeAsync" => true,
-            "Close" => invocation.Instance?.Type is { } type && _closeable.Any(closeable => IsOrDerives(type, closeable)),
-            "Abort" => invocation.Instance?.Type is { } type && (IsOrDerives(type, _webSocket) || IsOrDerives(type, _httpListener)),
+            "Dispose" or "DisposeAsync" => method.Parameters.Length == 0,
+            "GetStream" => method.Parameters.Length == 0 && Is(type => IsOrDerives(type, _tcpClient)),
+            "Close" or "CloseAsync" => Is(type => _closeable.Any(closeable => IsOrDerives(type, closeable))),
+            "Abort" => method.Parameters.Length == 0 && Is(type => IsOrDerives(type, _webSocket) || IsOrDerives(type, _httpListener)),
             _ => false,
         };
     }
+
+    /// <summary>
+    /// True when passing the object as this argument lends it rather than hands it on: a BCL method that reads or
+    /// writes it and returns (<c>source.CopyToAsync(file)</c>, <c>JsonSerializer.SerializeAsync(file, value)</c>), or a
+    /// wrapper told to leave it open (<c>leaveOpen: true</c>).
+    /// </summary>
+    public static bool Borrows(IArgumentOperation argument) => argument.Parent switch
+    {
+        IInvocationOperation invocation => Borrowers.Contains(invocation.TargetMethod.Name) && DeclaredByTheBcl(invocation.TargetMethod),
+        IObjectCreationOperation creation => creation.Arguments.Any(other =>
+            other.Parameter?.Name is "leaveOpen" or "leaveInnerStreamOpen" && other.Value.ConstantValue is { HasValue: true, Value: true }),
+        _ => false,
+    };
+
+    private static readonly HashSet<string> Borrowers = new(StringComparer.Ordinal)
+    {
+        "CopyTo", "CopyToAsync", "Serialize", "SerializeAsync", "Deserialize", "DeserializeAsync", "Write", "WriteLine",
+        "WriteAsync", "WriteLineAsync", "Read", "ReadAsync", "Load", "LoadAsync", "Save", "SaveAsync",
+    };
 
     /// <summary>Dispose, DisposeAsync, or Close where the type documents it as disposal: a release that ends the object.</summary>
     public bool IsDisposal(IInvocationOperation invocation) => invocation.TargetMethod.Name != "GetStream" && IsRelease(invocation);
@@ -137,6 +154,11 @@ internal sealed class TrackedResources
             return false; // nothing to release; or the library's own, which ASC0008 covers
         }
 
+        if (IsOrDerives(type, Known.DbTransaction))
+        {
+            return false; // ends with its connection: disposing the connection rolls back what was not committed
+        }
+
         if (type is INamedTypeSymbol named && named.AllInterfaces.Add(named).Any(implemented => implemented.OriginalDefinition.ToDisplayString() == "System.Buffers.IMemoryOwner<T>"))
         {
             return true;
@@ -147,15 +169,17 @@ internal sealed class TrackedResources
             return true;
         }
 
-        // Any other object whose disposal is asynchronous work, but not a writer: a writer over someone else's
-        // stream is left undisposed on purpose (disposing it would close the stream).
-        return !(_textWriter is not null && IsOrDerives(type, _textWriter)) && AsyncDisposal.DoesAsyncWork(type, Known);
+        // Any other object whose disposal is asynchronous work, but not a writer (a TextWriter, an XmlWriter, a
+        // Utf8JsonWriter): a writer over someone else's stream or buffer is left undisposed on purpose once flushed
+        // (disposing it would close the stream, and releases nothing else).
+        return !(_textWriter is not null && IsOrDerives(type, _textWriter)) && !type.Name.EndsWith("Writer", StringComparison.Ordinal)
+            && AsyncDisposal.DoesAsyncWork(type, Known);
     }
 
     /// <summary>A method of the BCL (or an override of one) that returns a new object the caller owns.</summary>
     private static bool IsFactory(IMethodSymbol method) => method.Name switch
     {
-        "CreateLinkedTokenSource" or "Rent" or "CreateConnection" or "OpenConnection" or "BeginTransaction" or "ExecuteReader"
+        "CreateLinkedTokenSource" or "Rent" or "CreateConnection" or "OpenConnection" or "ExecuteReader"
             or "CreateFromStream" or "CreateClientWebSocket" or "CreateTimer" or "Accept" or "AcceptTcpClient" or "AcceptSocket"
             or "OpenRead" or "OpenWrite" or "Open" or "Create" => DeclaredByTheBcl(method),
         _ => false,
@@ -164,7 +188,7 @@ internal sealed class TrackedResources
     /// <summary>The same, for a method whose task gives the object.</summary>
     private static bool IsAsyncFactory(IMethodSymbol method) => method.Name switch
     {
-        "BeginTransactionAsync" or "ExecuteReaderAsync" or "OpenConnectionAsync" or "AcceptAsync" or "AcceptTcpClientAsync"
+        "ExecuteReaderAsync" or "OpenConnectionAsync" or "AcceptAsync" or "AcceptTcpClientAsync"
             or "AcceptSocketAsync" => DeclaredByTheBcl(method),
         _ => false,
     };

@@ -588,6 +588,251 @@ public sealed class ASC0013DisposableLocalNotDisposedTests
             """);
     }
 
+    [Fact]
+    public async Task A_pattern_variable_that_disposes_the_object_is_the_object()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            sealed class Probe
+            {
+                public async Task<ClientWebSocket?> ConnectAsync(Uri uri, CancellationToken ct)
+                {
+                    ClientWebSocket? socket = null;
+                    try
+                    {
+                        socket = new ClientWebSocket();
+                        await socket.ConnectAsync(uri, ct);
+                        return socket;
+                    }
+                    catch (WebSocketException)
+                    {
+                        if (socket is not null and var failed)
+                        {
+                            failed.Dispose();
+                        }
+
+                        return null;
+                    }
+                }
+
+                public async Task ReadAsync(string path, Memory<byte> buffer, CancellationToken ct)
+                {
+                    Stream source = File.OpenRead(path);
+                    try
+                    {
+                        await source.ReadAsync(buffer, ct).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        switch (source)
+                        {
+                            case IAsyncDisposable disposable:
+                                await disposable.DisposeAsync();
+                                break;
+                        }
+                    }
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task An_assignment_inside_a_using_or_another_assignment_gives_the_value_to_it()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            sealed class Reader
+            {
+                private ClientWebSocket? _socket;
+
+                public async Task<long> LengthAsync(string path, byte[] buffer, CancellationToken ct)
+                {
+                    FileStream stream;
+                    using (stream = File.OpenRead(path))
+                    {
+                        await stream.ReadAsync(buffer, ct);
+                    }
+
+                    ClientWebSocket socket;
+                    _socket = socket = new ClientWebSocket();
+                    await socket.ConnectAsync(new Uri("ws://localhost"), ct);
+                    return buffer.Length;
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task Close_with_a_timeout_CloseAsync_and_Close_through_an_interface_count_as_disposal()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            using System.Data;
+
+            sealed class Closing(DbProviderFactory factory)
+            {
+                public void Send(byte[] datagram, IPEndPoint to)
+                {
+                    var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+                    try
+                    {
+                        socket.SendTo(datagram, to);
+                    }
+                    finally
+                    {
+                        socket.Close(5);
+                    }
+                }
+
+                public async Task<int> CountAsync(CancellationToken ct)
+                {
+                    var connection = factory.CreateConnection()!;
+                    try
+                    {
+                        await connection.OpenAsync(ct);
+                        var command = connection.CreateCommand();
+                        command.CommandText = "select count(*) from users";
+                        var reader = await command.ExecuteReaderAsync(ct);
+                        try
+                        {
+                            return await reader.ReadAsync(ct) ? reader.GetInt32(0) : 0;
+                        }
+                        finally
+                        {
+                            await reader.CloseAsync();
+                        }
+                    }
+                    finally
+                    {
+                        await connection.CloseAsync();
+                    }
+                }
+
+                public int Count()
+                {
+                    IDbConnection connection = factory.CreateConnection()!;
+                    try
+                    {
+                        connection.Open();
+                        using var command = connection.CreateCommand();
+                        command.CommandText = "select count(*) from users";
+                        return (int)command.ExecuteScalar()!;
+                    }
+                    finally
+                    {
+                        connection.Close();
+                    }
+                }
+
+                public void Tick(Action tick)
+                {
+                    var timer = new System.Timers.Timer(1000);
+                    timer.Elapsed += (_, _) => tick();
+                    timer.Start();
+                    timer.Close();
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_connection_handed_to_its_reader_with_CloseConnection_is_not_reported()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            using System.Data;
+
+            sealed class Users(DbProviderFactory factory, string connectionString)
+            {
+                public async Task<DbDataReader> StreamAsync(CancellationToken ct)
+                {
+                    var connection = factory.CreateConnection()!;
+                    try
+                    {
+                        connection.ConnectionString = connectionString;
+                        await connection.OpenAsync(ct);
+                        var command = connection.CreateCommand();
+                        command.CommandText = "select name from users";
+                        return await command.ExecuteReaderAsync(CommandBehavior.CloseConnection, ct);
+                    }
+                    catch
+                    {
+                        await connection.DisposeAsync();
+                        throw;
+                    }
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task Writers_transactions_and_a_programs_own_objects_are_not_reported()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            using System.Buffers;
+            using System.Text.Json;
+            using System.Xml;
+
+            static class Program
+            {
+                static async Task Main()
+                {
+                    var server = new Socket(SocketType.Stream, ProtocolType.Tcp);
+                    server.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+                    server.Listen();
+                    while (true)
+                    {
+                        using var client = await server.AcceptAsync();
+                    }
+                }
+
+                static string Xml(string name)
+                {
+                    var text = new StringBuilder();
+                    var writer = XmlWriter.Create(text);
+                    writer.WriteElementString("n", name);
+                    writer.Flush();
+                    var json = new Utf8JsonWriter(new ArrayBufferWriter<byte>());
+                    json.WriteStartObject();
+                    json.Flush();
+                    return text.ToString();
+                }
+
+                static async Task MoveAsync(DbConnection connection, CancellationToken ct)
+                {
+                    await connection.OpenAsync(ct);
+                    var transaction = await connection.BeginTransactionAsync(ct);
+                    await transaction.CommitAsync(ct);
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_file_lent_to_a_copy_or_a_serializer_is_still_the_functions_to_dispose()
+    {
+        await VerifyCS.DiagnosticsAsync(
+            Usings + """
+            using System.IO.Compression;
+            using System.Text.Json;
+
+            static class Export
+            {
+                public static async Task SaveAsync(Stream source, string path, CancellationToken ct)
+                {
+                    var file = [|File.Create(path)|];
+                    await source.CopyToAsync(file, ct);
+                }
+
+                public static async Task WriteAsync<T>(T value, string path, CancellationToken ct)
+                {
+                    var file = [|File.Create(path)|];
+                    var zip = {|#0:new GZipStream(file, CompressionLevel.Fastest, leaveOpen: true)|};
+                    {|#1:await JsonSerializer.SerializeAsync(zip, value, cancellationToken: ct)|};
+                    await zip.DisposeAsync();
+                }
+            }
+            """,
+            VerifyCS.Diagnostic().WithLocation(0).WithLocation(1).WithArguments(
+                "zip", "GZipStream", "is not disposed if the await at line 27 throws: dispose it in a finally, or declare it with 'using'"));
+    }
+
     // The fix.
 
     [Fact]

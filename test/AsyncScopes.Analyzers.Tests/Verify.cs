@@ -62,7 +62,7 @@ internal static class Verify<TAnalyzer, TCodeFix>
 /// <summary>
 /// The metadata the test code compiles against: the assemblies of the runtime these tests run on (they are on every
 /// machine that runs the tests, so nothing is downloaded), the AsyncScopes library, and the dependency injection
-/// abstractions (hosted services create their scopes with them).
+/// abstractions (hosted services create their scopes with them), and the hosting abstractions (<c>IHostedService</c>, <c>BackgroundService</c>).
 /// </summary>
 internal static class References
 {
@@ -83,6 +83,7 @@ internal static class References
         return runtime
             .Append(MetadataReference.CreateFromFile(typeof(TaskScope).Assembly.Location))
             .Append(MetadataReference.CreateFromFile(typeof(Microsoft.Extensions.DependencyInjection.AsyncServiceScope).Assembly.Location))
+            .Append(MetadataReference.CreateFromFile(typeof(Microsoft.Extensions.Hosting.IHostedService).Assembly.Location))
             .ToImmutableArray();
     }
 
