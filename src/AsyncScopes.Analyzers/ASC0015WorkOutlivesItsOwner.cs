@@ -161,10 +161,10 @@ public sealed class ASC0015WorkOutlivesItsOwner : DiagnosticAnalyzer
             parent = parent.Parent;
         }
 
+        // Dropped as a whole (a statement, `_ =`), nothing waits for either task: that is the dropped-loop check's,
+        // when the work is a loop its owner should wait for.
         var dropped = parent switch
         {
-            IExpressionStatementOperation => true,
-            ISimpleAssignmentOperation { Target: IDiscardOperation } => true,
             IAwaitOperation { Parent: not IAwaitOperation } => true,
             IConversionOperation { Type: { } converted } => KnownTypes.Is(converted, known.Task), // kept or passed as a plain Task
             _ => false,

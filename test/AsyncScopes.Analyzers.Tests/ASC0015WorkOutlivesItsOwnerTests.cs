@@ -180,6 +180,30 @@ public sealed class ASC0015WorkOutlivesItsOwnerTests
     }
 
     [Fact]
+    public async Task A_long_running_sender_thread_a_disposable_client_drops_is_reported_once()
+    {
+        // websocket-client's shape: the delegate is not async but returns the loop's task, and the result is dropped.
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            sealed class Client(ChannelReader<string> queue, Func<string, Task> send) : IDisposable
+            {
+                public void Start() => _ = [|Task.Factory.StartNew(_ => SendFromQueueAsync(), TaskCreationOptions.LongRunning, CancellationToken.None)|];
+
+                private async Task SendFromQueueAsync()
+                {
+                    while (await queue.WaitToReadAsync())
+                    {
+                        await send(await queue.ReadAsync());
+                    }
+                }
+
+                public void Dispose()
+                {
+                }
+            }
+            """);
+    }
+
+    [Fact]
     public async Task A_synchronous_Dispose_that_starts_the_close_handshake_and_drops_it_is_reported()
     {
         await VerifyCS.DiagnosticsAsync(
