@@ -82,8 +82,8 @@ public sealed class ASC0001SyncDisposalInAsyncCode : DiagnosticAnalyzer
     {
         foreach (var variable in declaration.Variables)
         {
-            var type = (context.SemanticModel.GetDeclaredSymbol(variable, context.CancellationToken) as ILocalSymbol)?.Type;
-            if (AsyncDisposal.DoesAsyncWork(type, known))
+            var local = context.SemanticModel.GetDeclaredSymbol(variable, context.CancellationToken) as ILocalSymbol;
+            if (AsyncDisposal.DoesAsyncWork(local?.Type, known) && !NothingLeftToDispose(local!, variable, context.SemanticModel, known, context.CancellationToken))
             {
                 context.ReportDiagnostic(Diagnostic.Create(Rule, variable.GetLocation(), variable.Identifier.ValueText, "await using"));
             }
@@ -118,10 +118,95 @@ public sealed class ASC0001SyncDisposalInAsyncCode : DiagnosticAnalyzer
         }
 
         var type = context.SemanticModel.GetTypeInfo(receiver, context.CancellationToken).Type;
-        if (AsyncDisposal.DoesAsyncWork(type, known))
+        if (AsyncDisposal.DoesAsyncWork(type, known)
+            && !(context.SemanticModel.GetSymbolInfo(receiver, context.CancellationToken).Symbol is ILocalSymbol local
+                && NothingLeftToDispose(local, invocation, context.SemanticModel, known, context.CancellationToken)))
         {
             var location = invocation.Parent is ConditionalAccessExpressionSyntax conditional ? conditional.GetLocation() : invocation.GetLocation();
             context.ReportDiagnostic(Diagnostic.Create(Rule, location, receiver.ToString(), "await " + receiver + ".DisposeAsync()"));
         }
+    }
+
+    /// <summary>
+    /// True when the local's asynchronous disposal would have nothing to wait for, as the function uses it: a stream
+    /// wrapped around one whose disposal is synchronous (a compression stream over a <c>MemoryStream</c>, an
+    /// <c>SslStream</c> over a plain stream); a stream the function only reads from; a reader the function drains to
+    /// the end (its disposal reads what is left).
+    /// </summary>
+    private static bool NothingLeftToDispose(ILocalSymbol local, SyntaxNode near, SemanticModel model, KnownTypes known, CancellationToken cancellationToken)
+    {
+        if (Functions.Enclosing(near) is not { } function || Functions.Body(function) is not { } body)
+        {
+            return false;
+        }
+
+        var references = Functions.OwnNodes(body).OfType<IdentifierNameSyntax>()
+            .Where(identifier => identifier.Identifier.ValueText == local.Name
+                && SymbolEqualityComparer.Default.Equals(model.GetSymbolInfo(identifier, cancellationToken).Symbol, local))
+            .ToList();
+        var isStream = known.Stream is not null && KnownTypes.InheritsFrom(local.Type, known.Stream) || KnownTypes.Is(local.Type, known.Stream);
+        if (isStream && WrapsSynchronousDisposal(local, model, known, cancellationToken))
+        {
+            return true;
+        }
+
+        if (isStream && references.All(reference => reference.Parent is MemberAccessExpressionSyntax member && member.Expression == reference
+                && member.Name.Identifier.ValueText is "Read" or "ReadAsync" or "ReadByte" or "ReadExactly" or "ReadExactlyAsync" or "ReadAtLeast"
+                    or "ReadAtLeastAsync" or "CopyTo" or "CopyToAsync" or "Length" or "Position" or "CanRead" or "CanSeek" or "Seek" or "Dispose"
+                || reference.Parent is ConditionalAccessExpressionSyntax))
+        {
+            return true; // nothing written: nothing to flush
+        }
+
+        var isReader = known.DbDataReader is not null && (KnownTypes.Is(local.Type, known.DbDataReader) || KnownTypes.InheritsFrom(local.Type, known.DbDataReader));
+        return isReader && DrainedToTheEnd(local, references);
+    }
+
+    private static bool WrapsSynchronousDisposal(ILocalSymbol local, SemanticModel model, KnownTypes known, CancellationToken cancellationToken)
+    {
+        var declarator = local.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(cancellationToken) as VariableDeclaratorSyntax;
+        if (declarator?.Initializer?.Value is not BaseObjectCreationExpressionSyntax { ArgumentList.Arguments: { Count: > 0 } arguments })
+        {
+            return false;
+        }
+
+        var inner = arguments[0].Expression;
+        var innerType = model.GetTypeInfo(inner, cancellationToken).Type;
+        if (model.GetSymbolInfo(inner, cancellationToken).Symbol is ILocalSymbol innerLocal
+            && innerLocal.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(cancellationToken) is VariableDeclaratorSyntax { Initializer.Value: BaseObjectCreationExpressionSyntax innerCreation })
+        {
+            innerType = model.GetTypeInfo(innerCreation, cancellationToken).Type;
+        }
+
+        return innerType is not null && known.Stream is not null
+            && (KnownTypes.Is(innerType, known.Stream) || KnownTypes.InheritsFrom(innerType, known.Stream))
+            && !AsyncDisposal.DoesAsyncWork(innerType, known);
+    }
+
+    /// <summary>A <c>while</c> or <c>do</c> whose condition awaits the reader's <c>ReadAsync</c> or <c>NextResultAsync</c>,
+    /// left only when it returns false, and no read after it.</summary>
+    private static bool DrainedToTheEnd(ILocalSymbol local, List<IdentifierNameSyntax> references)
+    {
+        foreach (var reference in references)
+        {
+            if (reference.Parent is not MemberAccessExpressionSyntax { Name.Identifier.ValueText: "ReadAsync" or "NextResultAsync" } member
+                || reference.FirstAncestorOrSelf<ExpressionSyntax>(expression => expression.Parent is WhileStatementSyntax or DoStatementSyntax) is not { } condition)
+            {
+                continue;
+            }
+
+            var loop = (StatementSyntax)condition.Parent!;
+            var leaves = Functions.OwnNodes(loop).Any(node => node is ReturnStatementSyntax or GotoStatementSyntax or ThrowStatementSyntax
+                || (node is BreakStatementSyntax && node.Ancestors().FirstOrDefault(ancestor =>
+                    ancestor is WhileStatementSyntax or DoStatementSyntax or ForStatementSyntax or CommonForEachStatementSyntax or SwitchStatementSyntax) == loop));
+            var readsAfter = references.Any(other => other.SpanStart > loop.Span.End
+                && other.Parent is MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Read" or "ReadAsync" or "NextResult" or "NextResultAsync" });
+            if (!leaves && !readsAfter && member.Parent is InvocationExpressionSyntax)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 }

@@ -122,6 +122,11 @@ public sealed class ASC0002BlockingInCleanup : DiagnosticAnalyzer
     /// </summary>
     internal static bool IsKnownCompleted(SyntaxNode node, ExpressionSyntax task, SemanticModel model, CancellationToken cancellationToken)
     {
+        if (AsksForSynchronousIO(task, model, cancellationToken))
+        {
+            return true;
+        }
+
         var taskSymbol = model.GetSymbolInfo(task, cancellationToken).Symbol;
         if (taskSymbol is null)
         {
@@ -158,6 +163,23 @@ public sealed class ASC0002BlockingInCleanup : DiagnosticAnalyzer
         }
 
         return false;
+    }
+
+    /// <summary>
+    /// A call of code written to run either way told to run synchronously, whose task is complete when it returns:
+    /// an argument that is an enum member named <c>Synchronous</c> (MySqlConnector's <c>IOBehavior.Synchronous</c>), or
+    /// <c>false</c> for a parameter named <c>async</c>, <c>isAsync</c> or <c>useAsync</c> (Npgsql's <c>async: false</c>).
+    /// </summary>
+    internal static bool AsksForSynchronousIO(ExpressionSyntax task, SemanticModel model, CancellationToken cancellationToken)
+    {
+        if (task is not InvocationExpressionSyntax call || model.GetOperation(call, cancellationToken) is not Microsoft.CodeAnalysis.Operations.IInvocationOperation invocation)
+        {
+            return false;
+        }
+
+        return invocation.Arguments.Any(argument =>
+            (argument.Value is Microsoft.CodeAnalysis.Operations.IFieldReferenceOperation { Field: { ContainingType.TypeKind: TypeKind.Enum, Name: "Synchronous" } })
+            || (argument.Parameter?.Name is "async" or "isAsync" or "useAsync" && argument.Value.ConstantValue is { HasValue: true, Value: false }));
     }
 
     private static bool EndsInJump(StatementSyntax statement) =>

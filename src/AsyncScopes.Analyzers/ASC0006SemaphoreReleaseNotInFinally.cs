@@ -106,8 +106,14 @@ public sealed class ASC0006SemaphoreReleaseNotInFinally : DiagnosticAnalyzer
     /// </summary>
     private static bool IsGuarded(InvocationExpressionSyntax wait, SyntaxNode body, ISymbol semaphore, SemanticModel model, CancellationToken cancellationToken)
     {
+        // A finally that releases, or a catch-all that releases and rethrows: then the permit leaves with what the try
+        // returns (a pooled session that gives it back) and comes back on every failure.
         bool ReleasesInFinally(TryStatementSyntax? tryStatement) =>
-            tryStatement?.Finally is { } @finally && Releases(@finally.Block, semaphore, model, cancellationToken).Any();
+            (tryStatement?.Finally is { } @finally && Releases(@finally.Block, semaphore, model, cancellationToken).Any())
+            || (tryStatement is not null && tryStatement.Catches.Any(@catch =>
+                @catch.Filter is null && (@catch.Declaration is null || @catch.Declaration.Type.ToString() is "Exception" or "System.Exception")
+                && Releases(@catch.Block, semaphore, model, cancellationToken).Any()
+                && @catch.Block.Statements.LastOrDefault() is ThrowStatementSyntax { Expression: null }));
 
         // Only the statement that holds the wait may be followed by the guarding try; further out, only a try around it counts.
         var innermostStatement = true;
@@ -124,7 +130,8 @@ public sealed class ASC0006SemaphoreReleaseNotInFinally : DiagnosticAnalyzer
                     // The try may follow statements that only hand the permit on (return a call of a method that
                     // releases it in a finally: the lockHeld pattern).
                     var index = block.Statements.IndexOf(statement) + 1;
-                    while (index < block.Statements.Count && HandsOn(block.Statements[index], semaphore, model, cancellationToken))
+                    while (index < block.Statements.Count
+                        && (HandsOn(block.Statements[index], semaphore, model, cancellationToken) || CannotThrow(block.Statements[index])))
                     {
                         index++;
                     }
@@ -134,8 +141,9 @@ public sealed class ASC0006SemaphoreReleaseNotInFinally : DiagnosticAnalyzer
                         return true;
                     }
 
-                    // if (!lockHeld) { await gate.WaitAsync(ct); } followed by the try: the if stands for the wait.
-                    if (block.Statements.Count == 1 && block.Parent is IfStatementSyntax { Else: null })
+                    // if (!lockHeld) { await gate.WaitAsync(ct); } followed by the try: the if stands for the wait; so
+                    // does an if/else that waits either way (if (async) { await gate.WaitAsync(ct); } else { gate.Wait(ct); }).
+                    if (block.Statements.Count == 1 && block.Parent is IfStatementSyntax or ElseClauseSyntax)
                     {
                         break;
                     }
@@ -161,6 +169,12 @@ public sealed class ASC0006SemaphoreReleaseNotInFinally : DiagnosticAnalyzer
 
         return false;
     }
+
+    /// <summary>A declaration of locals with no initializer, or only constants (<c>Session? session = null;</c>).</summary>
+    private static bool CannotThrow(StatementSyntax statement) =>
+        statement is LocalDeclarationStatementSyntax { UsingKeyword.RawKind: 0 } declaration
+        && declaration.Declaration.Variables.All(variable => variable.Initializer is null
+            || variable.Initializer.Value is LiteralExpressionSyntax or DefaultExpressionSyntax);
 
     private static bool ReleasedByLaterWorkOutsideFinally(
         InvocationExpressionSyntax wait, SyntaxNode body, ISymbol semaphore, SemanticModel model, CancellationToken cancellationToken) =>

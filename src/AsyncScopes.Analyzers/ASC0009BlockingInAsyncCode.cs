@@ -67,9 +67,9 @@ public sealed class ASC0009BlockingInAsyncCode : DiagnosticAnalyzer
 
         foreach (var node in Functions.OwnNodes(body))
         {
-            if (!Functions.CanAwaitAt(node))
+            if (!Functions.CanAwaitAt(node) || Functions.HasAsyncTwin(node))
             {
-                continue; // in a lock: it cannot await there
+                continue; // in a lock: it cannot await there; or the synchronous branch of code written to run either way
             }
 
             if (ASC0002BlockingInCleanup.BlockingCall(node, context.SemanticModel, known, context.CancellationToken) is { } task)

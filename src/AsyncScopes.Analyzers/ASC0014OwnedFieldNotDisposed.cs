@@ -54,6 +54,11 @@ public sealed class ASC0014OwnedFieldNotDisposed : DiagnosticAnalyzer
             return;
         }
 
+        if (IsSingleton(type))
+        {
+            return; // its one instance lives as long as the static field that holds it: as the process
+        }
+
         var facts = new TypeFacts(type, resources);
         context.RegisterOperationAction(
             operation => facts.Assignment(operation.Operation, operation.ContainingSymbol),
@@ -64,6 +69,12 @@ public sealed class ASC0014OwnedFieldNotDisposed : DiagnosticAnalyzer
         context.RegisterOperationAction(operation => facts.Invocation((IInvocationOperation)operation.Operation, operation.ContainingSymbol), OperationKind.Invocation);
         context.RegisterSymbolEndAction(end => facts.Report(end.ReportDiagnostic));
     }
+
+    /// <summary>A class whose constructors are all private and that keeps an instance of itself in a static field or property.</summary>
+    private static bool IsSingleton(INamedTypeSymbol type) =>
+        type.InstanceConstructors.All(constructor => constructor.DeclaredAccessibility == Accessibility.Private)
+        && type.GetMembers().Any(member => member is IFieldSymbol { IsStatic: true } field && SymbolEqualityComparer.Default.Equals(field.Type, type)
+            || member is IPropertySymbol { IsStatic: true } property && SymbolEqualityComparer.Default.Equals(property.Type, type));
 
     /// <summary>What the operations of one class say about its fields, gathered concurrently and judged at the end.</summary>
     private sealed class TypeFacts

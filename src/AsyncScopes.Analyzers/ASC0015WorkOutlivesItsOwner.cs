@@ -60,7 +60,7 @@ public sealed class ASC0015WorkOutlivesItsOwner : DiagnosticAnalyzer
             return;
         }
 
-        foreach (var local in UsingLocals(returned))
+        foreach (var local in UsingLocals(returned).Where(local => !DisposesNothing(local.Type)))
         {
             var uses = Derived(local, returned, known);
             if (call.DescendantsAndSelf().OfType<ILocalReferenceOperation>().Any(reference => uses.Contains(reference.Local)))
@@ -109,6 +109,13 @@ public sealed class ASC0015WorkOutlivesItsOwner : DiagnosticAnalyzer
         while (added);
         return derived;
     }
+
+    /// <summary>A type of this compilation whose <c>Dispose()</c> has an empty body: disposing it early frees nothing.</summary>
+    private static bool DisposesNothing(ITypeSymbol type) =>
+        type.GetMembers("Dispose").OfType<IMethodSymbol>().Where(method => method.Parameters.Length == 0).ToList() is { Count: 1 } disposes
+        && disposes[0].DeclaringSyntaxReferences.Length == 1
+        && disposes[0].DeclaringSyntaxReferences[0].GetSyntax() is MethodDeclarationSyntax { Body.Statements.Count: 0, ExpressionBody: null }
+        && type.GetMembers("DisposeAsync").IsEmpty;
 
     /// <summary>The locals of the <c>using</c> statements and declarations the return is inside or after, in its function.</summary>
     private static IEnumerable<ILocalSymbol> UsingLocals(IOperation operation)
@@ -269,11 +276,23 @@ public sealed class ASC0015WorkOutlivesItsOwner : DiagnosticAnalyzer
         SymbolEqualityComparer.Default.Equals(method.ContainingType?.OriginalDefinition, type.OriginalDefinition)
         && method.DeclaringSyntaxReferences.Any(reference => HasAsyncLoop(reference.GetSyntax()));
 
-    /// <summary>A <c>while</c>, <c>do</c>, <c>for</c> or <c>foreach</c> of the function (not of a nested one) with an await in it.</summary>
+    /// <summary>
+    /// A <c>while</c>, <c>do</c>, <c>for</c> or <c>foreach</c> of the function (not of a nested one) with an await in
+    /// it; but not the ticking loop of a <c>PeriodicTimer</c> whose whole body is a <c>try</c> with a catch-all: its
+    /// owner stops it by disposing the timer, and it throws nothing.
+    /// </summary>
     private static bool HasAsyncLoop(SyntaxNode function) =>
         Functions.OwnNodes(function).Any(node =>
             node is WhileStatementSyntax or DoStatementSyntax or ForStatementSyntax or CommonForEachStatementSyntax
-            && (node is CommonForEachStatementSyntax { AwaitKeyword.RawKind: not 0 } || Functions.OwnNodes(node).OfType<AwaitExpressionSyntax>().Any()));
+            && (node is CommonForEachStatementSyntax { AwaitKeyword.RawKind: not 0 } || Functions.OwnNodes(node).OfType<AwaitExpressionSyntax>().Any())
+            && !IsQuietTickLoop(node));
+
+    private static bool IsQuietTickLoop(SyntaxNode loop) =>
+        loop is WhileStatementSyntax { Condition: AwaitExpressionSyntax awaited } @while
+        && awaited.DescendantNodes().OfType<MemberAccessExpressionSyntax>().Any(member => member.Name.Identifier.ValueText == "WaitForNextTickAsync")
+        && (@while.Statement is BlockSyntax { Statements.Count: 1 } block ? block.Statements[0] : @while.Statement) is TryStatementSyntax attempt
+        && attempt.Catches.Any(@catch => @catch.Filter is null
+            && (@catch.Declaration is null || @catch.Declaration.Type.ToString() is "Exception" or "System.Exception"));
 
     private static bool InNestedFunction(IOperation operation)
     {

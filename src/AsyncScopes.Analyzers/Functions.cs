@@ -56,6 +56,44 @@ internal static class Functions
         return false;
     }
 
+    /// <summary>
+    /// True when <paramref name="call"/> (<c>gate.Wait(ct)</c>, <c>stream.Dispose()</c>) is one branch of an
+    /// <c>if</c>/<c>else</c> or a <c>?:</c> whose other branch awaits its asynchronous twin on the same receiver
+    /// (<c>await gate.WaitAsync(ct)</c>, <c>await stream.DisposeAsync()</c>): code written to run either way, where
+    /// the synchronous branch runs only when the caller asked for synchronous I/O (an <c>IOBehavior</c> or
+    /// <c>bool async</c> parameter).
+    /// </summary>
+    public static bool HasAsyncTwin(SyntaxNode call)
+    {
+        if (call is not InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax member })
+        {
+            return false;
+        }
+
+        var twin = member.Name.Identifier.ValueText + "Async";
+        for (var current = call; current.Parent is { } parent && !IsFunction(parent); current = parent)
+        {
+            var other = parent switch
+            {
+                IfStatementSyntax ifStatement when ifStatement.Statement == current => (SyntaxNode?)ifStatement.Else?.Statement,
+                ElseClauseSyntax { Parent: IfStatementSyntax ifStatement } => ifStatement.Statement,
+                ConditionalExpressionSyntax conditional when conditional.WhenTrue == current => conditional.WhenFalse,
+                ConditionalExpressionSyntax conditional when conditional.WhenFalse == current => conditional.WhenTrue,
+                _ => null,
+            };
+            if (other is not null && OwnNodes(other).OfType<AwaitExpressionSyntax>().Any(awaited =>
+                    awaited.DescendantNodes().OfType<InvocationExpressionSyntax>().Any(candidate =>
+                        candidate.Expression is MemberAccessExpressionSyntax candidateMember
+                        && candidateMember.Name.Identifier.ValueText == twin
+                        && candidateMember.Expression.IsEquivalentTo(member.Expression, topLevel: false))))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>The body of a function: its block, or the expression of its arrow.</summary>
     public static SyntaxNode? Body(SyntaxNode function) => function switch
     {

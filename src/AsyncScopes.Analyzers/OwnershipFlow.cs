@@ -267,7 +267,11 @@ internal sealed class OwnershipFlow
         switch (parent)
         {
             case IInvocationOperation invocation when invocation.Instance == current:
-                return _isRelease(invocation) ? Use.Released : Use.Neutral;
+                // A call that gives it this object (connection.TakeSessionFrom(this)) ties the two: this object
+                // may keep it, or register it elsewhere.
+                return _isRelease(invocation) || invocation.Arguments.Any(argument => Strip(argument.Value) is IInstanceReferenceOperation)
+                    ? Use.Released
+                    : Use.Neutral;
             case IMethodReferenceOperation:
                 return Use.Released; // a delegate to one of its methods: handed on
             case IMemberReferenceOperation member when member.Instance == current:

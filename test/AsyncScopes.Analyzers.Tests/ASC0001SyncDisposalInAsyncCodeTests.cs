@@ -541,4 +541,120 @@ public sealed class ASC0001SyncDisposalInAsyncCodeTests
             }
             """);
     }
+
+    [Fact]
+    public async Task Objects_whose_asynchronous_disposal_would_wait_for_nothing_here_are_not_reported()
+    {
+        // From MySqlConnector: a reader drained to its last result, compression over memory, an authenticated stream
+        // over a stream of its own that does no asynchronous disposal, a stream only read from.
+        await VerifyCS.NoDiagnosticsAsync("""
+            using System;
+            using System.Data.Common;
+            using System.IO;
+            using System.IO.Compression;
+            using System.Net.Security;
+            using System.Threading;
+            using System.Threading.Tasks;
+
+            sealed class Framing : Stream
+            {
+                public override bool CanRead => true;
+                public override bool CanSeek => false;
+                public override bool CanWrite => true;
+                public override long Length => 0;
+                public override long Position { get; set; }
+                public override void Flush() { }
+                public override int Read(byte[] buffer, int offset, int count) => 0;
+                public override long Seek(long offset, SeekOrigin origin) => 0;
+                public override void SetLength(long value) { }
+                public override void Write(byte[] buffer, int offset, int count) { }
+            }
+
+            sealed class Session
+            {
+                public async Task<int> ExecuteAsync(DbCommand command, CancellationToken ct)
+                {
+                    using var reader = await command.ExecuteReaderAsync(ct);
+                    do
+                    {
+                        while (await reader.ReadAsync(ct))
+                        {
+                        }
+                    }
+                    while (await reader.NextResultAsync(ct));
+                    return reader.RecordsAffected;
+                }
+
+                public async Task<byte[]> CompressAsync(Stream source, CancellationToken ct)
+                {
+                    using var memory = new MemoryStream();
+                    using (var zlib = new ZLibStream(memory, CompressionLevel.Optimal, leaveOpen: true))
+                    {
+                        await source.CopyToAsync(zlib, ct);
+                    }
+
+                    return memory.ToArray();
+                }
+
+                public async Task AuthenticateAsync(CancellationToken ct)
+                {
+                    using var inner = new Framing();
+                    using var negotiate = new NegotiateStream(inner);
+                    await negotiate.AuthenticateAsClientAsync();
+                }
+
+                public async Task<long> SendFileAsync(string path, Func<byte[], int, Task> send, CancellationToken ct)
+                {
+                    var stream = File.OpenRead(path);
+                    try
+                    {
+                        var buffer = new byte[8192];
+                        int read;
+                        while ((read = await stream.ReadAsync(buffer, ct)) > 0)
+                        {
+                            await send(buffer, read);
+                        }
+
+                        return stream.Length;
+                    }
+                    finally
+                    {
+                        stream.Dispose();
+                    }
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_reader_left_with_rows_or_results_unread_is_still_reported()
+    {
+        // MySqlConnector's CachedProcedure (returns after the first row) and MySqlBulkCopy (a schema-only reader).
+        await VerifyCS.DiagnosticsAsync("""
+            using System.Data;
+            using System.Data.Common;
+            using System.Threading;
+            using System.Threading.Tasks;
+
+            sealed class Procedures
+            {
+                public async Task<string?> FirstAsync(DbCommand command, CancellationToken ct)
+                {
+                    using var [|reader = await command.ExecuteReaderAsync(ct)|];
+                    if (!await reader.ReadAsync(ct))
+                    {
+                        return null;
+                    }
+
+                    return reader.GetString(0);
+                }
+
+                public async Task<int> ColumnsAsync(DbCommand command, CancellationToken ct)
+                {
+                    using var [|reader = await command.ExecuteReaderAsync(CommandBehavior.SchemaOnly, ct)|];
+                    return reader.GetColumnSchema().Count;
+                }
+            }
+            """);
+    }
 }

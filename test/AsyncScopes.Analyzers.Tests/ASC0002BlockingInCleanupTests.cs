@@ -383,4 +383,34 @@ public sealed class ASC0002BlockingInCleanupTests
             }
             """);
     }
+
+    [Fact]
+    public async Task A_Dispose_that_runs_code_written_both_ways_synchronously_is_not_reported()
+    {
+        // MySqlConnector's readers, transactions and connections: Dispose runs the shared implementation with
+        // IOBehavior.Synchronous, whose task is complete when it returns.
+        await VerifyCS.NoDiagnosticsAsync("""
+            using System;
+            using System.IO;
+            using System.Threading;
+            using System.Threading.Tasks;
+
+            enum IOBehavior { Synchronous, Asynchronous }
+
+            sealed class Transaction(Stream log) : IDisposable, IAsyncDisposable
+            {
+                public void Dispose() => DisposeAsync(IOBehavior.Synchronous, CancellationToken.None).GetAwaiter().GetResult();
+
+                public ValueTask DisposeAsync() => DisposeAsync(IOBehavior.Asynchronous, CancellationToken.None);
+
+                private async ValueTask DisposeAsync(IOBehavior ioBehavior, CancellationToken ct)
+                {
+                    if (ioBehavior == IOBehavior.Asynchronous)
+                        await log.FlushAsync(ct).ConfigureAwait(false);
+                    else
+                        log.Flush();
+                }
+            }
+            """);
+    }
 }

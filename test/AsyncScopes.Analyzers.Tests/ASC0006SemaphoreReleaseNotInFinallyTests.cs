@@ -512,4 +512,71 @@ public sealed class ASC0006SemaphoreReleaseNotInFinallyTests
             }
             """);
     }
+
+    [Fact]
+    public async Task A_pool_that_waits_either_way_and_hands_the_permit_on_with_its_session_is_not_reported()
+    {
+        // MySqlConnector's ConnectionPool: the wait is an if/else (asynchronous or synchronous I/O, as the caller
+        // asked); a try/finally right after it releases, or the permit leaves with the session returned and a
+        // catch-all gives it back on failure, after a declaration that cannot throw.
+        await VerifyCS.NoDiagnosticsAsync("""
+            using System;
+            using System.Threading;
+            using System.Threading.Tasks;
+
+            enum IOBehavior { Synchronous, Asynchronous }
+
+            sealed class Session { }
+
+            sealed class Pool(Func<Task<Session>> connect, Func<Task> reap)
+            {
+                private readonly SemaphoreSlim _sessions = new(10);
+
+                public async ValueTask<Session> GetSessionAsync(IOBehavior ioBehavior, CancellationToken ct)
+                {
+                    if (ioBehavior == IOBehavior.Asynchronous)
+                        await _sessions.WaitAsync(ct).ConfigureAwait(false);
+                    else
+                        _sessions.Wait(ct);
+
+                    Session? session = null;
+                    try
+                    {
+                        session = await connect().ConfigureAwait(false);
+                        return session;
+                    }
+                    catch (Exception)
+                    {
+                        _sessions.Release();
+                        throw;
+                    }
+                }
+
+                public void Return(Session session) => _sessions.Release();
+
+                public async Task ReapAsync(IOBehavior ioBehavior, TimeSpan wait, CancellationToken ct)
+                {
+                    if (ioBehavior == IOBehavior.Asynchronous)
+                    {
+                        if (!await _sessions.WaitAsync(wait, ct).ConfigureAwait(false))
+                            return;
+                    }
+                    else
+                    {
+                        if (!_sessions.Wait(wait, ct))
+                            return;
+                    }
+
+                    try
+                    {
+                        await reap().ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        _sessions.Release();
+                    }
+                }
+            }
+            """);
+    }
 }

@@ -352,6 +352,33 @@ public sealed class ASC0009BlockingInAsyncCodeTests
     }
 
     [Fact]
+    public async Task The_synchronous_branch_of_code_written_to_run_either_way_is_not_reported()
+    {
+        // MySqlConnector's shape: one async method serves the synchronous API too, and takes the synchronous branch
+        // only when its caller asked for synchronous I/O.
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            enum IOBehavior { Synchronous, Asynchronous }
+
+            sealed class Pool
+            {
+                private readonly SemaphoreSlim _sessions = new(10);
+
+                public async ValueTask<bool> TakeAsync(IOBehavior ioBehavior, TimeSpan wait, CancellationToken ct)
+                {
+                    if (ioBehavior == IOBehavior.Asynchronous)
+                        await _sessions.WaitAsync(ct).ConfigureAwait(false);
+                    else
+                        _sessions.Wait(ct);
+
+                    return ioBehavior == IOBehavior.Asynchronous
+                        ? await _sessions.WaitAsync(wait, ct).ConfigureAwait(false)
+                        : _sessions.Wait(wait, ct);
+                }
+            }
+            """);
+    }
+
+    [Fact]
     public async Task Awaiting_WaitAsync_and_the_tasks_themselves_is_not_reported()
     {
         await VerifyCS.DiagnosticsAsync(Usings + """

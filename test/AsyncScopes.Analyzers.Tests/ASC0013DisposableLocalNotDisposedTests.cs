@@ -833,6 +833,45 @@ public sealed class ASC0013DisposableLocalNotDisposedTests
                 "zip", "GZipStream", "is not disposed if the await at line 27 throws: dispose it in a finally, or declare it with 'using'"));
     }
 
+    [Fact]
+    public async Task A_replacement_that_takes_over_this_objects_state_is_not_reported()
+    {
+        // MySqlConnector's MySqlConnection: a new connection takes this one's session and is swapped into a registry.
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            sealed class Connection : DbConnection
+            {
+                private static readonly Dictionary<string, List<Connection>> Enlisted = new();
+
+                public override string ConnectionString { get; set; } = "";
+                public override string Database => "";
+                public override string DataSource => "";
+                public override string ServerVersion => "";
+                public override System.Data.ConnectionState State => System.Data.ConnectionState.Open;
+
+                public void Detach(string key)
+                {
+                    var replacement = new Connection();
+                    replacement.TakeSessionFrom(this);
+                    lock (Enlisted)
+                    {
+                        if (Enlisted.TryGetValue(key, out var list))
+                        {
+                            list.Remove(this);
+                        }
+                    }
+                }
+
+                private void TakeSessionFrom(Connection other) => ConnectionString = other.ConnectionString;
+
+                public override void ChangeDatabase(string databaseName) { }
+                public override void Close() { }
+                public override void Open() { }
+                protected override DbTransaction BeginDbTransaction(System.Data.IsolationLevel isolationLevel) => throw new NotSupportedException();
+                protected override DbCommand CreateDbCommand() => throw new NotSupportedException();
+            }
+            """);
+    }
+
     // The fix.
 
     [Fact]

@@ -521,6 +521,24 @@ public sealed class ASC0014OwnedFieldNotDisposedTests
     }
 
     [Fact]
+    public async Task The_timer_of_a_singleton_is_not_reported()
+    {
+        // MySqlConnector's TimerQueue: private constructor, one instance in a static property.
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            sealed class TimerQueue
+            {
+                private readonly Timer _timer;
+
+                private TimerQueue() => _timer = new Timer(_ => { }, null, Timeout.Infinite, Timeout.Infinite);
+
+                public static TimerQueue Instance { get; } = new();
+
+                public void Arm(TimeSpan due) => _timer.Change(due, Timeout.InfiniteTimeSpan);
+            }
+            """);
+    }
+
+    [Fact]
     public async Task Static_fields_that_live_as_long_as_the_process_are_not_reported()
     {
         await VerifyCS.NoDiagnosticsAsync(Usings + """

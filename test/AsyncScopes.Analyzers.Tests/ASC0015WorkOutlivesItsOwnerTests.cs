@@ -417,6 +417,95 @@ public sealed class ASC0015WorkOutlivesItsOwnerTests
     }
 
     [Fact]
+    public async Task A_quiet_ticking_loop_and_a_using_whose_Dispose_does_nothing_are_not_reported()
+    {
+        // MySqlConnector's ConnectionPool reaper (stopped by disposing its timer, throwing nothing) and its
+        // CompressedPayloadHandler (a byte handler whose Dispose is empty).
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            sealed class ByteHandler(Stream stream) : IDisposable
+            {
+                public ValueTask<int> ReadAsync(Memory<byte> buffer) => stream.ReadAsync(buffer);
+
+                public void Dispose()
+                {
+                }
+            }
+
+            sealed class Pool(Func<Task> reap, Stream stream) : IDisposable
+            {
+                private readonly PeriodicTimer _reaper = new(TimeSpan.FromSeconds(30));
+
+                public void Start()
+                {
+                    _ = RunTimer();
+
+                    async Task RunTimer()
+                    {
+                        while (await _reaper.WaitForNextTickAsync().ConfigureAwait(false))
+                        {
+                            try
+                            {
+                                await reap().ConfigureAwait(false);
+                            }
+                            catch
+                            {
+                                // reaped again at the next tick
+                            }
+                        }
+                    }
+                }
+
+                public ValueTask<int> ReadAsync(Memory<byte> buffer)
+                {
+                    using var handler = new ByteHandler(stream);
+                    return handler.ReadAsync(buffer);
+                }
+
+                public void Dispose() => _reaper.Dispose();
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_ticking_loop_whose_failure_would_end_it_silently_is_reported()
+    {
+        // MySqlConnector's DNS check: a failure of the clearing outside the try ends the loop, and nobody sees it.
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            sealed class Pool(Func<Task<bool>> changed, Func<Task> clear) : IDisposable
+            {
+                private readonly PeriodicTimer _dnsCheck = new(TimeSpan.FromMinutes(1));
+
+                public void Start()
+                {
+                    _ = [|RunTimer()|];
+
+                    async Task RunTimer()
+                    {
+                        while (await _dnsCheck.WaitForNextTickAsync().ConfigureAwait(false))
+                        {
+                            var hostsChanged = false;
+                            try
+                            {
+                                hostsChanged = await changed().ConfigureAwait(false);
+                            }
+                            catch (Exception)
+                            {
+                            }
+
+                            if (hostsChanged)
+                            {
+                                await clear().ConfigureAwait(false);
+                            }
+                        }
+                    }
+                }
+
+                public void Dispose() => _dnsCheck.Dispose();
+            }
+            """);
+    }
+
+    [Fact]
     public async Task A_hosted_service_that_awaits_its_loop_is_not_reported()
     {
         await VerifyCS.NoDiagnosticsAsync(Usings + """
