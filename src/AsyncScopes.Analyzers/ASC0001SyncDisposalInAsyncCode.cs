@@ -107,7 +107,9 @@ public sealed class ASC0001SyncDisposalInAsyncCode : DiagnosticAnalyzer
         };
 
         // The object's own Dispose() called from inside it is its disposal pattern, not a use of the object.
-        if (receiver is null or ThisExpressionSyntax or BaseExpressionSyntax || !Functions.CanAwaitAt(invocation))
+        // The synchronous branch of code written to run either way (if (async) await x.DisposeAsync(); else x.Dispose();)
+        // runs only when the caller asked for synchronous I/O.
+        if (receiver is null or ThisExpressionSyntax or BaseExpressionSyntax || !Functions.CanAwaitAt(invocation) || Functions.HasAsyncTwin(invocation))
         {
             return;
         }

@@ -187,7 +187,7 @@ public sealed class ASC0002BlockingInCleanup : DiagnosticAnalyzer
 
     private static bool ChecksCompletion(ExpressionSyntax condition, ISymbol task, SemanticModel model, CancellationToken cancellationToken) =>
         condition.DescendantNodesAndSelf().OfType<MemberAccessExpressionSyntax>().Any(access =>
-            access.Name.Identifier.ValueText is "IsCompleted" or "IsCompletedSuccessfully"
+            access.Name.Identifier.ValueText is "IsCompleted" or "IsCompletedSuccessfully" or "IsFaulted" or "IsCanceled"
             && SymbolEqualityComparer.Default.Equals(model.GetSymbolInfo(access.Expression, cancellationToken).Symbol, task));
 
     private static string CleanupName(SyntaxNode function) => function switch

@@ -170,11 +170,18 @@ public sealed class ASC0006SemaphoreReleaseNotInFinally : DiagnosticAnalyzer
         return false;
     }
 
-    /// <summary>A declaration of locals with no initializer, or only constants (<c>Session? session = null;</c>).</summary>
-    private static bool CannotThrow(StatementSyntax statement) =>
-        statement is LocalDeclarationStatementSyntax { UsingKeyword.RawKind: 0 } declaration
-        && declaration.Declaration.Variables.All(variable => variable.Initializer is null
-            || variable.Initializer.Value is LiteralExpressionSyntax or DefaultExpressionSyntax);
+    /// <summary>
+    /// A declaration of locals with no initializer, or only constants (<c>Session? session = null;</c>); or a guard
+    /// that leaves when the timed wait failed (<c>if (!taken) return;</c>, no call in its condition): no permit to lose.
+    /// </summary>
+    private static bool CannotThrow(StatementSyntax statement) => statement switch
+    {
+        LocalDeclarationStatementSyntax { UsingKeyword.RawKind: 0 } declaration => declaration.Declaration.Variables.All(variable =>
+            variable.Initializer is null || variable.Initializer.Value is LiteralExpressionSyntax or DefaultExpressionSyntax),
+        IfStatementSyntax { Else: null } guard => !guard.Condition.DescendantNodesAndSelf().OfType<InvocationExpressionSyntax>().Any()
+            && (guard.Statement is BlockSyntax block ? block.Statements.LastOrDefault() : guard.Statement) is ReturnStatementSyntax or ThrowStatementSyntax,
+        _ => false,
+    };
 
     private static bool ReleasedByLaterWorkOutsideFinally(
         InvocationExpressionSyntax wait, SyntaxNode body, ISymbol semaphore, SemanticModel model, CancellationToken cancellationToken) =>

@@ -28,6 +28,14 @@ internal static class AsyncDisposal
             return false;
         }
 
+        if (type.ContainingNamespace?.ToDisplayString() == "System.Net.Security" && type.BaseType?.Name == "AuthenticatedStream")
+        {
+            // An SslStream's or NegotiateStream's DisposeAsync is its synchronous cleanup and its inner stream's
+            // DisposeAsync (it sends no close_notify: that is ShutdownAsync), and the inner stream is a socket's or a
+            // pipe's, whose disposal is synchronous.
+            return false;
+        }
+
         if (known.DbCommand is not null && (KnownTypes.Is(type, known.DbCommand) || KnownTypes.InheritsFrom(type, known.DbCommand)))
         {
             // No provider's command does asynchronous work when disposed: Npgsql's, SqlClient's and Sqlite's inherit

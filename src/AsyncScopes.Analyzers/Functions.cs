@@ -57,11 +57,11 @@ internal static class Functions
     }
 
     /// <summary>
-    /// True when <paramref name="call"/> (<c>gate.Wait(ct)</c>, <c>stream.Dispose()</c>) is one branch of an
+    /// True when <paramref name="call"/> (<c>gate.Wait(ct)</c>, <c>stream.Dispose()</c>) is in the synchronous branch of
+    /// code written to run either way, which runs only when the caller asked for synchronous I/O: one branch of an
     /// <c>if</c>/<c>else</c> or a <c>?:</c> whose other branch awaits its asynchronous twin on the same receiver
-    /// (<c>await gate.WaitAsync(ct)</c>, <c>await stream.DisposeAsync()</c>): code written to run either way, where
-    /// the synchronous branch runs only when the caller asked for synchronous I/O (an <c>IOBehavior</c> or
-    /// <c>bool async</c> parameter).
+    /// (<c>await gate.WaitAsync(ct)</c>, <c>await stream.DisposeAsync()</c>), or the synchronous branch of a test of an
+    /// <c>async</c> flag or an <c>IOBehavior</c>.
     /// </summary>
     public static bool HasAsyncTwin(SyntaxNode call)
     {
@@ -73,6 +73,11 @@ internal static class Functions
         var twin = member.Name.Identifier.ValueText + "Async";
         for (var current = call; current.Parent is { } parent && !IsFunction(parent); current = parent)
         {
+            if (IsSynchronousBranch(parent, current))
+            {
+                return true;
+            }
+
             var other = parent switch
             {
                 IfStatementSyntax ifStatement when ifStatement.Statement == current => (SyntaxNode?)ifStatement.Else?.Statement,
@@ -92,6 +97,32 @@ internal static class Functions
         }
 
         return false;
+    }
+
+    /// <summary>
+    /// True when <paramref name="branch"/> is the branch of <paramref name="parent"/> (an <c>if</c> or a <c>?:</c>) that
+    /// runs for synchronous I/O: the <c>else</c> of <c>if (async)</c> or of <c>if (io == IOBehavior.Asynchronous)</c>,
+    /// the body of <c>if (!async)</c> or of <c>if (io == IOBehavior.Synchronous)</c>.
+    /// </summary>
+    private static bool IsSynchronousBranch(SyntaxNode parent, SyntaxNode branch)
+    {
+        var (condition, whenTrue) = parent switch
+        {
+            IfStatementSyntax ifStatement when ifStatement.Statement == branch => (ifStatement.Condition, true),
+            ElseClauseSyntax { Parent: IfStatementSyntax ifStatement } => (ifStatement.Condition, false),
+            ConditionalExpressionSyntax conditional when conditional.WhenTrue == branch => (conditional.Condition, true),
+            ConditionalExpressionSyntax conditional when conditional.WhenFalse == branch => (conditional.Condition, false),
+            _ => (null, false),
+        };
+
+        return condition switch
+        {
+            IdentifierNameSyntax { Identifier.ValueText: "async" or "isAsync" or "useAsync" } => !whenTrue,
+            PrefixUnaryExpressionSyntax { RawKind: (int)SyntaxKind.LogicalNotExpression, Operand: IdentifierNameSyntax { Identifier.ValueText: "async" or "isAsync" or "useAsync" } } => whenTrue,
+            BinaryExpressionSyntax { RawKind: (int)SyntaxKind.EqualsExpression, Right: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Asynchronous" } } => !whenTrue,
+            BinaryExpressionSyntax { RawKind: (int)SyntaxKind.EqualsExpression, Right: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Synchronous" } } => whenTrue,
+            _ => false,
+        };
     }
 
     /// <summary>The body of a function: its block, or the expression of its arrow.</summary>

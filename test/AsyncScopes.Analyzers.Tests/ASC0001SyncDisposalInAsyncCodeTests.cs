@@ -657,4 +657,35 @@ public sealed class ASC0001SyncDisposalInAsyncCodeTests
             }
             """);
     }
+
+    [Fact]
+    public async Task The_synchronous_branch_of_a_disposal_written_to_run_either_way_is_not_reported()
+    {
+        // Npgsql's converters and COPY operations: one async method serves both APIs, chosen by a bool.
+        await VerifyCS.NoDiagnosticsAsync("""
+            using System.Data.Common;
+            using System.Threading.Tasks;
+
+            sealed class Copy
+            {
+                public async ValueTask EndAsync(DbDataReader reader, bool async, System.IO.Stream network)
+                {
+                    var tls = new System.Net.Security.SslStream(network, leaveInnerStreamOpen: true);
+                    try
+                    {
+                        await tls.AuthenticateAsClientAsync("db.example");
+                    }
+                    finally
+                    {
+                        tls.Dispose(); // its asynchronous disposal would only dispose the socket's stream, synchronously
+                    }
+
+                    if (async)
+                        await reader.DisposeAsync().ConfigureAwait(false);
+                    else
+                        reader.Dispose();
+                }
+            }
+            """);
+    }
 }

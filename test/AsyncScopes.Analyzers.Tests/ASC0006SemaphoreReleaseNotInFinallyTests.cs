@@ -579,4 +579,43 @@ public sealed class ASC0006SemaphoreReleaseNotInFinallyTests
             }
             """);
     }
+
+    [Fact]
+    public async Task A_timed_wait_either_way_whose_failure_leaves_before_the_try_is_not_reported()
+    {
+        // Npgsql's NpgsqlDataSource and ReplicationConnection: the result of the wait is kept, a guard leaves when it
+        // failed, and the try that releases follows.
+        await VerifyCS.NoDiagnosticsAsync("""
+            using System;
+            using System.Threading;
+            using System.Threading.Tasks;
+
+            sealed class Mappings(Func<Task> load)
+            {
+                private readonly SemaphoreSlim _setup = new(1, 1);
+
+                public async Task BootstrapAsync(bool async, TimeSpan timeout, CancellationToken cancellationToken)
+                {
+                    var hasSemaphore = async
+                        ? await _setup.WaitAsync(timeout, cancellationToken).ConfigureAwait(false)
+                        : _setup.Wait(timeout, cancellationToken);
+
+                    if (!hasSemaphore)
+                    {
+                        Console.Error.WriteLine("Timed out waiting for the type mappings of another connection.");
+                        throw new TimeoutException();
+                    }
+
+                    try
+                    {
+                        await load().ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        _setup.Release();
+                    }
+                }
+            }
+            """);
+    }
 }

@@ -352,6 +352,55 @@ public sealed class ASC0009BlockingInAsyncCodeTests
     }
 
     [Fact]
+    public async Task GetResult_of_a_task_known_faulted_rethrows_and_is_not_reported()
+    {
+        // Npgsql's NpgsqlCommand: a send that failed at once is rethrown with its own stack.
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            sealed class Command(Func<Task> send)
+            {
+                public async Task PrepareAsync()
+                {
+                    var sendTask = send();
+                    if (sendTask.IsFaulted)
+                        sendTask.GetAwaiter().GetResult();
+
+                    await sendTask;
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task The_synchronous_branch_of_an_if_async_test_is_not_reported()
+    {
+        // Npgsql's PoolingDataSource: the synchronous branch of `if (async)` waits for a connector on its own.
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            sealed class Pool(Func<CancellationToken, ValueTask<string>> next)
+            {
+                private readonly SemaphoreSlim _syncOverAsync = new(1, 1);
+
+                public async ValueTask<string> RentAsync(bool async, CancellationToken ct)
+                {
+                    if (async)
+                        return await next(ct).ConfigureAwait(false);
+                    else
+                    {
+                        _syncOverAsync.Wait(ct);
+                        try
+                        {
+                            return next(ct).AsTask().GetAwaiter().GetResult();
+                        }
+                        finally
+                        {
+                            _syncOverAsync.Release();
+                        }
+                    }
+                }
+            }
+            """);
+    }
+
+    [Fact]
     public async Task The_synchronous_branch_of_code_written_to_run_either_way_is_not_reported()
     {
         // MySqlConnector's shape: one async method serves the synchronous API too, and takes the synchronous branch
