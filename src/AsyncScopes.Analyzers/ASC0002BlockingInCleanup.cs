@@ -70,7 +70,7 @@ public sealed class ASC0002BlockingInCleanup : DiagnosticAnalyzer
         foreach (var node in Functions.OwnNodes(body))
         {
             var blocked = BlockingCall(node, context.SemanticModel, known, context.CancellationToken);
-            if (blocked is null || IsKnownCompleted(node, blocked, context.SemanticModel, context.CancellationToken))
+            if (blocked is null || IsKnownCompleted(node, blocked, context.SemanticModel, context.CancellationToken) || Functions.IsOnSynchronousPath(node))
             {
                 continue;
             }

@@ -308,14 +308,36 @@ public sealed class ASC0014OwnedFieldNotDisposed : DiagnosticAnalyzer
 
             return parent switch
             {
+                IInvocationOperation { TargetMethod: { Name: "Change", ContainingType.Name: "Timer" } } stop when stop.Instance == current && !strict =>
+                    stop.Arguments.All(argument => IsInfinite(argument.Value)), // a stopped timer holds nothing
                 IInvocationOperation invocation when invocation.Instance == current => strict ? resources.IsDisposal(invocation) : resources.IsRelease(invocation),
                 IConditionalAccessOperation conditional when conditional.Operation == current =>
                     conditional.WhenNotNull is IInvocationOperation whenNotNull && (strict ? resources.IsDisposal(whenNotNull) : resources.IsRelease(whenNotNull)),
+                IReturnOperation => !strict && ReturnedFromItsCreator(reference),
                 IArgumentOperation { Parent: IInvocationOperation { TargetMethod.Name: var name } } when strict => EndsOrTakes(name),
                 IArgumentOperation or IMethodReferenceOperation or IVariableInitializerOperation => true,
                 ISimpleAssignmentOperation assignment => assignment.Value == current,
                 _ => false,
             };
+        }
+
+        private static bool IsInfinite(IOperation value) =>
+            value.ConstantValue is { HasValue: true, Value: -1 or -1L or uint.MaxValue }
+            || (value is IFieldReferenceOperation { Field: { Name: "Infinite" or "InfiniteTimeSpan", ContainingType.Name: "Timeout" } })
+            || (value is IConversionOperation conversion && IsInfinite(conversion.Operand));
+
+        /// <summary>A method that creates the object into the field and returns it gives it to its caller (a reuse cache).</summary>
+        private static bool ReturnedFromItsCreator(IFieldReferenceOperation reference)
+        {
+            var root = (IOperation)reference;
+            while (root.Parent is not null)
+            {
+                root = root.Parent;
+            }
+
+            return root.Descendants().OfType<ISimpleAssignmentOperation>().Any(assignment =>
+                assignment.Target is IFieldReferenceOperation target && SymbolEqualityComparer.Default.Equals(target.Field, reference.Field)
+                && assignment.Value is IObjectCreationOperation);
         }
 
         private static bool EndsOrTakes(string method) => EndingWords.Any(word => method.IndexOf(word, StringComparison.Ordinal) >= 0);

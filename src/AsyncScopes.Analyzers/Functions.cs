@@ -71,13 +71,13 @@ internal static class Functions
         }
 
         var twin = member.Name.Identifier.ValueText + "Async";
+        if (IsOnSynchronousPath(call))
+        {
+            return true;
+        }
+
         for (var current = call; current.Parent is { } parent && !IsFunction(parent); current = parent)
         {
-            if (IsSynchronousBranch(parent, current))
-            {
-                return true;
-            }
-
             var other = parent switch
             {
                 IfStatementSyntax ifStatement when ifStatement.Statement == current => (SyntaxNode?)ifStatement.Else?.Statement,
@@ -100,6 +100,36 @@ internal static class Functions
     }
 
     /// <summary>
+    /// True when <paramref name="node"/> runs only for synchronous I/O: in the synchronous branch of a test of an
+    /// <c>async</c> flag or an <c>IOBehavior</c>, or after a guard that leaves when the flag is set
+    /// (<c>if (_async) throw new InvalidOperationException(...);</c>).
+    /// </summary>
+    public static bool IsOnSynchronousPath(SyntaxNode node)
+    {
+        for (var current = node; current.Parent is { } parent && !IsFunction(parent); current = parent)
+        {
+            if (IsSynchronousBranch(parent, current))
+            {
+                return true;
+            }
+
+            if (parent is BlockSyntax block && current is StatementSyntax statement
+                && block.Statements.TakeWhile(previous => previous != statement).OfType<IfStatementSyntax>().Any(guard =>
+                    guard.Else is null && IsAsyncFlag(guard.Condition)
+                    && (guard.Statement is BlockSyntax body ? body.Statements.LastOrDefault() : guard.Statement) is ThrowStatementSyntax or ReturnStatementSyntax))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static bool IsAsyncFlag(ExpressionSyntax condition) =>
+        condition is IdentifierNameSyntax { Identifier.ValueText: "async" or "isAsync" or "useAsync" or "_async" or "_isAsync" }
+            or MemberAccessExpressionSyntax { Expression: ThisExpressionSyntax, Name.Identifier.ValueText: "_async" or "_isAsync" };
+
+    /// <summary>
     /// True when <paramref name="branch"/> is the branch of <paramref name="parent"/> (an <c>if</c> or a <c>?:</c>) that
     /// runs for synchronous I/O: the <c>else</c> of <c>if (async)</c> or of <c>if (io == IOBehavior.Asynchronous)</c>,
     /// the body of <c>if (!async)</c> or of <c>if (io == IOBehavior.Synchronous)</c>.
@@ -117,8 +147,8 @@ internal static class Functions
 
         return condition switch
         {
-            IdentifierNameSyntax { Identifier.ValueText: "async" or "isAsync" or "useAsync" } => !whenTrue,
-            PrefixUnaryExpressionSyntax { RawKind: (int)SyntaxKind.LogicalNotExpression, Operand: IdentifierNameSyntax { Identifier.ValueText: "async" or "isAsync" or "useAsync" } } => whenTrue,
+            not null when IsAsyncFlag(condition) => !whenTrue,
+            PrefixUnaryExpressionSyntax { RawKind: (int)SyntaxKind.LogicalNotExpression, Operand: var flag } when IsAsyncFlag(flag) => whenTrue,
             BinaryExpressionSyntax { RawKind: (int)SyntaxKind.EqualsExpression, Right: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Asynchronous" } } => !whenTrue,
             BinaryExpressionSyntax { RawKind: (int)SyntaxKind.EqualsExpression, Right: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Synchronous" } } => whenTrue,
             _ => false,

@@ -413,4 +413,36 @@ public sealed class ASC0002BlockingInCleanupTests
             }
             """);
     }
+
+    [Fact]
+    public async Task A_Dispose_that_refuses_the_asynchronous_mode_before_it_blocks_is_not_reported()
+    {
+        // Npgsql's PgReader: Dispose throws when the reader runs asynchronously, so the task it then waits for was
+        // made synchronously and is complete.
+        await VerifyCS.NoDiagnosticsAsync("""
+            using System;
+            using System.IO;
+            using System.Threading.Tasks;
+
+            sealed class ColumnReader(Stream column, bool async) : IDisposable, IAsyncDisposable
+            {
+                private readonly bool _async = async;
+
+                public void Dispose()
+                {
+                    if (_async)
+                        throw new InvalidOperationException("Use DisposeAsync: this reader runs asynchronously.");
+                    DisposeAsync().GetAwaiter().GetResult();
+                }
+
+                public ValueTask DisposeAsync()
+                {
+                    if (_async)
+                        return new ValueTask(column.FlushAsync());
+                    column.Flush();
+                    return default;
+                }
+            }
+            """);
+    }
 }

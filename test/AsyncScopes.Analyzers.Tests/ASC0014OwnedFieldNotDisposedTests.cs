@@ -539,6 +539,76 @@ public sealed class ASC0014OwnedFieldNotDisposedTests
     }
 
     [Fact]
+    public async Task A_reuse_cache_handed_to_callers_and_a_timer_stopped_through_the_base_disposal_are_not_reported()
+    {
+        // Npgsql's NpgsqlReadBuffer (a column stream created into a field and returned to the caller, who disposes it)
+        // and PoolingDataSource (its pruning timer stopped with Change(Infinite) by Clear, which the base's Dispose calls).
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            sealed class ColumnStream(Stream source) : Stream
+            {
+                public bool IsDisposed { get; private set; }
+                public override bool CanRead => true;
+                public override bool CanSeek => false;
+                public override bool CanWrite => false;
+                public override long Length => 0;
+                public override long Position { get; set; }
+                public override void Flush() { }
+                public override int Read(byte[] buffer, int offset, int count) => source.Read(buffer, offset, count);
+                public override long Seek(long offset, SeekOrigin origin) => 0;
+                public override void SetLength(long value) { }
+                public override void Write(byte[] buffer, int offset, int count) { }
+                protected override void Dispose(bool disposing) => IsDisposed = true;
+            }
+
+            sealed class ReadBuffer(Stream source) : IDisposable
+            {
+                private ColumnStream? _lastStream;
+
+                public ColumnStream CreateStream()
+                {
+                    if (_lastStream is not { IsDisposed: true })
+                    {
+                        _lastStream = new ColumnStream(source);
+                    }
+
+                    return _lastStream;
+                }
+
+                public void Dispose() => source.Dispose();
+            }
+
+            abstract class DataSource : IDisposable
+            {
+                public void Dispose() => Clear();
+
+                public abstract void Clear();
+            }
+
+            sealed class PoolingDataSource : DataSource
+            {
+                private readonly Timer _pruningTimer;
+                private int _idle;
+
+                public PoolingDataSource() => _pruningTimer = new Timer(_ => _idle--, null, Timeout.Infinite, Timeout.Infinite);
+
+                public override void Clear()
+                {
+                    _idle = 0;
+                    UpdatePruningTimer();
+                }
+
+                private void UpdatePruningTimer()
+                {
+                    if (_idle == 0)
+                    {
+                        _pruningTimer.Change(Timeout.Infinite, Timeout.Infinite);
+                    }
+                }
+            }
+            """);
+    }
+
+    [Fact]
     public async Task Static_fields_that_live_as_long_as_the_process_are_not_reported()
     {
         await VerifyCS.NoDiagnosticsAsync(Usings + """
