@@ -102,7 +102,8 @@ internal static class Functions
     /// <summary>
     /// True when <paramref name="node"/> runs only for synchronous I/O: in the synchronous branch of a test of an
     /// <c>async</c> flag or an <c>IOBehavior</c>, or after a guard that leaves when the flag is set
-    /// (<c>if (_async) throw new InvalidOperationException(...);</c>).
+    /// (<c>if (_async) throw new InvalidOperationException(...);</c>, or a throw helper:
+    /// <c>if (_async) ThrowHelper.ThrowInvalidOperationException(...);</c>).
     /// </summary>
     public static bool IsOnSynchronousPath(SyntaxNode node)
     {
@@ -116,7 +117,7 @@ internal static class Functions
             if (parent is BlockSyntax block && current is StatementSyntax statement
                 && block.Statements.TakeWhile(previous => previous != statement).OfType<IfStatementSyntax>().Any(guard =>
                     guard.Else is null && IsAsyncFlag(guard.Condition)
-                    && (guard.Statement is BlockSyntax body ? body.Statements.LastOrDefault() : guard.Statement) is ThrowStatementSyntax or ReturnStatementSyntax))
+                    && Leaves(guard.Statement is BlockSyntax body ? body.Statements.LastOrDefault() : guard.Statement)))
             {
                 return true;
             }
@@ -124,6 +125,15 @@ internal static class Functions
 
         return false;
     }
+
+    /// <summary>A <c>throw</c>, a <c>return</c>, or a call of a throw helper (<c>ThrowHelper.ThrowInvalidOperationException(...)</c>).</summary>
+    private static bool Leaves(StatementSyntax? statement) => statement switch
+    {
+        ThrowStatementSyntax or ReturnStatementSyntax => true,
+        ExpressionStatementSyntax { Expression: InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax member } } =>
+            member.Name.Identifier.ValueText.StartsWith("Throw", StringComparison.Ordinal),
+        _ => false,
+    };
 
     private static bool IsAsyncFlag(ExpressionSyntax condition) =>
         condition is IdentifierNameSyntax { Identifier.ValueText: "async" or "isAsync" or "useAsync" or "_async" or "_isAsync" }

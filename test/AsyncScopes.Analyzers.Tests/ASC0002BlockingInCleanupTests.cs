@@ -443,6 +443,25 @@ public sealed class ASC0002BlockingInCleanupTests
                     return default;
                 }
             }
+
+            static class ThrowHelper
+            {
+                public static void ThrowInvalidOperationException(string message) => throw new InvalidOperationException(message);
+            }
+
+            sealed class ScopeReader(Stream column, bool async) : IDisposable, IAsyncDisposable
+            {
+                private readonly bool _async = async;
+
+                public void Dispose()
+                {
+                    if (_async)
+                        ThrowHelper.ThrowInvalidOperationException("Cannot synchronously dispose async scopes, call DisposeAsync instead.");
+                    DisposeAsync().GetAwaiter().GetResult();
+                }
+
+                public ValueTask DisposeAsync() => _async ? new ValueTask(column.FlushAsync()) : default;
+            }
             """);
     }
 }
