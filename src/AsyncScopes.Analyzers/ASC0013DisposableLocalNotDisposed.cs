@@ -50,7 +50,7 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
                 foreach (var operation in block.OperationBlocks)
                 {
                     if (operation.Kind is OperationKind.MethodBody or OperationKind.ConstructorBody or OperationKind.Block
-                        && operation.Descendants().Any(candidate => resources.Created(candidate) is not null))
+                        && operation.Descendants().Any(candidate => resources.Created(candidate) is not null || IsRemoval(candidate)))
                     {
                         // A program's entry point owns its objects for the whole process: only its lambdas and
                         // local functions are followed.
@@ -121,10 +121,69 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
             }
         }
 
+        if (followLocals)
+        {
+            foreach (var block in graph.Blocks)
+            {
+                // A resource taken out of a registry (`if (_sockets.TryRemove(id, out var socket))`) is the taker's to close.
+                if (TakenFromRegistry(block, resources) is not var (local, type, argument, whenTaken)
+                    || local.IsRef
+                    || (captured ??= Captured(graph.OriginalOperation.Syntax, model, cancellationToken)).Contains(local))
+                {
+                    continue;
+                }
+
+                if (OwnershipFlow.Find(graph, whenTaken, -1, local, invocation => resources.IsRelease(invocation, type), cancellationToken) is { } leak)
+                {
+                    Report(leak, local, type, argument, model, resources, report);
+                }
+            }
+        }
+
         foreach (var localFunction in graph.LocalFunctions)
         {
             Analyze(graph.GetLocalFunctionControlFlowGraph(localFunction, cancellationToken), model, resources, report, cancellationToken);
         }
+    }
+
+    private static bool IsRemoval(IOperation operation) =>
+        operation is IInvocationOperation { TargetMethod.Name: "TryRemove" or "Remove" or "TryDequeue" or "TryTake" or "TryPop" } call
+        && call.Arguments.Any(argument => argument.Parameter?.RefKind == RefKind.Out);
+
+    /// <summary>
+    /// When the block branches on <c>TryRemove</c>, <c>Remove</c>, <c>TryDequeue</c>, <c>TryTake</c> or <c>TryPop</c> of
+    /// a collection that gives a tracked resource through an <c>out</c> local: that local, its type, the argument, and
+    /// the block the branch goes to when the call returned true.
+    /// </summary>
+    private static (ILocalSymbol Local, ITypeSymbol Type, IOperation Argument, BasicBlock WhenTaken)? TakenFromRegistry(BasicBlock block, TrackedResources resources)
+    {
+        if (block.BranchValue is null || block.ConditionKind == ControlFlowConditionKind.None)
+        {
+            return null;
+        }
+
+        var condition = OwnershipFlow.Strip(block.BranchValue);
+        var negated = false;
+        if (condition is IUnaryOperation { OperatorKind: UnaryOperatorKind.Not } not)
+        {
+            condition = OwnershipFlow.Strip(not.Operand);
+            negated = true;
+        }
+
+        if (!IsRemoval(condition) || ((IInvocationOperation)condition).Arguments.FirstOrDefault(argument => argument.Parameter?.RefKind == RefKind.Out) is not { } taken)
+        {
+            return null;
+        }
+
+        var target = taken.Value is IDeclarationExpressionOperation declaration ? declaration.Expression : taken.Value;
+        if (target is not ILocalReferenceOperation { Local: var local } || !resources.IsTrackedType(local.Type))
+        {
+            return null;
+        }
+
+        var jumpsWhenTaken = (block.ConditionKind == ControlFlowConditionKind.WhenTrue) != negated;
+        var branch = jumpsWhenTaken ? block.ConditionalSuccessor : block.FallThroughSuccessor;
+        return branch?.Destination is { Kind: BasicBlockKind.Block } destination ? (local, local.Type, taken, destination) : null;
     }
 
     /// <summary>True when the function runs a reader with <c>CommandBehavior.CloseConnection</c>, which closes the connection when it is disposed.</summary>

@@ -278,6 +278,8 @@ internal sealed class OwnershipFlow
                 return Use.Neutral;
             case IIsPatternOperation pattern when pattern.Pattern.DescendantsAndSelf().Any(DeclaresVariable):
                 return Use.Released; // `x is { } socket`, `case IAsyncDisposable a`: a new name for it, which may dispose it
+            case IDeclarationExpressionOperation:
+                return Use.Neutral; // `out var socket`: where the value arrives, not where it goes
             case IIsNullOperation or IIsPatternOperation or IIsTypeOperation or INameOfOperation or IFlowCaptureOperation:
                 return Use.Neutral;
             case IArgumentOperation argument when TrackedResources.Borrows(argument):

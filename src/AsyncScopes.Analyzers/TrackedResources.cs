@@ -123,6 +123,13 @@ internal sealed class TrackedResources
 
     public bool IsAsyncDisposable(ITypeSymbol type) => KnownTypes.Implements(type, Known.IAsyncDisposable);
 
+    /// <summary>
+    /// True when an object of this type, whoever created it, holds what ASC0013 tracks: for a value taken out of a
+    /// registry. A <c>CancellationTokenSource</c> is left out: whether it is linked or timed is decided where it was made.
+    /// </summary>
+    public bool IsTrackedType(ITypeSymbol type) =>
+        !type.IsValueType && !(_cancellationTokenSource is not null && IsOrDerives(type, _cancellationTokenSource)) && _trackedTypes.GetOrAdd(type, TrackedType);
+
     private bool Tracked(ITypeSymbol type, IOperation creation)
     {
         if (type.IsValueType)

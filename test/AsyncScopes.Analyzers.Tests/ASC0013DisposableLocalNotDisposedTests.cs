@@ -311,6 +311,29 @@ public sealed class ASC0013DisposableLocalNotDisposedTests
             """);
     }
 
+    [Fact]
+    public async Task A_socket_taken_out_of_a_registry_and_never_closed_is_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(
+            Usings + """
+            using System.Collections.Concurrent;
+
+            sealed class Hub
+            {
+                private readonly ConcurrentDictionary<Guid, WebSocket> _clients = new();
+
+                public void Forget(Guid id)
+                {
+                    if (_clients.TryRemove(id, {|#0:out var socket|}))
+                    {
+                        Console.WriteLine($"{id} left in state {socket.State}");
+                    }
+                }
+            }
+            """,
+            VerifyCS.Diagnostic().WithLocation(0).WithArguments("socket", "WebSocket", "is never disposed"));
+    }
+
     // Negative cases.
 
     [Fact]
@@ -868,6 +891,42 @@ public sealed class ASC0013DisposableLocalNotDisposedTests
                 public override void Open() { }
                 protected override DbTransaction BeginDbTransaction(System.Data.IsolationLevel isolationLevel) => throw new NotSupportedException();
                 protected override DbCommand CreateDbCommand() => throw new NotSupportedException();
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_socket_taken_out_of_a_registry_and_closed_is_not_reported()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            using System.Collections.Concurrent;
+
+            sealed class Hub
+            {
+                private readonly ConcurrentDictionary<Guid, WebSocket> _clients = new();
+                private readonly Dictionary<Guid, Socket> _raw = new();
+
+                public async Task ForgetAsync(Guid id, CancellationToken ct)
+                {
+                    if (!_clients.TryRemove(id, out var socket))
+                    {
+                        return;
+                    }
+
+                    try
+                    {
+                        await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", ct);
+                    }
+                    finally
+                    {
+                        socket.Dispose();
+                    }
+
+                    if (_raw.Remove(id, out var raw))
+                    {
+                        raw.Close();
+                    }
+                }
             }
             """);
     }
