@@ -20,7 +20,7 @@ public sealed class ASC0002BlockingInCleanup : DiagnosticAnalyzer
     public static readonly DiagnosticDescriptor Rule = Rules.Create(
         Rules.BlockingInCleanup,
         "Do not block on a task in cleanup",
-        "'{0}' blocks on a task in '{1}': {2}",
+        "'{0}' blocks on a task in {1}: {2}",
         Rules.Reliability,
         "Blocking on a task during cleanup holds a thread until the task ends, deadlocks under a synchronization " +
         "context, and runs on the finalizer thread when it is a finalizer. Cleanup that has asynchronous work to wait " +
@@ -75,7 +75,57 @@ public sealed class ASC0002BlockingInCleanup : DiagnosticAnalyzer
                 continue;
             }
 
-            context.ReportDiagnostic(Diagnostic.Create(Rule, node.GetLocation(), properties, node.ToString(), cleanupName, advice));
+            context.ReportDiagnostic(Diagnostic.Create(Rule, node.GetLocation(), properties, node.ToString(), $"'{cleanupName}'", advice));
+        }
+
+        if (kind == CleanupKind.Synchronous)
+        {
+            ReportReachedThroughCalls(context, body, cleanupName, advice, known);
+        }
+    }
+
+    /// <summary>
+    /// A synchronous cleanup that blocks through a method of its own type it calls (<c>Dispose()</c> calls <c>Stop()</c>,
+    /// which waits): each blocking call of those methods (and of the methods they call in the type, declared in this
+    /// file), reported where it blocks, naming the cleanup that reaches it. Not fixed: the method may have other callers.
+    /// </summary>
+    private static void ReportReachedThroughCalls(SyntaxNodeAnalysisContext context, SyntaxNode body, string cleanupName, string advice, KnownTypes known)
+    {
+        var model = context.SemanticModel;
+        var type = model.GetEnclosingSymbol(body.SpanStart, context.CancellationToken)?.ContainingType;
+        var seen = new HashSet<IMethodSymbol>(SymbolEqualityComparer.Default);
+        var pending = new Stack<SyntaxNode>();
+        pending.Push(body);
+        while (pending.Count > 0)
+        {
+            foreach (var call in Functions.OwnNodes(pending.Pop()).OfType<InvocationExpressionSyntax>())
+            {
+                if (model.GetSymbolInfo(call, context.CancellationToken).Symbol is not IMethodSymbol { IsAsync: false } callee
+                    || !SymbolEqualityComparer.Default.Equals(callee.ContainingType?.OriginalDefinition, type?.OriginalDefinition)
+                    || callee.Name is "Dispose" or "DisposeAsync" or "DisposeAsyncCore"
+                    || !seen.Add(callee.OriginalDefinition))
+                {
+                    continue;
+                }
+
+                foreach (var reference in callee.OriginalDefinition.DeclaringSyntaxReferences.Where(reference => reference.SyntaxTree == model.SyntaxTree))
+                {
+                    if (Functions.Body(reference.GetSyntax(context.CancellationToken)) is not { } calleeBody)
+                    {
+                        continue;
+                    }
+
+                    pending.Push(calleeBody);
+                    foreach (var node in Functions.OwnNodes(calleeBody))
+                    {
+                        if (BlockingCall(node, model, known, context.CancellationToken) is { } blocked
+                            && !IsKnownCompleted(node, blocked, model, context.CancellationToken) && !Functions.IsOnSynchronousPath(node))
+                        {
+                            context.ReportDiagnostic(Diagnostic.Create(Rule, node.GetLocation(), node.ToString(), $"'{callee.Name}', which '{cleanupName}' calls", advice));
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -35,7 +35,7 @@ public sealed class ASC0002BlockingInCleanupTests
                 }
             }
             """,
-            VerifyCS.Diagnostic().WithLocation(0).WithArguments("_receiveLoop.Wait()", "Dispose", "implement IAsyncDisposable and await the task in DisposeAsync"));
+            VerifyCS.Diagnostic().WithLocation(0).WithArguments("_receiveLoop.Wait()", "'Dispose'", "implement IAsyncDisposable and await the task in DisposeAsync"));
     }
 
     [Fact]
@@ -99,7 +99,7 @@ public sealed class ASC0002BlockingInCleanupTests
                 }
             }
             """,
-            VerifyCS.Diagnostic().WithLocation(0).WithArguments("_worker.Wait()", "DisposeAsync", "await the task instead"));
+            VerifyCS.Diagnostic().WithLocation(0).WithArguments("_worker.Wait()", "'DisposeAsync'", "await the task instead"));
     }
 
     [Fact]
@@ -164,7 +164,7 @@ public sealed class ASC0002BlockingInCleanupTests
             """,
             VerifyCS.Diagnostic().WithLocation(0).WithArguments(
                 "DisposeAsync().AsTask().GetAwaiter().GetResult()",
-                "Dispose",
+                "'Dispose'",
                 "the type already has DisposeAsync: let Dispose release without waiting what it can, and leave the asynchronous work to DisposeAsync"));
     }
 
@@ -461,6 +461,68 @@ public sealed class ASC0002BlockingInCleanupTests
                 }
 
                 public ValueTask DisposeAsync() => _async ? new ValueTask(column.FlushAsync()) : default;
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task Blocking_in_a_method_that_Dispose_calls_is_reported_where_it_blocks()
+    {
+        await VerifyCS.DiagnosticsAsync(
+            """
+            using System;
+            using System.Threading;
+            using System.Threading.Tasks;
+
+            sealed class Poller : IDisposable
+            {
+                private readonly CancellationTokenSource _stop = new();
+                private Task _loop = Task.CompletedTask;
+
+                public void Start(Func<CancellationToken, Task> poll) => _loop = poll(_stop.Token);
+
+                public void Stop()
+                {
+                    _stop.Cancel();
+                    Drain();
+                }
+
+                private void Drain() => {|#0:_loop.Wait()|};
+
+                public void Dispose()
+                {
+                    Stop();
+                    _stop.Dispose();
+                }
+            }
+            """,
+            VerifyCS.Diagnostic().WithLocation(0).WithArguments(
+                "_loop.Wait()", "'Drain', which 'Dispose' calls", "implement IAsyncDisposable and await the task in DisposeAsync"));
+    }
+
+    [Fact]
+    public async Task A_method_that_Dispose_calls_and_that_does_not_block_is_not_reported()
+    {
+        await VerifyCS.NoDiagnosticsAsync("""
+            using System;
+            using System.Threading;
+            using System.Threading.Tasks;
+
+            sealed class Poller : IDisposable
+            {
+                private readonly CancellationTokenSource _stop = new();
+                private Task _loop = Task.CompletedTask;
+
+                public void Stop() => _stop.Cancel();
+
+                public string Describe() => _loop.IsCompleted ? _loop.Status.ToString() : "running";
+
+                public void Dispose()
+                {
+                    Stop();
+                    _ = Describe();
+                    _stop.Dispose();
+                }
             }
             """);
     }
