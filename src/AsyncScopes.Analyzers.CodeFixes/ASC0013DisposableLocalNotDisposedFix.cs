@@ -8,8 +8,8 @@ namespace AsyncScopes.Analyzers;
 
 /// <summary>
 /// ASC0013's fix, for a local only used through its members: its declaration becomes <c>await using</c> (in code that
-/// can await an async-disposable object) or <c>using</c>, and a disposal that was the last statement of its block goes,
-/// since the declaration now disposes it there on every path.
+/// can await, for a local declared async-disposable) or <c>using</c>, and the disposal the analyzer names (the last
+/// statement of the block) goes, since the declaration now disposes it there on every path.
 /// </summary>
 [ExportCodeFixProvider(LanguageNames.CSharp, Name = nameof(ASC0013DisposableLocalNotDisposedFix))]
 [Shared]
@@ -39,52 +39,31 @@ public sealed class ASC0013DisposableLocalNotDisposedFix : CodeFixProvider
             }
 
             var awaitUsing = kind == "await using";
+            int? remove = diagnostic.Properties.TryGetValue(ASC0013DisposableLocalNotDisposed.RemoveProperty, out var position)
+                && int.TryParse(position, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var start) ? start : null;
             context.RegisterCodeFix(
                 CodeAction.Create(
                     awaitUsing ? "Declare it with 'await using'" : "Declare it with 'using'",
-                    _ => Task.FromResult(context.Document.WithSyntaxRoot(Fix(root, block, declaration, awaitUsing))),
+                    _ => Task.FromResult(context.Document.WithSyntaxRoot(Fix(root, block, declaration, awaitUsing, remove))),
                     nameof(ASC0013DisposableLocalNotDisposedFix) + kind),
                 diagnostic);
         }
     }
 
-    private static SyntaxNode Fix(SyntaxNode root, BlockSyntax block, LocalDeclarationStatementSyntax declaration, bool awaitUsing)
+    private static SyntaxNode Fix(SyntaxNode root, BlockSyntax block, LocalDeclarationStatementSyntax declaration, bool awaitUsing, int? remove)
     {
-        var name = declaration.Declaration.Variables[0].Identifier.ValueText;
-        var final = block.Statements.Where(statement => statement != declaration).Reverse().Take(2)
-            .FirstOrDefault(statement => IsDisposalOf(statement, name));
-        var fixedBlock = block.ReplaceNode(declaration, awaitUsing ? FixSyntax.AwaitUsing(declaration) : FixSyntax.Using(declaration));
-        if (final is not null)
+        // The analyzer names the disposal statement to drop by where it starts: the one that was the block's last.
+        var final = remove is { } start ? block.Statements.FirstOrDefault(statement => statement.SpanStart == start) : null;
+        var annotation = new SyntaxAnnotation();
+        var marked = final is null ? block : block.ReplaceNode(final, final.WithAdditionalAnnotations(annotation));
+        var fixedBlock = marked.ReplaceNode(
+            marked.Statements.First(statement => statement.IsEquivalentTo(declaration)),
+            awaitUsing ? FixSyntax.AwaitUsing(declaration) : FixSyntax.Using(declaration));
+        if (fixedBlock.GetAnnotatedNodes(annotation).FirstOrDefault() is { } removed)
         {
-            var removed = fixedBlock.Statements.First(statement => statement.IsEquivalentTo(final));
             fixedBlock = fixedBlock.RemoveNode(removed, SyntaxRemoveOptions.KeepNoTrivia)!;
         }
 
         return root.ReplaceNode(block, fixedBlock);
-    }
-
-    /// <summary><c>x.Dispose();</c>, <c>x?.Dispose();</c>, <c>await x.DisposeAsync();</c> or <c>x.Close();</c> (the analyzer
-    /// offers the fix only when such a statement, if any, is the last one of the block, or the one before a final return).</summary>
-    private static bool IsDisposalOf(StatementSyntax statement, string name)
-    {
-        if (statement is not ExpressionStatementSyntax { Expression: var expression })
-        {
-            return false;
-        }
-
-        if (expression is AwaitExpressionSyntax awaited)
-        {
-            expression = awaited.Expression;
-        }
-
-        if (expression is InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Expression: IdentifierNameSyntax target } member }
-            && target.Identifier.ValueText == name)
-        {
-            return member.Name.Identifier.ValueText is "Dispose" or "DisposeAsync" or "Close" or "Abort";
-        }
-
-        return expression is ConditionalAccessExpressionSyntax { Expression: IdentifierNameSyntax conditionalTarget, WhenNotNull: InvocationExpressionSyntax { Expression: MemberBindingExpressionSyntax binding } }
-            && conditionalTarget.Identifier.ValueText == name
-            && binding.Name.Identifier.ValueText is "Dispose" or "DisposeAsync" or "Close" or "Abort";
     }
 }

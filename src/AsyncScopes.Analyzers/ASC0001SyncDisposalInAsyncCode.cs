@@ -155,7 +155,7 @@ public sealed class ASC0001SyncDisposalInAsyncCode : DiagnosticAnalyzer
         if (isStream && references.All(reference => reference.Parent is MemberAccessExpressionSyntax member && member.Expression == reference
                 && member.Name.Identifier.ValueText is "Read" or "ReadAsync" or "ReadByte" or "ReadExactly" or "ReadExactlyAsync" or "ReadAtLeast"
                     or "ReadAtLeastAsync" or "CopyTo" or "CopyToAsync" or "Length" or "Position" or "CanRead" or "CanSeek" or "Seek" or "Dispose"
-                || reference.Parent is ConditionalAccessExpressionSyntax))
+                || reference.Parent is ConditionalAccessExpressionSyntax { WhenNotNull: InvocationExpressionSyntax { Expression: MemberBindingExpressionSyntax { Name.Identifier.ValueText: "Dispose" } } }))
         {
             return true; // nothing written: nothing to flush
         }
@@ -198,7 +198,8 @@ public sealed class ASC0001SyncDisposalInAsyncCode : DiagnosticAnalyzer
             }
 
             var loop = (StatementSyntax)condition.Parent!;
-            var leaves = Functions.OwnNodes(loop).Any(node => node is ReturnStatementSyntax or GotoStatementSyntax or ThrowStatementSyntax
+            // A yield hands control to a consumer that may stop enumerating there: the rest is left unread.
+            var leaves = Functions.OwnNodes(loop).Any(node => node is ReturnStatementSyntax or GotoStatementSyntax or ThrowStatementSyntax or YieldStatementSyntax
                 || (node is BreakStatementSyntax && node.Ancestors().FirstOrDefault(ancestor =>
                     ancestor is WhileStatementSyntax or DoStatementSyntax or ForStatementSyntax or CommonForEachStatementSyntax or SwitchStatementSyntax) == loop));
             var readsAfter = references.Any(other => other.SpanStart > loop.Span.End

@@ -78,10 +78,27 @@ public sealed class ASC0002BlockingInCleanup : DiagnosticAnalyzer
             context.ReportDiagnostic(Diagnostic.Create(Rule, node.GetLocation(), properties, node.ToString(), $"'{cleanupName}'", advice));
         }
 
-        if (kind == CleanupKind.Synchronous)
+        if (kind == CleanupKind.Synchronous && IsFirstCleanup(context.Node, context.SemanticModel, context.CancellationToken))
         {
             ReportReachedThroughCalls(context, body, cleanupName, advice, known);
         }
+    }
+
+    /// <summary>
+    /// The one synchronous cleanup of a type that reports what its calls reach, so that a call reached from several is
+    /// reported once: <c>Dispose()</c>; else <c>Dispose(bool)</c>; else the finalizer. The walk from it follows
+    /// <c>Dispose(bool)</c> too.
+    /// </summary>
+    private static bool IsFirstCleanup(SyntaxNode function, SemanticModel model, CancellationToken cancellationToken)
+    {
+        if (model.GetDeclaredSymbol(function, cancellationToken) is not IMethodSymbol method)
+        {
+            return false;
+        }
+
+        var disposes = method.ContainingType.GetMembers("Dispose").OfType<IMethodSymbol>().ToList();
+        return method.MethodKind == MethodKind.Destructor ? disposes.Count == 0
+            : method.Parameters.Length == 0 || !disposes.Any(dispose => dispose.Parameters.Length == 0);
     }
 
     /// <summary>
@@ -102,7 +119,7 @@ public sealed class ASC0002BlockingInCleanup : DiagnosticAnalyzer
             {
                 if (model.GetSymbolInfo(call, context.CancellationToken).Symbol is not IMethodSymbol { IsAsync: false } callee
                     || !SymbolEqualityComparer.Default.Equals(callee.ContainingType?.OriginalDefinition, type?.OriginalDefinition)
-                    || callee.Name is "Dispose" or "DisposeAsync" or "DisposeAsyncCore"
+                    || (callee.Name is "Dispose" && callee.Parameters.Length == 0) || callee.Name is "DisposeAsync" or "DisposeAsyncCore"
                     || !seen.Add(callee.OriginalDefinition))
                 {
                     continue;
@@ -116,6 +133,11 @@ public sealed class ASC0002BlockingInCleanup : DiagnosticAnalyzer
                     }
 
                     pending.Push(calleeBody);
+                    if (callee.Name == "Dispose")
+                    {
+                        continue; // Dispose(bool) is cleanup itself, reported as such; only what it calls is followed
+                    }
+
                     foreach (var node in Functions.OwnNodes(calleeBody))
                     {
                         if (BlockingCall(node, model, known, context.CancellationToken) is { } blocked

@@ -131,7 +131,7 @@ public sealed class ASC0006SemaphoreReleaseNotInFinally : DiagnosticAnalyzer
                     // releases it in a finally: the lockHeld pattern).
                     var index = block.Statements.IndexOf(statement) + 1;
                     while (index < block.Statements.Count
-                        && (HandsOn(block.Statements[index], semaphore, model, cancellationToken) || CannotThrow(block.Statements[index])))
+                        && (HandsOn(block.Statements[index], semaphore, model, cancellationToken) || CannotThrow(block.Statements[index], statement)))
                     {
                         index++;
                     }
@@ -143,7 +143,8 @@ public sealed class ASC0006SemaphoreReleaseNotInFinally : DiagnosticAnalyzer
 
                     // if (!lockHeld) { await gate.WaitAsync(ct); } followed by the try: the if stands for the wait; so
                     // does an if/else that waits either way (if (async) { await gate.WaitAsync(ct); } else { gate.Wait(ct); }).
-                    if (block.Statements.Count == 1 && block.Parent is IfStatementSyntax or ElseClauseSyntax)
+                    if (block.Statements.Count == 1
+                        && (block.Parent is IfStatementSyntax { Else: null } || (block.Parent is IfStatementSyntax or ElseClauseSyntax && OtherBranchWaits(block, wait))))
                     {
                         break;
                     }
@@ -172,16 +173,36 @@ public sealed class ASC0006SemaphoreReleaseNotInFinally : DiagnosticAnalyzer
 
     /// <summary>
     /// A declaration of locals with no initializer, or only constants (<c>Session? session = null;</c>); or a guard
-    /// that leaves when the timed wait failed (<c>if (!taken) return;</c>, no call in its condition): no permit to lose.
+    /// that leaves when the timed wait failed: its condition tests the local the wait statement declared
+    /// (<c>var taken = ...; if (!taken) return;</c>) and calls nothing: no permit to lose.
     /// </summary>
-    private static bool CannotThrow(StatementSyntax statement) => statement switch
+    private static bool CannotThrow(StatementSyntax statement, StatementSyntax waitStatement) => statement switch
     {
         LocalDeclarationStatementSyntax { UsingKeyword.RawKind: 0 } declaration => declaration.Declaration.Variables.All(variable =>
             variable.Initializer is null || variable.Initializer.Value is LiteralExpressionSyntax or DefaultExpressionSyntax),
-        IfStatementSyntax { Else: null } guard => !guard.Condition.DescendantNodesAndSelf().OfType<InvocationExpressionSyntax>().Any()
+        IfStatementSyntax { Else: null } guard => waitStatement is LocalDeclarationStatementSyntax result
+            && guard.Condition.DescendantNodesAndSelf().OfType<IdentifierNameSyntax>().Any(identifier =>
+                result.Declaration.Variables.Any(variable => variable.Identifier.ValueText == identifier.Identifier.ValueText))
+            && !guard.Condition.DescendantNodesAndSelf().OfType<InvocationExpressionSyntax>().Any()
             && (guard.Statement is BlockSyntax block ? block.Statements.LastOrDefault() : guard.Statement) is ReturnStatementSyntax or ThrowStatementSyntax,
         _ => false,
     };
+
+    /// <summary>The other branch of the <c>if</c> that <paramref name="branch"/> belongs to waits on the same semaphore (a wait written either way).</summary>
+    private static bool OtherBranchWaits(BlockSyntax branch, InvocationExpressionSyntax wait)
+    {
+        var other = branch.Parent switch
+        {
+            IfStatementSyntax ifStatement => ifStatement.Else?.Statement,
+            ElseClauseSyntax { Parent: IfStatementSyntax ifStatement } => ifStatement.Statement,
+            _ => null,
+        };
+
+        return other is not null && wait.Expression is MemberAccessExpressionSyntax access
+            && other.DescendantNodesAndSelf().OfType<InvocationExpressionSyntax>().Any(candidate =>
+                candidate.Expression is MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Wait" or "WaitAsync" } candidateAccess
+                && candidateAccess.Expression.IsEquivalentTo(access.Expression, topLevel: false));
+    }
 
     private static bool ReleasedByLaterWorkOutsideFinally(
         InvocationExpressionSyntax wait, SyntaxNode body, ISymbol semaphore, SemanticModel model, CancellationToken cancellationToken) =>

@@ -67,9 +67,9 @@ public sealed class ASC0009BlockingInAsyncCode : DiagnosticAnalyzer
 
         foreach (var node in Functions.OwnNodes(body))
         {
-            if (!Functions.CanAwaitAt(node) || Functions.HasAsyncTwin(node))
+            if (!Functions.CanAwaitAt(node))
             {
-                continue; // in a lock: it cannot await there; or the synchronous branch of code written to run either way
+                continue; // in a lock: it cannot await there
             }
 
             if (ASC0002BlockingInCleanup.BlockingCall(node, context.SemanticModel, known, context.CancellationToken) is { } task)
@@ -81,10 +81,15 @@ public sealed class ASC0009BlockingInAsyncCode : DiagnosticAnalyzer
                     continue;
                 }
 
+                if (Functions.HasAsyncTwin(node))
+                {
+                    continue; // the synchronous branch of code written to run either way
+                }
+
                 var fix = IsPlainTaskWait(node) ? "await" : null;
                 Report(context, node, fix, "await the task instead");
             }
-            else if (WaitCall(node, context.SemanticModel, known, context.CancellationToken) is { } wait)
+            else if (WaitCall(node, context.SemanticModel, known, context.CancellationToken) is { } wait && !Functions.HasAsyncTwin(node))
             {
                 var onSemaphore = KnownTypes.Is(wait.ContainingType, known.SemaphoreSlim);
                 Report(

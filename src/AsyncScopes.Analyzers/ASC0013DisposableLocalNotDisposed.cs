@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
@@ -20,6 +19,9 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
 {
     /// <summary>The property the fix reads: "using" or "await using" when it may declare the local so.</summary>
     public const string UsingProperty = "Using";
+
+    /// <summary>The property the fix reads: where the disposal statement that the <c>using</c> replaces starts, if there is one.</summary>
+    public const string RemoveProperty = "Remove";
 
     /// <summary>The rule's descriptor.</summary>
     public static readonly DiagnosticDescriptor Rule = Rules.Create(
@@ -239,7 +241,11 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
         var properties = ImmutableDictionary<string, string?>.Empty;
         if (fixable && FixKind(local, type, creation, model, resources) is { } fix)
         {
-            properties = properties.Add(UsingProperty, fix);
+            properties = properties.Add(UsingProperty, fix.Kind);
+            if (fix.Remove is { } remove)
+            {
+                properties = properties.Add(RemoveProperty, remove.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
         }
 
         var additional = at is null ? Array.Empty<Location>() : new[] { at.GetLocation() };
@@ -251,13 +257,20 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
     /// declaration of its own in a block, a variable never assigned again, and no disposal except, at most, one as the
     /// last statement of that block (which the fix removes).
     /// </summary>
-    private static string? FixKind(ILocalSymbol local, ITypeSymbol type, IOperation creation, SemanticModel model, TrackedResources resources)
+    private static (string Kind, int? Remove)? FixKind(ILocalSymbol local, ITypeSymbol type, IOperation creation, SemanticModel model, TrackedResources resources)
     {
         if (creation.Syntax.Parent is not EqualsValueClauseSyntax { Parent: VariableDeclaratorSyntax { Parent: VariableDeclarationSyntax { Variables.Count: 1, Parent: LocalDeclarationStatementSyntax { Parent: BlockSyntax block } declaration } } })
         {
             return null;
         }
 
+        // A method that returns its work without awaiting it would have the object disposed under the work (ASC0015).
+        if (local.ContainingSymbol is IMethodSymbol { IsAsync: false } function && resources.Known.IsTaskLike(function.ReturnType))
+        {
+            return null;
+        }
+
+        int? remove = null;
         foreach (var identifier in block.DescendantNodes().OfType<IdentifierNameSyntax>())
         {
             if (identifier.Identifier.ValueText != local.Name || !SymbolEqualityComparer.Default.Equals(model.GetSymbolInfo(identifier).Symbol, local))
@@ -277,24 +290,29 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
                 return null;
             }
 
-            if (call is not null && model.GetOperation(call) is IInvocationOperation invocation
-                && resources.IsRelease(invocation, type) && !IsFinalStatement(call, block))
+            if (call is not null && model.GetOperation(call) is IInvocationOperation invocation && resources.IsRelease(invocation, type))
             {
-                return null;
+                if (FinalStatement(call, block) is not { } statement)
+                {
+                    return null;
+                }
+
+                remove = statement.SpanStart;
             }
         }
 
-        var canAwait = Functions.CanAwaitAt(declaration);
-        if (canAwait && resources.IsAsyncDisposable(type))
+        // The declaration keeps its declared type: `await using` needs it async-disposable, `using` disposable.
+        var declared = local.Type;
+        if (Functions.CanAwaitAt(declaration) && resources.IsAsyncDisposable(declared))
         {
-            return "await using";
+            return ("await using", remove);
         }
 
-        return KnownTypes.Implements(type, resources.Known.IDisposable) ? "using" : null;
+        return KnownTypes.Implements(declared, resources.Known.IDisposable) ? ("using", remove) : null;
     }
 
-    /// <summary>True when <paramref name="release"/> is the whole of the last statement of <paramref name="block"/>, or of the one before a final return.</summary>
-    internal static bool IsFinalStatement(SyntaxNode release, BlockSyntax block)
+    /// <summary>The statement that <paramref name="release"/> is the whole of, when it is the last statement of <paramref name="block"/> or the one before a final return.</summary>
+    private static ExpressionStatementSyntax? FinalStatement(SyntaxNode release, BlockSyntax block)
     {
         var statement = release.Parent is AwaitExpressionSyntax awaited ? awaited.Parent : release.Parent;
         if (statement is ConditionalAccessExpressionSyntax conditional)
@@ -302,16 +320,16 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
             statement = conditional.Parent;
         }
 
-        if (statement is not ExpressionStatementSyntax || statement.Parent != block)
+        if (statement is not ExpressionStatementSyntax expression || statement.Parent != block)
         {
-            return false;
+            return null;
         }
 
         var statements = block.Statements;
         var last = statements.Count > 0 && statements[statements.Count - 1] is ReturnStatementSyntax && statements.Count > 1
             ? statements[statements.Count - 2]
             : statements.LastOrDefault();
-        return last == statement;
+        return last == statement ? expression : null;
     }
 
     private static bool DeclaredWithUsing(ILocalSymbol local, CancellationToken cancellationToken)

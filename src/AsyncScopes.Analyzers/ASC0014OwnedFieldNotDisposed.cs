@@ -142,8 +142,10 @@ public sealed class ASC0014OwnedFieldNotDisposed : DiagnosticAnalyzer
 
         public void Invocation(IInvocationOperation invocation, ISymbol method)
         {
+            // Only calls on this object (or static ones): another instance's method works on that instance's fields.
             var callee = invocation.TargetMethod.OriginalDefinition;
-            if (!SymbolEqualityComparer.Default.Equals(callee.ContainingType, _type))
+            if (!SymbolEqualityComparer.Default.Equals(callee.ContainingType, _type)
+                || invocation.Instance is not (null or IInstanceReferenceOperation { ReferenceKind: InstanceReferenceKind.ContainingTypeInstance }))
             {
                 return;
             }
@@ -170,6 +172,9 @@ public sealed class ASC0014OwnedFieldNotDisposed : DiagnosticAnalyzer
             foreach (var pair in _creations)
             {
                 var field = pair.Key;
+                pair.Value.Sort((left, right) => string.CompareOrdinal(left.Operation.Syntax.SyntaxTree.FilePath, right.Operation.Syntax.SyntaxTree.FilePath) is var byFile and not 0
+                    ? byFile
+                    : left.Operation.Syntax.SpanStart.CompareTo(right.Operation.Syntax.SpanStart)); // the first in the source, not the first callback
                 var first = pair.Value[0];
                 var typeName = first.Type.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat);
                 var location = field.Locations.FirstOrDefault() ?? first.Operation.Syntax.GetLocation();
@@ -216,6 +221,7 @@ public sealed class ASC0014OwnedFieldNotDisposed : DiagnosticAnalyzer
                     case IFieldReferenceOperation reference when SymbolEqualityComparer.Default.Equals(reference.Field, field) && Releases(reference, _resources, strict: true):
                         return true;
                     case IInvocationOperation invocation when SymbolEqualityComparer.Default.Equals(invocation.TargetMethod.ContainingType, _type)
+                        && invocation.Instance is null or IInstanceReferenceOperation
                         && ReleasedFrom(new List<ISymbol> { invocation.TargetMethod.OriginalDefinition }, _disposals).Contains(field):
                         return true;
                 }
@@ -313,7 +319,10 @@ public sealed class ASC0014OwnedFieldNotDisposed : DiagnosticAnalyzer
                 IInvocationOperation invocation when invocation.Instance == current => strict ? resources.IsDisposal(invocation) : resources.IsRelease(invocation),
                 IConditionalAccessOperation conditional when conditional.Operation == current =>
                     conditional.WhenNotNull is IInvocationOperation whenNotNull && (strict ? resources.IsDisposal(whenNotNull) : resources.IsRelease(whenNotNull)),
-                IReturnOperation => !strict && ReturnedFromItsCreator(reference),
+                IReturnOperation => !strict && (ReturnedFromItsCreator(reference) || InPropertyGetter(reference)),
+                IIsPatternOperation pattern => !strict && pattern.Pattern.DescendantsAndSelf().Any(declared =>
+                    declared is IDeclarationPatternOperation { DeclaredSymbol: not null } or IRecursivePatternOperation { DeclaredSymbol: not null }),
+                IUsingOperation or IArrayInitializerOperation or ICollectionExpressionOperation => !strict,
                 IArgumentOperation { Parent: IInvocationOperation { TargetMethod.Name: var name } } when strict => EndsOrTakes(name),
                 IArgumentOperation or IMethodReferenceOperation or IVariableInitializerOperation => true,
                 ISimpleAssignmentOperation assignment => assignment.Value == current,
@@ -326,7 +335,29 @@ public sealed class ASC0014OwnedFieldNotDisposed : DiagnosticAnalyzer
             || (value is IFieldReferenceOperation { Field: { Name: "Infinite" or "InfiniteTimeSpan", ContainingType.Name: "Timeout" } })
             || (value is IConversionOperation conversion && IsInfinite(conversion.Operand));
 
-        /// <summary>A method that creates the object into the field and returns it gives it to its caller (a reuse cache).</summary>
+        /// <summary>The method, accessor or property whose code <paramref name="root"/> is.</summary>
+        private static SyntaxNode? Member(IOperation root) =>
+            root.Syntax.AncestorsAndSelf().FirstOrDefault(node => node is Microsoft.CodeAnalysis.CSharp.Syntax.MemberDeclarationSyntax
+                or Microsoft.CodeAnalysis.CSharp.Syntax.AccessorDeclarationSyntax);
+
+        /// <summary>A property that exposes the field: its users may dispose it (<c>Socket.Dispose()</c> through <c>Socket => _socket</c>).</summary>
+        private static bool InPropertyGetter(IOperation reference)
+        {
+            var root = reference;
+            while (root.Parent is not null)
+            {
+                root = root.Parent;
+            }
+
+            return Member(root) is Microsoft.CodeAnalysis.CSharp.Syntax.PropertyDeclarationSyntax
+                or Microsoft.CodeAnalysis.CSharp.Syntax.AccessorDeclarationSyntax { Keyword.ValueText: "get" };
+        }
+
+        /// <summary>
+        /// A factory method (<c>Create...</c>) that creates the object into the field and returns it gives it to its
+        /// caller, who disposes it: the field is a reuse cache. A method that hands out a shared object it keeps (a
+        /// lazily opened connection) is not a factory.
+        /// </summary>
         private static bool ReturnedFromItsCreator(IFieldReferenceOperation reference)
         {
             var root = (IOperation)reference;
@@ -335,7 +366,9 @@ public sealed class ASC0014OwnedFieldNotDisposed : DiagnosticAnalyzer
                 root = root.Parent;
             }
 
-            return root.Descendants().OfType<ISimpleAssignmentOperation>().Any(assignment =>
+            return Member(root) is Microsoft.CodeAnalysis.CSharp.Syntax.MethodDeclarationSyntax method
+                && method.Identifier.ValueText.StartsWith("Create", StringComparison.Ordinal)
+                && root.Descendants().OfType<ISimpleAssignmentOperation>().Any(assignment =>
                 assignment.Target is IFieldReferenceOperation target && SymbolEqualityComparer.Default.Equals(target.Field, reference.Field)
                 && assignment.Value is IObjectCreationOperation);
         }

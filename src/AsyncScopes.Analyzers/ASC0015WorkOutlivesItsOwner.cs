@@ -63,13 +63,33 @@ public sealed class ASC0015WorkOutlivesItsOwner : DiagnosticAnalyzer
         foreach (var local in UsingLocals(returned).Where(local => !DisposesNothing(local.Type)))
         {
             var uses = Derived(local, returned, known);
-            if (call.DescendantsAndSelf().OfType<ILocalReferenceOperation>().Any(reference => uses.Contains(reference.Local)))
+            if (call.DescendantsAndSelf().OfType<ILocalReferenceOperation>().Any(reference => uses.Contains(reference.Local) && GoesWithTheWork(reference, call, known)))
             {
                 context.ReportDiagnostic(Diagnostic.Create(Rule, call.Syntax.GetLocation(),
                     $"'{Describe(call)}' is returned from inside the using of '{local.Name}', which disposes it as soon as this returns, before the work ends: make the method async and await it"));
                 return;
             }
         }
+    }
+
+    /// <summary>
+    /// True when the work gets the object itself: it is the returned call's receiver, an argument, or the receiver of
+    /// a call that gives a task; not a value read from it before the method returns (<c>Task.FromResult(s.Length)</c>).
+    /// </summary>
+    private static bool GoesWithTheWork(IOperation reference, IInvocationOperation call, KnownTypes known)
+    {
+        var current = reference;
+        while (current.Parent is IConversionOperation conversion)
+        {
+            current = conversion;
+        }
+
+        return current.Parent switch
+        {
+            IArgumentOperation => true,
+            IInvocationOperation invocation when invocation.Instance == current => invocation == call || known.IsTaskLike(invocation.Type),
+            _ => false,
+        };
     }
 
     /// <summary>
@@ -166,6 +186,11 @@ public sealed class ASC0015WorkOutlivesItsOwner : DiagnosticAnalyzer
         {
             current = parent;
             parent = parent.Parent;
+        }
+
+        if (parent is IInvocationOperation { TargetMethod.Name: "ConfigureAwait" } configured && configured.Instance == current)
+        {
+            parent = configured.Parent; // await Task.Factory.StartNew(async () => ...).ConfigureAwait(false)
         }
 
         // Dropped as a whole (a statement, `_ =`), nothing waits for either task: that is the dropped-loop check's,

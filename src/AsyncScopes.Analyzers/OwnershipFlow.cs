@@ -23,14 +23,17 @@ internal enum LeakKind
 /// <summary>A leak and the operation where it happens (the return, the assignment, the await); none for <see cref="LeakKind.Never"/>.</summary>
 internal readonly struct Leak
 {
+    /// <summary>A leak of <paramref name="kind"/> at <paramref name="at"/>.</summary>
     public Leak(LeakKind kind, IOperation? at)
     {
         Kind = kind;
         At = at;
     }
 
+    /// <summary>How the value is lost.</summary>
     public LeakKind Kind { get; }
 
+    /// <summary>Where: the return or throw, the assignment, or the await; null when it is never disposed.</summary>
     public IOperation? At { get; }
 }
 
@@ -96,7 +99,7 @@ internal sealed class OwnershipFlow
     private Leak? Search(BasicBlock start, int startIndex, CancellationToken cancellationToken)
     {
         Leak? exit = null, overwritten = null, awaitThrows = null;
-        var visited = new HashSet<(int, IOperation?)>();
+        var visited = new HashSet<(int, bool)>(); // a block is walked once on normal paths and once on paths an exception opened
         var pending = new Stack<Step>();
         pending.Push(new Step(start, startIndex + 1, null));
         while (pending.Count > 0)
@@ -147,7 +150,7 @@ internal sealed class OwnershipFlow
     }
 
     /// <summary>An await that throws past everything is a leak; one inside a <c>try</c> with handlers goes on in them.</summary>
-    private void Awaits(IOperation root, BasicBlock block, Step step, Stack<Step> pending, HashSet<(int, IOperation?)> visited, ref Leak? awaitThrows)
+    private void Awaits(IOperation root, BasicBlock block, Step step, Stack<Step> pending, HashSet<(int, bool)> visited, ref Leak? awaitThrows)
     {
         foreach (var operation in Descendants(root))
         {
@@ -164,7 +167,7 @@ internal sealed class OwnershipFlow
             foreach (var handler in Handlers(block))
             {
                 var cause = step.Cause ?? awaited;
-                if (visited.Add((handler.Ordinal, cause)))
+                if (visited.Add((handler.Ordinal, true)))
                 {
                     pending.Push(new Step(handler, 0, cause));
                 }
@@ -186,7 +189,7 @@ internal sealed class OwnershipFlow
         return Enumerable.Empty<BasicBlock>();
     }
 
-    private void Follow(Step step, ControlFlowBranch? branch, bool valueIsNull, Stack<Step> pending, HashSet<(int, IOperation?)> visited, ref Leak? exit)
+    private void Follow(Step step, ControlFlowBranch? branch, bool valueIsNull, Stack<Step> pending, HashSet<(int, bool)> visited, ref Leak? exit)
     {
         if (branch is null || valueIsNull || branch.FinallyRegions.Any(Releases))
         {
@@ -208,7 +211,7 @@ internal sealed class OwnershipFlow
                 {
                     exit ??= step.LeakAt(LeakKind.Exit, Leaving(from));
                 }
-                else if (visited.Add((destination.Ordinal, step.Cause)))
+                else if (visited.Add((destination.Ordinal, step.Cause is not null)))
                 {
                     pending.Push(new Step(destination, 0, step.Cause));
                 }
@@ -288,7 +291,7 @@ internal sealed class OwnershipFlow
                 return Use.Neutral;
             case ISimpleAssignmentOperation assignment when assignment.Target == current:
                 return assignment.Value is { } value && IsAlias(Strip(value)) ? Use.Neutral : Use.Overwritten;
-            case IDeconstructionAssignmentOperation or ICompoundAssignmentOperation or ICoalesceAssignmentOperation when reference is ILocalReferenceOperation && IsTarget(current, parent):
+            case IAssignmentOperation written when reference is ILocalReferenceOperation && written.Target == current:
                 return Use.Overwritten;
             default:
                 return Use.Released; // returned, stored, passed, captured: someone else's now
@@ -300,12 +303,6 @@ internal sealed class OwnershipFlow
         IDeclarationPatternOperation declaration => declaration.DeclaredSymbol is not null,
         IRecursivePatternOperation recursive => recursive.DeclaredSymbol is not null,
         IListPatternOperation list => list.DeclaredSymbol is not null,
-        _ => false,
-    };
-
-    private static bool IsTarget(IOperation operation, IOperation parent) => parent switch
-    {
-        IAssignmentOperation assignment => assignment.Target == operation,
         _ => false,
     };
 

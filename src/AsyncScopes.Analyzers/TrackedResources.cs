@@ -48,6 +48,7 @@ internal sealed class TrackedResources
         };
     }
 
+    /// <summary>The types every rule knows.</summary>
     public KnownTypes Known { get; }
 
     /// <summary>The type of the resource <paramref name="operation"/> creates, or null when it creates none the rule tracks.</summary>
@@ -100,13 +101,14 @@ internal sealed class TrackedResources
     }
 
     /// <summary>
-    /// True when passing the object as this argument lends it rather than hands it on: a BCL method that reads or
-    /// writes it and returns (<c>source.CopyToAsync(file)</c>, <c>JsonSerializer.SerializeAsync(file, value)</c>), or a
+    /// True when passing the object as this argument lends it rather than hands it on: a BCL method taking a
+    /// <c>Stream</c> that reads or writes it and returns (<c>source.CopyToAsync(file)</c>, <c>JsonSerializer.SerializeAsync(file, value)</c>), or a
     /// wrapper told to leave it open (<c>leaveOpen: true</c>).
     /// </summary>
     public static bool Borrows(IArgumentOperation argument) => argument.Parent switch
     {
-        IInvocationOperation invocation => Borrowers.Contains(invocation.TargetMethod.Name) && DeclaredByTheBcl(invocation.TargetMethod),
+        IInvocationOperation invocation => Borrowers.Contains(invocation.TargetMethod.Name) && DeclaredByTheBcl(invocation.TargetMethod)
+            && argument.Parameter?.Type is { Name: "Stream", ContainingNamespace: { Name: "IO", ContainingNamespace.Name: "System" } },
         IObjectCreationOperation creation => creation.Arguments.Any(other =>
             other.Parameter?.Name is "leaveOpen" or "leaveInnerStreamOpen" && other.Value.ConstantValue is { HasValue: true, Value: true }),
         _ => false,
@@ -121,6 +123,7 @@ internal sealed class TrackedResources
     /// <summary>Dispose, DisposeAsync, or Close where the type documents it as disposal: a release that ends the object.</summary>
     public bool IsDisposal(IInvocationOperation invocation) => invocation.TargetMethod.Name != "GetStream" && IsRelease(invocation);
 
+    /// <summary>True when the type implements <c>IAsyncDisposable</c>.</summary>
     public bool IsAsyncDisposable(ITypeSymbol type) => KnownTypes.Implements(type, Known.IAsyncDisposable);
 
     /// <summary>

@@ -688,4 +688,25 @@ public sealed class ASC0001SyncDisposalInAsyncCodeTests
             }
             """);
     }
+
+    [Fact]
+    public async Task A_reader_whose_loop_yields_to_a_consumer_that_may_stop_is_reported()
+    {
+        await VerifyCS.DiagnosticsAsync("""
+            using System.Collections.Generic;
+            using System.Data.Common;
+
+            sealed class Rows
+            {
+                public async IAsyncEnumerable<int> ReadAsync(DbCommand command)
+                {
+                    using var [|reader = await command.ExecuteReaderAsync()|];
+                    while (await reader.ReadAsync())
+                    {
+                        yield return reader.GetInt32(0);
+                    }
+                }
+            }
+            """);
+    }
 }

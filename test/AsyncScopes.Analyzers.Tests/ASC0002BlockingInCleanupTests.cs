@@ -526,4 +526,31 @@ public sealed class ASC0002BlockingInCleanupTests
             }
             """);
     }
+
+    [Fact]
+    public async Task A_block_reached_from_several_cleanups_is_reported_once()
+    {
+        await VerifyCS.DiagnosticsAsync("""
+            using System;
+            using System.Threading.Tasks;
+
+            class Worker : IDisposable
+            {
+                private Task _loop = Task.CompletedTask;
+
+                private void Stop() => [|_loop.Wait()|];
+
+                public void Dispose()
+                {
+                    Stop();
+                    Dispose(true);
+                    GC.SuppressFinalize(this);
+                }
+
+                protected virtual void Dispose(bool disposing) => Stop();
+
+                ~Worker() => Stop();
+            }
+            """);
+    }
 }

@@ -618,4 +618,37 @@ public sealed class ASC0006SemaphoreReleaseNotInFinallyTests
             }
             """);
     }
+
+    [Fact]
+    public async Task A_guard_on_state_between_the_wait_and_the_try_loses_the_permit_and_is_reported()
+    {
+        await VerifyCS.DiagnosticsAsync("""
+            using System;
+            using System.Threading;
+            using System.Threading.Tasks;
+
+            sealed class Sender(Func<Task> send)
+            {
+                private readonly SemaphoreSlim _gate = new(1, 1);
+                private bool _disposed;
+
+                public async Task SendAsync()
+                {
+                    await [|_gate.WaitAsync()|];
+                    if (_disposed)
+                        throw new ObjectDisposedException(nameof(Sender));
+                    try
+                    {
+                        await send();
+                    }
+                    finally
+                    {
+                        _gate.Release();
+                    }
+                }
+
+                public void Dispose() => _disposed = true;
+            }
+            """);
+    }
 }

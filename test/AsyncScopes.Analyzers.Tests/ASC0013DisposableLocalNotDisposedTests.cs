@@ -1022,4 +1022,68 @@ public sealed class ASC0013DisposableLocalNotDisposedTests
             }
             """);
     }
+
+    [Fact]
+    public async Task A_socket_written_to_a_channel_is_handed_on()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            using System.Threading.Channels;
+
+            sealed class Acceptor(Socket listener)
+            {
+                private readonly Channel<Socket> _connections = Channel.CreateUnbounded<Socket>();
+
+                public async Task AcceptAsync(CancellationToken ct)
+                {
+                    while (!ct.IsCancellationRequested)
+                    {
+                        var socket = await listener.AcceptAsync(ct);
+                        await _connections.Writer.WriteAsync(socket, ct);
+                    }
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task The_fix_keeps_the_declared_type_and_removes_only_the_final_disposal()
+    {
+        await VerifyFix.FixAsync(
+            Usings + """
+            sealed class Export
+            {
+                public async Task WriteAsync(string path, CancellationToken ct)
+                {
+                    IDisposable file = [|new FileStream(path, FileMode.Create)|];
+                    await Task.Delay(1, ct);
+                    file.Dispose();
+                }
+            }
+            """,
+            Usings + """
+            sealed class Export
+            {
+                public async Task WriteAsync(string path, CancellationToken ct)
+                {
+                    using IDisposable file = new FileStream(path, FileMode.Create);
+                    await Task.Delay(1, ct);
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task The_fix_is_not_offered_where_a_task_is_returned_without_awaiting()
+    {
+        await VerifyFix.NoFixAsync(Usings + """
+            sealed class Reader
+            {
+                public Task<int> ReadAsync(string path, byte[] buffer)
+                {
+                    var file = [|File.OpenRead(path)|];
+                    return file.ReadAsync(buffer, 0, buffer.Length);
+                }
+            }
+            """);
+    }
 }

@@ -620,4 +620,68 @@ public sealed class ASC0014OwnedFieldNotDisposedTests
             }
             """);
     }
+
+    [Fact]
+    public async Task Releases_through_a_pattern_a_using_an_array_or_a_property_count()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            sealed class Session : IDisposable
+            {
+                private readonly Socket _control = new(SocketType.Stream, ProtocolType.Tcp);
+                private readonly Socket _data = new(SocketType.Stream, ProtocolType.Tcp);
+                private readonly Stream _log = File.OpenWrite("session.log");
+                private readonly PeriodicTimer _keepAlive = new(TimeSpan.FromSeconds(5));
+                private readonly Timer _idle = new(_ => { }, null, Timeout.Infinite, Timeout.Infinite);
+
+                public Stream Log => _log;
+
+                public void Dispose()
+                {
+                    if (_control is { } control)
+                    {
+                        control.Dispose();
+                    }
+
+                    foreach (var owned in new IDisposable[] { _data, _keepAlive })
+                    {
+                        owned.Dispose();
+                    }
+
+                    using (_idle)
+                    {
+                    }
+
+                    Log.Dispose();
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_loop_that_opens_other_instances_does_not_replace_this_ones_field()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            sealed class Connection : IDisposable
+            {
+                private Socket? _socket;
+
+                public void Open() => _socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+
+                public static List<Connection> OpenAll(int count)
+                {
+                    var all = new List<Connection>();
+                    for (var i = 0; i < count; i++)
+                    {
+                        var connection = new Connection();
+                        connection.Open();
+                        all.Add(connection);
+                    }
+
+                    return all;
+                }
+
+                public void Dispose() => _socket?.Dispose();
+            }
+            """);
+    }
 }

@@ -529,4 +529,37 @@ public sealed class ASC0015WorkOutlivesItsOwnerTests
             }
             """);
     }
+
+    [Fact]
+    public async Task Values_read_from_the_resource_before_the_return_do_not_go_with_the_work()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            sealed class Files(Func<long, Task> log)
+            {
+                public Task<long> LengthAsync(string path)
+                {
+                    using var file = File.OpenRead(path);
+                    return Task.FromResult(file.Length);
+                }
+
+                public Task LogLengthAsync(string path)
+                {
+                    using var file = File.OpenRead(path);
+                    return log(file.Length);
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task StartNew_of_an_async_lambda_awaited_with_ConfigureAwait_is_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            sealed class Pump(Func<Task> work)
+            {
+                public async Task RunAsync() =>
+                    await [|Task.Factory.StartNew(async () => await work(), TaskCreationOptions.LongRunning)|].ConfigureAwait(false);
+            }
+            """);
+    }
 }
