@@ -32,6 +32,11 @@ public sealed class ASC0001SyncDisposalInAsyncCodeFix : CodeFixProvider
 
         foreach (var diagnostic in context.Diagnostics)
         {
+            if (diagnostic.Properties.ContainsKey(ASC0001SyncDisposalInAsyncCode.NoFixProperty))
+            {
+                continue;
+            }
+
             var node = root.FindNode(diagnostic.Location.SourceSpan, getInnermostNodeForTie: true);
             var replacement = Replacement(node, out var target);
             if (replacement is null || target is null)

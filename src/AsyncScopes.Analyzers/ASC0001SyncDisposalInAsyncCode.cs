@@ -16,7 +16,7 @@ public sealed class ASC0001SyncDisposalInAsyncCode : DiagnosticAnalyzer
     public static readonly DiagnosticDescriptor Rule = Rules.Create(
         Rules.SyncDisposalInAsyncCode,
         "Dispose asynchronously in async code",
-        "'{0}' is disposed synchronously in an async method, but its DisposeAsync does asynchronous work: use '{1}'",
+        "'{0}' is disposed synchronously {1}, but its DisposeAsync does asynchronous work: {2}",
         Rules.Reliability,
         "Disposing an async-disposable object with 'using' or 'Dispose()' blocks the thread on the I/O its DisposeAsync " +
         "would have awaited (a flush, a rollback, a close handshake). In a method that can await, use 'await using' or " +
@@ -61,7 +61,7 @@ public sealed class ASC0001SyncDisposalInAsyncCode : DiagnosticAnalyzer
             var type = context.SemanticModel.GetTypeInfo(expression, context.CancellationToken).Type;
             if (AsyncDisposal.DoesAsyncWork(type, known))
             {
-                context.ReportDiagnostic(Diagnostic.Create(Rule, expression.GetLocation(), expression.ToString(), "await using"));
+                context.ReportDiagnostic(Diagnostic.Create(Rule, expression.GetLocation(), expression.ToString(), InAsyncMethod, "use 'await using'"));
             }
         }
     }
@@ -85,10 +85,26 @@ public sealed class ASC0001SyncDisposalInAsyncCode : DiagnosticAnalyzer
             var local = context.SemanticModel.GetDeclaredSymbol(variable, context.CancellationToken) as ILocalSymbol;
             if (AsyncDisposal.DoesAsyncWork(local?.Type, known) && !NothingLeftToDispose(local!, variable, context.SemanticModel, known, context.CancellationToken))
             {
-                context.ReportDiagnostic(Diagnostic.Create(Rule, variable.GetLocation(), variable.Identifier.ValueText, "await using"));
+                context.ReportDiagnostic(Diagnostic.Create(Rule, variable.GetLocation(), variable.Identifier.ValueText, InAsyncMethod, "use 'await using'"));
             }
         }
     }
+
+    /// <summary>The property, present on a diagnostic the fix leaves alone (a <c>DisposeAsync</c> that is not async cannot await).</summary>
+    internal const string NoFixProperty = "NoFix";
+
+    private const string InAsyncMethod = "in an async method";
+
+    private static readonly ImmutableDictionary<string, string?> NoFix = ImmutableDictionary<string, string?>.Empty.Add(NoFixProperty, "true");
+
+    /// <summary>
+    /// In a <c>DisposeAsync</c> or <c>DisposeAsyncCore</c> that is not async (it returns a completed task, or another
+    /// task): disposing an async-disposable field there synchronously blocks the caller who awaits the disposal.
+    /// </summary>
+    private static bool InSynchronousDisposeAsync(SyntaxNode node) =>
+        Functions.Enclosing(node) is MethodDeclarationSyntax { Identifier.ValueText: "DisposeAsync" or "DisposeAsyncCore" } method
+        && !method.Modifiers.Any(SyntaxKind.AsyncKeyword)
+        && !node.Ancestors().TakeWhile(ancestor => ancestor != method).Any(ancestor => ancestor is LockStatementSyntax);
 
     private static void AnalyzeDisposeCall(SyntaxNodeAnalysisContext context, KnownTypes known)
     {
@@ -109,7 +125,8 @@ public sealed class ASC0001SyncDisposalInAsyncCode : DiagnosticAnalyzer
         // The object's own Dispose() called from inside it is its disposal pattern, not a use of the object.
         // The synchronous branch of code written to run either way (if (async) await x.DisposeAsync(); else x.Dispose();)
         // runs only when the caller asked for synchronous I/O.
-        if (receiver is null or ThisExpressionSyntax or BaseExpressionSyntax || !Functions.CanAwaitAt(invocation) || Functions.HasAsyncTwin(invocation))
+        var canAwait = Functions.CanAwaitAt(invocation);
+        if (receiver is null or ThisExpressionSyntax or BaseExpressionSyntax || (!canAwait && !InSynchronousDisposeAsync(invocation)) || Functions.HasAsyncTwin(invocation))
         {
             return;
         }
@@ -125,7 +142,9 @@ public sealed class ASC0001SyncDisposalInAsyncCode : DiagnosticAnalyzer
                 && NothingLeftToDispose(local, invocation, context.SemanticModel, known, context.CancellationToken)))
         {
             var location = invocation.Parent is ConditionalAccessExpressionSyntax conditional ? conditional.GetLocation() : invocation.GetLocation();
-            context.ReportDiagnostic(Diagnostic.Create(Rule, location, receiver.ToString(), "await " + receiver + ".DisposeAsync()"));
+            context.ReportDiagnostic(canAwait
+                ? Diagnostic.Create(Rule, location, receiver.ToString(), InAsyncMethod, $"use 'await {receiver}.DisposeAsync()'")
+                : Diagnostic.Create(Rule, location, NoFix, receiver.ToString(), "in a DisposeAsync that is not async", $"make it async and use 'await {receiver}.DisposeAsync()'"));
         }
     }
 

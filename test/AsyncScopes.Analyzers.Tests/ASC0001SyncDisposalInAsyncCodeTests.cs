@@ -111,7 +111,7 @@ public sealed class ASC0001SyncDisposalInAsyncCodeTests
                 }
             }
             """,
-            VerifyCS.Diagnostic().WithLocation(0).WithArguments("connection", "await using"));
+            VerifyCS.Diagnostic().WithLocation(0).WithArguments("connection", "in an async method", "use 'await using'"));
     }
 
     [Fact]
@@ -708,5 +708,49 @@ public sealed class ASC0001SyncDisposalInAsyncCodeTests
                 }
             }
             """);
+    }
+
+    [Fact]
+    public async Task A_DisposeAsync_that_is_not_async_and_disposes_a_connection_synchronously_is_reported_without_a_fix()
+    {
+        await VerifyFix.NoFixAsync("""
+            using System;
+            using System.Data.Common;
+            using System.Threading.Tasks;
+
+            sealed class Repository(DbConnection connection) : IAsyncDisposable
+            {
+                private readonly DbConnection _connection = connection;
+
+                public ValueTask DisposeAsync()
+                {
+                    [|_connection.Dispose()|];
+                    return default;
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_DisposeAsync_that_is_not_async_reports_what_to_do()
+    {
+        await VerifyCS.DiagnosticsAsync(
+            """
+            using System;
+            using System.IO;
+            using System.Threading.Tasks;
+
+            sealed class Export(string path) : IAsyncDisposable
+            {
+                private readonly FileStream _file = new(path, FileMode.Create);
+
+                public ValueTask DisposeAsync()
+                {
+                    {|#0:_file.Dispose()|};
+                    return ValueTask.CompletedTask;
+                }
+            }
+            """,
+            VerifyCS.Diagnostic().WithLocation(0).WithArguments("_file", "in a DisposeAsync that is not async", "make it async and use 'await _file.DisposeAsync()'"));
     }
 }
