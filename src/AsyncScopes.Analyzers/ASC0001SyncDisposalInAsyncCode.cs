@@ -83,7 +83,8 @@ public sealed class ASC0001SyncDisposalInAsyncCode : DiagnosticAnalyzer
         foreach (var variable in declaration.Variables)
         {
             var local = context.SemanticModel.GetDeclaredSymbol(variable, context.CancellationToken) as ILocalSymbol;
-            if (AsyncDisposal.DoesAsyncWork(local?.Type, known) && !NothingLeftToDispose(local!, variable, context.SemanticModel, known, context.CancellationToken))
+            if (AsyncDisposal.DoesAsyncWork(HeldType(local?.Type, variable.Initializer?.Value, context.SemanticModel, context.CancellationToken), known)
+                && !NothingLeftToDispose(local!, variable, context.SemanticModel, known, context.CancellationToken))
             {
                 context.ReportDiagnostic(Diagnostic.Create(Rule, variable.GetLocation(), variable.Identifier.ValueText, InAsyncMethod, "use 'await using'"));
             }
@@ -137,6 +138,12 @@ public sealed class ASC0001SyncDisposalInAsyncCode : DiagnosticAnalyzer
         }
 
         var type = context.SemanticModel.GetTypeInfo(receiver, context.CancellationToken).Type;
+        if (context.SemanticModel.GetSymbolInfo(receiver, context.CancellationToken).Symbol is ILocalSymbol declared
+            && declared.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(context.CancellationToken) is VariableDeclaratorSyntax { Initializer.Value: var initial })
+        {
+            type = HeldType(type, initial, context.SemanticModel, context.CancellationToken);
+        }
+
         if (AsyncDisposal.DoesAsyncWork(type, known)
             && !(context.SemanticModel.GetSymbolInfo(receiver, context.CancellationToken).Symbol is ILocalSymbol local
                 && NothingLeftToDispose(local, invocation, context.SemanticModel, known, context.CancellationToken)))
@@ -147,6 +154,14 @@ public sealed class ASC0001SyncDisposalInAsyncCode : DiagnosticAnalyzer
                 : Diagnostic.Create(Rule, location, NoFix, receiver.ToString(), "in a DisposeAsync that is not async", $"make it async and use 'await {receiver}.DisposeAsync()'"));
         }
     }
+
+    /// <summary>The type of what a variable holds: its declared type, or the type of its initializer where that says more
+    /// (<c>Stream s = File.OpenWrite(path)</c> holds a <c>FileStream</c>).</summary>
+    private static ITypeSymbol? HeldType(ITypeSymbol? declared, ExpressionSyntax? initializer, SemanticModel model, CancellationToken cancellationToken) =>
+        initializer is not null && model.GetTypeInfo(initializer, cancellationToken).Type is { TypeKind: not TypeKind.Error } held && !KnownTypes.Is(held, declared)
+            && declared is not null && (KnownTypes.InheritsFrom(held, declared) || KnownTypes.Implements(held, declared))
+            ? held
+            : declared;
 
     /// <summary>
     /// True when the local's asynchronous disposal would have nothing to wait for, as the function uses it: a stream

@@ -57,6 +57,7 @@ public sealed class ASC0004AsyncDisposableFieldsInSyncDisposable : DiagnosticAna
         }
 
         var disposed = new ConcurrentDictionary<ISymbol, bool>(SymbolEqualityComparer.Default);
+        var held = new ConcurrentDictionary<ISymbol, ConcurrentBag<ITypeSymbol>>(SymbolEqualityComparer.Default);
         context.RegisterOperationAction(
             operation =>
             {
@@ -66,16 +67,45 @@ public sealed class ASC0004AsyncDisposableFieldsInSyncDisposable : DiagnosticAna
                     return;
                 }
 
-                var member = OwnMember(invocation.Instance, type);
-                if (member is not null && AsyncDisposal.DoesAsyncWork(MemberType(member), known))
+                if (OwnMember(invocation.Instance, type) is { } member)
                 {
                     disposed.TryAdd(member, true);
                 }
             },
             OperationKind.Invocation);
 
+        // What a member typed Stream holds is decided where it is given a value: its initializer and its assignments.
+        context.RegisterOperationAction(
+            operation =>
+            {
+                var (member, value) = operation.Operation switch
+                {
+                    IFieldInitializerOperation { InitializedFields.Length: 1 } initializer => ((ISymbol)initializer.InitializedFields[0], initializer.Value),
+                    ISimpleAssignmentOperation { Target: IFieldReferenceOperation field } assignment => (field.Field, assignment.Value),
+                    _ => (null, null),
+                };
+                if (member is not null && value is not null && OwnershipFlow.Strip(value).Type is { } valueType)
+                {
+                    held.GetOrAdd(member, _ => new ConcurrentBag<ITypeSymbol>()).Add(valueType);
+                }
+            },
+            OperationKind.FieldInitializer,
+            OperationKind.SimpleAssignment);
+
         context.RegisterSymbolEndAction(end =>
         {
+            foreach (var member in disposed.Keys.ToList())
+            {
+                var declared = MemberType(member);
+                var doesAsyncWork = KnownTypes.Is(declared, known.Stream) && held.TryGetValue(member, out var values)
+                    ? values.Any(value => AsyncDisposal.DoesAsyncWork(value, known))
+                    : AsyncDisposal.DoesAsyncWork(declared, known);
+                if (!doesAsyncWork)
+                {
+                    disposed.TryRemove(member, out _);
+                }
+            }
+
             if (disposed.IsEmpty)
             {
                 return;

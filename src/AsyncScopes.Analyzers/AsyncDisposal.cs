@@ -44,6 +44,14 @@ internal static class AsyncDisposal
             return false;
         }
 
+        if (KnownTypes.Is(type, known.Stream))
+        {
+            // A stream known only as Stream: on real code it holds a socket's stream (NetworkStream, SslStream over one,
+            // a pipe) far more often than one that flushes on disposal, and what it holds is decided where it was made.
+            // The rules look at that place when they can (a local's initializer, a field's).
+            return false;
+        }
+
         if (type.TypeKind is TypeKind.Interface or TypeKind.TypeParameter || KnownTypes.Is(type, known.IAsyncDisposable))
         {
             // The object behind it is unknown: assume it does asynchronous work.

@@ -159,7 +159,7 @@ public sealed class ASC0001SyncDisposalInAsyncCodeTests
         await VerifyCS.DiagnosticsAsync(Usings + """
             class BackgroundExport
             {
-                public Func<Task> Job(Stream? output) => async () =>
+                public Func<Task> Job(FileStream? output) => async () =>
                 {
                     await Task.Yield();
                     [|output?.Dispose()|];
@@ -483,7 +483,7 @@ public sealed class ASC0001SyncDisposalInAsyncCodeTests
             Usings + """
             class Uploader
             {
-                public async Task UploadAsync(Stream upload)
+                public async Task UploadAsync(FileStream upload)
                 {
                     await upload.FlushAsync();
                     [|upload.Dispose()|]; // the client is done
@@ -493,7 +493,7 @@ public sealed class ASC0001SyncDisposalInAsyncCodeTests
             Usings + """
             class Uploader
             {
-                public async Task UploadAsync(Stream upload)
+                public async Task UploadAsync(FileStream upload)
                 {
                     await upload.FlushAsync();
                     await upload.DisposeAsync(); // the client is done
@@ -752,5 +752,43 @@ public sealed class ASC0001SyncDisposalInAsyncCodeTests
             }
             """,
             VerifyCS.Diagnostic().WithLocation(0).WithArguments("_file", "in a DisposeAsync that is not async", "make it async and use 'await _file.DisposeAsync()'"));
+    }
+
+    [Fact]
+    public async Task A_stream_known_only_as_Stream_is_judged_by_what_it_was_made_from()
+    {
+        // MQTTnet's MqttTcpChannel and Npgsql's connector: a field typed Stream holding a socket's stream, disposed in
+        // the catch of a failed connect. A local typed Stream made by File.OpenWrite is a FileStream, and reported.
+        await VerifyCS.DiagnosticsAsync("""
+            using System.IO;
+            using System.Net.Sockets;
+            using System.Threading.Tasks;
+
+            sealed class Channel(Socket socket)
+            {
+                private Stream? _stream;
+
+                public async Task ConnectAsync(string host, int port)
+                {
+                    try
+                    {
+                        await socket.ConnectAsync(host, port);
+                        _stream = new NetworkStream(socket, ownsSocket: true);
+                    }
+                    catch
+                    {
+                        _stream?.Dispose();
+                        throw;
+                    }
+                }
+
+                public async Task SaveAsync(string path, byte[] data)
+                {
+                    Stream file = File.OpenWrite(path);
+                    await file.WriteAsync(data);
+                    [|file.Dispose()|];
+                }
+            }
+            """);
     }
 }

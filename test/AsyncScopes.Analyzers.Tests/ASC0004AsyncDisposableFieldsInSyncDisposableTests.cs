@@ -284,7 +284,7 @@ public sealed class ASC0004AsyncDisposableFieldsInSyncDisposableTests
 
             sealed class [|Exporter|] : Base
             {
-                private readonly Stream _output = Stream.Null;
+                private readonly FileStream _output = File.Create("export.csv");
 
                 public override void Dispose()
                 {
@@ -301,7 +301,7 @@ public sealed class ASC0004AsyncDisposableFieldsInSyncDisposableTests
 
             sealed class Exporter : Base, IAsyncDisposable
             {
-                private readonly Stream _output = Stream.Null;
+                private readonly FileStream _output = File.Create("export.csv");
 
                 public override void Dispose()
                 {
@@ -314,6 +314,22 @@ public sealed class ASC0004AsyncDisposableFieldsInSyncDisposableTests
                     await _output.DisposeAsync();
                     Dispose();
                 }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_field_typed_Stream_given_only_streams_known_as_Stream_is_not_reported()
+    {
+        // MySqlConnector's StreamByteHandler: it wraps the stream it is given, a socket's.
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            sealed class StreamByteHandler(Stream stream) : IDisposable
+            {
+                private readonly Stream _stream = stream;
+
+                public int Read(byte[] buffer) => _stream.Read(buffer, 0, buffer.Length);
+
+                public void Dispose() => _stream.Dispose();
             }
             """);
     }

@@ -105,7 +105,7 @@ public sealed class ASC0012DisposeAsyncNotAwaitedTests
         await VerifyCS.DiagnosticsAsync(Usings + """
             class Upload
             {
-                public async Task SendAsync(Stream body, Func<Stream, Task> send)
+                public async Task SendAsync(FileStream body, Func<Stream, Task> send)
                 {
                     await send(body);
                     [|body.DisposeAsync()|].AsTask();
