@@ -8,11 +8,11 @@ using Microsoft.CodeAnalysis.Operations;
 namespace AsyncScopes.Analyzers;
 
 /// <summary>
-/// ASC0013: a resource a function creates into a local (a WebSocket, a socket, a linked or timed
-/// <c>CancellationTokenSource</c>, a timer, an <c>HttpListener</c>, rented memory, a stream, a database connection,
-/// reader or transaction, any object with asynchronous disposal) that some path of the function's control flow graph
-/// neither disposes nor hands on: never disposed, left behind by an early return or throw, overwritten in a loop, or
-/// disposed after an await that can throw past it.
+/// ASC0013: a resource a function creates into a local, or takes out of a registry (a WebSocket, a socket, a linked or
+/// timed <c>CancellationTokenSource</c>, a timer, an <c>HttpListener</c>, rented memory, a stream, a database connection
+/// or reader, any object with asynchronous disposal), that some path of the function's control flow graph neither
+/// disposes nor hands on: never disposed, left behind by an early return or throw, overwritten in a loop, or disposed
+/// after an await that can throw past it.
 /// </summary>
 [DiagnosticAnalyzer(LanguageNames.CSharp)]
 public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer

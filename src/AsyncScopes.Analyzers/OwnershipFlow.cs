@@ -45,10 +45,12 @@ internal readonly struct Leak
 /// </summary>
 /// <remarks>
 /// Handing on is anything but using the value's members: returning it, storing it anywhere, passing it as an
-/// argument (a constructor that wraps it, a method that keeps it), converting it to a delegate. That is generous on
-/// purpose: a path the analysis cannot follow is never a leak. A branch on the value being null has nothing to own on
-/// its null side (<c>x?.Dispose()</c>). A <c>finally</c> that releases or hands on the value covers every path through
-/// it; an await inside a <c>try</c> with a <c>catch</c> is treated as caught.
+/// argument (a constructor that wraps it, a method that keeps it; a BCL method that only reads or writes a stream
+/// lends it), converting it to a delegate, giving it a new name in a pattern. That is generous on purpose: a path the
+/// analysis cannot follow is never a leak. A branch on the value being null has nothing to own on its null side
+/// (<c>x?.Dispose()</c>). A <c>finally</c> that releases or hands on the value covers every path through it. The graph
+/// has no edges for exceptions: an await inside a <c>try</c> with a <c>catch</c> goes on in the handlers (a leak found
+/// there is that await's), and one outside any is a way out by itself.
 /// </remarks>
 internal sealed class OwnershipFlow
 {
