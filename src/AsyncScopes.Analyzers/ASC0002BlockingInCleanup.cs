@@ -2,6 +2,7 @@ using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 using Microsoft.CodeAnalysis.Diagnostics;
+using Microsoft.CodeAnalysis.Operations;
 
 namespace AsyncScopes.Analyzers;
 
@@ -244,13 +245,13 @@ public sealed class ASC0002BlockingInCleanup : DiagnosticAnalyzer
     /// </summary>
     internal static bool AsksForSynchronousIO(ExpressionSyntax task, SemanticModel model, CancellationToken cancellationToken)
     {
-        if (task is not InvocationExpressionSyntax call || model.GetOperation(call, cancellationToken) is not Microsoft.CodeAnalysis.Operations.IInvocationOperation invocation)
+        if (task is not InvocationExpressionSyntax call || model.GetOperation(call, cancellationToken) is not IInvocationOperation invocation)
         {
             return false;
         }
 
         return invocation.Arguments.Any(argument =>
-            (argument.Value is Microsoft.CodeAnalysis.Operations.IFieldReferenceOperation { Field: { ContainingType.TypeKind: TypeKind.Enum, Name: "Synchronous" } })
+            (argument.Value is IFieldReferenceOperation { Field: { ContainingType.TypeKind: TypeKind.Enum, Name: "Synchronous" } })
             || (argument.Parameter?.Name is "async" or "isAsync" or "useAsync" && argument.Value.ConstantValue is { HasValue: true, Value: false }));
     }
 

@@ -1,4 +1,5 @@
 using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
 using Microsoft.CodeAnalysis.Diagnostics;
 using Microsoft.CodeAnalysis.Operations;
 
@@ -337,8 +338,8 @@ public sealed class ASC0014OwnedFieldNotDisposed : DiagnosticAnalyzer
 
         /// <summary>The method, accessor or property whose code <paramref name="root"/> is.</summary>
         private static SyntaxNode? Member(IOperation root) =>
-            root.Syntax.AncestorsAndSelf().FirstOrDefault(node => node is Microsoft.CodeAnalysis.CSharp.Syntax.MemberDeclarationSyntax
-                or Microsoft.CodeAnalysis.CSharp.Syntax.AccessorDeclarationSyntax);
+            root.Syntax.AncestorsAndSelf().FirstOrDefault(node => node is MemberDeclarationSyntax
+                or AccessorDeclarationSyntax);
 
         /// <summary>A property that exposes the field: its users may dispose it (<c>Socket.Dispose()</c> through <c>Socket => _socket</c>).</summary>
         private static bool InPropertyGetter(IOperation reference)
@@ -349,8 +350,8 @@ public sealed class ASC0014OwnedFieldNotDisposed : DiagnosticAnalyzer
                 root = root.Parent;
             }
 
-            return Member(root) is Microsoft.CodeAnalysis.CSharp.Syntax.PropertyDeclarationSyntax
-                or Microsoft.CodeAnalysis.CSharp.Syntax.AccessorDeclarationSyntax { Keyword.ValueText: "get" };
+            return Member(root) is PropertyDeclarationSyntax
+                or AccessorDeclarationSyntax { Keyword.ValueText: "get" };
         }
 
         /// <summary>
@@ -366,7 +367,7 @@ public sealed class ASC0014OwnedFieldNotDisposed : DiagnosticAnalyzer
                 root = root.Parent;
             }
 
-            return Member(root) is Microsoft.CodeAnalysis.CSharp.Syntax.MethodDeclarationSyntax method
+            return Member(root) is MethodDeclarationSyntax method
                 && method.Identifier.ValueText.StartsWith("Create", StringComparison.Ordinal)
                 && root.Descendants().OfType<ISimpleAssignmentOperation>().Any(assignment =>
                 assignment.Target is IFieldReferenceOperation target && SymbolEqualityComparer.Default.Equals(target.Field, reference.Field)
