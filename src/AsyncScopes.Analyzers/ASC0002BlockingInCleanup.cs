@@ -252,7 +252,7 @@ public sealed class ASC0002BlockingInCleanup : DiagnosticAnalyzer
 
         return invocation.Arguments.Any(argument =>
             (argument.Value is IFieldReferenceOperation { Field: { ContainingType.TypeKind: TypeKind.Enum, Name: "Synchronous" } })
-            || (argument.Parameter?.Name is "async" or "isAsync" or "useAsync" && argument.Value.ConstantValue is { HasValue: true, Value: false }));
+            || (argument.Parameter?.Name is { } name && Functions.IsAsyncFlagName(name) && argument.Value.ConstantValue is { HasValue: true, Value: false }));
     }
 
     private static bool EndsInJump(StatementSyntax statement) =>

@@ -111,7 +111,7 @@ public sealed class ASC0006SemaphoreReleaseNotInFinally : DiagnosticAnalyzer
         bool ReleasesInFinally(TryStatementSyntax? tryStatement) =>
             (tryStatement?.Finally is { } @finally && Releases(@finally.Block, semaphore, model, cancellationToken).Any())
             || (tryStatement is not null && tryStatement.Catches.Any(@catch =>
-                @catch.Filter is null && (@catch.Declaration is null || @catch.Declaration.Type.ToString() is "Exception" or "System.Exception")
+                Functions.IsCatchAll(@catch)
                 && Releases(@catch.Block, semaphore, model, cancellationToken).Any()
                 && @catch.Block.Statements.LastOrDefault() is ThrowStatementSyntax { Expression: null }));
 
@@ -222,7 +222,7 @@ public sealed class ASC0006SemaphoreReleaseNotInFinally : DiagnosticAnalyzer
     // A try whose catch takes everything: what follows it runs whatever the work threw.
     private static bool CatchesEverything(AnonymousFunctionExpressionSyntax work) =>
         work.DescendantNodes().OfType<CatchClauseSyntax>().Any(@catch =>
-            @catch.Filter is null && (@catch.Declaration is null || @catch.Declaration.Type.ToString() is "Exception" or "System.Exception"));
+            Functions.IsCatchAll(@catch));
 
     // if (...) return Other(...); where Other, declared in source, releases the semaphore in a finally: the permit
     // goes with the call.

@@ -336,6 +336,17 @@ public sealed class ASC0014OwnedFieldNotDisposed : DiagnosticAnalyzer
             || (value is IFieldReferenceOperation { Field: { Name: "Infinite" or "InfiniteTimeSpan", ContainingType.Name: "Timeout" } })
             || (value is IConversionOperation conversion && IsInfinite(conversion.Operand));
 
+        /// <summary>The operation at the top of the member's code that <paramref name="operation"/> is part of.</summary>
+        private static IOperation Root(IOperation operation)
+        {
+            while (operation.Parent is not null)
+            {
+                operation = operation.Parent;
+            }
+
+            return operation;
+        }
+
         /// <summary>The method, accessor or property whose code <paramref name="root"/> is.</summary>
         private static SyntaxNode? Member(IOperation root) =>
             root.Syntax.AncestorsAndSelf().FirstOrDefault(node => node is MemberDeclarationSyntax
@@ -344,11 +355,7 @@ public sealed class ASC0014OwnedFieldNotDisposed : DiagnosticAnalyzer
         /// <summary>A property that exposes the field: its users may dispose it (<c>Socket.Dispose()</c> through <c>Socket => _socket</c>).</summary>
         private static bool InPropertyGetter(IOperation reference)
         {
-            var root = reference;
-            while (root.Parent is not null)
-            {
-                root = root.Parent;
-            }
+            var root = Root(reference);
 
             return Member(root) is PropertyDeclarationSyntax
                 or AccessorDeclarationSyntax { Keyword.ValueText: "get" };
@@ -361,11 +368,7 @@ public sealed class ASC0014OwnedFieldNotDisposed : DiagnosticAnalyzer
         /// </summary>
         private static bool ReturnedFromItsCreator(IFieldReferenceOperation reference)
         {
-            var root = (IOperation)reference;
-            while (root.Parent is not null)
-            {
-                root = root.Parent;
-            }
+            var root = Root(reference);
 
             return Member(root) is MethodDeclarationSyntax method
                 && method.Identifier.ValueText.StartsWith("Create", StringComparison.Ordinal)
@@ -398,11 +401,7 @@ public sealed class ASC0014OwnedFieldNotDisposed : DiagnosticAnalyzer
         /// </summary>
         private bool ReleasedBefore(IOperation assignment, IFieldSymbol field)
         {
-            var root = assignment;
-            while (root.Parent is not null)
-            {
-                root = root.Parent;
-            }
+            var root = Root(assignment);
 
             return root.Descendants().OfType<IFieldReferenceOperation>().Any(reference =>
                 reference.Syntax.SpanStart < assignment.Syntax.SpanStart

@@ -316,8 +316,7 @@ public sealed class ASC0015WorkOutlivesItsOwner : DiagnosticAnalyzer
         loop is WhileStatementSyntax { Condition: AwaitExpressionSyntax awaited } @while
         && awaited.DescendantNodes().OfType<MemberAccessExpressionSyntax>().Any(member => member.Name.Identifier.ValueText == "WaitForNextTickAsync")
         && (@while.Statement is BlockSyntax { Statements.Count: 1 } block ? block.Statements[0] : @while.Statement) is TryStatementSyntax attempt
-        && attempt.Catches.Any(@catch => @catch.Filter is null
-            && (@catch.Declaration is null || @catch.Declaration.Type.ToString() is "Exception" or "System.Exception"));
+        && attempt.Catches.Any(Functions.IsCatchAll);
 
     private static bool InNestedFunction(IOperation operation)
     {

@@ -136,8 +136,8 @@ internal static class Functions
     };
 
     private static bool IsAsyncFlag(ExpressionSyntax condition) =>
-        condition is IdentifierNameSyntax { Identifier.ValueText: "async" or "isAsync" or "useAsync" or "_async" or "_isAsync" }
-            or MemberAccessExpressionSyntax { Expression: ThisExpressionSyntax, Name.Identifier.ValueText: "_async" or "_isAsync" };
+        condition is IdentifierNameSyntax identifier && IsAsyncFlagName(identifier.Identifier.ValueText)
+            || condition is MemberAccessExpressionSyntax { Expression: ThisExpressionSyntax } member && IsAsyncFlagName(member.Name.Identifier.ValueText);
 
     /// <summary>
     /// True when <paramref name="branch"/> is the branch of <paramref name="parent"/> (an <c>if</c> or a <c>?:</c>) that
@@ -164,6 +164,14 @@ internal static class Functions
             _ => false,
         };
     }
+
+    /// <summary>A <c>catch</c> that takes every exception: no filter, and no type or <c>Exception</c>.</summary>
+    public static bool IsCatchAll(CatchClauseSyntax @catch) =>
+        @catch.Filter is null && (@catch.Declaration is null || @catch.Declaration.Type.ToString() is "Exception" or "System.Exception");
+
+    /// <summary>True when <paramref name="name"/> is how code written to run either way names its flag
+    /// (<c>async</c>, <c>isAsync</c>, <c>useAsync</c>, and the fields <c>_async</c>, <c>_isAsync</c>).</summary>
+    public static bool IsAsyncFlagName(string name) => name is "async" or "isAsync" or "useAsync" or "_async" or "_isAsync";
 
     /// <summary>The body of a function: its block, or the expression of its arrow.</summary>
     public static SyntaxNode? Body(SyntaxNode function) => function switch
