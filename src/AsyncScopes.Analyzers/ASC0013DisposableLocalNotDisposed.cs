@@ -58,93 +58,74 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
                         // local functions are followed.
                         var model = operation.SemanticModel!;
                         var entryPoint = block.OwningSymbol is IMethodSymbol { IsStatic: true, Name: "Main" or "<Main>$" };
-                        Analyze(block.GetControlFlowGraph(operation), model, resources, block.ReportDiagnostic, block.CancellationToken, followLocals: !entryPoint);
+                        var graph = block.GetControlFlowGraph(operation);
+                        if (!entryPoint)
+                        {
+                            Analyze(graph, model, resources, block.ReportDiagnostic, block.CancellationToken);
+                        }
+
+                        foreach (var nested in FunctionGraphs.Nested(graph, block.CancellationToken))
+                        {
+                            Analyze(nested, model, resources, block.ReportDiagnostic, block.CancellationToken);
+                        }
                     }
                 }
             });
         });
     }
 
-    /// <summary>Follows each tracked local of the graph, then those of its lambdas and local functions (their own graphs).</summary>
+    /// <summary>Follows each tracked local of one graph (a lambda's or local function's graph is another).</summary>
     /// <remarks>Operations in a control flow graph carry no semantic model: <paramref name="model"/> is the block's.</remarks>
-    private static void Analyze(ControlFlowGraph graph, SemanticModel model, TrackedResources resources, Action<Diagnostic> report, CancellationToken cancellationToken, bool followLocals = true)
+    private static void Analyze(ControlFlowGraph graph, SemanticModel model, TrackedResources resources, Action<Diagnostic> report, CancellationToken cancellationToken)
     {
         HashSet<ILocalSymbol>? captured = null;
         Dictionary<CaptureId, IOperation>? capturedValues = null;
         foreach (var block in graph.Blocks)
         {
-            // The operations, then the value the block branches on or returns (an expression-bodied lambda is there).
-            for (var index = 0; index <= block.Operations.Length; index++)
+            for (var index = 0; index < block.Operations.Length; index++)
             {
-                var root = index < block.Operations.Length ? block.Operations[index] : block.BranchValue;
-                foreach (var operation in root?.DescendantsAndSelf() ?? Enumerable.Empty<IOperation>())
-                {
-                    if (operation is IFlowAnonymousFunctionOperation function)
-                    {
-                        Analyze(graph.GetAnonymousFunctionControlFlowGraph(function, cancellationToken), model, resources, report, cancellationToken);
-                        continue;
-                    }
-
-                    // Only an assignment that is a statement of its own: one inside a larger expression
-                    // (`using (stream = File.OpenRead(path))`, `_socket = socket = new()`) gives the value on to it.
-                    if (!followLocals || index == block.Operations.Length || operation != root
-                        || operation is not ISimpleAssignmentOperation { Target: ILocalReferenceOperation { Local: var local }, Value: var assigned })
-                    {
-                        continue;
-                    }
-
-                    // An object initializer is built in a flow capture, which the local is then given.
-                    var value = assigned is IFlowCaptureReferenceOperation reference
-                        && (capturedValues ??= CapturedValues(graph)).TryGetValue(reference.Id, out var built) ? built : assigned;
-                    if (resources.Created(value) is not { } created
-                        || local.IsRef
-                        || DeclaredWithUsing(local, cancellationToken))
-                    {
-                        continue;
-                    }
-
-                    captured ??= Captured(graph.OriginalOperation.Syntax, model, cancellationToken);
-                    if (captured.Contains(local))
-                    {
-                        continue; // a lambda or local function may dispose it; its paths are not these
-                    }
-
-                    if (resources.Known.DbConnection is { } connection && (KnownTypes.Is(created, connection) || KnownTypes.InheritsFrom(created, connection))
-                        && ClosesConnectionWithReader(graph))
-                    {
-                        continue; // CommandBehavior.CloseConnection: the reader owns the connection now
-                    }
-
-                    if (OwnershipFlow.Find(graph, block, index, local, invocation => resources.IsRelease(invocation, created), cancellationToken) is { } leak)
-                    {
-                        Report(leak, local, created, value, model, resources, report);
-                    }
-                }
-            }
-        }
-
-        if (followLocals)
-        {
-            foreach (var block in graph.Blocks)
-            {
-                // A resource taken out of a registry (`if (_sockets.TryRemove(id, out var socket))`) is the taker's to close.
-                if (TakenFromRegistry(block, resources) is not var (local, type, argument, whenTaken)
-                    || local.IsRef
-                    || (captured ??= Captured(graph.OriginalOperation.Syntax, model, cancellationToken)).Contains(local))
+                // Only an assignment that is a statement of its own: one inside a larger expression
+                // (`using (stream = File.OpenRead(path))`, `_socket = socket = new()`) gives the value on to it.
+                if (block.Operations[index] is not ISimpleAssignmentOperation { Target: ILocalReferenceOperation { Local: var local }, Value: var assigned })
                 {
                     continue;
                 }
 
-                if (OwnershipFlow.Find(graph, whenTaken, -1, local, invocation => resources.IsRelease(invocation, type), cancellationToken) is { } leak)
+                var value = assigned is IFlowCaptureReferenceOperation reference
+                    && (capturedValues ??= FunctionGraphs.CapturedValues(graph)).TryGetValue(reference.Id, out var built) ? built : assigned;
+                if (resources.Created(value) is not { } created
+                    || local.IsRef
+                    || FunctionGraphs.DeclaredWithUsing(local, cancellationToken))
                 {
-                    Report(leak, local, type, argument, model, resources, report);
+                    continue;
+                }
+
+                captured ??= FunctionGraphs.CapturedLocals(graph.OriginalOperation.Syntax, model, cancellationToken);
+                if (captured.Contains(local))
+                {
+                    continue; // a lambda or local function may dispose it; its paths are not these
+                }
+
+                if (resources.Known.DbConnection is { } connection && (KnownTypes.Is(created, connection) || KnownTypes.InheritsFrom(created, connection))
+                    && ClosesConnectionWithReader(graph))
+                {
+                    continue; // CommandBehavior.CloseConnection: the reader owns the connection now
+                }
+
+                if (OwnershipFlow.Find(graph, block, index, local, invocation => resources.IsRelease(invocation, created), cancellationToken) is { } leak)
+                {
+                    Report(leak, local, created, value, model, resources, report);
                 }
             }
-        }
 
-        foreach (var localFunction in graph.LocalFunctions)
-        {
-            Analyze(graph.GetLocalFunctionControlFlowGraph(localFunction, cancellationToken), model, resources, report, cancellationToken);
+            // A resource taken out of a registry (`if (_sockets.TryRemove(id, out var socket))`) is the taker's to close.
+            if (TakenFromRegistry(block, resources) is var (taken, type, argument, whenTaken)
+                && !taken.IsRef
+                && !(captured ??= FunctionGraphs.CapturedLocals(graph.OriginalOperation.Syntax, model, cancellationToken)).Contains(taken)
+                && OwnershipFlow.Find(graph, whenTaken, -1, taken, invocation => resources.IsRelease(invocation, type), cancellationToken) is { } takenLeak)
+            {
+                Report(takenLeak, taken, type, argument, model, resources, report);
+            }
         }
     }
 
@@ -159,33 +140,15 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
     /// </summary>
     private static (ILocalSymbol Local, ITypeSymbol Type, IOperation Argument, BasicBlock WhenTaken)? TakenFromRegistry(BasicBlock block, TrackedResources resources)
     {
-        if (block.BranchValue is null || block.ConditionKind == ControlFlowConditionKind.None)
-        {
-            return null;
-        }
-
-        var condition = OwnershipFlow.Strip(block.BranchValue);
-        var negated = false;
-        if (condition is IUnaryOperation { OperatorKind: UnaryOperatorKind.Not } not)
-        {
-            condition = OwnershipFlow.Strip(not.Operand);
-            negated = true;
-        }
-
-        if (!IsRemoval(condition) || ((IInvocationOperation)condition).Arguments.FirstOrDefault(argument => argument.Parameter?.RefKind == RefKind.Out) is not { } taken)
+        if (FunctionGraphs.Branch(block) is not var (condition, whenTaken)
+            || !IsRemoval(condition)
+            || ((IInvocationOperation)condition).Arguments.FirstOrDefault(argument => argument.Parameter?.RefKind == RefKind.Out) is not { } taken)
         {
             return null;
         }
 
         var target = taken.Value is IDeclarationExpressionOperation declaration ? declaration.Expression : taken.Value;
-        if (target is not ILocalReferenceOperation { Local: var local } || !resources.IsTrackedType(local.Type))
-        {
-            return null;
-        }
-
-        var jumpsWhenTaken = (block.ConditionKind == ControlFlowConditionKind.WhenTrue) != negated;
-        var branch = jumpsWhenTaken ? block.ConditionalSuccessor : block.FallThroughSuccessor;
-        return branch?.Destination is { Kind: BasicBlockKind.Block } destination ? (local, local.Type, taken, destination) : null;
+        return target is ILocalReferenceOperation { Local: var local } && resources.IsTrackedType(local.Type) ? (local, local.Type, taken, whenTaken) : null;
     }
 
     /// <summary>True when the function runs a reader with <c>CommandBehavior.CloseConnection</c>, which closes the connection when it is disposed.</summary>
@@ -195,34 +158,6 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
             .OfType<IArgumentOperation>()
             .Any(argument => argument.Parameter?.Type.Name == "CommandBehavior" && argument.Value.ConstantValue is { HasValue: true, Value: { } behavior }
                 && (Convert.ToInt64(behavior, System.Globalization.CultureInfo.InvariantCulture) & 32) != 0);
-
-    /// <summary>The value of each flow capture given one value only (a conditional expression gives one per branch).</summary>
-    private static Dictionary<CaptureId, IOperation> CapturedValues(ControlFlowGraph graph)
-    {
-        var values = new Dictionary<CaptureId, IOperation>();
-        var ambiguous = new HashSet<CaptureId>();
-        foreach (var block in graph.Blocks)
-        {
-            foreach (var operation in block.Operations)
-            {
-                if (operation is IFlowCaptureOperation capture && !values.ContainsKey(capture.Id))
-                {
-                    values[capture.Id] = capture.Value;
-                }
-                else if (operation is IFlowCaptureOperation again)
-                {
-                    ambiguous.Add(again.Id);
-                }
-            }
-        }
-
-        foreach (var id in ambiguous)
-        {
-            values.Remove(id);
-        }
-
-        return values;
-    }
 
     private static void Report(Leak leak, ILocalSymbol local, ITypeSymbol type, IOperation creation, SemanticModel model, TrackedResources resources, Action<Diagnostic> report)
     {
@@ -331,39 +266,4 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
             : statements.LastOrDefault();
         return last == statement ? expression : null;
     }
-
-    private static bool DeclaredWithUsing(ILocalSymbol local, CancellationToken cancellationToken)
-    {
-        foreach (var reference in local.DeclaringSyntaxReferences)
-        {
-            var declarator = reference.GetSyntax(cancellationToken);
-            if (declarator.Parent?.Parent is LocalDeclarationStatementSyntax { UsingKeyword.RawKind: (int)SyntaxKind.UsingKeyword } or UsingStatementSyntax)
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
-
-    /// <summary>The locals a lambda or local function inside <paramref name="body"/> refers to.</summary>
-    private static HashSet<ILocalSymbol> Captured(SyntaxNode body, SemanticModel model, CancellationToken cancellationToken)
-    {
-        var captured = new HashSet<ILocalSymbol>(SymbolEqualityComparer.Default);
-        foreach (var function in body.DescendantNodes().Where(node => node is AnonymousFunctionExpressionSyntax or LocalFunctionStatementSyntax))
-        {
-            foreach (var identifier in function.DescendantNodes().OfType<IdentifierNameSyntax>())
-            {
-                if (model.GetSymbolInfo(identifier, cancellationToken).Symbol is ILocalSymbol local && !IsDeclaredInside(local, function, cancellationToken))
-                {
-                    captured.Add(local);
-                }
-            }
-        }
-
-        return captured;
-    }
-
-    private static bool IsDeclaredInside(ILocalSymbol local, SyntaxNode function, CancellationToken cancellationToken) =>
-        local.DeclaringSyntaxReferences.Any(reference => function.Span.Contains(reference.GetSyntax(cancellationToken).Span));
 }

@@ -20,6 +20,23 @@ internal enum LeakKind
     AwaitThrows,
 }
 
+/// <summary>Which exceptions end a path: a rule that judges only the paths the code writes turns them off.</summary>
+[Flags]
+internal enum ExceptionPaths
+{
+    /// <summary>Only returns and the end of the function leave it.</summary>
+    None = 0,
+
+    /// <summary>A <c>throw</c> that no <c>catch</c> or releasing <c>finally</c> stops leaves the function.</summary>
+    Throw = 1,
+
+    /// <summary>An <c>await</c> may throw: out of the function, or into the handlers of its <c>try</c>.</summary>
+    Await = 2,
+
+    /// <summary>Both.</summary>
+    All = Throw | Await,
+}
+
 /// <summary>A leak and the operation where it happens (the return, the assignment, the await); none for <see cref="LeakKind.Never"/>.</summary>
 internal readonly struct Leak
 {
@@ -57,14 +74,16 @@ internal sealed class OwnershipFlow
     private readonly ControlFlowGraph _graph;
     private readonly ILocalSymbol _local;
     private readonly Func<IInvocationOperation, bool> _isRelease;
+    private readonly ExceptionPaths _exceptions;
     private readonly HashSet<CaptureId> _aliases = new();
     private readonly Dictionary<ControlFlowRegion, bool> _regionReleases = new();
 
-    private OwnershipFlow(ControlFlowGraph graph, ILocalSymbol local, Func<IInvocationOperation, bool> isRelease)
+    private OwnershipFlow(ControlFlowGraph graph, ILocalSymbol local, Func<IInvocationOperation, bool> isRelease, ExceptionPaths exceptions)
     {
         _graph = graph;
         _local = local;
         _isRelease = isRelease;
+        _exceptions = exceptions;
         FindAliases();
     }
 
@@ -78,11 +97,12 @@ internal sealed class OwnershipFlow
 
     /// <summary>
     /// The first leak of the value assigned to <paramref name="local"/> by operation <paramref name="index"/> of
-    /// <paramref name="block"/>, or null when every path disposes it or hands it on.
+    /// <paramref name="block"/>, or null when every path disposes it or hands it on; <paramref name="exceptions"/> says
+    /// which exceptions are paths.
     /// </summary>
-    public static Leak? Find(ControlFlowGraph graph, BasicBlock block, int index, ILocalSymbol local, Func<IInvocationOperation, bool> isRelease, CancellationToken cancellationToken)
+    public static Leak? Find(ControlFlowGraph graph, BasicBlock block, int index, ILocalSymbol local, Func<IInvocationOperation, bool> isRelease, CancellationToken cancellationToken, ExceptionPaths exceptions = ExceptionPaths.All)
     {
-        var flow = new OwnershipFlow(graph, local, isRelease);
+        var flow = new OwnershipFlow(graph, local, isRelease, exceptions);
         var leak = flow.Search(block, index, cancellationToken);
         if (leak is { } found && found.Kind != LeakKind.AwaitThrows && !flow.EverReleased())
         {
@@ -154,6 +174,11 @@ internal sealed class OwnershipFlow
     /// <summary>An await that throws past everything is a leak; one inside a <c>try</c> with handlers goes on in them.</summary>
     private void Awaits(IOperation root, BasicBlock block, Step step, Stack<Step> pending, HashSet<(int, bool)> visited, ref Leak? awaitThrows)
     {
+        if ((_exceptions & ExceptionPaths.Await) == 0)
+        {
+            return;
+        }
+
         foreach (var operation in Descendants(root))
         {
             if (operation is not IAwaitOperation awaited || !MayThrow(awaited))
@@ -202,7 +227,7 @@ internal sealed class OwnershipFlow
         switch (branch.Semantics)
         {
             case ControlFlowBranchSemantics.Throw or ControlFlowBranchSemantics.Rethrow:
-                if (!Protected(from))
+                if ((_exceptions & ExceptionPaths.Throw) != 0 && !Protected(from))
                 {
                     exit ??= step.LeakAt(LeakKind.Exit, Leaving(from));
                 }
