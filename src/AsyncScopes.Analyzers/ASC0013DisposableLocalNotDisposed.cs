@@ -84,15 +84,11 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
         {
             for (var index = 0; index < block.Operations.Length; index++)
             {
-                // Only an assignment that is a statement of its own: one inside a larger expression
-                // (`using (stream = File.OpenRead(path))`, `_socket = socket = new()`) gives the value on to it.
-                if (block.Operations[index] is not ISimpleAssignmentOperation { Target: ILocalReferenceOperation { Local: var local }, Value: var assigned })
+                if (FunctionGraphs.AssignedLocal(graph, block, index, ref capturedValues) is not var (local, value))
                 {
                     continue;
                 }
 
-                var value = assigned is IFlowCaptureReferenceOperation reference
-                    && (capturedValues ??= FunctionGraphs.CapturedValues(graph)).TryGetValue(reference.Id, out var built) ? built : assigned;
                 if (resources.Created(value) is not { } created
                     || local.IsRef
                     || FunctionGraphs.DeclaredWithUsing(local, cancellationToken))

@@ -39,8 +39,42 @@ internal static class FunctionGraphs
         }
     }
 
+    /// <summary>
+    /// The local and the value when operation <paramref name="index"/> of <paramref name="block"/> is an assignment to a
+    /// local that is a statement of its own (a declaration's initializer or <c>x = ...;</c>); one inside a larger
+    /// expression (<c>using (stream = File.OpenRead(path))</c>, <c>_socket = socket = new()</c>) gives the value on to it.
+    /// </summary>
+    /// <remarks>
+    /// An object initializer is built in a flow capture, and an assignment statement with one captures its target too:
+    /// both are seen through, with <paramref name="captures"/> (<see cref="CapturedValues"/>, made when first needed).
+    /// </remarks>
+    public static (ILocalSymbol Local, IOperation Value)? AssignedLocal(ControlFlowGraph graph, BasicBlock block, int index, ref Dictionary<CaptureId, IOperation>? captures)
+    {
+        var operation = block.Operations[index];
+        if (operation is IExpressionStatementOperation statement)
+        {
+            operation = statement.Operation;
+        }
+
+        if (operation is not ISimpleAssignmentOperation { Target: var target, Value: var value })
+        {
+            return null;
+        }
+
+        if (target is IFlowCaptureReferenceOperation capturedTarget)
+        {
+            target = (captures ??= CapturedValues(graph)).TryGetValue(capturedTarget.Id, out var local) ? local : target;
+        }
+
+        if (value is IFlowCaptureReferenceOperation capturedValue)
+        {
+            value = (captures ??= CapturedValues(graph)).TryGetValue(capturedValue.Id, out var built) ? built : value;
+        }
+
+        return target is ILocalReferenceOperation { Local: var assigned } ? (assigned, value) : null;
+    }
+
     /// <summary>The value of each flow capture given one value only (a conditional expression gives one per branch).</summary>
-    /// <remarks>An object initializer is built in a flow capture, which the local is then given.</remarks>
     public static Dictionary<CaptureId, IOperation> CapturedValues(ControlFlowGraph graph)
     {
         var values = new Dictionary<CaptureId, IOperation>();

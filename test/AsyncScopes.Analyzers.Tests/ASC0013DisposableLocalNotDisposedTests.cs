@@ -79,6 +79,37 @@ public sealed class ASC0013DisposableLocalNotDisposedTests
     }
 
     [Fact]
+    public async Task A_socket_assigned_by_a_statement_on_either_branch_is_followed_from_each_assignment()
+    {
+        await VerifyCS.DiagnosticsAsync(
+            Usings + """
+            sealed class ChatClient
+            {
+                public async Task SendAsync(Uri server, byte[] text, IWebProxy? proxy, CancellationToken ct)
+                {
+                    ClientWebSocket socket;
+                    if (proxy is null)
+                    {
+                        socket = {|#0:new ClientWebSocket()|};
+                    }
+                    else
+                    {
+                        socket = {|#1:new ClientWebSocket { Options = { Proxy = proxy } }|};
+                    }
+
+                    {|#2:await socket.ConnectAsync(server, ct)|};
+                    await socket.SendAsync(text, WebSocketMessageType.Text, true, ct);
+                    socket.Dispose();
+                }
+            }
+            """,
+            VerifyCS.Diagnostic().WithLocation(0).WithLocation(2).WithArguments(
+                "socket", "ClientWebSocket", "is not disposed if the await at line 26 throws: dispose it in a finally, or declare it with 'using'"),
+            VerifyCS.Diagnostic().WithLocation(1).WithLocation(2).WithArguments(
+                "socket", "ClientWebSocket", "is not disposed if the await at line 26 throws: dispose it in a finally, or declare it with 'using'"));
+    }
+
+    [Fact]
     public async Task A_connection_left_open_by_an_early_return_is_reported_at_the_return()
     {
         await VerifyCS.DiagnosticsAsync(
