@@ -1,18 +1,20 @@
 using Microsoft.CodeAnalysis;
-using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 using Microsoft.CodeAnalysis.Diagnostics;
+using Microsoft.CodeAnalysis.FlowAnalysis;
+using Microsoft.CodeAnalysis.Operations;
 
 namespace AsyncScopes.Analyzers;
 
 /// <summary>
 /// ASC0007: a scope in <c>await using</c> form that is disposed without the body saying it finished: a
-/// <c>TaskScope</c> that starts children and reaches the end of its block (or a <c>return</c>) on some path without
-/// <c>JoinAsync</c>, or an <c>AsyncExitStack</c> that enters context managers and never calls <c>Complete()</c>.
+/// <c>TaskScope</c> that starts a child and reaches the end of its block (or a <c>return</c>, a <c>break</c>) on some
+/// path of the function's control flow graph without <c>JoinAsync</c>, or an <c>AsyncExitStack</c> that enters a
+/// context manager (or pushes an exit) and reaches the end on some path without <c>Complete()</c> or <c>PopAll()</c>.
 /// </summary>
 /// <remarks>
 /// Paths that leave by an exception are not reported: abandonment is what the library does then, on purpose. A scope
-/// handed to another method counts as finished there.
+/// handed on (passed to a method, stored, returned) counts as finished there.
 /// </remarks>
 [DiagnosticAnalyzer(LanguageNames.CSharp)]
 public sealed class ASC0007ScopeNotFinished : DiagnosticAnalyzer
@@ -32,9 +34,6 @@ public sealed class ASC0007ScopeNotFinished : DiagnosticAnalyzer
         "ScopeAbandonedException, so a transaction rolls back. End the block with 'await scope.JoinAsync()' or " +
         "'stack.Complete()', or use the delegate form (TaskScope.RunAsync, AsyncExitStack.RunAsync).");
 
-    private const int Started = 1;
-    private const int Joined = 2;
-
     /// <inheritdoc/>
     public override ImmutableArray<DiagnosticDescriptor> SupportedDiagnostics { get; } = ImmutableArray.Create(Rule);
 
@@ -51,147 +50,92 @@ public sealed class ASC0007ScopeNotFinished : DiagnosticAnalyzer
                 return;
             }
 
-            start.RegisterSyntaxNodeAction(node => AnalyzeUsingStatement(node, known), SyntaxKind.UsingStatement);
-            start.RegisterSyntaxNodeAction(node => AnalyzeUsingDeclaration(node, known), SyntaxKind.LocalDeclarationStatement);
+            start.RegisterOperationBlockAction(block =>
+            {
+                foreach (var body in block.OperationBlocks)
+                {
+                    if (body.Kind is OperationKind.MethodBody or OperationKind.ConstructorBody or OperationKind.Block
+                        && body.Descendants().Any(candidate => candidate is IUsingDeclarationOperation or IUsingOperation))
+                    {
+                        var graph = block.GetControlFlowGraph(body);
+                        foreach (var function in FunctionGraphs.Nested(graph, block.CancellationToken).Prepend(graph))
+                        {
+                            Analyze(function, known, block.ReportDiagnostic, block.CancellationToken);
+                        }
+                    }
+                }
+            });
         });
     }
 
-    private static void AnalyzeUsingStatement(SyntaxNodeAnalysisContext context, KnownTypes known)
+    /// <summary>Follows each scope of one graph declared with <c>await using</c> from every call that gives it work.</summary>
+    private static void Analyze(ControlFlowGraph graph, KnownTypes known, Action<Diagnostic> report, CancellationToken cancellationToken)
     {
-        var statement = (UsingStatementSyntax)context.Node;
-        if (statement.AwaitKeyword.IsKind(SyntaxKind.AwaitKeyword) && statement.Declaration is { } declaration)
+        Dictionary<CaptureId, IOperation>? captures = null;
+        foreach (var block in graph.Blocks)
         {
-            AnalyzeDeclaration(context, known, declaration, new[] { statement.Statement });
-        }
-    }
-
-    private static void AnalyzeUsingDeclaration(SyntaxNodeAnalysisContext context, KnownTypes known)
-    {
-        var statement = (LocalDeclarationStatementSyntax)context.Node;
-        if (statement.AwaitKeyword.IsKind(SyntaxKind.AwaitKeyword) && statement.UsingKeyword.IsKind(SyntaxKind.UsingKeyword))
-        {
-            AnalyzeDeclaration(context, known, statement.Declaration, Regions.AfterStatement(statement));
-        }
-    }
-
-    private static void AnalyzeDeclaration(SyntaxNodeAnalysisContext context, KnownTypes known, VariableDeclarationSyntax declaration, IReadOnlyList<StatementSyntax> region)
-    {
-        foreach (var variable in declaration.Variables)
-        {
-            if (variable.Initializer?.Value is not (BaseObjectCreationExpressionSyntax)
-                || context.SemanticModel.GetDeclaredSymbol(variable, context.CancellationToken) is not ILocalSymbol local)
+            for (var index = 0; index < block.Operations.Length; index++)
             {
-                continue;
-            }
-
-            if (KnownTypes.Is(local.Type, known.TaskScope))
-            {
-                var walker = new JoinWalker(local, context.SemanticModel, context.CancellationToken);
-                walker.WalkRegion(region, 0);
-                if (!walker.GaveUp && PathWalker.States(walker.ExitStates).Any(state => (state & (Started | Joined)) == Started))
+                if (FunctionGraphs.AssignedLocal(graph, block, index, ref captures) is not var (local, value)
+                    || OwnershipFlow.Strip(value) is not IObjectCreationOperation { Type: var type }
+                    || !FunctionGraphs.DeclaredWithUsing(local, cancellationToken)
+                    || local.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(cancellationToken) is not VariableDeclaratorSyntax variable)
                 {
-                    Report(context, variable, "JoinAsync",
-                        $"'{local.Name}' starts children but reaches the end of its block without 'await {local.Name}.JoinAsync()' on some path: disposal cancels them and nobody sees their failures");
-                }
-            }
-            else if (KnownTypes.Is(local.Type, known.AsyncExitStack) && EntersWithoutComplete(local, region, context.SemanticModel, context.CancellationToken)
-                && ReachesEnd(region))
-            {
-                Report(context, variable, "Complete",
-                    $"'{local.Name}' enters context managers but never calls '{local.Name}.Complete()': every exit sees a ScopeAbandonedException, as if the block had failed");
-            }
-        }
-    }
-
-    private static void Report(SyntaxNodeAnalysisContext context, VariableDeclaratorSyntax variable, string call, string message)
-    {
-        var properties = ImmutableDictionary<string, string?>.Empty.Add(CallProperty, call);
-        context.ReportDiagnostic(Diagnostic.Create(Rule, variable.Identifier.GetLocation(), properties, message));
-    }
-
-    /// <summary>True when some path through the region ends other than by throwing: a block that always throws abandons on purpose.</summary>
-    private static bool ReachesEnd(IReadOnlyList<StatementSyntax> region)
-    {
-        var walker = new EndWalker();
-        walker.WalkRegion(region, 0);
-        return !walker.GaveUp && walker.ExitStates != 0;
-    }
-
-    private static bool EntersWithoutComplete(ILocalSymbol stack, IReadOnlyList<StatementSyntax> region, SemanticModel model, CancellationToken cancellationToken)
-    {
-        var entered = false;
-        foreach (var statement in region)
-        {
-            foreach (var reference in Regions.References(statement, stack, model, cancellationToken))
-            {
-                if (Regions.IsHandedToMethod(reference, model, cancellationToken))
-                {
-                    return false;
-                }
-
-                switch (Regions.AccessedMember(reference))
-                {
-                    case "EnterAsync" or "PushExit":
-                        entered = true;
-                        break;
-                    case "Complete" or "PopAll":
-                        return false;
-                    case null:
-                        // Handed to other code, which may complete it.
-                        return false;
-                }
-            }
-        }
-
-        return entered;
-    }
-
-    /// <summary>Follows the paths of a TaskScope's block: state bit 1 once a child was started, bit 2 once it was joined or handed on.</summary>
-    private sealed class JoinWalker : PathWalker
-    {
-        private readonly ILocalSymbol _scope;
-        private readonly SemanticModel _model;
-        private readonly CancellationToken _cancellationToken;
-
-        public JoinWalker(ILocalSymbol scope, SemanticModel model, CancellationToken cancellationToken)
-            : base(throwLeaves: false)
-        {
-            _scope = scope;
-            _model = model;
-            _cancellationToken = cancellationToken;
-        }
-
-        protected override int Transfer(SyntaxNode node, int state)
-        {
-            foreach (var reference in Regions.References(node, _scope, _model, _cancellationToken))
-            {
-                if (Regions.IsHandedToMethod(reference, _model, _cancellationToken))
-                {
-                    state |= Joined;
                     continue;
                 }
 
-                state |= Regions.AccessedMember(reference) switch
+                if (KnownTypes.Is(type, known.TaskScope) && Unfinished(graph, local, Starts, Joins, cancellationToken))
                 {
-                    "Start" => Started,
-                    "JoinAsync" => Joined,
-                    null => Joined,
-                    _ => 0,
-                };
+                    Report(report, variable, "JoinAsync",
+                        $"'{local.Name}' starts children but reaches the end of its block without 'await {local.Name}.JoinAsync()' on some path: disposal cancels them and nobody sees their failures");
+                }
+                else if (KnownTypes.Is(type, known.AsyncExitStack) && Unfinished(graph, local, Enters, Completes, cancellationToken))
+                {
+                    Report(report, variable, "Complete",
+                        $"'{local.Name}' enters context managers but reaches the end of its block without '{local.Name}.Complete()' on some path: every exit sees a ScopeAbandonedException, as if the block had failed");
+                }
             }
-
-            return state;
         }
     }
 
-    /// <summary>Only tells whether some path ends without throwing.</summary>
-    private sealed class EndWalker : PathWalker
+    private static bool Starts(string member) => member == "Start";
+
+    private static bool Joins(string member) => member == "JoinAsync";
+
+    private static bool Enters(string member) => member is "EnterAsync" or "PushExit";
+
+    private static bool Completes(string member) => member is "Complete" or "PopAll";
+
+    /// <summary>
+    /// True when a path goes from a call that gives the scope work to a way out that is not an exception, without a
+    /// call that finishes it or handing it on. The library's own internal methods may finish it.
+    /// </summary>
+    private static bool Unfinished(ControlFlowGraph graph, ILocalSymbol scope, Func<string, bool> gives, Func<string, bool> finishes, CancellationToken cancellationToken)
     {
-        public EndWalker()
-            : base(throwLeaves: false)
+        foreach (var block in graph.Blocks)
         {
+            for (var index = 0; index < block.Operations.Length; index++)
+            {
+                var givesWork = block.Operations[index].DescendantsAndSelf().Any(operation =>
+                    operation is IInvocationOperation { Instance: ILocalReferenceOperation { Local: var receiver } } call
+                    && SymbolEqualityComparer.Default.Equals(receiver, scope)
+                    && gives(call.TargetMethod.Name));
+                if (givesWork && OwnershipFlow.Find(
+                    graph, block, index, scope,
+                    invocation => finishes(invocation.TargetMethod.Name) || invocation.TargetMethod.DeclaredAccessibility != Accessibility.Public,
+                    cancellationToken, ExceptionPaths.None) is not null)
+                {
+                    return true;
+                }
+            }
         }
 
-        protected override int Transfer(SyntaxNode node, int state) => state;
+        return false;
+    }
+
+    private static void Report(Action<Diagnostic> report, VariableDeclaratorSyntax variable, string call, string message)
+    {
+        var properties = ImmutableDictionary<string, string?>.Empty.Add(CallProperty, call);
+        report(Diagnostic.Create(Rule, variable.Identifier.GetLocation(), properties, message));
     }
 }

@@ -2,19 +2,23 @@ using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 using Microsoft.CodeAnalysis.Diagnostics;
+using Microsoft.CodeAnalysis.FlowAnalysis;
+using Microsoft.CodeAnalysis.Operations;
 
 namespace AsyncScopes.Analyzers;
 
 /// <summary>
 /// ASC0008: a <c>PoolLease&lt;T&gt;</c> (from <c>RentAsync</c> or <c>TryRent</c>), <c>TaskScope</c>, <c>AsyncExitStack</c>
-/// or <c>WorkQueue&lt;T&gt;</c> created in a function, kept in a local and not disposed on every path out of its block,
-/// or dropped at once.
+/// or <c>WorkQueue&lt;T&gt;</c> created in a function, kept in a local and not disposed on every path of the function's
+/// control flow graph, or dropped at once.
 /// </summary>
 /// <remarks>
 /// Disposed means <c>DisposeAsync</c>, or what ends the object as well: <c>JoinAsync</c> for a scope,
 /// <c>ExitAsync</c> for a stack, <c>CompleteAsync</c> for a queue; or a <c>using</c>. Handing the object on (returning
-/// it, storing it, passing it, capturing it in a lambda) moves the duty to dispose it. Paths are those the code
-/// writes, <c>throw</c> included; an exception a call may throw is not followed.
+/// it, storing it, passing it, capturing it in a lambda, calling one of the library's internal methods on it) moves
+/// the duty to dispose it. Paths are those the code writes, <c>throw</c> included; an exception a call or an await may
+/// throw is not followed (ASC0013 judges those for the resources it tracks). A <c>TryRent</c> lease exists only where
+/// the call returned true.
 /// </remarks>
 [DiagnosticAnalyzer(LanguageNames.CSharp)]
 public sealed class ASC0008ScopeNotDisposed : DiagnosticAnalyzer
@@ -32,10 +36,6 @@ public sealed class ASC0008ScopeNotDisposed : DiagnosticAnalyzer
         "queue that is not disposed leaves its tasks running with nobody to wait for them; an exit stack that is not " +
         "disposed never runs its exits. Declare it with 'await using', or dispose it on every path.");
 
-    private const int None = 0;
-    private const int Pending = 1;
-    private const int Done = 2;
-
     /// <inheritdoc/>
     public override ImmutableArray<DiagnosticDescriptor> SupportedDiagnostics { get; } = ImmutableArray.Create(Rule);
 
@@ -52,70 +52,24 @@ public sealed class ASC0008ScopeNotDisposed : DiagnosticAnalyzer
                 return;
             }
 
-            start.RegisterSyntaxNodeAction(
-                node => Analyze(node, known),
-                SyntaxKind.ObjectCreationExpression,
-                SyntaxKind.ImplicitObjectCreationExpression,
-                SyntaxKind.AwaitExpression,
-                SyntaxKind.InvocationExpression);
+            start.RegisterOperationAction(operation => AnalyzeDropped(operation, known), OperationKind.ObjectCreation, OperationKind.Await, OperationKind.Invocation);
+            start.RegisterOperationBlockAction(block =>
+            {
+                foreach (var body in block.OperationBlocks)
+                {
+                    if (body.Kind is OperationKind.MethodBody or OperationKind.ConstructorBody or OperationKind.Block
+                        && body.Descendants().Any(candidate => Creates(candidate, known) is not null))
+                    {
+                        var graph = block.GetControlFlowGraph(body);
+                        var model = body.SemanticModel!;
+                        foreach (var function in FunctionGraphs.Nested(graph, block.CancellationToken).Prepend(graph))
+                        {
+                            AnalyzeLocals(function, model, known, block.ReportDiagnostic, block.CancellationToken);
+                        }
+                    }
+                }
+            });
         });
-    }
-
-    private static void Analyze(SyntaxNodeAnalysisContext context, KnownTypes known)
-    {
-        var model = context.SemanticModel;
-        var cancellationToken = context.CancellationToken;
-        var creation = (ExpressionSyntax)context.Node;
-        if (Creates(creation, model, known, cancellationToken) is not { } created)
-        {
-            return;
-        }
-
-        if (created.Kind == CreatedKind.TryRent)
-        {
-            AnalyzeTryRent(context, (InvocationExpressionSyntax)creation, created);
-            return;
-        }
-
-        var outer = creation;
-        while (outer.Parent is ParenthesizedExpressionSyntax or PostfixUnaryExpressionSyntax { RawKind: (int)SyntaxKind.SuppressNullableWarningExpression } or CastExpressionSyntax)
-        {
-            outer = (ExpressionSyntax)outer.Parent;
-        }
-
-        switch (outer.Parent)
-        {
-            case EqualsValueClauseSyntax { Parent: VariableDeclaratorSyntax { Parent: VariableDeclarationSyntax { Parent: LocalDeclarationStatementSyntax declaration } } variable }:
-                if (!declaration.UsingKeyword.IsKind(SyntaxKind.UsingKeyword) && model.GetDeclaredSymbol(variable, cancellationToken) is ILocalSymbol local)
-                {
-                    Track(context, creation, created, local, declaration, isDeclaration: true);
-                }
-
-                return;
-            case AssignmentExpressionSyntax { Parent: ExpressionStatementSyntax statement } assignment when assignment.Right == outer && assignment.IsKind(SyntaxKind.SimpleAssignmentExpression):
-                switch (model.GetSymbolInfo(assignment.Left, cancellationToken).Symbol)
-                {
-                    case IDiscardSymbol:
-                        ReportDropped(context, creation, created);
-                        return;
-                    case ILocalSymbol assigned when DeclaredInSameList(assigned, statement):
-                        Track(context, creation, created, assigned, statement, isDeclaration: false);
-                        return;
-                    default:
-                        return;
-                }
-
-            case AssignmentExpressionSyntax discard when discard.Right == outer
-                && model.GetSymbolInfo(discard.Left, cancellationToken).Symbol is IDiscardSymbol:
-                ReportDropped(context, creation, created);
-                return;
-            case ExpressionStatementSyntax:
-                ReportDropped(context, creation, created);
-                return;
-            case MemberAccessExpressionSyntax access when access.Expression == outer && !Ends(created.Kind, access.Name.Identifier.ValueText):
-                ReportDropped(context, creation, created);
-                return;
-        }
     }
 
     /// <summary>True when calling <paramref name="member"/> ends the object as disposing it would.</summary>
@@ -128,112 +82,144 @@ public sealed class ASC0008ScopeNotDisposed : DiagnosticAnalyzer
         _ => false,
     };
 
-    private static void AnalyzeTryRent(SyntaxNodeAnalysisContext context, InvocationExpressionSyntax tryRent, Created created)
+    /// <summary>An object created and not kept: a statement of its own, a discard, a member used on the spot, a <c>TryRent</c> into <c>out _</c>.</summary>
+    private static void AnalyzeDropped(OperationAnalysisContext context, KnownTypes known)
     {
-        var argument = tryRent.ArgumentList.Arguments.FirstOrDefault(candidate => candidate.RefKindKeyword.IsKind(SyntaxKind.OutKeyword));
-        if (argument is null)
+        var creation = context.Operation;
+        if (Creates(creation, known) is not { } created)
         {
             return;
         }
 
-        var symbol = argument.Expression switch
+        if (created.Kind == CreatedKind.TryRent)
         {
-            DeclarationExpressionSyntax { Designation: SingleVariableDesignationSyntax designation } => context.SemanticModel.GetDeclaredSymbol(designation, context.CancellationToken),
-            DeclarationExpressionSyntax { Designation: DiscardDesignationSyntax } => null,
-            var expression => context.SemanticModel.GetSymbolInfo(expression, context.CancellationToken).Symbol,
-        };
+            // Dropped when a lease may be there: the result decides a branch, or nobody looks at it. Passed on
+            // (Assert.False(pool.TryRent(out _))), the result says no lease is expected.
+            var invocation = (IInvocationOperation)creation;
+            if (invocation.Arguments.Any(argument => argument.Parameter?.RefKind == RefKind.Out && argument.Value is IDiscardOperation)
+                && (invocation.Parent is IExpressionStatementOperation || (invocation.Parent is IConditionalOperation branch && branch.Condition == invocation)))
+            {
+                ReportDropped(context, creation, created);
+            }
 
-        switch (symbol)
+            return;
+        }
+
+        var outer = creation;
+        while (outer.Parent is IConversionOperation)
         {
-            case null or IDiscardSymbol:
-                // Dropped when a lease may be there: the result decides a branch, or nobody looks at it. Passed on
-                // (Assert.False(pool.TryRent(out _))), the result says no lease is expected.
-                if (tryRent.Parent is ExpressionStatementSyntax || (tryRent.Parent is IfStatementSyntax ifStatement && ifStatement.Condition == tryRent))
+            outer = outer.Parent;
+        }
+
+        var dropped = outer.Parent switch
+        {
+            // An expression-bodied lambda's statement is implicit: `Assert.Throws(() => new TaskScope(bad))`.
+            IExpressionStatementOperation statement => !statement.IsImplicit,
+            ISimpleAssignmentOperation { Target: IDiscardOperation } discard => discard.Value == outer,
+            IInvocationOperation call => call.Instance == outer && !Ends(created.Kind, call.TargetMethod.Name),
+            IPropertyReferenceOperation property => property.Instance == outer,
+            _ => false,
+        };
+        if (dropped)
+        {
+            ReportDropped(context, creation, created);
+        }
+    }
+
+    private static void ReportDropped(OperationAnalysisContext context, IOperation creation, Created created)
+    {
+        // A lambda whose only statement creates and drops the object is the idiom of a test that construction throws.
+        if (Regions.ListedStatement(creation.Syntax) is { Parent: BlockSyntax { Statements.Count: 1, Parent: AnonymousFunctionExpressionSyntax } })
+        {
+            return;
+        }
+
+        context.ReportDiagnostic(Diagnostic.Create(Rule, creation.Syntax.GetLocation(), created.Name, "is dropped without being disposed"));
+    }
+
+    /// <summary>Follows each local of one graph given a created object (<c>x = new TaskScope()</c>, <c>if (pool.TryRent(out var lease))</c>).</summary>
+    private static void AnalyzeLocals(ControlFlowGraph graph, SemanticModel model, KnownTypes known, Action<Diagnostic> report, CancellationToken cancellationToken)
+    {
+        HashSet<ILocalSymbol>? captured = null;
+        Dictionary<CaptureId, IOperation>? capturedValues = null;
+        bool Followed(ILocalSymbol local) =>
+            !local.IsRef
+            && !FunctionGraphs.DeclaredWithUsing(local, cancellationToken)
+            && !(captured ??= FunctionGraphs.CapturedLocals(graph.OriginalOperation.Syntax, model, cancellationToken)).Contains(local);
+
+        foreach (var block in graph.Blocks)
+        {
+            for (var index = 0; index < block.Operations.Length; index++)
+            {
+                if (FunctionGraphs.AssignedLocal(graph, block, index, ref capturedValues) is not var (local, assigned))
                 {
-                    ReportDropped(context, tryRent, created);
+                    continue;
                 }
 
-                return;
-            case ILocalSymbol local when Regions.ListedStatement(tryRent) is { } statement && DeclaredInSameList(local, statement, argument.Expression is DeclarationExpressionSyntax):
-                Track(context, tryRent, created, local, statement, isDeclaration: false);
-                return;
+                var value = OwnershipFlow.Strip(assigned);
+                if (Creates(value, known) is { Kind: not CreatedKind.TryRent } created && Followed(local))
+                {
+                    Track(graph, block, index, local, value, created, model, report, cancellationToken);
+                }
+            }
+
+            // TryRent: a lease exists only when it returned true.
+            if (FunctionGraphs.Branch(block) is var (condition, whenTrue)
+                && Creates(condition, known) is { Kind: CreatedKind.TryRent } rented
+                && ((IInvocationOperation)condition).Arguments.FirstOrDefault(argument => argument.Parameter?.RefKind == RefKind.Out) is { } lease
+                && (lease.Value is IDeclarationExpressionOperation declaration ? declaration.Expression : lease.Value) is ILocalReferenceOperation { Local: var leaseLocal }
+                && Followed(leaseLocal))
+            {
+                Track(graph, whenTrue, -1, leaseLocal, condition, rented, model, report, cancellationToken);
+            }
         }
     }
 
-    private static bool DeclaredInSameList(ILocalSymbol local, StatementSyntax statement, bool declaredHere = false)
+    private static void Track(ControlFlowGraph graph, BasicBlock block, int index, ILocalSymbol local, IOperation creation, Created created, SemanticModel model, Action<Diagnostic> report, CancellationToken cancellationToken)
     {
-        if (declaredHere)
-        {
-            return true;
-        }
-
-        var declaration = local.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax();
-        var declaringStatement = declaration is null ? null : Regions.ListedStatement(declaration);
-        return declaringStatement is not null && declaringStatement.Parent == statement.Parent;
-    }
-
-    private static void Track(SyntaxNodeAnalysisContext context, ExpressionSyntax creation, Created created, ILocalSymbol local, StatementSyntax statement, bool isDeclaration)
-    {
-        var region = Regions.FromStatement(statement);
-        var walker = new DisposalWalker(local, creation, created.Kind, context.SemanticModel, context.CancellationToken);
-        walker.WalkRegion(region, None);
-        if (walker.GaveUp || !PathWalker.States(walker.ExitStates).Contains(Pending))
+        // The library's own internal methods may end it; an extension method receives it as an argument, which hands it on.
+        bool Release(IInvocationOperation invocation) => Ends(created.Kind, invocation.TargetMethod.Name) || invocation.TargetMethod.DeclaredAccessibility != Accessibility.Public;
+        if (OwnershipFlow.Find(graph, block, index, local, Release, cancellationToken, ExceptionPaths.Throw) is null)
         {
             return;
         }
 
         var properties = ImmutableDictionary<string, string?>.Empty;
-        if (isDeclaration && created.Kind != CreatedKind.TryRent && Functions.CanAwaitAt(statement)
-            && OnlyUsedAsReceiver(local, region.Skip(1), context.SemanticModel, context.CancellationToken))
+        if (created.Kind != CreatedKind.TryRent
+            && creation.Syntax.Parent is EqualsValueClauseSyntax { Parent: VariableDeclaratorSyntax { Parent: VariableDeclarationSyntax { Parent: LocalDeclarationStatementSyntax statement } } }
+            && Functions.CanAwaitAt(statement)
+            && OnlyUsedAsReceiver(local, Regions.FromStatement(statement).Skip(1), model, cancellationToken))
         {
             properties = properties.Add(AwaitUsingProperty, "true");
         }
 
-        context.ReportDiagnostic(Diagnostic.Create(Rule, creation.GetLocation(), properties, created.Name, "is not disposed on every path: declare it with 'await using'"));
+        report(Diagnostic.Create(Rule, creation.Syntax.GetLocation(), properties, created.Name, "is not disposed on every path: declare it with 'await using'"));
     }
 
     private static bool OnlyUsedAsReceiver(ILocalSymbol local, IEnumerable<StatementSyntax> statements, SemanticModel model, CancellationToken cancellationToken) =>
         statements.All(statement => Regions.References(statement, local, model, cancellationToken)
             .All(reference => Regions.AccessedMember(reference) is not null && !Regions.IsInNestedFunction(reference, statement)));
 
-    private static void ReportDropped(SyntaxNodeAnalysisContext context, ExpressionSyntax creation, Created created)
+    private static Created? Creates(IOperation operation, KnownTypes known)
     {
-        // A lambda whose only statement creates and drops the object is the idiom of a test that construction throws.
-        if (Regions.ListedStatement(creation) is { Parent: BlockSyntax { Statements.Count: 1, Parent: AnonymousFunctionExpressionSyntax } })
+        switch (operation)
         {
-            return;
-        }
-
-        context.ReportDiagnostic(Diagnostic.Create(Rule, creation.GetLocation(), created.Name, "is dropped without being disposed"));
-    }
-
-    private static Created? Creates(ExpressionSyntax node, SemanticModel model, KnownTypes known, CancellationToken cancellationToken)
-    {
-        switch (node)
-        {
-            case BaseObjectCreationExpressionSyntax:
-                var type = model.GetTypeInfo(node, cancellationToken).Type;
+            case IObjectCreationOperation { Type: var type }:
                 return KnownTypes.Is(type, known.TaskScope) ? new Created(CreatedKind.TaskScope, "TaskScope")
                     : KnownTypes.Is(type, known.AsyncExitStack) ? new Created(CreatedKind.ExitStack, "AsyncExitStack")
                     : KnownTypes.Is(type, known.WorkQueue) ? new Created(CreatedKind.WorkQueue, "WorkQueue")
                     : null;
-            case AwaitExpressionSyntax awaitExpression:
-                var awaited = awaitExpression.Expression;
-                if (awaited is InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "ConfigureAwait" } configure })
+            case IAwaitOperation { Operation: var awaited }:
+                awaited = OwnershipFlow.Strip(awaited);
+                if (awaited is IInvocationOperation { TargetMethod.Name: "ConfigureAwait", Instance: { } configured })
                 {
-                    awaited = configure.Expression;
+                    awaited = OwnershipFlow.Strip(configured);
                 }
 
-                return awaited is InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "RentAsync" } }
-                    && model.GetSymbolInfo(awaited, cancellationToken).Symbol is IMethodSymbol rent && KnownTypes.Is(rent.ContainingType, known.AsyncPool)
+                return awaited is IInvocationOperation { TargetMethod: { Name: "RentAsync" } rent } && KnownTypes.Is(rent.ContainingType, known.AsyncPool)
                     ? new Created(CreatedKind.Lease, "pool lease")
                     : null;
-            case InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "TryRent" or "PopAll" } } invocation:
-                if (model.GetSymbolInfo(invocation, cancellationToken).Symbol is not IMethodSymbol method)
-                {
-                    return null;
-                }
-
+            case IInvocationOperation { TargetMethod: var method }:
                 return method.Name == "TryRent" && KnownTypes.Is(method.ContainingType, known.AsyncPool) ? new Created(CreatedKind.TryRent, "pool lease")
                     : method.Name == "PopAll" && KnownTypes.Is(method.ContainingType, known.AsyncExitStack) ? new Created(CreatedKind.ExitStack, "AsyncExitStack")
                     : null;
@@ -262,101 +248,5 @@ public sealed class ASC0008ScopeNotDisposed : DiagnosticAnalyzer
         public CreatedKind Kind { get; }
 
         public string Name { get; }
-    }
-
-    /// <summary>Follows the paths after the creation: state 1 while the object waits for disposal, 2 once disposed or handed on.</summary>
-    private sealed class DisposalWalker : PathWalker
-    {
-        private readonly ILocalSymbol _local;
-        private readonly ExpressionSyntax _creation;
-        private readonly CreatedKind _kind;
-        private readonly SemanticModel _model;
-        private readonly CancellationToken _cancellationToken;
-
-        public DisposalWalker(ILocalSymbol local, ExpressionSyntax creation, CreatedKind kind, SemanticModel model, CancellationToken cancellationToken)
-            : base(throwLeaves: true)
-        {
-            _local = local;
-            _creation = creation;
-            _kind = kind;
-            _model = model;
-            _cancellationToken = cancellationToken;
-        }
-
-        protected override (int WhenTrue, int WhenFalse) Condition(ExpressionSyntax condition, int states)
-        {
-            var bare = Strip(condition);
-            var negated = false;
-            if (bare is PrefixUnaryExpressionSyntax { RawKind: (int)SyntaxKind.LogicalNotExpression } not)
-            {
-                bare = Strip(not.Operand);
-                negated = true;
-            }
-
-            if (bare != _creation)
-            {
-                return base.Condition(condition, states);
-            }
-
-            // TryRent: a lease exists only when it returned true.
-            var rented = Apply(condition, states);
-            return negated ? (states, rented) : (rented, states);
-        }
-
-        protected override int Transfer(SyntaxNode node, int state)
-        {
-            foreach (var current in node.DescendantNodesAndSelf())
-            {
-                if (current == _creation)
-                {
-                    state = Pending;
-                }
-                else if (current is IdentifierNameSyntax identifier && identifier.Identifier.ValueText == _local.Name
-                    && SymbolEqualityComparer.Default.Equals(_model.GetSymbolInfo(identifier, _cancellationToken).Symbol, _local))
-                {
-                    state = Reference(identifier, node, state);
-                }
-            }
-
-            return state;
-        }
-
-        private int Reference(IdentifierNameSyntax identifier, SyntaxNode root, int state)
-        {
-            if (Regions.IsInNestedFunction(identifier, root) || Regions.IsUsingResource(identifier))
-            {
-                return Done;
-            }
-
-            if (identifier.Parent is AssignmentExpressionSyntax assignment && assignment.Left == identifier)
-            {
-                // Assigned the tracked object itself, or reassigned: from here on it is someone else's.
-                return assignment.Right.DescendantNodesAndSelf().Contains(_creation) ? state : Done;
-            }
-
-            if (identifier.Parent is ArgumentSyntax argument && argument.Parent?.Parent == _creation)
-            {
-                return state;
-            }
-
-            // An extension method receives the object as an argument, which hands it on; a method of the type that only
-            // its own assembly can call may end it (the library's internals).
-            if (Regions.IsHandedToMethod(identifier, _model, _cancellationToken))
-            {
-                return Done;
-            }
-
-            return Regions.AccessedMember(identifier) is { } member && !Ends(_kind, member) ? state : Done;
-        }
-
-        private static ExpressionSyntax Strip(ExpressionSyntax expression)
-        {
-            while (expression is ParenthesizedExpressionSyntax parenthesized)
-            {
-                expression = parenthesized.Expression;
-            }
-
-            return expression;
-        }
     }
 }

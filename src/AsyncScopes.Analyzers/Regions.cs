@@ -23,9 +23,6 @@ internal static class Regions
         }
     }
 
-    /// <summary>The statements after <paramref name="statement"/> in its block.</summary>
-    public static IReadOnlyList<StatementSyntax> AfterStatement(StatementSyntax statement) => FromStatement(statement).Skip(1).ToList();
-
     /// <summary>The statement around <paramref name="node"/> that sits directly in a block, switch section or top-level program.</summary>
     public static StatementSyntax? ListedStatement(SyntaxNode node)
     {
@@ -77,37 +74,4 @@ internal static class Regions
         },
         _ => null,
     };
-
-    /// <summary>
-    /// True when <paramref name="identifier"/> is the receiver of a call that hands the object to other code: an
-    /// extension method (the object is its argument), or a method of the object's type that only its own assembly can
-    /// call (the library's own internals, which may end it).
-    /// </summary>
-    public static bool IsHandedToMethod(IdentifierNameSyntax identifier, SemanticModel model, CancellationToken cancellationToken) =>
-        identifier.Parent is MemberAccessExpressionSyntax { Parent: InvocationExpressionSyntax call } access
-        && access.Expression == identifier
-        && model.GetSymbolInfo(call, cancellationToken).Symbol is IMethodSymbol method
-        && (method.ReducedFrom is not null || method.IsExtensionMethod || method.DeclaredAccessibility != Accessibility.Public);
-
-    /// <summary>
-    /// True when <paramref name="identifier"/> is itself the resource of a <c>using</c> statement or declaration
-    /// (<c>await using (x)</c>, <c>await using var y = x.ConfigureAwait(false)</c>), which disposes it.
-    /// </summary>
-    public static bool IsUsingResource(IdentifierNameSyntax identifier)
-    {
-        ExpressionSyntax resource = identifier;
-        if (resource.Parent is MemberAccessExpressionSyntax { Name.Identifier.ValueText: "ConfigureAwait", Parent: InvocationExpressionSyntax configured } access
-            && access.Expression == resource)
-        {
-            resource = configured;
-        }
-
-        return resource.Parent switch
-        {
-            UsingStatementSyntax usingStatement => usingStatement.Expression == resource,
-            EqualsValueClauseSyntax { Parent: VariableDeclaratorSyntax { Parent: VariableDeclarationSyntax { Parent: var holder } } } =>
-                holder is UsingStatementSyntax || (holder is LocalDeclarationStatementSyntax declaration && declaration.UsingKeyword.IsKind(SyntaxKind.UsingKeyword)),
-            _ => false,
-        };
-    }
 }

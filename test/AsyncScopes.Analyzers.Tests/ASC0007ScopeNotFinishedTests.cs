@@ -138,7 +138,7 @@ public sealed class ASC0007ScopeNotFinishedTests
             }
             """,
             VerifyCS.Diagnostic().WithLocation(0).WithArguments(
-                "'stack' enters context managers but never calls 'stack.Complete()': every exit sees a ScopeAbandonedException, as if the block had failed"));
+                "'stack' enters context managers but reaches the end of its block without 'stack.Complete()' on some path: every exit sees a ScopeAbandonedException, as if the block had failed"));
     }
 
     [Fact]
@@ -157,6 +157,41 @@ public sealed class ASC0007ScopeNotFinishedTests
                 }
             }
             """);
+    }
+
+    [Fact]
+    public async Task A_stack_completed_on_one_branch_only_is_reported()
+    {
+        // The early return for an empty batch commits nothing: the transaction the stack entered rolls back there, as
+        // the block meant, but the stack's exits are told the block failed.
+        await VerifyCS.DiagnosticsAsync(
+            Usings + """
+            class MessageRepository(DbConnection connection)
+            {
+                public async Task<int> SaveAsync(IReadOnlyList<string> texts, CancellationToken ct)
+                {
+                    await using var {|#0:stack|} = new AsyncExitStack();
+                    var transaction = await stack.EnterAsync(Loops.Transaction(connection), ct);
+                    if (texts.Count == 0)
+                    {
+                        return 0;
+                    }
+
+                    foreach (var text in texts)
+                    {
+                        await using var command = connection.CreateCommand();
+                        command.Transaction = transaction;
+                        command.CommandText = "INSERT INTO messages (text) VALUES ($text)";
+                        await command.ExecuteNonQueryAsync(ct);
+                    }
+
+                    stack.Complete();
+                    return texts.Count;
+                }
+            }
+            """,
+            VerifyCS.Diagnostic().WithLocation(0).WithArguments(
+                "'stack' enters context managers but reaches the end of its block without 'stack.Complete()' on some path: every exit sees a ScopeAbandonedException, as if the block had failed"));
     }
 
     // Negative cases.
@@ -243,6 +278,50 @@ public sealed class ASC0007ScopeNotFinishedTests
                     await using var scope = new TaskScope(ct);
                     scope.Start(token => Loops.ReceiveAsync(socket, token));
                     await RunUntilClosedAsync(scope);
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_stack_completed_on_every_branch_and_a_scope_joined_after_a_goto_retry_are_not_reported()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            class MessageRepository(DbConnection connection)
+            {
+                public async Task<bool> SaveAsync(string text, bool dryRun, CancellationToken ct)
+                {
+                    await using var stack = new AsyncExitStack();
+                    await stack.EnterAsync(Loops.Transaction(connection), ct);
+                    if (dryRun)
+                    {
+                        stack.Complete();
+                        return false;
+                    }
+
+                    await using var command = connection.CreateCommand();
+                    command.CommandText = text;
+                    await command.ExecuteNonQueryAsync(ct);
+                    stack.Complete();
+                    return true;
+                }
+
+                public async Task PingAllAsync(IReadOnlyList<Func<CancellationToken, Task>> pings)
+                {
+                    var round = 0;
+                    await using var scope = new TaskScope();
+                again:
+                    foreach (var ping in pings)
+                    {
+                        scope.Start(ping);
+                    }
+
+                    if (++round < 3)
+                    {
+                        goto again;
+                    }
+
+                    await scope.JoinAsync();
                 }
             }
             """);

@@ -138,6 +138,63 @@ public sealed class ASC0008ScopeNotDisposedTests
             """);
     }
 
+    [Fact]
+    public async Task A_lease_replaced_by_a_retry_loop_without_disposal_is_reported()
+    {
+        // The local is declared outside the loop that assigns it: the control flow graph follows it around the loop.
+        await VerifyCS.DiagnosticsAsync(
+            Usings + """
+            class HealthyConnection(AsyncPool<DbConnection> pool)
+            {
+                public async Task<string> VersionAsync(Func<DbConnection, Task<bool>> healthy, CancellationToken ct)
+                {
+                    PoolLease<DbConnection> lease;
+                    while (true)
+                    {
+                        lease = {|#0:await pool.RentAsync(ct)|};
+                        if (await healthy(lease.Value))
+                        {
+                            break;
+                        }
+                    }
+
+                    await using (lease)
+                    {
+                        return lease.Value.ServerVersion;
+                    }
+                }
+            }
+            """,
+            VerifyCS.Diagnostic().WithLocation(0).WithArguments("pool lease", "is not disposed on every path: declare it with 'await using'"));
+    }
+
+    [Fact]
+    public async Task A_lease_left_by_a_goto_retry_is_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(
+            Usings + """
+            class HealthyConnection(AsyncPool<DbConnection> pool)
+            {
+                public async Task<string> VersionAsync(Func<DbConnection, Task<bool>> healthy, CancellationToken ct)
+                {
+                    var attempts = 0;
+                retry:
+                    var lease = {|#0:await pool.RentAsync(ct)|};
+                    if (!await healthy(lease.Value) && ++attempts < 3)
+                    {
+                        goto retry;
+                    }
+
+                    await using (lease)
+                    {
+                        return lease.Value.ServerVersion;
+                    }
+                }
+            }
+            """,
+            VerifyCS.Diagnostic().WithLocation(0).WithArguments("pool lease", "is not disposed on every path: declare it with 'await using'"));
+    }
+
     // Negative cases.
 
     [Fact]
@@ -279,6 +336,32 @@ public sealed class ASC0008ScopeNotDisposedTests
                 {
                     var lease = await pool.RentAsync();
                     return () => lease.DisposeAsync();
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_goto_retry_that_returns_the_lease_first_is_not_reported()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            class HealthyConnection(AsyncPool<DbConnection> pool)
+            {
+                public async Task<string> VersionAsync(Func<DbConnection, Task<bool>> healthy, CancellationToken ct)
+                {
+                    var attempts = 0;
+                retry:
+                    var lease = await pool.RentAsync(ct);
+                    if (!await healthy(lease.Value) && ++attempts < 3)
+                    {
+                        await lease.DisposeAsync();
+                        goto retry;
+                    }
+
+                    await using (lease)
+                    {
+                        return lease.Value.ServerVersion;
+                    }
                 }
             }
             """);

@@ -342,7 +342,9 @@ public sealed class AsyncExitStackTests
 
         async Task AbandonAsync(bool returnEarly)
         {
+#pragma warning disable ASC0007 // The early return is the abandonment this test looks at.
             await using var stack = new AsyncExitStack();
+#pragma warning restore ASC0007
             stack.PushExit(e =>
             {
                 seen.Add(e);
