@@ -20,6 +20,12 @@ namespace AsyncScopes.Analyzers;
 [DiagnosticAnalyzer(LanguageNames.CSharp)]
 public sealed class ASC0014OwnedFieldNotDisposed : DiagnosticAnalyzer
 {
+    /// <summary>
+    /// The property the fix reads on a field replaced in a loop: "await" or "dispose", how to dispose the object the
+    /// field holds in a statement before the assignment; absent when the fix cannot write one.
+    /// </summary>
+    public const string DisposeOldProperty = "DisposeOld";
+
     /// <summary>The rule's descriptor.</summary>
     public static readonly DiagnosticDescriptor Rule = Rules.Create(
         Rules.OwnedFieldNotDisposed,
@@ -195,11 +201,34 @@ public sealed class ASC0014OwnedFieldNotDisposed : DiagnosticAnalyzer
                 {
                     if (!creation.Covered && RunsAgain(creation, field))
                     {
-                        report(Diagnostic.Create(Rule, creation.Operation.Syntax.GetLocation(), field.Name, typeName,
+                        var properties = OldValueDisposal(creation.Operation, field) is { } disposal
+                            ? ImmutableDictionary<string, string?>.Empty.Add(DisposeOldProperty, disposal)
+                            : ImmutableDictionary<string, string?>.Empty;
+                        report(Diagnostic.Create(Rule, creation.Operation.Syntax.GetLocation(), properties, field.Name, typeName,
                             "is replaced by a new object, in a loop or in a method a loop calls, without disposing the one it holds"));
                     }
                 }
             }
+        }
+
+        /// <summary>
+        /// How the fix disposes the old object: "await" (<c>DisposeAsync</c>) where the assignment can await and the
+        /// field's type is async-disposable, else "dispose"; null when the assignment is not a statement of a block,
+        /// or the field's type is a value type or has no disposal to call there.
+        /// </summary>
+        private string? OldValueDisposal(IOperation assignment, IFieldSymbol field)
+        {
+            if (assignment.Syntax.Parent is not ExpressionStatementSyntax { Parent: BlockSyntax } statement || !field.Type.IsReferenceType)
+            {
+                return null;
+            }
+
+            if (Functions.CanAwaitAt(statement) && _resources.IsAsyncDisposable(field.Type))
+            {
+                return "await";
+            }
+
+            return KnownTypes.Implements(field.Type, _resources.Known.IDisposable) ? "dispose" : null;
         }
 
         /// <summary>True when a loop runs the assignment more than once and nothing in the loop releases the field.</summary>

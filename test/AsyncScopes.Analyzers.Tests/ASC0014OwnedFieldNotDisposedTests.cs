@@ -1,6 +1,7 @@
 namespace AsyncScopes.Analyzers.Tests;
 
 using VerifyCS = Verify<ASC0014OwnedFieldNotDisposed>;
+using VerifyFix = Verify<ASC0014OwnedFieldNotDisposed, ASC0014OwnedFieldNotDisposedFix>;
 
 public sealed class ASC0014OwnedFieldNotDisposedTests
 {
@@ -678,6 +679,144 @@ public sealed class ASC0014OwnedFieldNotDisposedTests
                     }
 
                     return all;
+                }
+
+                public void Dispose() => _socket?.Dispose();
+            }
+            """);
+    }
+
+    // The fix.
+
+    [Fact]
+    public async Task The_fix_disposes_the_old_socket_before_the_reconnect_loop_replaces_it()
+    {
+        await VerifyFix.FixAsync(
+            Usings + """
+            sealed class Feed(Uri server, Func<WebSocket, Task> pump) : IDisposable
+            {
+                private ClientWebSocket? _socket;
+
+                public async Task RunAsync(CancellationToken stopping)
+                {
+                    while (!stopping.IsCancellationRequested)
+                    {
+                        // A fresh socket for every attempt.
+                        [|_socket = new ClientWebSocket()|];
+                        try
+                        {
+                            await _socket.ConnectAsync(server, stopping);
+                            await pump(_socket);
+                        }
+                        catch (WebSocketException)
+                        {
+                        }
+                    }
+                }
+
+                public void Dispose() => _socket?.Dispose();
+            }
+            """,
+            Usings + """
+            sealed class Feed(Uri server, Func<WebSocket, Task> pump) : IDisposable
+            {
+                private ClientWebSocket? _socket;
+
+                public async Task RunAsync(CancellationToken stopping)
+                {
+                    while (!stopping.IsCancellationRequested)
+                    {
+                        // A fresh socket for every attempt.
+                        _socket?.Dispose();
+                        _socket = new ClientWebSocket();
+                        try
+                        {
+                            await _socket.ConnectAsync(server, stopping);
+                            await pump(_socket);
+                        }
+                        catch (WebSocketException)
+                        {
+                        }
+                    }
+                }
+
+                public void Dispose() => _socket?.Dispose();
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task The_fix_awaits_the_old_files_disposal_where_the_assignment_can_await()
+    {
+        await VerifyFix.FixAsync(
+            Usings + """
+            sealed class PartWriter(Func<int, string> pathOf) : IAsyncDisposable
+            {
+                private FileStream? _file;
+
+                public async Task WriteAsync(IReadOnlyList<byte[]> parts, CancellationToken ct)
+                {
+                    for (var part = 0; part < parts.Count; part++)
+                    {
+                        [|_file = new FileStream(pathOf(part), FileMode.Create)|];
+                        await _file.WriteAsync(parts[part], ct).ConfigureAwait(false);
+                    }
+                }
+
+                public async ValueTask DisposeAsync()
+                {
+                    if (_file is not null)
+                    {
+                        await _file.DisposeAsync().ConfigureAwait(false);
+                    }
+                }
+            }
+            """,
+            Usings + """
+            sealed class PartWriter(Func<int, string> pathOf) : IAsyncDisposable
+            {
+                private FileStream? _file;
+
+                public async Task WriteAsync(IReadOnlyList<byte[]> parts, CancellationToken ct)
+                {
+                    for (var part = 0; part < parts.Count; part++)
+                    {
+                        if (_file != null)
+                        {
+                            await _file.DisposeAsync().ConfigureAwait(false);
+                        }
+
+                        _file = new FileStream(pathOf(part), FileMode.Create);
+                        await _file.WriteAsync(parts[part], ct).ConfigureAwait(false);
+                    }
+                }
+
+                public async ValueTask DisposeAsync()
+                {
+                    if (_file is not null)
+                    {
+                        await _file.DisposeAsync().ConfigureAwait(false);
+                    }
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_replacement_inside_a_larger_expression_gets_no_fix()
+    {
+        await VerifyFix.NoFixAsync(Usings + """
+            sealed class Feed(Uri server, Func<WebSocket, Task> pump) : IDisposable
+            {
+                private ClientWebSocket? _socket;
+
+                public async Task RunAsync(CancellationToken stopping)
+                {
+                    while (!stopping.IsCancellationRequested)
+                    {
+                        await ([|_socket = new ClientWebSocket()|]).ConnectAsync(server, stopping);
+                        await pump(_socket);
+                    }
                 }
 
                 public void Dispose() => _socket?.Dispose();
