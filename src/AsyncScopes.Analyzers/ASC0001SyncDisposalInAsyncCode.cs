@@ -194,6 +194,13 @@ public sealed class ASC0001SyncDisposalInAsyncCode : DiagnosticAnalyzer
             return true; // nothing written: nothing to flush
         }
 
+        var isConnection = known.DbConnection is not null && (KnownTypes.Is(local.Type, known.DbConnection) || KnownTypes.InheritsFrom(local.Type, known.DbConnection));
+        if (isConnection && Functions.RunsEitherWay(function)
+            && !references.Any(reference => Regions.AccessedMember(reference) is "BeginTransaction" or "BeginTransactionAsync" or "EnlistTransaction"))
+        {
+            return true; // a connection that began no transaction here only goes back to its pool: the same work on both paths
+        }
+
         var isReader = known.DbDataReader is not null && (KnownTypes.Is(local.Type, known.DbDataReader) || KnownTypes.InheritsFrom(local.Type, known.DbDataReader));
         return isReader && DrainedToTheEnd(local, references);
     }

@@ -169,6 +169,24 @@ internal static class Functions
     public static bool IsCatchAll(CatchClauseSyntax @catch) =>
         @catch.Filter is null && (@catch.Declaration is null || @catch.Declaration.Type.ToString() is "Exception" or "System.Exception");
 
+    /// <summary>
+    /// True when <paramref name="function"/> is written to run either way: it takes the flag that says which
+    /// (<c>bool async</c>) or an <c>IOBehavior</c>, and its code common to both paths cannot await.
+    /// </summary>
+    public static bool RunsEitherWay(SyntaxNode function)
+    {
+        var parameters = function switch
+        {
+            BaseMethodDeclarationSyntax method => method.ParameterList,
+            LocalFunctionStatementSyntax local => local.ParameterList,
+            ParenthesizedLambdaExpressionSyntax lambda => lambda.ParameterList,
+            _ => null,
+        };
+        return parameters is not null && parameters.Parameters.Any(parameter =>
+            (parameter.Type is PredefinedTypeSyntax { Keyword.RawKind: (int)SyntaxKind.BoolKeyword } && IsAsyncFlagName(parameter.Identifier.ValueText))
+            || parameter.Type is IdentifierNameSyntax { Identifier.ValueText: "IOBehavior" });
+    }
+
     /// <summary>True when <paramref name="name"/> is how code written to run either way names its flag
     /// (<c>async</c>, <c>isAsync</c>, <c>useAsync</c>, and the fields <c>_async</c>, <c>_isAsync</c>).</summary>
     public static bool IsAsyncFlagName(string name) => name is "async" or "isAsync" or "useAsync" or "_async" or "_isAsync";

@@ -210,6 +210,44 @@ public sealed class ASC0001SyncDisposalInAsyncCodeTests
             """);
     }
 
+    [Fact]
+    public async Task A_connection_whose_transaction_began_in_a_function_written_to_run_either_way_is_still_reported()
+    {
+        // Closing it rolls the transaction back when the body failed: a round trip that blocks on the asynchronous path.
+        await VerifyCS.DiagnosticsAsync(Usings + """
+            sealed class Archive(Func<DbConnection> connect)
+            {
+                internal async Task MoveAsync(string sql, bool async, CancellationToken ct)
+                {
+                    using var {|#0:connection = connect()|};
+                    if (async)
+                    {
+                        await connection.OpenAsync(ct).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        connection.Open();
+                    }
+
+                    var transaction = async ? await connection.BeginTransactionAsync(ct).ConfigureAwait(false) : connection.BeginTransaction();
+                    using var command = connection.CreateCommand();
+                    command.Transaction = transaction;
+                    command.CommandText = sql;
+                    _ = async ? await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false) : command.ExecuteNonQuery();
+                    if (async)
+                    {
+                        await transaction.CommitAsync(ct).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        transaction.Commit();
+                    }
+                }
+            }
+            """,
+            VerifyCS.Diagnostic().WithLocation(0).WithArguments("connection", "in an async method", "use 'await using'"));
+    }
+
     // Negative cases.
 
     [Fact]
@@ -537,6 +575,58 @@ public sealed class ASC0001SyncDisposalInAsyncCodeTests
                     {
                         await (connection?.DisposeAsync() ?? default);
                     }
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_connection_without_a_transaction_in_a_function_written_to_run_either_way_is_not_reported()
+    {
+        // Npgsql's DbColumnSchemaGenerator: the function runs with synchronous or asynchronous I/O as its caller asks,
+        // so the code common to both paths cannot await; the reader is disposed on each path, and a connection that
+        // began no transaction only goes back to its pool when closed, the same work either way.
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            using System.Collections.Generic;
+
+            sealed class ColumnSchema(Func<DbConnection> clone)
+            {
+                internal async Task<List<string>> NamesAsync(string query, bool async, CancellationToken ct)
+                {
+                    var names = new List<string>();
+                    using var connection = clone();
+                    if (async)
+                    {
+                        await connection.OpenAsync(ct).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        connection.Open();
+                    }
+
+                    using var command = connection.CreateCommand();
+                    command.CommandText = query;
+                    var reader = async ? await command.ExecuteReaderAsync(ct).ConfigureAwait(false) : command.ExecuteReader();
+                    try
+                    {
+                        while (async ? await reader.ReadAsync(ct).ConfigureAwait(false) : reader.Read())
+                        {
+                            names.Add(reader.GetString(0));
+                        }
+                    }
+                    finally
+                    {
+                        if (async)
+                        {
+                            await reader.DisposeAsync().ConfigureAwait(false);
+                        }
+                        else
+                        {
+                            reader.Dispose();
+                        }
+                    }
+
+                    return names;
                 }
             }
             """);
