@@ -58,8 +58,14 @@ public sealed class ASC0001SyncDisposalInAsyncCode : DiagnosticAnalyzer
         }
         else if (statement.Expression is { } expression)
         {
-            var type = context.SemanticModel.GetTypeInfo(expression, context.CancellationToken).Type;
-            if (AsyncDisposal.DoesAsyncWork(type, known))
+            // `using (stream = File.OpenRead(path))` and `using (stream)`: a local is judged as its declaration would be.
+            var (target, value) = expression is AssignmentExpressionSyntax { Left: var left, Right: var right } ? (left, right) : (expression, null);
+            var local = context.SemanticModel.GetSymbolInfo(target, context.CancellationToken).Symbol as ILocalSymbol;
+            var type = local is null
+                ? context.SemanticModel.GetTypeInfo(expression, context.CancellationToken).Type
+                : HeldType(local.Type, value, context.SemanticModel, context.CancellationToken);
+            if (AsyncDisposal.DoesAsyncWork(type, known)
+                && (local is null || !NothingLeftToDispose(local, statement, context.SemanticModel, known, context.CancellationToken)))
             {
                 context.ReportDiagnostic(Diagnostic.Create(Rule, expression.GetLocation(), expression.ToString(), InAsyncMethod, "use 'await using'"));
             }
@@ -186,7 +192,9 @@ public sealed class ASC0001SyncDisposalInAsyncCode : DiagnosticAnalyzer
             return true;
         }
 
-        if (isStream && references.All(reference => reference.Parent is MemberAccessExpressionSyntax member && member.Expression == reference
+        if (isStream && references.All(reference => reference.Parent is AssignmentExpressionSyntax { Parent: UsingStatementSyntax } assigned && assigned.Left == reference
+                || reference.Parent is UsingStatementSyntax
+                || reference.Parent is MemberAccessExpressionSyntax member && member.Expression == reference
                 && member.Name.Identifier.ValueText is "Read" or "ReadAsync" or "ReadByte" or "ReadExactly" or "ReadExactlyAsync" or "ReadAtLeast"
                     or "ReadAtLeastAsync" or "CopyTo" or "CopyToAsync" or "Length" or "Position" or "CanRead" or "CanSeek" or "Seek" or "Dispose"
                 || reference.Parent is ConditionalAccessExpressionSyntax { WhenNotNull: InvocationExpressionSyntax { Expression: MemberBindingExpressionSyntax { Name.Identifier.ValueText: "Dispose" } } }))

@@ -335,6 +335,26 @@ public sealed class ASC0001SyncDisposalInAsyncCodeTests
     }
 
     [Fact]
+    public async Task A_stream_assigned_in_a_using_statement_and_only_read_is_not_reported()
+    {
+        // The same stream declared by the using is not reported (nothing written, nothing to flush); assigned to a
+        // local declared before it, it is the same stream.
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            sealed class Checksums
+            {
+                public async Task<int> FirstBlockAsync(string path, byte[] buffer, CancellationToken ct)
+                {
+                    FileStream stream;
+                    using (stream = File.OpenRead(path))
+                    {
+                        return await stream.ReadAsync(buffer, ct);
+                    }
+                }
+            }
+            """);
+    }
+
+    [Fact]
     public async Task Await_using_is_not_reported()
     {
         await VerifyCS.NoDiagnosticsAsync(Usings + """
