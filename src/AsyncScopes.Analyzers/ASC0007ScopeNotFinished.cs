@@ -54,8 +54,9 @@ public sealed class ASC0007ScopeNotFinished : DiagnosticAnalyzer
             {
                 foreach (var body in block.OperationBlocks)
                 {
+                    // The graph is built only where a scope declared with `using` is given work.
                     if (body.Kind is OperationKind.MethodBody or OperationKind.ConstructorBody or OperationKind.Block
-                        && body.Descendants().Any(candidate => candidate is IUsingDeclarationOperation or IUsingOperation))
+                        && body.Descendants().Any(candidate => GivesWork(candidate, known, block.CancellationToken)))
                     {
                         var graph = block.GetControlFlowGraph(body);
                         foreach (var function in FunctionGraphs.Nested(graph, block.CancellationToken).Prepend(graph))
@@ -97,6 +98,11 @@ public sealed class ASC0007ScopeNotFinished : DiagnosticAnalyzer
             }
         }
     }
+
+    private static bool GivesWork(IOperation operation, KnownTypes known, CancellationToken cancellationToken) =>
+        operation is IInvocationOperation { Instance: ILocalReferenceOperation { Local: var local }, TargetMethod.Name: var name }
+        && ((KnownTypes.Is(local.Type, known.TaskScope) && Starts(name)) || (KnownTypes.Is(local.Type, known.AsyncExitStack) && Enters(name)))
+        && FunctionGraphs.DeclaredWithUsing(local, cancellationToken);
 
     private static bool Starts(string member) => member == "Start";
 

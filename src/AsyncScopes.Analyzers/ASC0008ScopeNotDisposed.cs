@@ -57,8 +57,9 @@ public sealed class ASC0008ScopeNotDisposed : DiagnosticAnalyzer
             {
                 foreach (var body in block.OperationBlocks)
                 {
+                    // The graph is built only where a created object is kept in a local that no `using` disposes.
                     if (body.Kind is OperationKind.MethodBody or OperationKind.ConstructorBody or OperationKind.Block
-                        && body.Descendants().Any(candidate => Creates(candidate, known) is not null))
+                        && body.Descendants().Any(candidate => KeptInLocal(candidate, known)))
                     {
                         var graph = block.GetControlFlowGraph(body);
                         var model = body.SemanticModel!;
@@ -70,6 +71,34 @@ public sealed class ASC0008ScopeNotDisposed : DiagnosticAnalyzer
                 }
             });
         });
+    }
+
+    /// <summary>True when <paramref name="operation"/> creates an object and gives it to a local not declared with <c>using</c>.</summary>
+    private static bool KeptInLocal(IOperation operation, KnownTypes known)
+    {
+        if (Creates(operation, known) is not { } created)
+        {
+            return false;
+        }
+
+        if (created.Kind == CreatedKind.TryRent)
+        {
+            return ((IInvocationOperation)operation).Arguments.Any(argument => argument.Parameter?.RefKind == RefKind.Out && argument.Value is not IDiscardOperation);
+        }
+
+        var outer = operation;
+        while (outer.Parent is IConversionOperation)
+        {
+            outer = outer.Parent;
+        }
+
+        return outer.Parent switch
+        {
+            IVariableInitializerOperation { Parent: IVariableDeclaratorOperation { Parent: IVariableDeclarationOperation { Parent: IVariableDeclarationGroupOperation { Parent: var holder } } } } =>
+                holder is not (IUsingDeclarationOperation or IUsingOperation),
+            ISimpleAssignmentOperation { Target: ILocalReferenceOperation } => true,
+            _ => false,
+        };
     }
 
     /// <summary>True when calling <paramref name="member"/> ends the object as disposing it would.</summary>
