@@ -3,6 +3,7 @@ using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CodeActions;
 using Microsoft.CodeAnalysis.CodeFixes;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
+using Microsoft.CodeAnalysis.Simplification;
 using static Microsoft.CodeAnalysis.CSharp.SyntaxFactory;
 
 namespace AsyncScopes.Analyzers;
@@ -10,7 +11,8 @@ namespace AsyncScopes.Analyzers;
 /// <summary>
 /// ASC0009's fix: <c>task.Result</c>, <c>task.Wait()</c> and <c>task.GetAwaiter().GetResult()</c> become
 /// <c>await task</c>; <c>semaphore.Wait(...)</c> becomes <c>await semaphore.WaitAsync(...)</c> with the same arguments.
-/// A task's <c>Wait</c> with a timeout, <c>Task.WaitAll</c> and <c>WaitOne</c> get no fix: nothing awaits the same way.
+/// <c>Thread.Sleep(n)</c> becomes <c>await Task.Delay(n)</c>. A task's <c>Wait</c> with a timeout, <c>Task.WaitAll</c> and <c>WaitOne</c>
+/// get no fix: nothing awaits the same way.
 /// </summary>
 [ExportCodeFixProvider(LanguageNames.CSharp, Name = nameof(ASC0009BlockingInAsyncCodeFix))]
 [Shared]
@@ -45,6 +47,8 @@ public sealed class ASC0009BlockingInAsyncCodeFix : CodeFixProvider
                 ("await", _) when FixSyntax.BlockedTask(node) is { } task => task,
                 ("WaitAsync", InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax wait } invocation) =>
                     invocation.WithExpression(wait.WithName(IdentifierName("WaitAsync"))),
+                ("Delay", InvocationExpressionSyntax sleep) =>
+                    sleep.WithExpression(ParseExpression("System.Threading.Tasks.Task.Delay").WithAdditionalAnnotations(Simplifier.Annotation)),
                 _ => null,
             };
             if (awaited is null)
@@ -54,7 +58,7 @@ public sealed class ASC0009BlockingInAsyncCodeFix : CodeFixProvider
 
             var replaced = root.ReplaceNode(node, FixSyntax.InPlaceOf(node, FixSyntax.Await(awaited, FixSyntax.UsesConfigureAwait(root))));
             context.RegisterCodeFix(
-                CodeAction.Create(fix == "await" ? "Await the task" : "Await WaitAsync", _ => Task.FromResult(context.Document.WithSyntaxRoot(replaced)), nameof(ASC0009BlockingInAsyncCodeFix)),
+                CodeAction.Create(fix switch { "await" => "Await the task", "Delay" => "Await Task.Delay", _ => "Await WaitAsync" }, _ => Task.FromResult(context.Document.WithSyntaxRoot(replaced)), nameof(ASC0009BlockingInAsyncCodeFix)),
                 diagnostic);
         }
     }

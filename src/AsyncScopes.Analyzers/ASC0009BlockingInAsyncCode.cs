@@ -8,13 +8,14 @@ namespace AsyncScopes.Analyzers;
 /// <summary>
 /// ASC0009: code that can await blocks its thread instead: <c>.Result</c>, <c>.Wait()</c>,
 /// <c>GetAwaiter().GetResult()</c> or <c>Task.WaitAll</c> on a task that may not have completed,
-/// <c>SemaphoreSlim.Wait</c>, <c>WaitHandle.WaitOne</c>.
+/// <c>SemaphoreSlim.Wait</c>, <c>WaitHandle.WaitOne</c>, <c>Thread.Sleep</c>.
 /// </summary>
 [DiagnosticAnalyzer(LanguageNames.CSharp)]
 public sealed class ASC0009BlockingInAsyncCode : DiagnosticAnalyzer
 {
     /// <summary>The property of a diagnostic that says what the fix writes: <c>await</c> (the task),
-    /// <c>WaitAsync</c> (the semaphore), or nothing (no mechanical fix).</summary>
+    /// <c>WaitAsync</c> (the semaphore), <c>Delay</c> (<c>await Task.Delay</c> for <c>Thread.Sleep</c>), or nothing
+    /// (no mechanical fix).</summary>
     internal const string FixProperty = "Fix";
 
     /// <summary>The rule's descriptor.</summary>
@@ -24,10 +25,10 @@ public sealed class ASC0009BlockingInAsyncCode : DiagnosticAnalyzer
         "'{0}' blocks the thread in async code: {1}",
         Rules.Reliability,
         "An async method, local function or lambda that blocks on a task or a wait (.Result, .Wait(), " +
-        "GetAwaiter().GetResult(), Task.WaitAll, SemaphoreSlim.Wait, WaitHandle.WaitOne) holds a thread-pool thread " +
+        "GetAwaiter().GetResult(), Task.WaitAll, SemaphoreSlim.Wait, WaitHandle.WaitOne, Thread.Sleep) holds a thread-pool thread " +
         "for as long as the wait lasts, and deadlocks where the awaited work needs that thread or the caller's " +
         "context. It can await instead. Not reported: a task known to have completed (awaited earlier in the " +
-        "function, or under an IsCompleted check), a wait that cannot block (SemaphoreSlim.Wait(0)), code inside a " +
+        "function, or under an IsCompleted check), a wait that cannot block (SemaphoreSlim.Wait(0), Thread.Sleep(0)), code inside a " +
         "lock, and cleanup, which ASC0002 covers.");
 
     /// <inheritdoc/>
@@ -89,6 +90,10 @@ public sealed class ASC0009BlockingInAsyncCode : DiagnosticAnalyzer
                 var fix = IsPlainTaskWait(node) ? "await" : null;
                 Report(context, node, fix, "await the task instead");
             }
+            else if (IsSleep(node, context.SemanticModel, context.CancellationToken))
+            {
+                Report(context, node, "Delay", "await Task.Delay instead");
+            }
             else if (WaitCall(node, context.SemanticModel, known, context.CancellationToken) is { } wait && !Functions.HasAsyncTwin(node))
             {
                 var onSemaphore = KnownTypes.Is(wait.ContainingType, known.SemaphoreSlim);
@@ -148,6 +153,14 @@ public sealed class ASC0009BlockingInAsyncCode : DiagnosticAnalyzer
                 return false;
         }
     }
+
+    /// <summary><c>Thread.Sleep</c> for some time (<c>Sleep(0)</c> only gives up the rest of the time slice).</summary>
+    private static bool IsSleep(SyntaxNode node, SemanticModel model, CancellationToken cancellationToken) =>
+        node is InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Sleep" }, ArgumentList.Arguments.Count: 1 } invocation
+        && model.GetSymbolInfo(invocation, cancellationToken).Symbol is IMethodSymbol { ContainingType: { Name: "Thread", ContainingNamespace: { Name: "Threading", ContainingNamespace.Name: "System" } } }
+        && invocation.ArgumentList.Arguments[0].Expression is var duration
+        && model.GetConstantValue(duration, cancellationToken) is not { HasValue: true, Value: 0 }
+        && duration is not MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Zero" };
 
     /// <summary><c>SemaphoreSlim.Wait</c> (but <c>Wait(0)</c>, which does not block) or a <c>WaitHandle</c>'s
     /// <c>WaitOne</c>: the method called, or null.</summary>

@@ -136,6 +136,31 @@ public sealed class ASC0009BlockingInAsyncCodeTests
     }
 
     [Fact]
+    public async Task Thread_Sleep_between_attempts_of_an_async_send_is_reported_with_Task_Delay_as_the_advice()
+    {
+        await VerifyCS.DiagnosticsAsync(
+            Usings + """
+            class Outbox(HttpClient http)
+            {
+                public async Task DeliverAsync(Uri hook, HttpContent body)
+                {
+                    for (var attempt = 1; attempt <= 3; attempt++)
+                    {
+                        using var response = await http.PostAsync(hook, body);
+                        if (response.IsSuccessStatusCode)
+                        {
+                            return;
+                        }
+
+                        {|#0:Thread.Sleep(250 * attempt)|};
+                    }
+                }
+            }
+            """,
+            VerifyCS.Diagnostic().WithLocation(0).WithArguments("Thread.Sleep(250 * attempt)", "await Task.Delay instead"));
+    }
+
+    [Fact]
     public async Task Result_of_a_value_task_in_an_async_local_function_is_reported()
     {
         await VerifyCS.DiagnosticsAsync(Usings + """
@@ -216,6 +241,8 @@ public sealed class ASC0009BlockingInAsyncCodeTests
                         await Task.Delay(10);
                     }
 
+                    Thread.Sleep(0);
+                    Thread.Sleep(TimeSpan.Zero);
                     return gate.Wait(TimeSpan.Zero);
                 }
             }
@@ -282,6 +309,8 @@ public sealed class ASC0009BlockingInAsyncCodeTests
             class Startup(HttpClient http)
             {
                 public string LoadConfiguration() => http.GetStringAsync("/config").Result;
+
+                public void Backoff(int attempt) => Thread.Sleep(100 * attempt);
             }
             """);
     }
@@ -472,6 +501,36 @@ public sealed class ASC0009BlockingInAsyncCodeTests
                 {
                     await Task.Yield();
                     return (await http.GetStringAsync("/price/" + sku)).Length;
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task The_fix_awaits_Task_Delay_in_place_of_Thread_Sleep()
+    {
+        await VerifyFix.FixAsync(
+            Usings + """
+            class Poller(Func<Task<bool>> ready)
+            {
+                public async Task WaitReadyAsync()
+                {
+                    while (!await ready())
+                    {
+                        [|Thread.Sleep(50)|];
+                    }
+                }
+            }
+            """,
+            Usings + """
+            class Poller(Func<Task<bool>> ready)
+            {
+                public async Task WaitReadyAsync()
+                {
+                    while (!await ready())
+                    {
+                        await Task.Delay(50);
+                    }
                 }
             }
             """);
