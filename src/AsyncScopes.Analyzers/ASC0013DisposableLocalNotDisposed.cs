@@ -8,7 +8,7 @@ using Microsoft.CodeAnalysis.Operations;
 namespace AsyncScopes.Analyzers;
 
 /// <summary>
-/// ASC0013: a resource a function creates into a local, or takes out of a registry (a WebSocket, a socket, a linked or
+/// ASC0013: a resource a function creates and drops at once, or creates into a local, or takes out of a registry (a WebSocket, a socket, a linked or
 /// timed <c>CancellationTokenSource</c>, a timer, an <c>HttpListener</c>, rented memory, a stream, a database connection
 /// or reader, any object with asynchronous disposal), that some path of the function's control flow graph neither
 /// disposes nor hands on: never disposed, left behind by an early return or throw, overwritten in a loop, or disposed
@@ -47,6 +47,7 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
         context.RegisterCompilationStartAction(start =>
         {
             var resources = new TrackedResources(start.Compilation);
+            start.RegisterOperationAction(operation => AnalyzeDropped(operation, resources), OperationKind.ObjectCreation, OperationKind.Invocation);
             start.RegisterOperationBlockAction(block =>
             {
                 foreach (var operation in block.OperationBlocks)
@@ -72,6 +73,29 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
                 }
             });
         });
+    }
+
+    /// <summary>A resource created and dropped at once: a statement of its own (<c>new TcpClient(host, port);</c>) or a discard.</summary>
+    private static void AnalyzeDropped(OperationAnalysisContext context, TrackedResources resources)
+    {
+        var outer = context.Operation;
+        while (outer.Parent is IConversionOperation)
+        {
+            outer = outer.Parent;
+        }
+
+        var dropped = outer.Parent switch
+        {
+            // A lambda whose body creates it is the idiom of a test that construction throws: `Assert.Throws(() => new FileStream(bad, ...))`.
+            IExpressionStatementOperation => outer.Syntax.Parent is not LambdaExpressionSyntax,
+            ISimpleAssignmentOperation { Target: IDiscardOperation, Parent: IExpressionStatementOperation } discard => discard.Value == outer,
+            _ => false,
+        };
+        if (dropped && resources.Created(context.Operation) is { } type)
+        {
+            context.ReportDiagnostic(Diagnostic.Create(Rule, context.Operation.Syntax.GetLocation(), context.Operation.Syntax.ToString(),
+                type.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat), "is dropped as soon as it is created: nothing disposes it"));
+        }
     }
 
     /// <summary>Follows each tracked local of one graph (a lambda's or local function's graph is another).</summary>

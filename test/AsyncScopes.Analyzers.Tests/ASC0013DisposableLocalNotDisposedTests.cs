@@ -110,6 +110,26 @@ public sealed class ASC0013DisposableLocalNotDisposedTests
     }
 
     [Fact]
+    public async Task A_probe_connection_and_a_timer_dropped_as_soon_as_created_are_reported()
+    {
+        // The client's socket stays open until the garbage collector finds it; the timer may be collected and stop.
+        await VerifyCS.DiagnosticsAsync(
+            Usings + """
+            sealed class Health(Action sweep)
+            {
+                public void Probe(string host) => {|#0:new TcpClient(host, 80)|};
+
+                public void StartSweeping()
+                {
+                    _ = {|#1:new Timer(_ => sweep(), null, 1000, 1000)|};
+                }
+            }
+            """,
+            VerifyCS.Diagnostic().WithLocation(0).WithArguments("new TcpClient(host, 80)", "TcpClient", "is dropped as soon as it is created: nothing disposes it"),
+            VerifyCS.Diagnostic().WithLocation(1).WithArguments("new Timer(_ => sweep(), null, 1000, 1000)", "Timer", "is dropped as soon as it is created: nothing disposes it"));
+    }
+
+    [Fact]
     public async Task A_connection_left_open_by_an_early_return_is_reported_at_the_return()
     {
         await VerifyCS.DiagnosticsAsync(
@@ -384,6 +404,32 @@ public sealed class ASC0013DisposableLocalNotDisposedTests
                         await timer.WaitForNextTickAsync(linked.Token);
                         await socket.SendAsync(text, WebSocketMessageType.Text, true, linked.Token);
                         await file.WriteAsync(text, ct);
+                    }
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_creation_a_lambda_tests_for_its_exception_or_returns_is_not_dropped()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            static class Checks
+            {
+                public static Exception? Fails(string path) => Record(() => new FileStream(path, FileMode.Open));
+
+                public static Func<Stream> Opener(string path) => () => File.OpenRead(path);
+
+                private static Exception? Record(Action open)
+                {
+                    try
+                    {
+                        open();
+                        return null;
+                    }
+                    catch (IOException failure)
+                    {
+                        return failure;
                     }
                 }
             }
