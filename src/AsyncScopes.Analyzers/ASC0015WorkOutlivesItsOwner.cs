@@ -217,6 +217,20 @@ public sealed class ASC0015WorkOutlivesItsOwner : DiagnosticAnalyzer
             return; // a dropped DisposeAsync is ASC0012's
         }
 
+        // Work that uses the resource of a using it is dropped inside: the using disposes the resource under it. A
+        // TaskScope or a work queue owns the work it is given: its disposal waits for it.
+        foreach (var local in UsingLocals(invocation).Where(local => !DisposesNothing(local.Type) && !OwnsItsWork(local.Type, known)))
+        {
+            var uses = Derived(local, invocation, known);
+            uses.RemoveWhere(derived => OwnsItsWork(derived.Type, known));
+            if (UsesAny(invocation, uses, known))
+            {
+                context.ReportDiagnostic(Diagnostic.Create(Rule, invocation.Syntax.GetLocation(),
+                    $"'{Describe(invocation)}' uses '{local.Name}' and is dropped inside its using, which disposes it while the work may still run: await the task before the block ends"));
+                return;
+            }
+        }
+
         if (context.ContainingSymbol is IMethodSymbol { IsAsync: false } method
             && (method.MethodKind == MethodKind.Destructor || (method.Name == "Dispose" && method.Parameters.Length <= 1)))
         {
@@ -239,6 +253,29 @@ public sealed class ASC0015WorkOutlivesItsOwner : DiagnosticAnalyzer
             context.ReportDiagnostic(Diagnostic.Create(Rule, invocation.Syntax.GetLocation(),
                 $"'{type.Name}' is {owner}, but the background loop '{Describe(invocation)}' it starts is dropped: nothing waits for it when it stops, and what it throws is lost; keep its task and await it on {(owner == "disposable" ? "disposal" : "StopAsync")}"));
         }
+    }
+
+    private static bool OwnsItsWork(ITypeSymbol type, KnownTypes known) => KnownTypes.Is(type, known.TaskScope) || KnownTypes.Is(type, known.WorkQueue);
+
+    /// <summary>
+    /// True when the work gets one of <paramref name="locals"/> itself (its receiver or an argument, as a returned
+    /// call does), or a delegate it runs captures one (<c>Task.Run(() => file.Write(data))</c>).
+    /// </summary>
+    private static bool UsesAny(IInvocationOperation invocation, HashSet<ILocalSymbol> locals, KnownTypes known) =>
+        invocation.DescendantsAndSelf().OfType<ILocalReferenceOperation>().Any(reference => locals.Contains(reference.Local)
+            && (GoesWithTheWork(reference, invocation, known) || InDelegateOf(reference, invocation)));
+
+    private static bool InDelegateOf(IOperation reference, IInvocationOperation invocation)
+    {
+        for (var current = reference.Parent; current is not null && current != invocation; current = current.Parent)
+        {
+            if (current is IAnonymousFunctionOperation)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>The call as the message names it: <c>socket.CloseAsync(...)</c>, <c>ReceiveLoopAsync()</c>.</summary>

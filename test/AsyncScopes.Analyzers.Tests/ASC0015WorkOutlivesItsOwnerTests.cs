@@ -65,6 +65,36 @@ public sealed class ASC0015WorkOutlivesItsOwnerTests
     }
 
     [Fact]
+    public async Task Writes_dropped_inside_the_using_of_their_file_are_reported()
+    {
+        // The file is closed at the end of the block while the write may still run: the data is lost, or the write
+        // throws ObjectDisposedException where nobody sees it.
+        await VerifyCS.DiagnosticsAsync(
+            Usings + """
+            static class Transcript
+            {
+                public static void Save(string path, byte[] data)
+                {
+                    using (var file = File.Create(path))
+                    {
+                        _ = {|#0:file.WriteAsync(data, 0, data.Length)|};
+                    }
+                }
+
+                public static void SaveInBackground(string path, byte[] data)
+                {
+                    using var file = File.Create(path);
+                    {|#1:Task.Run(() => file.Write(data, 0, data.Length))|};
+                }
+            }
+            """,
+            VerifyCS.Diagnostic().WithLocation(0).WithArguments(
+                "'file.WriteAsync(...)' uses 'file' and is dropped inside its using, which disposes it while the work may still run: await the task before the block ends"),
+            VerifyCS.Diagnostic().WithLocation(1).WithArguments(
+                "'Task.Run(...)' uses 'file' and is dropped inside its using, which disposes it while the work may still run: await the task before the block ends"));
+    }
+
+    [Fact]
     public async Task StartNew_of_an_async_lambda_awaited_once_is_reported()
     {
         await VerifyCS.DiagnosticsAsync(
@@ -262,6 +292,42 @@ public sealed class ASC0015WorkOutlivesItsOwnerTests
                     var command = connection.CreateCommand();
                     command.CommandText = "select count(*) from users";
                     return await command.ExecuteScalarAsync(ct);
+                }
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task Work_dropped_inside_a_using_it_does_not_use_or_awaited_before_the_block_ends_is_not_reported()
+    {
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            sealed class Audit(Func<string, Task> log)
+            {
+                public async Task SaveAsync(string path, byte[] data)
+                {
+                    await using (var file = File.Create(path))
+                    {
+                        _ = log("saving " + path);
+                        var write = file.WriteAsync(data, 0, data.Length);
+                        await write;
+                    }
+
+                    using var copy = File.Create(path + ".bak");
+                    await Task.Run(() => copy.Write(data, 0, data.Length));
+                }
+
+                public async Task FanOutAsync(IReadOnlyList<string> paths, byte[] data, TimeSpan timeout)
+                {
+                    // A TaskScope owns the children it starts: its disposal waits for them, also when it was made from
+                    // the token of a source disposed after it.
+                    using var deadline = new CancellationTokenSource(timeout);
+                    await using var scope = new AsyncScopes.TaskScope(deadline.Token);
+                    foreach (var path in paths)
+                    {
+                        _ = scope.Start(ct => File.WriteAllBytesAsync(path, data, ct));
+                    }
+
+                    await scope.JoinAsync();
                 }
             }
             """);
