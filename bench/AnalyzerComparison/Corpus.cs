@@ -57,6 +57,20 @@ internal static partial class Corpus
         return (cases, skipped);
     }
 
+    /// <summary>
+    /// The cases written from the other packages' own documentation (<c>bench/AnalyzerComparison/FromTheirDocs</c>):
+    /// each file's first line says <c>// bug:</c> or <c>// correct:</c> and which rule documents the pattern.
+    /// </summary>
+    public static List<Case> FromTheirDocs(string directory) =>
+        Directory.GetFiles(directory, "*.cs").Order(StringComparer.Ordinal).Select(file =>
+        {
+            var source = File.ReadAllText(file);
+            var id = "Docs_" + Path.GetFileNameWithoutExtension(file);
+            var label = source[..source.IndexOf('\n', StringComparison.Ordinal)].TrimStart('/', ' ');
+            return new Case(id, "docs", label, label.StartsWith("bug:", StringComparison.Ordinal),
+                Prepare(source, id) ?? throw new InvalidOperationException(file + " declares a namespace or top-level statements"));
+        }).ToList();
+
     /// <summary>The test's code without markup, in a namespace of its own; null when it declares namespaces or top-level statements itself.</summary>
     private static string? Prepare(string source, string id)
     {

@@ -16,13 +16,14 @@ if (Directory.Exists(corpusDirectory))
 
 Directory.CreateDirectory(Path.Combine(corpusDirectory, "Cases"));
 var (cases, skipped) = Corpus.Extract(Path.Combine(repo, "test", "AsyncScopes.Analyzers.Tests"));
-foreach (var @case in cases)
+var documented = Corpus.FromTheirDocs(Path.Combine(repo, "bench", "AnalyzerComparison", "FromTheirDocs"));
+foreach (var @case in cases.Concat(documented))
 {
     File.WriteAllText(Path.Combine(corpusDirectory, "Cases", @case.Id + ".cs"), @case.Source);
 }
 
 CorpusProject.Write(corpusDirectory, repo);
-Console.WriteLine($"{cases.Count} cases ({cases.Count(c => c.Buggy)} bugs, {cases.Count(c => !c.Buggy)} correct), {skipped.Count} tests left out");
+Console.WriteLine($"{cases.Count} cases from the rule tests, {skipped.Count} tests left out; {documented.Count} written from the other packages' documentation");
 
 var findings = new Dictionary<string, Dictionary<string, List<string>>>(); // tool -> case -> counted rule ids
 foreach (var tool in Tool.All)
@@ -37,7 +38,7 @@ foreach (var tool in Tool.All)
         .ToDictionary(group => group.Key, group => group.Select(result => result.RuleId).Distinct().Order(StringComparer.Ordinal).ToList());
 }
 
-var report = Report.Write(cases, skipped, findings, Versions(repo));
+var report = Report.Write(cases, skipped, documented, findings, Versions(repo));
 var docs = Path.Combine(repo, "docs", "analyzers-compared.md");
 Report.Replace(docs, report);
 Console.WriteLine(report);
