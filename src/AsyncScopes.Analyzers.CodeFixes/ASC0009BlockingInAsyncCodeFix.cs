@@ -47,8 +47,10 @@ public sealed class ASC0009BlockingInAsyncCodeFix : CodeFixProvider
                 ("await", _) when FixSyntax.BlockedTask(node) is { } task => task,
                 ("WaitAsync", InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax wait } invocation) =>
                     invocation.WithExpression(wait.WithName(IdentifierName("WaitAsync"))),
+                // Task.Delay's parameters have other names than Thread.Sleep's: the argument goes without its name.
                 ("Delay", InvocationExpressionSyntax sleep) =>
-                    sleep.WithExpression(ParseExpression("System.Threading.Tasks.Task.Delay").WithAdditionalAnnotations(Simplifier.Annotation)),
+                    sleep.WithExpression(ParseExpression("System.Threading.Tasks.Task.Delay").WithAdditionalAnnotations(Simplifier.Annotation))
+                        .WithArgumentList(sleep.ArgumentList.WithArguments(SeparatedList(sleep.ArgumentList.Arguments.Select(argument => argument.WithNameColon(null))))),
                 _ => null,
             };
             if (awaited is null)

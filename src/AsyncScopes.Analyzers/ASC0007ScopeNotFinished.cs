@@ -129,7 +129,7 @@ public sealed class ASC0007ScopeNotFinished : DiagnosticAnalyzer
                 if (givesWork && OwnershipFlow.Find(
                     graph, block, index, scope,
                     invocation => finishes(invocation.TargetMethod.Name) || invocation.TargetMethod.DeclaredAccessibility != Accessibility.Public,
-                    cancellationToken, ExceptionPaths.None) is not null)
+                    cancellationToken, ExceptionPaths.Handlers) is not null)
                 {
                     return true;
                 }

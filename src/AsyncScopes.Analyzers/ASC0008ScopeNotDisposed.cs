@@ -16,9 +16,9 @@ namespace AsyncScopes.Analyzers;
 /// Disposed means <c>DisposeAsync</c>, or what ends the object as well: <c>JoinAsync</c> for a scope,
 /// <c>ExitAsync</c> for a stack, <c>CompleteAsync</c> for a queue; or a <c>using</c>. Handing the object on (returning
 /// it, storing it, passing it, capturing it in a lambda, calling one of the library's internal methods on it) moves
-/// the duty to dispose it. Paths are those the code writes, <c>throw</c> included; an exception a call or an await may
-/// throw is not followed (ASC0013 judges those for the resources it tracks). A <c>TryRent</c> lease exists only where
-/// the call returned true.
+/// the duty to dispose it. Paths are those the code writes, <c>throw</c> included (into the <c>catch</c> of its
+/// <c>try</c>, or out); an exception a call or an await may throw is not followed (ASC0013 judges those for the
+/// resources it tracks). A <c>TryRent</c> lease exists only where the call returned true.
 /// </remarks>
 [DiagnosticAnalyzer(LanguageNames.CSharp)]
 public sealed class ASC0008ScopeNotDisposed : DiagnosticAnalyzer
@@ -174,6 +174,7 @@ public sealed class ASC0008ScopeNotDisposed : DiagnosticAnalyzer
         bool Followed(ILocalSymbol local) =>
             !local.IsRef
             && !FunctionGraphs.DeclaredWithUsing(local, cancellationToken)
+            && !FunctionGraphs.DeclaredOutside(local, graph, cancellationToken)
             && !(captured ??= FunctionGraphs.CapturedLocals(graph.OriginalOperation.Syntax, model, cancellationToken)).Contains(local);
 
         foreach (var block in graph.Blocks)

@@ -90,7 +90,7 @@ public sealed class ASC0009BlockingInAsyncCode : DiagnosticAnalyzer
                 var fix = IsPlainTaskWait(node) ? "await" : null;
                 Report(context, node, fix, "await the task instead");
             }
-            else if (IsSleep(node, context.SemanticModel, context.CancellationToken))
+            else if (IsSleep(node, context.SemanticModel, context.CancellationToken) && !Functions.IsOnSynchronousPath(node))
             {
                 Report(context, node, "Delay", "await Task.Delay instead");
             }

@@ -86,8 +86,10 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
 
         var dropped = outer.Parent switch
         {
-            // A lambda whose body creates it is the idiom of a test that construction throws: `Assert.Throws(() => new FileStream(bad, ...))`.
-            IExpressionStatementOperation => outer.Syntax.Parent is not LambdaExpressionSyntax,
+            // A lambda whose body only creates it is the idiom of a test that construction throws:
+            // `Assert.Throws(() => new FileStream(bad, ...))`, `() => { new FileStream(bad, ...); }`.
+            IExpressionStatementOperation => outer.Syntax.Parent is not LambdaExpressionSyntax
+                && Regions.ListedStatement(outer.Syntax) is not { Parent: BlockSyntax { Statements.Count: 1, Parent: AnonymousFunctionExpressionSyntax } },
             ISimpleAssignmentOperation { Target: IDiscardOperation, Parent: IExpressionStatementOperation } discard => discard.Value == outer,
             _ => false,
         };
@@ -115,7 +117,8 @@ public sealed class ASC0013DisposableLocalNotDisposed : DiagnosticAnalyzer
 
                 if (resources.Created(value) is not { } created
                     || local.IsRef
-                    || FunctionGraphs.DeclaredWithUsing(local, cancellationToken))
+                    || FunctionGraphs.DeclaredWithUsing(local, cancellationToken)
+                    || FunctionGraphs.DeclaredOutside(local, graph, cancellationToken))
                 {
                     continue;
                 }

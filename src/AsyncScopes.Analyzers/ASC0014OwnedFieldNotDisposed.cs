@@ -218,17 +218,36 @@ public sealed class ASC0014OwnedFieldNotDisposed : DiagnosticAnalyzer
         /// </summary>
         private string? OldValueDisposal(IOperation assignment, IFieldSymbol field)
         {
-            if (assignment.Syntax.Parent is not ExpressionStatementSyntax { Parent: BlockSyntax } statement || !field.Type.IsReferenceType)
+            // Not when the new object is made from the old one (CreateLinkedTokenSource(_cts.Token), new BufferedStream(_s)).
+            if (assignment.Syntax.Parent is not ExpressionStatementSyntax { Parent: BlockSyntax } statement || !field.Type.IsReferenceType
+                || assignment is not ISimpleAssignmentOperation { Value: var value }
+                || value.DescendantsAndSelf().OfType<IFieldReferenceOperation>().Any(reference => SymbolEqualityComparer.Default.Equals(reference.Field, field)))
             {
                 return null;
             }
 
-            if (Functions.CanAwaitAt(statement) && _resources.IsAsyncDisposable(field.Type))
+            // A method the fix can call by name: not an explicit interface implementation.
+            if (Functions.CanAwaitAt(statement) && _resources.IsAsyncDisposable(field.Type) && HasPublicMethod(field.Type, "DisposeAsync"))
             {
                 return "await";
             }
 
-            return KnownTypes.Implements(field.Type, _resources.Known.IDisposable) ? "dispose" : null;
+            return KnownTypes.Implements(field.Type, _resources.Known.IDisposable) && HasPublicMethod(field.Type, "Dispose") ? "dispose" : null;
+        }
+
+        private static bool HasPublicMethod(ITypeSymbol type, string name)
+        {
+            var types = type.TypeKind == TypeKind.Interface ? new[] { type }.Concat(type.AllInterfaces) : Bases(type);
+            return types.Any(candidate => candidate.GetMembers(name).OfType<IMethodSymbol>()
+                .Any(method => method.Parameters.Length == 0 && (method.DeclaredAccessibility == Accessibility.Public || candidate.TypeKind == TypeKind.Interface)));
+
+            static IEnumerable<ITypeSymbol> Bases(ITypeSymbol type)
+            {
+                for (ITypeSymbol? current = type; current is not null; current = current.BaseType)
+                {
+                    yield return current;
+                }
+            }
         }
 
         /// <summary>True when a loop runs the assignment more than once and nothing in the loop releases the field.</summary>

@@ -218,8 +218,9 @@ public sealed class ASC0015WorkOutlivesItsOwner : DiagnosticAnalyzer
         }
 
         // Work that uses the resource of a using it is dropped inside: the using disposes the resource under it. A
-        // TaskScope or a work queue owns the work it is given: its disposal waits for it.
-        foreach (var local in UsingLocals(invocation).Where(local => !DisposesNothing(local.Type) && !OwnsItsWork(local.Type, known)))
+        // TaskScope or a work queue owns the work it is given (scope.Start(...)): its disposal waits for it.
+        var givenToAnOwner = invocation.Instance is { Type: { } receiver } && OwnsItsWork(receiver, known);
+        foreach (var local in UsingLocals(invocation).Where(local => !givenToAnOwner && !DisposesNothing(local.Type) && !OwnsItsWork(local.Type, known)))
         {
             var uses = Derived(local, invocation, known);
             uses.RemoveWhere(derived => OwnsItsWork(derived.Type, known));

@@ -121,6 +121,11 @@ internal static class FunctionGraphs
         return captured;
     }
 
+    /// <summary>True when <paramref name="local"/> is declared outside the function of <paramref name="graph"/> (a lambda
+    /// or local function that assigns a local of the function around it): its paths are that function's.</summary>
+    public static bool DeclaredOutside(ILocalSymbol local, ControlFlowGraph graph, CancellationToken cancellationToken) =>
+        !local.DeclaringSyntaxReferences.Any(reference => graph.OriginalOperation.Syntax.Span.Contains(reference.GetSyntax(cancellationToken).Span));
+
     /// <summary>True when <paramref name="local"/> is declared by a <c>using</c> (statement or declaration), which disposes it.</summary>
     public static bool DeclaredWithUsing(ILocalSymbol local, CancellationToken cancellationToken)
     {

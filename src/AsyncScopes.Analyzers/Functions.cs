@@ -171,7 +171,8 @@ internal static class Functions
 
     /// <summary>
     /// True when <paramref name="function"/> is written to run either way: it takes the flag that says which
-    /// (<c>bool async</c>) or an <c>IOBehavior</c>, and its code common to both paths cannot await.
+    /// (<c>bool async</c>) or an <c>IOBehavior</c>. An <c>await</c> in its code common to both paths would run on the
+    /// synchronous path too.
     /// </summary>
     public static bool RunsEitherWay(SyntaxNode function)
     {

@@ -33,7 +33,11 @@ internal enum ExceptionPaths
     /// <summary>An <c>await</c> may throw: out of the function, or into the handlers of its <c>try</c>.</summary>
     Await = 2,
 
-    /// <summary>Both.</summary>
+    /// <summary>Any statement inside a <c>try</c> with a <c>catch</c> may throw into its handlers once it has run (a way
+    /// into them only, never out): a handler starts with what the statements of its <c>try</c> had done.</summary>
+    Handlers = 4,
+
+    /// <summary>A <c>throw</c> and an <c>await</c>.</summary>
     All = Throw | Await,
 }
 
@@ -130,6 +134,8 @@ internal sealed class OwnershipFlow
             var step = pending.Pop();
             var block = step.Block;
             var ended = false;
+            var intoHandlers = (_exceptions & ExceptionPaths.Handlers) != 0 ? Handlers(block).ToList() : null;
+
             for (var i = step.Index; i < block.Operations.Length && !ended; i++)
             {
                 var operation = block.Operations[i];
@@ -144,6 +150,11 @@ internal sealed class OwnershipFlow
                         break;
                     default:
                         Awaits(operation, block, step, pending, visited, ref awaitThrows);
+                        if (intoHandlers is { Count: > 0 })
+                        {
+                            Enter(intoHandlers, step.Cause, pending, visited); // it may throw once it has run, still owned
+                        }
+
                         break;
                 }
             }
@@ -191,13 +202,18 @@ internal sealed class OwnershipFlow
                 awaitThrows ??= new Leak(LeakKind.AwaitThrows, step.Cause ?? awaited);
             }
 
-            foreach (var handler in Handlers(block))
+            Enter(Handlers(block), step.Cause ?? awaited, pending, visited);
+        }
+    }
+
+    /// <summary>Goes on in each of <paramref name="handlers"/>, once per kind of path.</summary>
+    private static void Enter(IEnumerable<BasicBlock> handlers, IOperation? cause, Stack<Step> pending, HashSet<(int, bool)> visited)
+    {
+        foreach (var handler in handlers)
+        {
+            if (visited.Add((handler.Ordinal, cause is not null)))
             {
-                var cause = step.Cause ?? awaited;
-                if (visited.Add((handler.Ordinal, true)))
-                {
-                    pending.Push(new Step(handler, 0, cause));
-                }
+                pending.Push(new Step(handler, 0, cause));
             }
         }
     }
@@ -232,6 +248,7 @@ internal sealed class OwnershipFlow
                     exit ??= step.LeakAt(LeakKind.Exit, Leaving(from));
                 }
 
+                Enter(Handlers(from), step.Cause, pending, visited); // a throw the code writes goes on in the catch of its try
                 return;
             case ControlFlowBranchSemantics.Regular or ControlFlowBranchSemantics.Return when branch.Destination is { } destination:
                 if (destination.Kind == BasicBlockKind.Exit)

@@ -194,6 +194,39 @@ public sealed class ASC0007ScopeNotFinishedTests
                 "'stack' enters context managers but reaches the end of its block without 'stack.Complete()' on some path: every exit sees a ScopeAbandonedException, as if the block had failed"));
     }
 
+    [Fact]
+    public async Task A_return_from_a_catch_after_starting_children_is_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(
+            Usings + """
+            class Crawler
+            {
+                public async Task<int> CrawlAsync(IReadOnlyList<Uri> pages, Func<Uri, CancellationToken, Task> fetch, Func<Task> warmUp)
+                {
+                    await using var {|#0:scope|} = new TaskScope();
+                    foreach (var page in pages)
+                    {
+                        scope.Start(ct => fetch(page, ct));
+                    }
+
+                    try
+                    {
+                        await warmUp();
+                    }
+                    catch (TimeoutException)
+                    {
+                        return 0;
+                    }
+
+                    await scope.JoinAsync();
+                    return pages.Count;
+                }
+            }
+            """,
+            VerifyCS.Diagnostic().WithLocation(0).WithArguments(
+                "'scope' starts children but reaches the end of its block without 'await scope.JoinAsync()' on some path: disposal cancels them and nobody sees their failures"));
+    }
+
     // Negative cases.
 
     [Fact]

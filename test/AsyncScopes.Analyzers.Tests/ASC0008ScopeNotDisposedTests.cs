@@ -195,6 +195,41 @@ public sealed class ASC0008ScopeNotDisposedTests
             VerifyCS.Diagnostic().WithLocation(0).WithArguments("pool lease", "is not disposed on every path: declare it with 'await using'"));
     }
 
+    [Fact]
+    public async Task A_queue_left_open_by_a_return_in_a_catch_is_reported()
+    {
+        await VerifyCS.DiagnosticsAsync(
+            Usings + """
+            class Deliveries(Func<Uri, CancellationToken, Task> post)
+            {
+                public async Task<bool> DeliverAsync(IReadOnlyList<Uri> hooks, bool strict)
+                {
+                    var queue = {|#0:new WorkQueue<Uri>(post)|};
+                    try
+                    {
+                        foreach (var hook in hooks)
+                        {
+                            if (strict && !hook.IsAbsoluteUri)
+                            {
+                                throw new ArgumentException("relative hook", nameof(hooks));
+                            }
+
+                            await queue.EnqueueAsync(hook);
+                        }
+                    }
+                    catch (ArgumentException)
+                    {
+                        return false;
+                    }
+
+                    await queue.CompleteAsync();
+                    return true;
+                }
+            }
+            """,
+            VerifyCS.Diagnostic().WithLocation(0).WithArguments("WorkQueue", "is not disposed on every path: declare it with 'await using'"));
+    }
+
     // Negative cases.
 
     [Fact]

@@ -243,7 +243,21 @@ public sealed class ASC0009BlockingInAsyncCodeTests
 
                     Thread.Sleep(0);
                     Thread.Sleep(TimeSpan.Zero);
+                    await BackoffAsync(async: false);
                     return gate.Wait(TimeSpan.Zero);
+                }
+
+                // Written once to run either way: the synchronous branch runs only for a synchronous caller.
+                private static async Task BackoffAsync(bool async)
+                {
+                    if (async)
+                    {
+                        await Task.Delay(100);
+                    }
+                    else
+                    {
+                        Thread.Sleep(100);
+                    }
                 }
             }
             """);
@@ -518,6 +532,7 @@ public sealed class ASC0009BlockingInAsyncCodeTests
                     while (!await ready())
                     {
                         [|Thread.Sleep(50)|];
+                        [|Thread.Sleep(millisecondsTimeout: 10)|];
                     }
                 }
             }
@@ -530,6 +545,7 @@ public sealed class ASC0009BlockingInAsyncCodeTests
                     while (!await ready())
                     {
                         await Task.Delay(50);
+                        await Task.Delay(10);
                     }
                 }
             }

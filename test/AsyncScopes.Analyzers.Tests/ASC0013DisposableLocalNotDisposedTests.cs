@@ -420,6 +420,19 @@ public sealed class ASC0013DisposableLocalNotDisposedTests
 
                 public static Func<Stream> Opener(string path) => () => File.OpenRead(path);
 
+                public static Exception? FailsInABlock(string path) => Record(() => { new FileStream(path, FileMode.Open); });
+
+                public static long LengthOpenedByACallback(string path)
+                {
+                    // The lambda gives the outer function's local its value; the outer function disposes it.
+                    Stream? stream = null;
+                    Action open = () => { stream = File.OpenRead(path); };
+                    open();
+                    var length = stream!.Length;
+                    stream.Dispose();
+                    return length;
+                }
+
                 private static Exception? Record(Action open)
                 {
                     try

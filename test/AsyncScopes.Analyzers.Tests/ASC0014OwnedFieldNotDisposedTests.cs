@@ -823,4 +823,61 @@ public sealed class ASC0014OwnedFieldNotDisposedTests
             }
             """);
     }
+
+    [Fact]
+    public async Task A_replacement_made_from_the_old_object_gets_no_fix()
+    {
+        // Disposing the old source first would make CreateLinkedTokenSource read a disposed token source.
+        await VerifyFix.NoFixAsync(Usings + """
+            sealed class Session(Func<CancellationToken, Task> pump) : IDisposable
+            {
+                private CancellationTokenSource _stop = new(TimeSpan.FromMinutes(5));
+
+                public async Task RunAsync(CancellationToken stopping)
+                {
+                    while (!stopping.IsCancellationRequested)
+                    {
+                        [|_stop = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, stopping)|];
+                        await pump(_stop.Token);
+                    }
+                }
+
+                public void Dispose() => _stop.Dispose();
+            }
+            """);
+    }
+
+    [Fact]
+    public async Task A_field_whose_type_disposes_only_through_an_explicit_interface_gets_no_fix()
+    {
+        // `_session.DisposeAsync()` would not compile: the method is reachable only through IAsyncDisposable.
+        await VerifyFix.NoFixAsync(Usings + """
+            sealed class Session : IAsyncDisposable
+            {
+                async ValueTask IAsyncDisposable.DisposeAsync() => await Task.Yield();
+            }
+
+            sealed class Client : IAsyncDisposable
+            {
+                private Session? _session;
+
+                public async Task RunAsync(Func<Session, Task> serve, CancellationToken stopping)
+                {
+                    while (!stopping.IsCancellationRequested)
+                    {
+                        [|_session = new Session()|];
+                        await serve(_session);
+                    }
+                }
+
+                public async ValueTask DisposeAsync()
+                {
+                    if (_session is IAsyncDisposable session)
+                    {
+                        await session.DisposeAsync();
+                    }
+                }
+            }
+            """);
+    }
 }

@@ -329,6 +329,15 @@ public sealed class ASC0015WorkOutlivesItsOwnerTests
 
                     await scope.JoinAsync();
                 }
+
+                public async Task OpenBothAsync(Func<DbConnection> connect, CancellationToken ct)
+                {
+                    // The scope is disposed before the connection, and waits for the work it was given.
+                    await using var connection = connect();
+                    await using var scope = new AsyncScopes.TaskScope(ct);
+                    scope.Start(token => connection.OpenAsync(token));
+                    await scope.JoinAsync();
+                }
             }
             """);
     }
