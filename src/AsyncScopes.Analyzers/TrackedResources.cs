@@ -148,6 +148,15 @@ internal sealed class TrackedResources
                 && (creation is IInvocationOperation { TargetMethod.Name: "CreateLinkedTokenSource" } || creation is IObjectCreationOperation { Arguments.Length: > 0 });
         }
 
+        // An SslStream or NegotiateStream made over a stream of this object or of the caller (a field, a parameter)
+        // holds nothing of its own before it authenticates, and its inner stream has that owner: the owner's to close.
+        if (type.Name is "SslStream" or "NegotiateStream" && type.ContainingNamespace?.ToDisplayString() == "System.Net.Security"
+            && creation is IObjectCreationOperation { Arguments.Length: > 0 } wrapper
+            && OwnershipFlow.Strip(wrapper.Arguments[0].Value) is IFieldReferenceOperation or IParameterReferenceOperation or IPropertyReferenceOperation)
+        {
+            return false;
+        }
+
         return _trackedTypes.GetOrAdd(type, TrackedType);
     }
 

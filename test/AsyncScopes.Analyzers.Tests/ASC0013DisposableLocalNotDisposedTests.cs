@@ -450,6 +450,49 @@ public sealed class ASC0013DisposableLocalNotDisposedTests
     }
 
     [Fact]
+    public async Task An_ssl_stream_over_the_connectors_own_stream_left_by_a_settings_error_is_the_connectors()
+    {
+        // Npgsql's NpgsqlConnector.NegotiateEncryption: a settings check throws before the handshake; the SslStream
+        // holds nothing of its own yet, and the connector's failure path closes the stream it wraps.
+        await VerifyCS.NoDiagnosticsAsync(Usings + """
+            using System.Net.Security;
+
+            sealed class Connector
+            {
+                private Stream _stream = Stream.Null;
+
+                public async Task NegotiateAsync(SslClientAuthenticationOptions options, bool verifyFull, CancellationToken ct)
+                {
+                    try
+                    {
+                        var sslStream = new SslStream(_stream, leaveInnerStreamOpen: false);
+                        if (verifyFull && options.RemoteCertificateValidationCallback is not null)
+                        {
+                            throw new ArgumentException("A custom validation callback cannot verify the full chain.");
+                        }
+
+                        try
+                        {
+                            await sslStream.AuthenticateAsClientAsync(options, ct);
+                            _stream = sslStream;
+                            sslStream = null;
+                        }
+                        finally
+                        {
+                            sslStream?.Dispose();
+                        }
+                    }
+                    catch
+                    {
+                        _stream.Dispose();
+                        throw;
+                    }
+                }
+            }
+            """);
+    }
+
+    [Fact]
     public async Task A_resource_disposed_in_a_finally_with_a_null_check_is_not_reported()
     {
         await VerifyCS.NoDiagnosticsAsync(Usings + """
