@@ -8,8 +8,9 @@ namespace AsyncScopes;
 /// </summary>
 /// <remarks>
 /// <para><see cref="Token"/> is cancelled by the first failure (in <see cref="TaskScopeFailureMode.CancelOnFirstFailure"/>),
-/// by <see cref="Cancel"/>, by the outer token, by <see cref="TaskScopeOptions.Timeout"/>, or by disposal before the
-/// join completed.</para>
+/// by <see cref="Cancel"/>, by <see cref="Stop()"/> (or when the grace of <see cref="Stop(TimeSpan)"/> ends), by the
+/// outer token, by <see cref="TaskScopeOptions.Timeout"/>, or by disposal before the join completed;
+/// <see cref="CancellationReason"/> says which came first.</para>
 /// <para>A child that ends with an <see cref="OperationCanceledException"/> while <see cref="Token"/> is cancelled is
 /// <em>cancelled</em>, not failed. Any other exception, an <see cref="OperationCanceledException"/> from an
 /// unrelated token included (an <c>HttpClient</c> timeout), is a failure.</para>
@@ -40,7 +41,7 @@ public sealed class TaskScope : IAsyncDisposable
     private readonly int _maxConcurrency;
     private readonly ITimer? _timer;
     private readonly string? _name;
-    private readonly TimeSpan? _timeout;
+    private readonly TaskScopeOptions _options; // immutable: read for what is rarely needed (the timeout's message, Stop(grace)'s clock)
     private readonly ScopeTracker? _tracker;
 
     private Queue<IChild>? _waiting;
@@ -50,7 +51,8 @@ public sealed class TaskScope : IAsyncDisposable
     private int _running; // holding a slot; bounded scopes only, under the lock
     private volatile bool _joinCalled;
     private bool _disposalReported;
-    private int _cancelReason;
+    private int _cancelReason; // a ScopeCancellationReason: the first request to stop or cancel
+    private StopState? _stop; // made when Stopping is first read or Stop(grace) is called: nothing for scopes that never stop so
     private TimeoutException? _timeoutError; // the join's own exception when the timeout ended the scope
 
     /// <summary>Creates a scope with the default options.</summary>
@@ -78,16 +80,16 @@ public sealed class TaskScope : IAsyncDisposable
         _failureMode = options.FailureMode;
         _maxConcurrency = options.MaxConcurrency;
         _name = options.Name;
+        _options = options;
         _source = new CancellationTokenSource();
         _tracker = tracked ? ScopeTracker.StartIfTracking("TaskScope", _name) : null;
         ScopeMetrics.OpenScopes.Add(1, KindTag);
         _source.Token.UnsafeRegister(static state => ((TaskScope)state!).OnCancelled(), this);
         if (options.Timeout is { } timeout && timeout != Timeout.InfiniteTimeSpan)
         {
-            _timeout = timeout;
             if (timeout == TimeSpan.Zero)
             {
-                RequestCancel(CancelReason.Timeout);
+                RequestCancel(ScopeCancellationReason.Timeout);
             }
             else
             {
@@ -95,7 +97,7 @@ public sealed class TaskScope : IAsyncDisposable
                 // RequestCancel, where callbacks on Token that throw become failures of the scope instead of exceptions
                 // on the timer's thread.
                 _timer = Cancellation.StartTimer(
-                    options.TimeProvider, static state => ((TaskScope)state!).RequestCancel(CancelReason.Timeout), this, timeout);
+                    options.TimeProvider, static state => ((TaskScope)state!).RequestCancel(ScopeCancellationReason.Timeout), this, timeout);
             }
         }
 
@@ -103,18 +105,8 @@ public sealed class TaskScope : IAsyncDisposable
         if (cancellationToken.CanBeCanceled)
         {
             _outerRegistration = cancellationToken.UnsafeRegister(
-                static state => ((TaskScope)state!).RequestCancel(CancelReason.Outer), this);
+                static state => ((TaskScope)state!).RequestCancel(ScopeCancellationReason.Outer), this);
         }
-    }
-
-    private enum CancelReason
-    {
-        None,
-        Failure,
-        Cancel,
-        Outer,
-        Timeout,
-        Disposed,
     }
 
     /// <summary>The token every child receives; cancelled when the scope is cancelled for any reason.</summary>
@@ -122,6 +114,49 @@ public sealed class TaskScope : IAsyncDisposable
     /// exception never reaches the caller of <see cref="Cancel"/>, the outer token's <c>Cancel</c>, or the timer of
     /// <see cref="TaskScopeOptions.Timeout"/>.</remarks>
     public CancellationToken Token => _source.Token;
+
+    /// <summary>
+    /// The first phase of a two-phase stop: cancelled at once by <see cref="Stop(TimeSpan)"/>, so that children finish
+    /// the unit of work they are in (drain a queue, answer a close frame) before <see cref="Token"/> fires; and
+    /// cancelled, at the latest, when <see cref="Token"/> is.
+    /// </summary>
+    /// <remarks>Costs nothing until it is first read. A child that ends with an <see cref="OperationCanceledException"/>
+    /// for this token is cancelled, not failed. A callback registered on it that throws is a failure of the scope.</remarks>
+    public CancellationToken Stopping
+    {
+        get
+        {
+            if (Volatile.Read(ref _stop) is { } stop)
+            {
+                return stop.Stopping.Token;
+            }
+
+            if (_source.IsCancellationRequested)
+            {
+                return _source.Token;
+            }
+
+            stop = new StopState();
+            if (Interlocked.CompareExchange(ref _stop, stop, null) is { } published)
+            {
+                stop.Stopping.Dispose();
+                return published.Stopping.Token;
+            }
+
+            // Published after a stop or a cancellation read no source to cancel: cancel it here (no callback can be
+            // registered on it yet, so none can throw).
+            if (CancellationReason != ScopeCancellationReason.None)
+            {
+                stop.Stopping.Cancel();
+            }
+
+            return stop.Stopping.Token;
+        }
+    }
+
+    /// <summary>Why the scope was asked to stop, by the first request (<see cref="ScopeCancellationReason.None"/> while
+    /// nothing has). <see cref="Stop(TimeSpan)"/> counts when it is called, before <see cref="Token"/> fires.</summary>
+    public ScopeCancellationReason CancellationReason => (ScopeCancellationReason)Volatile.Read(ref _cancelReason);
 
     /// <summary>
     /// Starts <paramref name="work"/> as a child of the scope, on the thread pool, with the caller's
@@ -160,7 +195,73 @@ public sealed class TaskScope : IAsyncDisposable
 
     /// <summary>Cancels <see cref="Token"/>. The scope still waits for its children when joined or disposed; the
     /// join then ends cancelled unless a child failed. Calling it again, or after the scope closed, does nothing.</summary>
-    public void Cancel() => RequestCancel(CancelReason.Cancel);
+    /// <remarks>After <see cref="Stop(TimeSpan)"/>, it ends the grace at once; the first request still decides how
+    /// the join ends (<see cref="CancellationReason"/>).</remarks>
+    public void Cancel() => RequestCancel(ScopeCancellationReason.Cancel);
+
+    /// <summary>
+    /// Stops the scope on purpose: cancels <see cref="Token"/> (and <see cref="Stopping"/>), and the join then
+    /// completes <em>normally</em> unless a child failed (Trio's rule: a cancellation ends quietly at the scope that
+    /// asked for it). A cancellation of the outer token still ends the join cancelled. <c>RunAsync&lt;T&gt;</c> returns
+    /// the body's result if the body finished, else <see langword="default"/>.
+    /// </summary>
+    /// <remarks>The first request decides how the join ends: after <see cref="Cancel"/>, the timeout or a failure,
+    /// stopping changes nothing. Calling it again, or after the scope closed, does nothing.</remarks>
+    public void Stop() => RequestCancel(ScopeCancellationReason.Stop);
+
+    /// <summary>
+    /// Stops the scope in two phases: <see cref="Stopping"/> fires at once, so that children finish what they are
+    /// doing; <see cref="Token"/> fires when <paramref name="grace"/> has passed on the scope's
+    /// <see cref="TaskScopeOptions.TimeProvider"/>, or at once on a failure, <see cref="Cancel"/>, <see cref="Stop()"/>,
+    /// the outer token, the timeout or disposal. A child that finishes during the grace is not cancelled, and when
+    /// every child finished in time <see cref="Token"/> never fires. The join completes as after <see cref="Stop()"/>.
+    /// </summary>
+    /// <param name="grace">How long children have after <see cref="Stopping"/>; <see cref="TimeSpan.Zero"/> is
+    /// <see cref="Stop()"/>, <see cref="Timeout.InfiniteTimeSpan"/> waits for them without ever firing <see cref="Token"/>
+    /// for the stop.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="grace"/> is negative (other than
+    /// <see cref="Timeout.InfiniteTimeSpan"/>) or longer than about 49.7 days.</exception>
+    /// <remarks>Nothing outlives the scope: the grace's timer is released when the scope closes. After another request
+    /// to stop or cancel, or after the scope closed, it does nothing.</remarks>
+    public void Stop(TimeSpan grace)
+    {
+        Cancellation.ThrowIfTimeoutOutOfRange(grace, nameof(grace), infiniteAllowed: true);
+        if (grace == TimeSpan.Zero)
+        {
+            Stop();
+            return;
+        }
+
+        // Counted as a member while it works, as RequestCancel is: the scope cannot close under it.
+        if (_source.IsCancellationRequested || !TryAddActive())
+        {
+            return;
+        }
+
+        try
+        {
+            if (Interlocked.CompareExchange(ref _cancelReason, (int)ScopeCancellationReason.Stop, (int)ScopeCancellationReason.None) != (int)ScopeCancellationReason.None)
+            {
+                return; // another request came first
+            }
+
+            _ = Stopping; // made now if nobody read it yet, so that it is cancelled below
+            if (grace != Timeout.InfiniteTimeSpan)
+            {
+                Volatile.Write(ref _stop!.GraceTimer, Cancellation.StartTimer(
+                    _options.TimeProvider, static state => ((TaskScope)state!).RequestCancel(ScopeCancellationReason.Stop), this, grace));
+            }
+
+            CancelStopping();
+        }
+        finally
+        {
+            if (MarkFinished(1))
+            {
+                FinishClose();
+            }
+        }
+    }
 
     /// <summary>Waits for every child, including children started while waiting, and closes the scope.</summary>
     /// <returns>
@@ -201,7 +302,7 @@ public sealed class TaskScope : IAsyncDisposable
 
         if (!_completion.Task.IsCompleted)
         {
-            RequestCancel(CancelReason.Disposed);
+            RequestCancel(ScopeCancellationReason.Disposed);
         }
 
         if (BeginJoining())
@@ -377,7 +478,7 @@ public sealed class TaskScope : IAsyncDisposable
 
         if (_failureMode == TaskScopeFailureMode.CancelOnFirstFailure)
         {
-            RequestCancel(CancelReason.Failure);
+            RequestCancel(ScopeCancellationReason.Failure);
         }
     }
 
@@ -415,7 +516,7 @@ public sealed class TaskScope : IAsyncDisposable
         }
     }
 
-    private void RequestCancel(CancelReason reason)
+    private void RequestCancel(ScopeCancellationReason reason)
     {
         // The cancellation counts as a member of the scope while its callbacks run: children that end inside them
         // cannot close the scope before what the callbacks threw is recorded. A closed scope is never cancelled: its
@@ -425,7 +526,7 @@ public sealed class TaskScope : IAsyncDisposable
             return;
         }
 
-        Interlocked.CompareExchange(ref _cancelReason, (int)reason, (int)CancelReason.None);
+        Interlocked.CompareExchange(ref _cancelReason, (int)reason, (int)ScopeCancellationReason.None);
         try
         {
             // Callbacks registered on Token that threw: failures of the scope like any other, never lost.
@@ -449,6 +550,7 @@ public sealed class TaskScope : IAsyncDisposable
     // Runs once, when Token is cancelled for any reason; every cause recorded its reason before cancelling.
     private void OnCancelled()
     {
+        CancelStopping(); // Stopping fires no later than Token
         int drained = 0;
         if (_maxConcurrency > 0)
         {
@@ -467,6 +569,23 @@ public sealed class TaskScope : IAsyncDisposable
             FinishClose();
         }
     }
+
+    // Cancels Stopping if it was made; its callbacks that throw are failures of the scope. Called by a member of the
+    // scope (RequestCancel, Stop(grace)), so the scope is still open.
+    private void CancelStopping()
+    {
+        if (Volatile.Read(ref _stop) is { } stop && Cancellation.CancelCatchingCallbackFailures(stop.Stopping) is { } failures)
+        {
+            lock (_lock)
+            {
+                (_failures ??= []).AddRange(failures);
+            }
+        }
+    }
+
+    // An OperationCanceledException for Stopping ends a child (or the body) as cancelled, as one for Token does.
+    private bool IsStoppingToken(CancellationToken token) =>
+        Volatile.Read(ref _stop) is { Stopping.IsCancellationRequested: true } stop && token == stop.Stopping.Token;
 
     private bool IsClosed => (Volatile.Read(ref _counts) & ClosedFlag) != 0;
 
@@ -540,20 +659,36 @@ public sealed class TaskScope : IAsyncDisposable
         _outerRegistration.Unregister();
         _tracker?.Close();
         ScopeMetrics.OpenScopes.Add(-1, KindTag);
-        // Releases the timer; the source is never disposed, so that a late Cancel() stays harmless.
+        // Releases the timers; the sources are never disposed, so that a late Cancel() stays harmless.
         _timer?.Dispose();
+        if (Volatile.Read(ref _stop) is { } stop)
+        {
+            Volatile.Read(ref stop.GraceTimer)?.Dispose();
+        }
 
+        var reason = CancellationReason;
         if (failures is { Count: > 0 })
         {
             _completion.TrySetException(failures);
         }
+        else if (reason is ScopeCancellationReason.Stop || (reason is ScopeCancellationReason.Timeout && _options.TimeoutEndsQuietly))
+        {
+            // Quiet: the scope asked for it. A cancellation from outside still propagates.
+            if (_outerToken.IsCancellationRequested)
+            {
+                _completion.TrySetCanceled(_outerToken);
+            }
+            else
+            {
+                _completion.TrySetResult();
+            }
+        }
         else if (_source.IsCancellationRequested)
         {
-            var reason = (CancelReason)Volatile.Read(ref _cancelReason);
-            if (reason is CancelReason.Timeout)
+            if (reason is ScopeCancellationReason.Timeout)
             {
                 _timeoutError = new TimeoutException(
-                    $"The TaskScope{(_name is null ? string.Empty : " '" + _name + "'")} did not complete within its timeout of {_timeout}.");
+                    $"The TaskScope{(_name is null ? string.Empty : " '" + _name + "'")} did not complete within its timeout of {_options.Timeout}.");
                 _completion.TrySetException(_timeoutError);
             }
             else
@@ -582,14 +717,14 @@ public sealed class TaskScope : IAsyncDisposable
                 await ((Func<TaskScope, Task>)body)(this).ConfigureAwait(false);
             }
         }
-        catch (OperationCanceledException) when (_source.IsCancellationRequested)
+        catch (OperationCanceledException e) when (_source.IsCancellationRequested || IsStoppingToken(e.CancellationToken))
         {
             // The body is a member like the children: cancelled, not failed.
         }
         catch (Exception e)
         {
             bodyFailure = e;
-            RequestCancel(CancelReason.Failure);
+            RequestCancel(ScopeCancellationReason.Failure);
         }
 
         Task join = JoinAsync();
@@ -626,6 +761,16 @@ public sealed class TaskScope : IAsyncDisposable
         {
             outcome.TrySetResult(result);
         }
+    }
+
+    /// <summary>What a scope needs once it is stopped in two phases, or its <see cref="Stopping"/> token is read.</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001:Types that own disposable fields should be disposable", Justification = "Like the scope's own token source, never disposed: a late read of Stopping stays harmless.")]
+    private sealed class StopState
+    {
+        public readonly CancellationTokenSource Stopping = new();
+#pragma warning disable CA1051 // A field on purpose: Volatile needs it by reference.
+        public ITimer? GraceTimer;
+#pragma warning restore CA1051
     }
 
     /// <summary>The result type of children started without one.</summary>
@@ -703,9 +848,9 @@ public sealed class TaskScope : IAsyncDisposable
                     TrySetResult(default!);
                 }
             }
-            catch (OperationCanceledException) when (token.IsCancellationRequested)
+            catch (OperationCanceledException e) when (token.IsCancellationRequested || scope.IsStoppingToken(e.CancellationToken))
             {
-                TrySetCanceled(token);
+                TrySetCanceled(token.IsCancellationRequested ? token : e.CancellationToken);
             }
             catch (Exception e)
             {

@@ -15,7 +15,14 @@ public sealed class TaskScopeOptions
     /// <see langword="null"/> or <see cref="System.Threading.Timeout.InfiniteTimeSpan"/>: no deadline.</summary>
     public TimeSpan? Timeout { get; init; }
 
-    /// <summary>The clock of <see cref="Timeout"/>. Default: <see cref="System.TimeProvider.System"/>.</summary>
+    /// <summary>When <see langword="true"/>, <see cref="Timeout"/> ends the scope quietly, as
+    /// <see cref="TaskScope.Stop()"/> does (Trio's <c>move_on_after</c>): the join completes normally unless a child
+    /// failed, and <c>RunAsync&lt;T&gt;</c> returns <see langword="default"/> if the body had not finished. Default:
+    /// <see langword="false"/>, a <see cref="TimeoutException"/>.</summary>
+    public bool TimeoutEndsQuietly { get; init; }
+
+    /// <summary>The clock of <see cref="Timeout"/> and of the grace of <see cref="TaskScope.Stop(TimeSpan)"/>.
+    /// Default: <see cref="System.TimeProvider.System"/>.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
     /// <summary>A name for diagnostics: it appears in timeout messages and unobserved-failure events.</summary>

@@ -1,0 +1,25 @@
+namespace AsyncScopes.Tests.Support;
+
+/// <summary>The gates the concurrency tests wait on: no test waits for time to pass.</summary>
+internal static class Gates
+{
+    /// <summary>A gate whose continuations run off the thread that opens it.</summary>
+    public static TaskCompletionSource NewGate() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes when <paramref name="token"/> is cancelled, off the thread that cancelled it.</summary>
+    public static async Task WhenCancelled(CancellationToken token)
+    {
+        var cancelled = NewGate();
+        using (token.Register(() => cancelled.TrySetResult()))
+        {
+            await cancelled.Task;
+        }
+    }
+
+    /// <summary>Waits, within <paramref name="patience"/>, for <paramref name="task"/> to complete in any way.</summary>
+    public static async Task Settled(Task task, TimeSpan patience)
+    {
+        await task.WaitAsync(patience).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing | ConfigureAwaitOptions.ContinueOnCapturedContext);
+        Assert.True(task.IsCompleted, $"The task did not complete within {patience}.");
+    }
+}
