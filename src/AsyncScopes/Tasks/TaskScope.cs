@@ -20,7 +20,7 @@ namespace AsyncScopes;
 /// <see cref="ScopeDiagnostics.UnobservedFailure"/>.</para>
 /// </remarks>
 [DebuggerDisplay("TaskScope {_name}, cancelled = {Token.IsCancellationRequested}")]
-public sealed class TaskScope : IAsyncDisposable
+public sealed partial class TaskScope : IAsyncDisposable
 {
     // _counts: the children ever started (low 32 bits, wrapping) and two flags, written by whoever starts children.
     // _finished: the children that finished (or never ran), on a cache line of its own, written by the children. The
