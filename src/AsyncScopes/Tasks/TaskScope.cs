@@ -120,8 +120,10 @@ public sealed partial class TaskScope : IAsyncDisposable
     /// the unit of work they are in (drain a queue, answer a close frame) before <see cref="Token"/> fires; and
     /// cancelled, at the latest, when <see cref="Token"/> is.
     /// </summary>
-    /// <remarks>Costs nothing until it is first read. A child that ends with an <see cref="OperationCanceledException"/>
-    /// for this token is cancelled, not failed. A callback registered on it that throws is a failure of the scope.</remarks>
+    /// <remarks>Costs nothing until it is first read. A child (or the body) that ends with an
+    /// <see cref="OperationCanceledException"/> whose token is this one is cancelled, not failed; one for a token linked
+    /// to it is a failure, as for any other token, unless <see cref="Token"/> is cancelled by then. A callback
+    /// registered on it before it fires and that throws is a failure of the scope.</remarks>
     public CancellationToken Stopping
     {
         get
@@ -136,18 +138,12 @@ public sealed partial class TaskScope : IAsyncDisposable
                 return _source.Token;
             }
 
-            stop = new StopState();
-            if (Interlocked.CompareExchange(ref _stop, stop, null) is { } published)
-            {
-                stop.Stopping.Dispose();
-                return published.Stopping.Token;
-            }
-
-            // Published after a stop or a cancellation read no source to cancel: cancel it here (no callback can be
-            // registered on it yet, so none can throw).
+            stop = PublishStopState();
             if (CancellationReason != ScopeCancellationReason.None)
             {
-                stop.Stopping.Cancel();
+                // A stop or a cancellation came before it was published and found nothing to cancel: cancel it here,
+                // as a member of the scope (its callbacks may throw, and their failures are the scope's).
+                CancelStoppingAsMember();
             }
 
             return stop.Stopping.Token;
@@ -214,7 +210,8 @@ public sealed partial class TaskScope : IAsyncDisposable
     /// doing; <see cref="Token"/> fires when <paramref name="grace"/> has passed on the scope's
     /// <see cref="TaskScopeOptions.TimeProvider"/>, or at once on a failure, <see cref="Cancel"/>, <see cref="Stop()"/>,
     /// the outer token, the timeout or disposal. A child that finishes during the grace is not cancelled, and when
-    /// every child finished in time <see cref="Token"/> never fires. The join completes as after <see cref="Stop()"/>.
+    /// every child returned and the scope was joined before the grace ended, <see cref="Token"/> never fires. The join
+    /// completes as after <see cref="Stop()"/>.
     /// </summary>
     /// <param name="grace">How long children have after <see cref="Stopping"/>; <see cref="TimeSpan.Zero"/> is
     /// <see cref="Stop()"/>, <see cref="Timeout.InfiniteTimeSpan"/> waits for them without ever firing <see cref="Token"/>
@@ -245,10 +242,10 @@ public sealed partial class TaskScope : IAsyncDisposable
                 return; // another request came first
             }
 
-            _ = Stopping; // made now if nobody read it yet, so that it is cancelled below
+            var stop = PublishStopState(); // made now if nobody read Stopping yet, so that it is cancelled below
             if (grace != Timeout.InfiniteTimeSpan)
             {
-                Volatile.Write(ref _stop!.GraceTimer, Cancellation.StartTimer(
+                Volatile.Write(ref stop.GraceTimer, Cancellation.StartTimer(
                     _options.TimeProvider, static state => ((TaskScope)state!).RequestCancel(ScopeCancellationReason.Stop), this, grace));
             }
 
@@ -265,10 +262,13 @@ public sealed partial class TaskScope : IAsyncDisposable
 
     /// <summary>Waits for every child, including children started while waiting, and closes the scope.</summary>
     /// <returns>
-    /// The same task on every call. It succeeds when no child failed and the scope was not cancelled. With failures,
+    /// The same task on every call. It succeeds when no child failed and the scope was not cancelled, or was stopped
+    /// (<see cref="Stop()"/>, <see cref="Stop(TimeSpan)"/>, a timeout with <see cref="TaskScopeOptions.TimeoutEndsQuietly"/>)
+    /// while the outer token was not cancelled. With failures,
     /// it faults with <em>all</em> of them, the first one first (<c>await</c> rethrows the root cause,
-    /// <see cref="Task.Exception"/> holds them all). With no failure but the timeout fired: a
-    /// <see cref="TimeoutException"/>. With no failure, cancelled from outside or by <see cref="Cancel"/>: cancelled.
+    /// <see cref="Task.Exception"/> holds them all). With no failure but the timeout fired first (and not quietly): a
+    /// <see cref="TimeoutException"/>. With no failure, cancelled from outside or by <see cref="Cancel"/> first:
+    /// cancelled. <see cref="CancellationReason"/> names the first request.
     /// </returns>
     /// <remarks>Calling it before the scope closed makes its failures observed: they are not reported to
     /// <see cref="ScopeDiagnostics.UnobservedFailure"/>.</remarks>
@@ -529,6 +529,8 @@ public sealed partial class TaskScope : IAsyncDisposable
         Interlocked.CompareExchange(ref _cancelReason, (int)reason, (int)ScopeCancellationReason.None);
         try
         {
+            CancelStopping(); // Stopping fires before Token, so that Token's callbacks see it fired
+
             // Callbacks registered on Token that threw: failures of the scope like any other, never lost.
             if (Cancellation.CancelCatchingCallbackFailures(_source) is { } callbackFailures)
             {
@@ -550,7 +552,6 @@ public sealed partial class TaskScope : IAsyncDisposable
     // Runs once, when Token is cancelled for any reason; every cause recorded its reason before cancelling.
     private void OnCancelled()
     {
-        CancelStopping(); // Stopping fires no later than Token
         int drained = 0;
         if (_maxConcurrency > 0)
         {
@@ -567,6 +568,51 @@ public sealed partial class TaskScope : IAsyncDisposable
         if (drained > 0 && MarkFinished(drained))
         {
             FinishClose();
+        }
+    }
+
+    // The stop state, made and published once.
+    private StopState PublishStopState()
+    {
+        if (Volatile.Read(ref _stop) is { } stop)
+        {
+            return stop;
+        }
+
+        stop = new StopState();
+        if (Interlocked.CompareExchange(ref _stop, stop, null) is { } published)
+        {
+            stop.Stopping.Dispose();
+            return published;
+        }
+
+        return stop;
+    }
+
+    // CancelStopping for a caller that is not a member of the scope (a reader of Stopping). Once the scope closed its
+    // failures have nowhere to go but UnobservedFailure.
+    private void CancelStoppingAsMember()
+    {
+        if (TryAddActive())
+        {
+            try
+            {
+                CancelStopping();
+            }
+            finally
+            {
+                if (MarkFinished(1))
+                {
+                    FinishClose();
+                }
+            }
+        }
+        else if (Volatile.Read(ref _stop) is { } stop && Cancellation.CancelCatchingCallbackFailures(stop.Stopping) is { } failures)
+        {
+            foreach (var failure in failures)
+            {
+                ScopeDiagnostics.ReportUnobserved(_name, failure);
+            }
         }
     }
 

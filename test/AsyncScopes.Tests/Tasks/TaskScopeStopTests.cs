@@ -308,6 +308,43 @@ public sealed class TaskScopeStopTests
         Assert.Equal(ScopeCancellationReason.None, scope.CancellationReason);
     }
 
+    [Fact]
+    public async Task Stopping_has_fired_when_the_callbacks_of_Token_run()
+    {
+        var scope = new TaskScope();
+        var stopping = scope.Stopping;
+        var seenByTokenCallback = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        scope.Token.Register(() => seenByTokenCallback.TrySetResult(stopping.IsCancellationRequested));
+
+        scope.Cancel();
+
+        Assert.True(await seenByTokenCallback.Task.WaitAsync(Patience));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => scope.JoinAsync().WaitAsync(Patience));
+    }
+
+    [Fact]
+    public async Task Stop_with_a_grace_racing_Cancel_and_reads_of_Stopping_never_throws_and_always_ends()
+    {
+        // Bounded: each round races the three on the thread pool from one gate; whatever the order, the calls return,
+        // Stopping and Token end cancelled, and the join completes (quietly when Stop came first).
+        for (var round = 0; round < 500; round++)
+        {
+            var scope = new TaskScope();
+            var start = NewGate();
+            var stop = Task.Run(async () => { await start.Task; scope.Stop(TimeSpan.FromHours(1)); });
+            var cancel = Task.Run(async () => { await start.Task; scope.Cancel(); });
+            var read = Task.Run(async () => { await start.Task; return scope.Stopping; });
+
+            start.SetResult();
+            await Task.WhenAll(stop, cancel, read).WaitAsync(Patience);
+
+            Assert.True((await read).IsCancellationRequested);
+            Assert.True(scope.Token.IsCancellationRequested);
+            await Settled(scope.JoinAsync());
+            Assert.Equal(scope.CancellationReason == ScopeCancellationReason.Stop, scope.JoinAsync().IsCompletedSuccessfully);
+        }
+    }
+
     // --- CancellationReason ----------------------------------------------------------------------------------------
 
     [Fact]
