@@ -1,0 +1,131 @@
+using static AsyncScopes.Tests.Support.Gates;
+
+namespace AsyncScopes.Tests.Tasks;
+
+/// <summary><see cref="TaskScope.StartAsync{TReady}"/>: start a child and wait until it says it is ready.</summary>
+public sealed class TaskScopeStartAsyncTests
+{
+    // Bounds every wait on the library, so that a bug fails the test instead of hanging the run.
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task It_returns_the_value_passed_when_ready_and_the_child_goes_on_in_the_scope()
+    {
+        var scope = new TaskScope();
+        var stop = NewGate();
+        var served = NewGate();
+
+        var port = await scope.StartAsync<int>(async (ready, token) =>
+        {
+            ready(8080); // listening
+            await stop.Task;
+            served.SetResult();
+        }).WaitAsync(Patience);
+
+        Assert.Equal(8080, port);
+        Assert.False(served.Task.IsCompleted);
+        stop.SetResult();
+        await scope.JoinAsync().WaitAsync(Patience);
+        Assert.True(served.Task.IsCompleted);
+    }
+
+    [Fact]
+    public async Task A_failure_before_ready_is_the_callers_and_leaves_the_scope_and_its_other_children_running()
+    {
+        var scope = new TaskScope();
+        var siblingWaiting = NewGate();
+        var release = NewGate();
+        var sibling = scope.Start(async token =>
+        {
+            siblingWaiting.SetResult();
+            await release.Task;
+        });
+        await siblingWaiting.Task.WaitAsync(Patience);
+        var failure = new InvalidOperationException("could not bind");
+
+        var thrown = await Assert.ThrowsAsync<InvalidOperationException>(
+            () => scope.StartAsync<int>((_, _) => Task.FromException(failure)).WaitAsync(Patience));
+
+        Assert.Same(failure, thrown);
+        Assert.False(scope.Token.IsCancellationRequested);
+        Assert.False(sibling.IsCompleted);
+        release.SetResult();
+        await scope.JoinAsync().WaitAsync(Patience);
+    }
+
+    [Fact]
+    public async Task A_return_without_ready_is_an_InvalidOperationException_and_the_scope_stays_healthy()
+    {
+        var scope = new TaskScope();
+
+        await Assert.ThrowsAsync<InvalidOperationException>(
+            () => scope.StartAsync((_, _) => Task.CompletedTask).WaitAsync(Patience));
+
+        await scope.JoinAsync().WaitAsync(Patience);
+        Assert.Equal(ScopeCancellationReason.None, scope.CancellationReason);
+    }
+
+    [Fact]
+    public async Task Calling_ready_twice_throws_in_the_child()
+    {
+        var scope = new TaskScope();
+        var second = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        await scope.StartAsync((ready, _) =>
+        {
+            ready();
+            second.SetResult(Record.Exception(ready));
+            return Task.CompletedTask;
+        }).WaitAsync(Patience);
+
+        Assert.IsType<InvalidOperationException>(await second.Task.WaitAsync(Patience));
+        await scope.JoinAsync().WaitAsync(Patience);
+    }
+
+    [Fact]
+    public async Task A_scope_cancelled_before_ready_cancels_StartAsync()
+    {
+        var scope = new TaskScope();
+        var waiting = NewGate();
+        var starting = scope.StartAsync<int>(async (ready, token) =>
+        {
+            waiting.SetResult();
+            await Task.Delay(Timeout.Infinite, token);
+            ready(1);
+        });
+        await waiting.Task.WaitAsync(Patience);
+
+        scope.Stop();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => starting.WaitAsync(Patience));
+        await scope.JoinAsync().WaitAsync(Patience);
+    }
+
+    [Fact]
+    public async Task A_failure_after_ready_is_the_scopes()
+    {
+        var scope = new TaskScope();
+        var fail = NewGate();
+        var failure = new InvalidOperationException("after ready");
+
+        await scope.StartAsync(async (ready, _) =>
+        {
+            ready();
+            await fail.Task;
+            throw failure;
+        }).WaitAsync(Patience);
+        fail.SetResult();
+
+        var thrown = await Assert.ThrowsAsync<InvalidOperationException>(() => scope.JoinAsync().WaitAsync(Patience));
+        Assert.Same(failure, thrown);
+    }
+
+    [Fact]
+    public async Task A_closed_scope_refuses_to_start()
+    {
+        var scope = new TaskScope();
+        await scope.JoinAsync().WaitAsync(Patience);
+
+        Assert.Throws<InvalidOperationException>(() => { _ = scope.StartAsync((_, _) => Task.CompletedTask); });
+    }
+}
