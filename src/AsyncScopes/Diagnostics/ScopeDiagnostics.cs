@@ -57,6 +57,17 @@ public static class ScopeDiagnostics
     /// cannot break the operation that reported; the other handlers still run.</remarks>
     public static event EventHandler<UnobservedScopeFailureEventArgs>? UnobservedFailure;
 
+    /// <summary>
+    /// Raised once per child of a <see cref="TaskScope"/> with <see cref="TaskScopeOptions.StragglerTimeout"/> that is
+    /// still running that long after the scope's token fired: the code that holds up a shutdown. The scope still waits
+    /// for it. The sender is <see langword="null"/>.
+    /// </summary>
+    /// <remarks>Handlers run on the timer's thread. An exception thrown by a handler is caught and ignored; the other
+    /// handlers still run.</remarks>
+    public static event EventHandler<ScopeStragglerEventArgs>? Straggler;
+
+    internal static void ReportStraggler(ScopeStragglerEventArgs straggler) => Raise(Straggler, straggler);
+
     internal static void ReportUnobserved(string? scopeName, Exception exception) =>
         Raise(UnobservedFailure, new UnobservedScopeFailureEventArgs(scopeName, exception));
 

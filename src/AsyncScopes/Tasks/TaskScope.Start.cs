@@ -23,7 +23,7 @@ public sealed partial class TaskScope
     {
         ArgumentNullException.ThrowIfNull(work);
         var start = new ReadySignal<TReady>();
-        _ = StartCore<VoidResult>(new Func<CancellationToken, Task>(token => start.RunAsync(work, token)));
+        _ = StartCore<VoidResult>(new Func<CancellationToken, Task>(token => start.RunAsync(work, token)), null);
         return start.Task;
     }
 

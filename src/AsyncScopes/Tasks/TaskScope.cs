@@ -82,6 +82,11 @@ public sealed partial class TaskScope : IAsyncDisposable
         _name = options.Name;
         _options = options;
         _source = new CancellationTokenSource();
+        if (options.StragglerTimeout is { } stragglerTimeout && stragglerTimeout != Timeout.InfiniteTimeSpan)
+        {
+            _stop = new StopState { Stragglers = new StragglerWatch(stragglerTimeout, options.TimeProvider) };
+        }
+
         _tracker = tracked ? ScopeTracker.StartIfTracking("TaskScope", _name) : null;
         ScopeMetrics.OpenScopes.Add(1, KindTag);
         _source.Token.UnsafeRegister(static state => ((TaskScope)state!).OnCancelled(), this);
@@ -171,7 +176,20 @@ public sealed partial class TaskScope : IAsyncDisposable
     public Task Start(Func<CancellationToken, Task> work)
     {
         ArgumentNullException.ThrowIfNull(work);
-        return StartCore<VoidResult>(work);
+        return StartCore<VoidResult>(work, null);
+    }
+
+    /// <summary>Starts a named child: <see cref="Start(Func{CancellationToken, Task})"/>, with a name that a straggler
+    /// report gives (<see cref="TaskScopeOptions.StragglerTimeout"/>).</summary>
+    /// <param name="work">The child; it receives <see cref="Token"/>.</param>
+    /// <param name="name">The child's name in diagnostics: "connection 42", "send loop".</param>
+    /// <returns>The child's own outcome, with the rules of <see cref="Start(Func{CancellationToken, Task})"/>.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="work"/> is null.</exception>
+    /// <exception cref="InvalidOperationException">The scope is closed (joined or disposed).</exception>
+    public Task Start(Func<CancellationToken, Task> work, string? name)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        return StartCore<VoidResult>(work, name);
     }
 
     /// <summary>
@@ -186,7 +204,21 @@ public sealed partial class TaskScope : IAsyncDisposable
     public Task<T> Start<T>(Func<CancellationToken, Task<T>> work)
     {
         ArgumentNullException.ThrowIfNull(work);
-        return StartCore<T>(work);
+        return StartCore<T>(work, null);
+    }
+
+    /// <summary>Starts a named child with a result: <see cref="Start{T}(Func{CancellationToken, Task{T}})"/>, with a
+    /// name that a straggler report gives.</summary>
+    /// <typeparam name="T">The type of the child's result.</typeparam>
+    /// <param name="work">The child; it receives <see cref="Token"/>.</param>
+    /// <param name="name">The child's name in diagnostics.</param>
+    /// <returns>The child's own outcome, with the rules of <see cref="Start(Func{CancellationToken, Task})"/>.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="work"/> is null.</exception>
+    /// <exception cref="InvalidOperationException">The scope is closed (joined or disposed).</exception>
+    public Task<T> Start<T>(Func<CancellationToken, Task<T>> work, string? name)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        return StartCore<T>(work, name);
     }
 
     /// <summary>Cancels <see cref="Token"/>. The scope still waits for its children when joined or disposed; the
@@ -412,7 +444,7 @@ public sealed partial class TaskScope : IAsyncDisposable
         return new Race<T>(all, cancellationToken).RunAsync();
     }
 
-    private Task<T> StartCore<T>(Delegate work)
+    private Task<T> StartCore<T>(Delegate work, string? name)
     {
         if (!TryAddActive())
         {
@@ -431,6 +463,8 @@ public sealed partial class TaskScope : IAsyncDisposable
         }
 
         var child = new Child<T>(this, work, ExecutionContext.Capture());
+        var watch = Volatile.Read(ref _stop)?.Stragglers;
+        watch?.Add(child, name);
         if (_maxConcurrency > 0)
         {
             lock (_lock)
@@ -453,6 +487,7 @@ public sealed partial class TaskScope : IAsyncDisposable
 
             if (child.Task.IsCanceled)
             {
+                watch?.Remove(child);
                 if (MarkFinished(1))
                 {
                     FinishClose();
@@ -483,8 +518,9 @@ public sealed partial class TaskScope : IAsyncDisposable
     }
 
     // Runs after the child's task completed, so that a completed join means completed child tasks.
-    private void OnChildFinished()
+    private void OnChildFinished(IChild child)
     {
+        Volatile.Read(ref _stop)?.Stragglers?.Remove(child);
         if (ScopeMetrics.RunningChildren.Enabled)
         {
             ScopeMetrics.RunningChildren.Add(-1);
@@ -539,6 +575,8 @@ public sealed partial class TaskScope : IAsyncDisposable
                     (_failures ??= []).AddRange(callbackFailures);
                 }
             }
+
+            Volatile.Read(ref _stop)?.Stragglers?.Arm(this); // Token fired: children still running after the timeout are reported
         }
         finally
         {
@@ -557,9 +595,12 @@ public sealed partial class TaskScope : IAsyncDisposable
         {
             lock (_lock)
             {
+                var watch = Volatile.Read(ref _stop)?.Stragglers;
                 while (_waiting is { Count: > 0 })
                 {
-                    _waiting.Dequeue().CancelWithoutRunning(_source.Token);
+                    var waiting = _waiting.Dequeue();
+                    waiting.CancelWithoutRunning(_source.Token);
+                    watch?.Remove(waiting);
                     drained++;
                 }
             }
@@ -710,6 +751,7 @@ public sealed partial class TaskScope : IAsyncDisposable
         if (Volatile.Read(ref _stop) is { } stop)
         {
             Volatile.Read(ref stop.GraceTimer)?.Dispose();
+            stop.Stragglers?.Dispose();
         }
 
         var reason = CancellationReason;
@@ -817,6 +859,9 @@ public sealed partial class TaskScope : IAsyncDisposable
 #pragma warning disable CA1051 // A field on purpose: Volatile needs it by reference.
         public ITimer? GraceTimer;
 #pragma warning restore CA1051
+
+        /// <summary>The running children, with <see cref="TaskScopeOptions.StragglerTimeout"/>: made with the scope.</summary>
+        public StragglerWatch? Stragglers { get; init; }
     }
 
     /// <summary>The result type of children started without one.</summary>
@@ -844,7 +889,7 @@ public sealed partial class TaskScope : IAsyncDisposable
         void CancelWithoutRunning(CancellationToken token);
     }
 
-    /// <summary>One child: its own outcome (the task <see cref="Start{T}"/> returns) and its thread-pool work item, in
+    /// <summary>One child: its own outcome (the task <see cref="Start{T}(Func{CancellationToken, Task{T}})"/> returns) and its thread-pool work item, in
     /// one object.</summary>
     private sealed class Child<T>(TaskScope scope, Delegate work, ExecutionContext? context)
         : TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously), IChild, IThreadPoolWorkItem
@@ -905,7 +950,7 @@ public sealed partial class TaskScope : IAsyncDisposable
                 _ = Task.Exception; // the scope surfaces it; an ignored child task must not raise it again
             }
 
-            scope.OnChildFinished();
+            scope.OnChildFinished(this);
         }
     }
 

@@ -25,6 +25,12 @@ public sealed class TaskScopeOptions
     /// Default: <see cref="System.TimeProvider.System"/>.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
+    /// <summary>How long after the scope's token fired a child may still run before it is reported, once, through
+    /// <see cref="ScopeDiagnostics.Straggler"/> (with its name and, with leak tracking on, where it was started). The
+    /// scope still waits for it. <see langword="null"/> (the default) or <see cref="System.Threading.Timeout.InfiniteTimeSpan"/>:
+    /// no report, and nothing recorded per child.</summary>
+    public TimeSpan? StragglerTimeout { get; init; }
+
     /// <summary>A name for diagnostics: it appears in timeout messages and unobserved-failure events.</summary>
     public string? Name { get; init; }
 
@@ -45,6 +51,11 @@ public sealed class TaskScopeOptions
         if (Timeout is { } timeout)
         {
             Cancellation.ThrowIfTimeoutOutOfRange(timeout, nameof(Timeout), infiniteAllowed: true);
+        }
+
+        if (StragglerTimeout is { } stragglerTimeout)
+        {
+            Cancellation.ThrowIfTimeoutOutOfRange(stragglerTimeout, nameof(StragglerTimeout), infiniteAllowed: true);
         }
 
         if (TimeProvider is null)
