@@ -32,15 +32,20 @@ public sealed class MovableDeadline : IDisposable
     {
         _timeProvider = timeProvider;
         _when = when;
+        _timer = Cancellation.StartTimer(timeProvider, static state => ((MovableDeadline)state!).OnTimer(), this, Timeout.InfiniteTimeSpan);
+        bool due;
         lock (_lock)
         {
-            _timer = Cancellation.StartTimer(timeProvider, static state => ((MovableDeadline)state!).OnTimer(), this, Timeout.InfiniteTimeSpan);
-            Arm();
+            due = ArmOrEnd();
         }
 
-        if (cancellationToken.CanBeCanceled)
+        if (due)
         {
-            _outerRegistration = cancellationToken.UnsafeRegister(static state => ((MovableDeadline)state!).End(expired: false), this);
+            Fire();
+        }
+        else if (cancellationToken.CanBeCanceled)
+        {
+            _outerRegistration = cancellationToken.UnsafeRegister(static state => ((MovableDeadline)state!).OnOuterCancelled(), this);
         }
     }
 
@@ -70,7 +75,8 @@ public sealed class MovableDeadline : IDisposable
     /// <param name="timeProvider">The clock; <see langword="null"/> for <see cref="TimeProvider.System"/>.</param>
     /// <param name="cancellationToken">An outer token: its cancellation cancels <see cref="Token"/> as well.</param>
     /// <returns>The deadline, armed.</returns>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="delay"/> is negative.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="delay"/> is negative, or puts the deadline beyond
+    /// <see cref="DateTimeOffset.MaxValue"/>.</exception>
     public static MovableDeadline After(TimeSpan delay, TimeProvider? timeProvider = null, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(delay, TimeSpan.Zero);
@@ -92,6 +98,7 @@ public sealed class MovableDeadline : IDisposable
     /// disposed): it stays where it was.</returns>
     public bool Reschedule(DateTimeOffset when)
     {
+        bool due;
         lock (_lock)
         {
             if (_ended)
@@ -100,16 +107,24 @@ public sealed class MovableDeadline : IDisposable
             }
 
             _when = when;
-            Arm();
-            return true;
+            due = ArmOrEnd();
         }
+
+        if (due)
+        {
+            Fire();
+        }
+
+        return true;
     }
 
     /// <summary>Moves the deadline by <paramref name="delta"/> (a negative one brings it closer).</summary>
     /// <param name="delta">How far to move it.</param>
     /// <returns><see langword="false"/> when the deadline had already ended.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">The deadline would be outside the range of <see cref="DateTimeOffset"/>.</exception>
     public bool Extend(TimeSpan delta)
     {
+        bool due;
         lock (_lock)
         {
             if (_ended)
@@ -118,12 +133,19 @@ public sealed class MovableDeadline : IDisposable
             }
 
             _when += delta;
-            Arm();
-            return true;
+            due = ArmOrEnd();
         }
+
+        if (due)
+        {
+            Fire();
+        }
+
+        return true;
     }
 
-    /// <summary>Releases the timer and the link to the outer token; <see cref="Token"/> is not cancelled by it.</summary>
+    /// <summary>Releases the timer and the link to the outer token; <see cref="Token"/> is not cancelled by it (a deadline
+    /// that was firing on another thread as this is called may still cancel it).</summary>
     public void Dispose()
     {
         lock (_lock)
@@ -132,45 +154,44 @@ public sealed class MovableDeadline : IDisposable
         }
 
         _timer.Dispose();
-        _outerRegistration.Dispose();
+        _outerRegistration.Unregister(); // not Dispose: that would wait for a callback running on another thread
     }
 
-    // Under the lock. A timer cannot wait longer than Cancellation.MaxTimeout: a farther deadline re-arms when it wakes.
-    private void Arm()
+    // Under the lock: true when the deadline is due now, and then it has ended (the caller fires it once it let go of
+    // the lock, so that no callback on Token runs under it). A timer cannot wait longer than Cancellation.MaxTimeout: a
+    // farther deadline re-arms when it wakes. The delay is rounded up to whole milliseconds, as timers count them:
+    // rounded down, the timer would wake just early and again for the rest.
+    private bool ArmOrEnd()
     {
         var due = _when - _timeProvider.GetUtcNow();
-        if (due < TimeSpan.Zero)
+        if (due <= TimeSpan.Zero)
         {
-            due = TimeSpan.Zero;
-        }
-        else if (due > Cancellation.MaxTimeout)
-        {
-            due = Cancellation.MaxTimeout;
+            _ended = true;
+            Volatile.Write(ref _expired, true);
+            return true;
         }
 
+        due = due > Cancellation.MaxTimeout ? Cancellation.MaxTimeout : TimeSpan.FromMilliseconds(Math.Ceiling(due.TotalMilliseconds));
         _timer.Change(due, Timeout.InfiniteTimeSpan);
+        return false;
     }
 
     private void OnTimer()
     {
+        bool due;
         lock (_lock)
         {
-            if (_ended)
-            {
-                return;
-            }
-
-            if (_timeProvider.GetUtcNow() < _when)
-            {
-                Arm(); // moved later since the timer was set, or farther than a timer waits
-                return;
-            }
+            // Ended already, or moved later since the timer was set, or farther than a timer waits: re-armed.
+            due = !_ended && ArmOrEnd();
         }
 
-        End(expired: true);
+        if (due)
+        {
+            Fire();
+        }
     }
 
-    private void End(bool expired)
+    private void OnOuterCancelled()
     {
         lock (_lock)
         {
@@ -180,12 +201,17 @@ public sealed class MovableDeadline : IDisposable
             }
 
             _ended = true;
-            if (expired)
-            {
-                Volatile.Write(ref _expired, true);
-            }
         }
 
+        Fire();
+    }
+
+    // Once, after the deadline ended: releases the timer and the link to the outer token (a fired deadline nobody
+    // disposes keeps nothing alive), then cancels Token.
+    private void Fire()
+    {
+        _timer.Dispose();
+        _outerRegistration.Unregister();
         if (Cancellation.CancelCatchingCallbackFailures(_source) is { } failures)
         {
             foreach (var failure in failures)

@@ -149,6 +149,19 @@ public sealed class MovableDeadlineTests
     }
 
     [Fact]
+    public void Its_callbacks_run_outside_its_lock_when_a_move_fires_it()
+    {
+        var time = new FakeTimeProvider();
+        using var deadline = MovableDeadline.After(10 * Second, time);
+        var readElsewhere = false;
+        deadline.Token.Register(() => readElsewhere = Task.Run(() => deadline.When).Wait(TimeSpan.FromSeconds(30)));
+
+        deadline.Reschedule(time.GetUtcNow() - Second);
+
+        Assert.True(readElsewhere);
+    }
+
+    [Fact]
     public void Moving_it_allocates_nothing()
     {
         using var deadline = MovableDeadline.After(TimeSpan.FromHours(1));

@@ -91,6 +91,42 @@ public sealed class TaskScopeContextTests
     }
 
     [Fact]
+    public async Task Failures_of_other_exits_before_it_are_listed_once_and_flat()
+    {
+        var blockFailure = new InvalidOperationException("block");
+        var resourceFailure = new IOException("resource exit");
+        var childFailure = new FormatException("child, while cancelled");
+        var resource = AsyncContext.Create(_ => new ValueTask<int>(1), (int _, Exception? _) => throw resourceFailure);
+        var waiting = NewGate();
+
+        var thrown = await Assert.ThrowsAsync<ScopeExitException>(() => AsyncExitStack.RunAsync(async (stack, ct) =>
+        {
+            var scope = await stack.EnterAsync(TaskScope.Context(), ct);
+            await stack.EnterAsync(resource, ct); // exited first: it sees the block's failure and adds its own
+            _ = scope.Start(async token =>
+            {
+                waiting.SetResult();
+                await WhenCancelled(token);
+                throw childFailure;
+            });
+            await waiting.Task;
+            throw blockFailure;
+        }).WaitAsync(Patience));
+
+        Assert.Equal([blockFailure, resourceFailure, childFailure], thrown.InnerExceptions);
+    }
+
+    [Fact]
+    public async Task A_block_stopped_by_its_own_scope_ends_quietly()
+    {
+        await TaskScope.Context().WithAsync(async (scope, ct) =>
+        {
+            scope.Stop();
+            await Task.Delay(Timeout.Infinite, scope.Token);
+        }).WaitAsync(Patience);
+    }
+
+    [Fact]
     public async Task A_completed_block_joins_and_a_child_failure_is_thrown()
     {
         var failure = new InvalidOperationException("child");
