@@ -25,7 +25,7 @@ namespace AsyncScopes;
 /// <c>(false, default)</c>.</para>
 /// <para>The work must observe its token: work that ignores cancellation is waited for until it ends.</para>
 /// </remarks>
-public static class Deadline
+public static partial class Deadline
 {
     /// <summary>Runs <paramref name="work"/> with a token cancelled after <paramref name="timeout"/>, and waits for it.</summary>
     /// <typeparam name="T">The type of the work's result.</typeparam>

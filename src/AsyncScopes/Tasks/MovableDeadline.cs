@@ -28,7 +28,7 @@ public sealed class MovableDeadline : IDisposable
     private bool _ended; // fired, cancelled from outside or disposed: it does not move any more
     private bool _expired;
 
-    private MovableDeadline(DateTimeOffset when, TimeProvider timeProvider, CancellationToken cancellationToken)
+    private MovableDeadline(DateTimeOffset when, CancellationToken cancellationToken, TimeProvider timeProvider)
     {
         _timeProvider = timeProvider;
         _when = when;
@@ -72,25 +72,25 @@ public sealed class MovableDeadline : IDisposable
 
     /// <summary>A deadline <paramref name="delay"/> from now.</summary>
     /// <param name="delay">From now; <see cref="TimeSpan.Zero"/> fires at once.</param>
-    /// <param name="timeProvider">The clock; <see langword="null"/> for <see cref="TimeProvider.System"/>.</param>
     /// <param name="cancellationToken">An outer token: its cancellation cancels <see cref="Token"/> as well.</param>
+    /// <param name="timeProvider">The clock; <see langword="null"/> for <see cref="TimeProvider.System"/>.</param>
     /// <returns>The deadline, armed.</returns>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="delay"/> is negative, or puts the deadline beyond
     /// <see cref="DateTimeOffset.MaxValue"/>.</exception>
-    public static MovableDeadline After(TimeSpan delay, TimeProvider? timeProvider = null, CancellationToken cancellationToken = default)
+    public static MovableDeadline After(TimeSpan delay, CancellationToken cancellationToken = default, TimeProvider? timeProvider = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(delay, TimeSpan.Zero);
         timeProvider ??= TimeProvider.System;
-        return new MovableDeadline(timeProvider.GetUtcNow() + delay, timeProvider, cancellationToken);
+        return new MovableDeadline(timeProvider.GetUtcNow() + delay, cancellationToken, timeProvider);
     }
 
     /// <summary>A deadline at <paramref name="when"/>; one in the past fires at once.</summary>
     /// <param name="when">When it fires, on <paramref name="timeProvider"/>'s clock.</param>
-    /// <param name="timeProvider">The clock; <see langword="null"/> for <see cref="TimeProvider.System"/>.</param>
     /// <param name="cancellationToken">An outer token: its cancellation cancels <see cref="Token"/> as well.</param>
+    /// <param name="timeProvider">The clock; <see langword="null"/> for <see cref="TimeProvider.System"/>.</param>
     /// <returns>The deadline, armed.</returns>
-    public static MovableDeadline At(DateTimeOffset when, TimeProvider? timeProvider = null, CancellationToken cancellationToken = default) =>
-        new(when, timeProvider ?? TimeProvider.System, cancellationToken);
+    public static MovableDeadline At(DateTimeOffset when, CancellationToken cancellationToken = default, TimeProvider? timeProvider = null) =>
+        new(when, cancellationToken, timeProvider ?? TimeProvider.System);
 
     /// <summary>Moves the deadline to <paramref name="when"/>, earlier or later; into the past, it fires at once.</summary>
     /// <param name="when">The new deadline, on <see cref="TimeProvider"/>'s clock.</param>

@@ -11,7 +11,7 @@ public sealed class MovableDeadlineTests
     public void It_fires_when_its_time_comes_and_not_before()
     {
         var time = new FakeTimeProvider();
-        using var deadline = MovableDeadline.After(10 * Second, time);
+        using var deadline = MovableDeadline.After(10 * Second, timeProvider: time);
 
         time.Advance(10 * Second - TimeSpan.FromTicks(1));
         Assert.False(deadline.Token.IsCancellationRequested);
@@ -25,7 +25,7 @@ public sealed class MovableDeadlineTests
     public void Extended_by_every_frame_it_fires_only_after_the_silence()
     {
         var time = new FakeTimeProvider();
-        using var idle = MovableDeadline.After(10 * Second, time);
+        using var idle = MovableDeadline.After(10 * Second, timeProvider: time);
 
         for (var frame = 0; frame < 5; frame++)
         {
@@ -43,7 +43,7 @@ public sealed class MovableDeadlineTests
     public void Moved_earlier_it_fires_earlier()
     {
         var time = new FakeTimeProvider();
-        using var deadline = MovableDeadline.After(10 * Second, time);
+        using var deadline = MovableDeadline.After(10 * Second, timeProvider: time);
 
         Assert.True(deadline.Extend(-7 * Second));
         time.Advance(3 * Second);
@@ -56,7 +56,7 @@ public sealed class MovableDeadlineTests
     public void Moved_into_the_past_it_fires_at_once()
     {
         var time = new FakeTimeProvider();
-        using var deadline = MovableDeadline.After(10 * Second, time);
+        using var deadline = MovableDeadline.After(10 * Second, timeProvider: time);
 
         Assert.True(deadline.Reschedule(time.GetUtcNow() - Second));
 
@@ -68,7 +68,7 @@ public sealed class MovableDeadlineTests
     public void After_it_fired_it_does_not_move()
     {
         var time = new FakeTimeProvider();
-        using var deadline = MovableDeadline.After(Second, time);
+        using var deadline = MovableDeadline.After(Second, timeProvider: time);
         time.Advance(Second);
         var fired = deadline.When;
 
@@ -82,7 +82,7 @@ public sealed class MovableDeadlineTests
     {
         var time = new FakeTimeProvider();
         using var outer = new CancellationTokenSource();
-        using var deadline = MovableDeadline.At(time.GetUtcNow() + 10 * Second, time, outer.Token);
+        using var deadline = MovableDeadline.At(time.GetUtcNow() + 10 * Second, outer.Token, time);
 
         outer.Cancel();
 
@@ -95,7 +95,7 @@ public sealed class MovableDeadlineTests
     public void Disposed_it_never_fires()
     {
         var time = new FakeTimeProvider();
-        var deadline = MovableDeadline.After(Second, time);
+        var deadline = MovableDeadline.After(Second, timeProvider: time);
 
         deadline.Dispose();
         time.Advance(10 * Second);
@@ -108,7 +108,7 @@ public sealed class MovableDeadlineTests
     public void A_deadline_farther_than_a_timer_waits_still_fires_on_time()
     {
         var time = new FakeTimeProvider();
-        using var deadline = MovableDeadline.After(TimeSpan.FromDays(100), time);
+        using var deadline = MovableDeadline.After(TimeSpan.FromDays(100), timeProvider: time);
 
         time.Advance(TimeSpan.FromDays(60));
         Assert.False(deadline.Token.IsCancellationRequested);
@@ -121,7 +121,7 @@ public sealed class MovableDeadlineTests
     public void A_callback_that_throws_when_it_fires_is_reported_as_unobserved()
     {
         var time = new FakeTimeProvider();
-        using var deadline = MovableDeadline.After(Second, time);
+        using var deadline = MovableDeadline.After(Second, timeProvider: time);
         var failure = new InvalidOperationException("callback");
         deadline.Token.Register(() => throw failure);
         var reported = new List<Exception>();
@@ -152,7 +152,7 @@ public sealed class MovableDeadlineTests
     public void Its_callbacks_run_outside_its_lock_when_a_move_fires_it()
     {
         var time = new FakeTimeProvider();
-        using var deadline = MovableDeadline.After(10 * Second, time);
+        using var deadline = MovableDeadline.After(10 * Second, timeProvider: time);
         var readElsewhere = false;
         deadline.Token.Register(() => readElsewhere = Task.Run(() => deadline.When).Wait(TimeSpan.FromSeconds(30)));
 
@@ -182,5 +182,76 @@ public sealed class MovableDeadlineTests
     public void A_negative_delay_is_rejected()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => MovableDeadline.After(-Second));
+    }
+
+    // --- Deadline.RunMovableAsync: a deadline the work moves --------------------------------------------------------
+
+    [Fact]
+    public async Task An_idle_timeout_pushed_forward_by_every_frame_ends_the_work_after_the_silence()
+    {
+        var time = new FakeTimeProvider();
+        var frames = System.Threading.Channels.Channel.CreateUnbounded<int>();
+        var handled = System.Threading.Channels.Channel.CreateUnbounded<int>();
+        var received = 0;
+        var receiving = Deadline.RunMovableAsync(
+            10 * Second,
+            async (idle, token) =>
+            {
+                await foreach (var frame in frames.Reader.ReadAllAsync(token))
+                {
+                    received++;
+                    idle.Reschedule(time.GetUtcNow() + 10 * Second);
+                    handled.Writer.TryWrite(frame);
+                }
+            },
+            timeProvider: time);
+
+        for (var frame = 0; frame < 3; frame++)
+        {
+            time.Advance(8 * Second);
+            await frames.Writer.WriteAsync(frame);
+            Assert.Equal(frame, await handled.Reader.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
+        }
+
+        Assert.False(receiving.IsCompleted);
+        time.Advance(10 * Second);
+
+        var timeout = await Assert.ThrowsAsync<TimeoutException>(() => receiving.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.IsAssignableFrom<OperationCanceledException>(timeout.InnerException);
+        Assert.Equal(3, received);
+    }
+
+    [Fact]
+    public async Task The_outer_token_ends_the_work_as_a_cancellation_not_a_timeout()
+    {
+        var time = new FakeTimeProvider();
+        using var outer = new CancellationTokenSource();
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var work = Deadline.RunMovableAsync(
+            10 * Second,
+            async (_, token) =>
+            {
+                started.SetResult();
+                await Task.Delay(Timeout.Infinite, token);
+            },
+            outer.Token,
+            time);
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        outer.Cancel();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => work.WaitAsync(TimeSpan.FromSeconds(30)));
+    }
+
+    [Fact]
+    public async Task The_result_of_work_that_finished_is_returned()
+    {
+        var result = await Deadline.RunMovableAsync(Timeout.InfiniteTimeSpan, (deadline, _) =>
+        {
+            Assert.True(deadline.Reschedule(deadline.TimeProvider.GetUtcNow() + TimeSpan.FromHours(1))); // no deadline yet: setting one is allowed
+            return Task.FromResult(42);
+        }).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(42, result);
     }
 }
