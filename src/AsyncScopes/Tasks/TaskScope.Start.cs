@@ -23,6 +23,10 @@ public sealed partial class TaskScope
     {
         ArgumentNullException.ThrowIfNull(work);
         var start = new ReadySignal<TReady>();
+
+        // Registered here, not in the child: a child that never runs (the scope was cancelled, or cancelled it while
+        // it waited for a slot) must still cancel the wait for ready.
+        start.CancelBeforeReady(Token);
         _ = StartCore<VoidResult>(new Func<CancellationToken, Task>(token => start.RunAsync(work, token)), null);
         return start.Task;
     }
@@ -45,34 +49,39 @@ public sealed partial class TaskScope
     private sealed class ReadySignal<TReady> : TaskCompletionSource<TReady>
     {
         private int _signalled;
+        private CancellationTokenRegistration _cancellation;
 
         public ReadySignal()
             : base(TaskCreationOptions.RunContinuationsAsynchronously)
         {
         }
 
+        public void CancelBeforeReady(CancellationToken token) =>
+            _cancellation = token.UnsafeRegister(static state => ((ReadySignal<TReady>)state!).CancelIfNotReady(), this);
+
         // The child itself. Until it is ready, its failure and its return are the starter's, not the scope's.
         public async Task RunAsync(Func<Action<TReady>, CancellationToken, Task> work, CancellationToken token)
         {
-            using (token.UnsafeRegister(static state => ((ReadySignal<TReady>)state!).CancelIfNotReady(), this))
+            try
             {
-                try
+                await work(Signal, token).ConfigureAwait(false);
+            }
+            catch (Exception failure) when (Volatile.Read(ref _signalled) == 0)
+            {
+                if (failure is OperationCanceledException && token.IsCancellationRequested)
                 {
-                    await work(Signal, token).ConfigureAwait(false);
+                    TrySetCanceled(token);
                 }
-                catch (Exception failure) when (Volatile.Read(ref _signalled) == 0)
+                else
                 {
-                    if (failure is OperationCanceledException && token.IsCancellationRequested)
-                    {
-                        TrySetCanceled(token);
-                    }
-                    else
-                    {
-                        TrySetException(failure);
-                    }
+                    TrySetException(failure);
+                }
 
-                    return;
-                }
+                return;
+            }
+            finally
+            {
+                _cancellation.Dispose();
             }
 
             if (Volatile.Read(ref _signalled) == 0)

@@ -102,6 +102,38 @@ public sealed class TaskScopeStartAsyncTests
     }
 
     [Fact]
+    public async Task On_a_cancelled_scope_or_waiting_for_a_slot_it_is_cancelled_when_the_child_never_runs()
+    {
+        var cancelled = new TaskScope();
+        cancelled.Cancel();
+        var bounded = new TaskScope(new TaskScopeOptions { MaxConcurrency = 1 });
+        var busy = NewGate();
+        _ = bounded.Start(async token =>
+        {
+            busy.SetResult();
+            await WhenCancelled(token);
+        });
+        await busy.Task.WaitAsync(Patience);
+        var waitingForSlot = bounded.StartAsync((ready, _) =>
+        {
+            ready();
+            return Task.CompletedTask;
+        });
+
+        var onCancelled = cancelled.StartAsync((ready, _) =>
+        {
+            ready();
+            return Task.CompletedTask;
+        });
+        bounded.Cancel();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => onCancelled.WaitAsync(Patience));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waitingForSlot.WaitAsync(Patience));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled.JoinAsync().WaitAsync(Patience));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => bounded.JoinAsync().WaitAsync(Patience));
+    }
+
+    [Fact]
     public async Task A_failure_after_ready_is_the_scopes()
     {
         var scope = new TaskScope();
