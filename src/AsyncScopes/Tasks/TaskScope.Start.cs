@@ -13,12 +13,14 @@ public sealed partial class TaskScope
     /// The value the child passed to the callback, as soon as it called it. If the child fails, or returns, before it
     /// called it: that failure (an <see cref="InvalidOperationException"/> for a return), and the scope is
     /// <em>not</em> failed by it: the caller decides. Cancelled when the scope is cancelled before the child is
-    /// ready (the child is cancelled and awaited with the scope, as any other). A failure after ready is a failure of
-    /// the scope, like any child's.
+    /// ready (the child is cancelled and awaited with the scope, as any other); a failure of the child after that is
+    /// the scope's, so that it is never lost. A failure after ready is a failure of the scope, like any child's.
     /// </returns>
     /// <exception cref="ArgumentNullException"><paramref name="work"/> is null.</exception>
     /// <exception cref="InvalidOperationException">The scope is closed (joined or disposed).</exception>
-    /// <remarks>The callback throws <see cref="InvalidOperationException"/> when called a second time.</remarks>
+    /// <remarks>The callback throws <see cref="InvalidOperationException"/> when called a second time. With
+    /// <see cref="TaskScopeOptions.MaxConcurrency"/>, the child waits for a slot like any other: a child of the scope
+    /// that awaits <c>StartAsync</c> while it holds the last slot waits forever.</remarks>
     public Task<TReady> StartAsync<TReady>(Func<Action<TReady>, CancellationToken, Task> work)
     {
         ArgumentNullException.ThrowIfNull(work);
@@ -72,9 +74,10 @@ public sealed partial class TaskScope
                 {
                     TrySetCanceled(token);
                 }
-                else
+                else if (!TrySetException(failure))
                 {
-                    TrySetException(failure);
+                    // The starter stopped waiting (the scope was cancelled first): the failure is the scope's, not lost.
+                    throw;
                 }
 
                 return;

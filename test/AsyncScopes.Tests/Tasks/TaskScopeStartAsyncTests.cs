@@ -134,6 +134,32 @@ public sealed class TaskScopeStartAsyncTests
     }
 
     [Fact]
+    public async Task A_failure_before_ready_after_the_starter_stopped_waiting_is_the_scopes_and_not_lost()
+    {
+        var scope = new TaskScope();
+        var waiting = NewGate();
+        var failure = new InvalidOperationException("failed while cancelled, before ready");
+        var starting = scope.StartAsync(async (_, token) =>
+        {
+            waiting.SetResult();
+            await WhenCancelled(token);
+            throw failure;
+        });
+        await waiting.Task.WaitAsync(Patience);
+
+        scope.Stop();
+
+        // The stop and the failure race: the failure goes to StartAsync if it was still waiting, else to the scope.
+        // Either way it comes out exactly once.
+        await Settled(starting, Patience);
+        var join = scope.JoinAsync();
+        await Settled(join, Patience);
+        var surfaced = new[] { starting.Exception?.InnerException, join.Exception?.InnerException }.Count(e => ReferenceEquals(e, failure));
+        Assert.Equal(1, surfaced);
+        Assert.True(starting.IsCanceled || join.IsCompletedSuccessfully);
+    }
+
+    [Fact]
     public async Task A_failure_after_ready_is_the_scopes()
     {
         var scope = new TaskScope();

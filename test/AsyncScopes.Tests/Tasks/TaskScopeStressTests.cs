@@ -3,7 +3,8 @@ using System.Collections.Concurrent;
 namespace AsyncScopes.Tests.Tasks;
 
 /// <summary>
-/// Seeded random trees of nested scopes with random failures, cancellation and early disposal. After each tree:
+/// Seeded random trees of nested scopes with random failures, cancellation, stops (quiet, and two-phase with a grace),
+/// children started with StartAsync (ready, or failing before ready), and early disposal. After each tree:
 /// every child that started has finished, no child task is left running, and every failure appears exactly once,
 /// either in what the root surfaced or in <see cref="ScopeDiagnostics.UnobservedFailure"/>.
 /// </summary>
@@ -75,6 +76,7 @@ public sealed class TaskScopeStressTests
         Assert.True(totals.Unobserved > Trees / 20, $"{totals.Unobserved} failures went to UnobservedFailure");
         Assert.True(totals.CancelledRoots > Trees / 50, $"{totals.CancelledRoots} roots ended cancelled");
         Assert.True(totals.CleanRoots > Trees / 50, $"{totals.CleanRoots} roots ended cleanly");
+        Assert.True(totals.StoppedScopes > Trees / 20, $"{totals.StoppedScopes} scopes were stopped");
     }
 
     private static IEnumerable<Exception> Flatten(Exception? exception) => exception switch
@@ -99,6 +101,10 @@ public sealed class TaskScopeStressTests
         CancelScope,
         CancelRoot,
         Spawn,
+        StopScope,
+        StopScopeWithGrace,
+        StartReady,
+        StartFailingBeforeReady,
     }
 
     private sealed class Totals
@@ -113,8 +119,11 @@ public sealed class TaskScopeStressTests
 
         public int CleanRoots { get; private set; }
 
+        public int StoppedScopes { get; private set; }
+
         public void Add(TreeRun run, int surfaced, int unobserved, Task root)
         {
+            StoppedScopes += run.Stopped;
             Leaves += run.Started;
             Surfaced += surfaced;
             Unobserved += unobserved;
@@ -147,14 +156,17 @@ public sealed class TaskScopeStressTests
                 else
                 {
                     budget[0]--;
-                    children.Add(Leaf(random, budget, allowSpawn: true));
+
+                    // A child that awaits StartAsync while it holds the last slot of a bounded scope waits forever
+                    // (the started child waits for that slot): StartAsync only where the scope is unbounded.
+                    children.Add(Leaf(random, budget, allowSpawn: true, allowStart: maxConcurrency == 0));
                 }
             }
 
             return new ScopePlan(form, mode, maxConcurrency, random.Next(6) == 0, children);
         }
 
-        private static LeafPlan Leaf(Random random, int[] budget, bool allowSpawn)
+        private static LeafPlan Leaf(Random random, int[] budget, bool allowSpawn, bool allowStart)
         {
             int roll = random.Next(100);
             var action = roll switch
@@ -163,6 +175,10 @@ public sealed class TaskScopeStressTests
                 < 18 => LeafAction.CancelScope,
                 < 19 => LeafAction.CancelRoot,
                 < 24 when allowSpawn => LeafAction.Spawn,
+                < 26 => LeafAction.StopScope,
+                < 28 => LeafAction.StopScopeWithGrace,
+                < 31 when allowStart => LeafAction.StartReady,
+                < 33 when allowStart => LeafAction.StartFailingBeforeReady,
                 _ => LeafAction.Succeed,
             };
             var spawned = new List<LeafPlan>();
@@ -171,7 +187,7 @@ public sealed class TaskScopeStressTests
                 for (int i = random.Next(1, 4); i > 0 && budget[0] > 0; i--)
                 {
                     budget[0]--;
-                    spawned.Add(Leaf(random, budget, allowSpawn: false));
+                    spawned.Add(Leaf(random, budget, allowSpawn: false, allowStart));
                 }
             }
 
@@ -185,12 +201,15 @@ public sealed class TaskScopeStressTests
         private readonly CancellationTokenSource _root = new();
         private int _started;
         private int _finished;
+        private int _stopped;
 
         public CancellationToken RootToken => _root.Token;
 
         public int Started => Volatile.Read(ref _started);
 
         public int Finished => Volatile.Read(ref _finished);
+
+        public int Stopped => Volatile.Read(ref _stopped);
 
         public ConcurrentBag<Exception> Thrown { get; } = [];
 
@@ -307,6 +326,30 @@ public sealed class TaskScopeStressTests
                         break;
                     case LeafAction.CancelRoot:
                         await _root.CancelAsync();
+                        break;
+                    case LeafAction.StopScope:
+                        Interlocked.Increment(ref _stopped);
+                        scope.Stop();
+                        break;
+                    case LeafAction.StopScopeWithGrace:
+                        Interlocked.Increment(ref _stopped);
+                        scope.Stop(TimeSpan.FromMilliseconds(1));
+                        break;
+                    case LeafAction.StartReady:
+                        // A child that signals ready and goes on until Stopping (or Token) fires, then ends.
+                        var ready = scope.StartAsync(async (signal, t) =>
+                        {
+                            signal();
+                            await Task.Yield();
+                        });
+                        ChildTasks.Add(ready);
+                        await ready;
+                        break;
+                    case LeafAction.StartFailingBeforeReady:
+                        // Its failure is this leaf's to surface: StartAsync hands it over, the scope does not see it.
+                        var failing = scope.StartAsync((_, _) => Task.FromException(Fail($"{path}: before ready")));
+                        ChildTasks.Add(failing);
+                        await failing;
                         break;
                     case LeafAction.Spawn:
                         // A running child keeps its scope open, so starting siblings here never meets a closed scope.
