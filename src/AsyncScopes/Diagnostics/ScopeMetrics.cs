@@ -14,6 +14,8 @@ internal static class ScopeMetrics
     public const string PoolTag = "asyncscopes.pool.name";
     public const string QueueTag = "asyncscopes.queue.name";
 
+    public const string CancellationReasonTag = "asyncscopes.scope.cancellation_reason";
+
     private static readonly Meter Meter = new(ScopeDiagnostics.MeterName, typeof(ScopeMetrics).Assembly.GetName().Version?.ToString());
 
     private static readonly List<WeakReference<IObservedSource>> Sources = [];
@@ -21,6 +23,9 @@ internal static class ScopeMetrics
 
     public static readonly UpDownCounter<long> OpenScopes = Meter.CreateUpDownCounter<long>(
         "asyncscopes.scope.open", "{scope}", "Scopes open now, by kind.");
+
+    public static readonly Counter<long> CancelledScopes = Meter.CreateCounter<long>(
+        "asyncscopes.scope.cancelled", "{scope}", "Task scopes that closed after something asked them to stop, by the first reason.");
 
     public static readonly UpDownCounter<long> RunningChildren = Meter.CreateUpDownCounter<long>(
         "asyncscopes.scope.children", "{task}", "Children of task scopes that are started and not finished.");

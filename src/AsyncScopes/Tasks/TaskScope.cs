@@ -30,6 +30,10 @@ public sealed partial class TaskScope : IAsyncDisposable
     private const long ClosedFlag = 1L << 33;
 
     private static readonly KeyValuePair<string, object?> KindTag = new(ScopeMetrics.KindTag, "TaskScope");
+
+    // One tag per reason, made once: recording the reason allocates nothing.
+    private static readonly KeyValuePair<string, object?>[] ReasonTags =
+        [.. Enum.GetValues<ScopeCancellationReason>().Select(reason => new KeyValuePair<string, object?>(ScopeMetrics.CancellationReasonTag, reason.ToString()))];
     private static readonly TaskScopeOptions RaceOptions = new() { FailureMode = TaskScopeFailureMode.WaitForAll, Name = "TaskScope.RaceAsync" };
 
     private readonly Lock _lock = new();
@@ -755,6 +759,11 @@ public sealed partial class TaskScope : IAsyncDisposable
         }
 
         var reason = CancellationReason;
+        if (reason != ScopeCancellationReason.None && ScopeMetrics.CancelledScopes.Enabled)
+        {
+            ScopeMetrics.CancelledScopes.Add(1, ReasonTags[(int)reason]);
+        }
+
         if (failures is { Count: > 0 })
         {
             _completion.TrySetException(failures);

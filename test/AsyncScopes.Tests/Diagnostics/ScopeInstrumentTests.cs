@@ -43,6 +43,30 @@ public sealed class ScopeInstrumentTests
     }
 
     [Fact]
+    public async Task A_scope_that_closes_after_a_stop_is_counted_under_its_reason_and_a_quiet_one_is_not()
+    {
+        string marker = NewMarker();
+        Marker.Value = marker;
+        using var recorder = new MetricsRecorder(() => Marker.Value);
+        const string Cancelled = "asyncscopes.scope.cancelled";
+        const string ReasonTag = "asyncscopes.scope.cancellation_reason";
+
+        var stopped = new TaskScope();
+        stopped.Stop();
+        await stopped.JoinAsync().WaitAsync(Patience);
+        var untouched = new TaskScope();
+        await untouched.JoinAsync().WaitAsync(Patience);
+        var cancelled = new TaskScope();
+        cancelled.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled.JoinAsync().WaitAsync(Patience));
+
+        var measurements = recorder.Measurements.Where(m => m.Marker == marker && m.Instrument == Cancelled).ToList();
+        Assert.Equal(2, measurements.Count);
+        Assert.Single(measurements, m => m.Has(Cancelled, ReasonTag, "Stop") && m.Value == 1);
+        Assert.Single(measurements, m => m.Has(Cancelled, ReasonTag, "Cancel") && m.Value == 1);
+    }
+
+    [Fact]
     public async Task The_open_scopes_counter_goes_up_and_down_for_an_AsyncExitStack_under_its_kind()
     {
         string marker = NewMarker();
