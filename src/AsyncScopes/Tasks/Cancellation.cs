@@ -69,4 +69,17 @@ internal static class Cancellation
             return callbackFailures.InnerExceptions;
         }
     }
+
+    /// <summary>Cancels <paramref name="source"/> where nobody awaits the outcome (a timer's thread, a closed scope):
+    /// what its callbacks throw goes to <see cref="ScopeDiagnostics.UnobservedFailure"/> under <paramref name="name"/>.</summary>
+    public static void CancelReportingCallbackFailures(CancellationTokenSource source, string? name)
+    {
+        if (CancelCatchingCallbackFailures(source) is { } failures)
+        {
+            foreach (var failure in failures)
+            {
+                ScopeDiagnostics.ReportUnobserved(name, failure);
+            }
+        }
+    }
 }

@@ -212,12 +212,6 @@ public sealed class MovableDeadline : IDisposable
     {
         _timer.Dispose();
         _outerRegistration.Unregister();
-        if (Cancellation.CancelCatchingCallbackFailures(_source) is { } failures)
-        {
-            foreach (var failure in failures)
-            {
-                ScopeDiagnostics.ReportUnobserved(Name, failure);
-            }
-        }
+        Cancellation.CancelReportingCallbackFailures(_source, Name);
     }
 }

@@ -652,12 +652,9 @@ public sealed partial class TaskScope : IAsyncDisposable
                 }
             }
         }
-        else if (Volatile.Read(ref _stop) is { } stop && Cancellation.CancelCatchingCallbackFailures(stop.Stopping) is { } failures)
+        else if (Volatile.Read(ref _stop) is { } stop)
         {
-            foreach (var failure in failures)
-            {
-                ScopeDiagnostics.ReportUnobserved(_name, failure);
-            }
+            Cancellation.CancelReportingCallbackFailures(stop.Stopping, _name);
         }
     }
 
