@@ -14,8 +14,8 @@ internal static class Report
         var bugs = cases.Where(@case => @case.Buggy).ToList();
         var correct = cases.Where(@case => !@case.Buggy).ToList();
         var others = Tool.All.Where(tool => tool.Name != Tool.Ours).Select(tool => tool.Name).ToList();
-        bool FoundBy(string tool, Case @case) => findings[tool].ContainsKey(@case.Id);
-        bool FoundByUnion(Case @case) => others.Any(tool => FoundBy(tool, @case));
+        bool FoundBy(string tool, Case @case) => Found(findings, tool, @case);
+        bool FoundByUnion(Case @case) => FoundByAny(findings, others, @case);
 
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture, $"Measured with {versions}, on {Environment.ProcessorCount} cores of this machine ({System.Runtime.InteropServices.RuntimeInformation.OSDescription}).");
@@ -88,10 +88,17 @@ internal static class Report
         }
 
         text.AppendLine();
-        bool FoundByUnion(Case @case) => others.Any(tool => findings[tool].ContainsKey(@case.Id));
+        bool FoundByUnion(Case @case) => FoundByAny(findings, others, @case);
+        bool FoundByOurs(Case @case) => Found(findings, Tool.Ours, @case);
         text.AppendLine(CultureInfo.InvariantCulture,
-            $"AsyncScopes: {bugs.Count(@case => findings[Tool.Ours].ContainsKey(@case.Id))}/{bugs.Count} bugs, {correct.Count(@case => findings[Tool.Ours].ContainsKey(@case.Id))}/{correct.Count} correct flagged; the union of the six: {bugs.Count(FoundByUnion)}/{bugs.Count} bugs, {correct.Count(FoundByUnion)}/{correct.Count} correct flagged.");
+            $"AsyncScopes: {bugs.Count(FoundByOurs)}/{bugs.Count} bugs, {correct.Count(FoundByOurs)}/{correct.Count} correct flagged; the union of the six: {bugs.Count(FoundByUnion)}/{bugs.Count} bugs, {correct.Count(FoundByUnion)}/{correct.Count} correct flagged.");
     }
+
+    private static bool Found(Dictionary<string, Dictionary<string, List<string>>> findings, string tool, Case @case) =>
+        findings[tool].ContainsKey(@case.Id);
+
+    private static bool FoundByAny(Dictionary<string, Dictionary<string, List<string>>> findings, List<string> tools, Case @case) =>
+        tools.Any(tool => Found(findings, tool, @case));
 
     /// <summary>Writes <paramref name="report"/> between the markers of <paramref name="path"/>, which it creates with them if needed.</summary>
     public static void Replace(string path, string report)
