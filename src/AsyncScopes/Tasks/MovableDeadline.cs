@@ -25,6 +25,7 @@ public sealed class MovableDeadline : IDisposable
     private readonly CancellationTokenRegistration _outerRegistration;
     private readonly ITimer _timer;
     private DateTimeOffset _when;
+    private DateTimeOffset _timerWakes = DateTimeOffset.MaxValue; // when the armed timer calls OnTimer; MaxValue when it is not armed
     private bool _ended; // fired, cancelled from outside or disposed: it does not move any more
     private bool _expired;
 
@@ -158,12 +159,14 @@ public sealed class MovableDeadline : IDisposable
     }
 
     // Under the lock: true when the deadline is due now, and then it has ended (the caller fires it once it let go of
-    // the lock, so that no callback on Token runs under it). A timer cannot wait longer than Cancellation.MaxTimeout: a
-    // farther deadline re-arms when it wakes. The delay is rounded up to whole milliseconds, as timers count them:
-    // rounded down, the timer would wake just early and again for the rest.
+    // the lock, so that no callback on Token runs under it). A deadline moved later leaves the timer alone: it wakes
+    // at the earlier time and re-arms for the rest, so that pushing an idle timeout forward on every frame costs a
+    // comparison, not a timer operation. A timer cannot wait longer than Cancellation.MaxTimeout: a farther deadline
+    // re-arms when it wakes. A timer that counts whole milliseconds wakes up to one early: it re-arms for the rest.
     private bool ArmOrEnd()
     {
-        var due = _when - _timeProvider.GetUtcNow();
+        var now = _timeProvider.GetUtcNow();
+        var due = _when - now;
         if (due <= TimeSpan.Zero)
         {
             _ended = true;
@@ -171,8 +174,14 @@ public sealed class MovableDeadline : IDisposable
             return true;
         }
 
-        due = due > Cancellation.MaxTimeout ? Cancellation.MaxTimeout : TimeSpan.FromMilliseconds(Math.Ceiling(due.TotalMilliseconds));
+        if (_when >= _timerWakes)
+        {
+            return false;
+        }
+
+        due = due > Cancellation.MaxTimeout ? Cancellation.MaxTimeout : due;
         _timer.Change(due, Timeout.InfiniteTimeSpan);
+        _timerWakes = now + due;
         return false;
     }
 
@@ -182,6 +191,7 @@ public sealed class MovableDeadline : IDisposable
         lock (_lock)
         {
             // Ended already, or moved later since the timer was set, or farther than a timer waits: re-armed.
+            _timerWakes = DateTimeOffset.MaxValue;
             due = !_ended && ArmOrEnd();
         }
 

@@ -53,6 +53,23 @@ public sealed class MovableDeadlineTests
     }
 
     [Fact]
+    public void Moved_later_then_back_it_fires_at_the_last_time_it_was_given()
+    {
+        var time = new FakeTimeProvider();
+        using var deadline = MovableDeadline.After(10 * Second, timeProvider: time);
+        var start = time.GetUtcNow();
+
+        Assert.True(deadline.Reschedule(start + 30 * Second));
+        Assert.True(deadline.Reschedule(start + 20 * Second));
+        time.Advance(20 * Second - TimeSpan.FromTicks(1));
+        Assert.False(deadline.Token.IsCancellationRequested);
+        time.Advance(TimeSpan.FromTicks(1));
+
+        Assert.True(deadline.Expired);
+        Assert.Equal(start + 20 * Second, deadline.When);
+    }
+
+    [Fact]
     public void Moved_into_the_past_it_fires_at_once()
     {
         var time = new FakeTimeProvider();
