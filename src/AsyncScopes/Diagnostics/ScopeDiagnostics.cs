@@ -60,20 +60,20 @@ public static class ScopeDiagnostics
     /// <summary>
     /// Raised once per child of a <see cref="TaskScope"/> with <see cref="TaskScopeOptions.StragglerTimeout"/> that is
     /// still running that long after the scope's token fired: the code that holds up a shutdown. The scope still waits
-    /// for it. The sender is <see langword="null"/>.
+    /// for it. The sender is that <see cref="TaskScope"/>, so that its owner can tell its own stragglers apart.
     /// </summary>
     /// <remarks>Handlers run on the timer's thread. An exception thrown by a handler is caught and ignored; the other
     /// handlers still run.</remarks>
     public static event EventHandler<ScopeStragglerEventArgs>? Straggler;
 
-    internal static void ReportStraggler(ScopeStragglerEventArgs straggler) => Raise(Straggler, straggler);
+    internal static void ReportStraggler(TaskScope scope, ScopeStragglerEventArgs straggler) => Raise(Straggler, scope, straggler);
 
     internal static void ReportUnobserved(string? scopeName, Exception exception) =>
-        Raise(UnobservedFailure, new UnobservedScopeFailureEventArgs(scopeName, exception));
+        Raise(UnobservedFailure, null, new UnobservedScopeFailureEventArgs(scopeName, exception));
 
-    internal static void ReportLeak(OpenScopeInfo scope) => Raise(LeakDetected, new ScopeLeakEventArgs(scope));
+    internal static void ReportLeak(OpenScopeInfo scope) => Raise(LeakDetected, null, new ScopeLeakEventArgs(scope));
 
-    private static void Raise<TArgs>(EventHandler<TArgs>? handlers, TArgs args)
+    private static void Raise<TArgs>(EventHandler<TArgs>? handlers, object? sender, TArgs args)
     {
         if (handlers is null)
         {
@@ -84,7 +84,7 @@ public static class ScopeDiagnostics
         {
             try
             {
-                ((EventHandler<TArgs>)handler)(null, args);
+                ((EventHandler<TArgs>)handler)(sender, args);
             }
 #pragma warning disable CA1031 // A diagnostics handler must not break a disposal or a finalizer.
             catch (Exception)

@@ -79,7 +79,7 @@ public sealed partial class TaskScope
 
         foreach (var (name, stack) in watch.TakeRunning())
         {
-            ScopeDiagnostics.ReportStraggler(new ScopeStragglerEventArgs(_name, name, CancellationReason, watch.Timeout, stack));
+            ScopeDiagnostics.ReportStraggler(this, new ScopeStragglerEventArgs(_name, name, CancellationReason, watch.Timeout, stack));
         }
     }
 }

@@ -574,10 +574,7 @@ public sealed partial class TaskScope : IAsyncDisposable
             // Callbacks registered on Token that threw: failures of the scope like any other, never lost.
             if (Cancellation.CancelCatchingCallbackFailures(_source) is { } callbackFailures)
             {
-                lock (_lock)
-                {
-                    (_failures ??= []).AddRange(callbackFailures);
-                }
+                AddCallbackFailures(callbackFailures);
             }
 
             Volatile.Read(ref _stop)?.Stragglers?.Arm(this); // Token fired: children still running after the timeout are reported
@@ -664,10 +661,16 @@ public sealed partial class TaskScope : IAsyncDisposable
     {
         if (Volatile.Read(ref _stop) is { } stop && Cancellation.CancelCatchingCallbackFailures(stop.Stopping) is { } failures)
         {
-            lock (_lock)
-            {
-                (_failures ??= []).AddRange(failures);
-            }
+            AddCallbackFailures(failures);
+        }
+    }
+
+    // What callbacks on a token of the scope threw when a member of the scope cancelled it: failures of the scope.
+    private void AddCallbackFailures(IEnumerable<Exception> failures)
+    {
+        lock (_lock)
+        {
+            (_failures ??= []).AddRange(failures);
         }
     }
 

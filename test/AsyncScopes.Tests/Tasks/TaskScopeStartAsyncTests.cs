@@ -179,6 +179,137 @@ public sealed class TaskScopeStartAsyncTests
     }
 
     [Fact]
+    public async Task The_starters_token_cancels_the_wait_and_the_child_and_leaves_the_scope_healthy()
+    {
+        var scope = new TaskScope();
+        using var starter = new CancellationTokenSource();
+        var waiting = NewGate();
+        var childToken = new TaskCompletionSource<CancellationToken>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var starting = scope.StartAsync<int>(
+            async (ready, token) =>
+            {
+                childToken.SetResult(token);
+                waiting.SetResult();
+                await Task.Delay(Timeout.Infinite, token); // connecting, say
+                ready(1);
+            },
+            "listener",
+            starter.Token);
+        await waiting.Task.WaitAsync(Patience);
+
+        await starter.CancelAsync();
+
+        var cancelled = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => starting.WaitAsync(Patience));
+        Assert.Equal(starter.Token, cancelled.CancellationToken);
+        Assert.True((await childToken.Task).IsCancellationRequested);
+        Assert.False(scope.Token.IsCancellationRequested);
+        await scope.JoinAsync().WaitAsync(Patience); // the child ended cancelled: no failure of the scope
+        Assert.Equal(ScopeCancellationReason.None, scope.CancellationReason);
+    }
+
+    [Fact]
+    public async Task The_starters_token_has_no_hold_on_the_child_once_it_is_ready()
+    {
+        var scope = new TaskScope();
+        using var starter = new CancellationTokenSource();
+        var stop = NewGate();
+        var ended = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await scope.StartAsync(
+            async (ready, token) =>
+            {
+                ready();
+                await stop.Task;
+                ended.SetResult(token.IsCancellationRequested);
+            },
+            cancellationToken: starter.Token).WaitAsync(Patience);
+
+        await starter.CancelAsync();
+        stop.SetResult();
+
+        Assert.False(await ended.Task.WaitAsync(Patience));
+        await scope.JoinAsync().WaitAsync(Patience);
+    }
+
+    [Fact]
+    public async Task The_child_still_receives_the_scopes_cancellation_with_a_starters_token()
+    {
+        var scope = new TaskScope();
+        using var starter = new CancellationTokenSource();
+        var ended = NewGate();
+        await scope.StartAsync(
+            async (ready, token) =>
+            {
+                ready();
+                await WhenCancelled(token);
+                ended.SetResult();
+            },
+            cancellationToken: starter.Token).WaitAsync(Patience);
+
+        scope.Stop();
+
+        await ended.Task.WaitAsync(Patience);
+        await scope.JoinAsync().WaitAsync(Patience);
+    }
+
+    [Fact]
+    public async Task A_starters_token_cancelled_already_starts_nothing()
+    {
+        var scope = new TaskScope();
+        var ran = false;
+
+        var starting = scope.StartAsync(
+            (ready, _) =>
+            {
+                ran = true;
+                ready();
+                return Task.CompletedTask;
+            },
+            cancellationToken: new CancellationToken(canceled: true));
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => starting.WaitAsync(Patience));
+        await scope.JoinAsync().WaitAsync(Patience);
+        Assert.False(ran);
+    }
+
+    [Fact]
+    public async Task A_child_started_by_name_is_reported_by_it_when_it_straggles()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        var scope = new TaskScope(new TaskScopeOptions { StragglerTimeout = TimeSpan.FromSeconds(1), TimeProvider = time });
+        var release = NewGate();
+        var reported = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        void OnStraggler(object? sender, ScopeStragglerEventArgs e)
+        {
+            if (ReferenceEquals(sender, scope))
+            {
+                reported.TrySetResult(e.ChildName);
+            }
+        }
+
+        await scope.StartAsync(
+            async (ready, _) =>
+            {
+                ready();
+                await release.Task; // ignores its token
+            },
+            "database listener").WaitAsync(Patience);
+        ScopeDiagnostics.Straggler += OnStraggler;
+        try
+        {
+            scope.Stop();
+            time.Advance(TimeSpan.FromSeconds(1));
+            Assert.Equal("database listener", await reported.Task.WaitAsync(Patience));
+        }
+        finally
+        {
+            ScopeDiagnostics.Straggler -= OnStraggler;
+            release.SetResult();
+        }
+
+        await scope.JoinAsync().WaitAsync(Patience);
+    }
+
+    [Fact]
     public async Task A_closed_scope_refuses_to_start()
     {
         var scope = new TaskScope();

@@ -15,7 +15,7 @@ public sealed class TaskScopeStragglerTests
     public async Task A_child_that_ignores_its_token_is_reported_once_by_name_and_still_awaited()
     {
         var time = new FakeTimeProvider();
-        var name = UniqueName();
+        const string name = "connections";
         var scope = new TaskScope(new TaskScopeOptions { Name = name, StragglerTimeout = StragglerTimeout, TimeProvider = time });
         var release = NewGate();
         var running = NewGate();
@@ -28,7 +28,7 @@ public sealed class TaskScopeStragglerTests
             "connection 42");
         var wellBehaved = scope.Start(async token => await WhenCancelled(token), "well-behaved");
         await running.Task.WaitAsync(Patience);
-        using var reports = new Reports(name);
+        using var reports = new Reports(scope);
 
         scope.Stop(TimeSpan.Zero);
         var join = scope.JoinAsync();
@@ -39,6 +39,7 @@ public sealed class TaskScopeStragglerTests
         time.Advance(StragglerTimeout * 3);
 
         var report = Assert.Single(reports.Snapshot());
+        Assert.Equal(name, report.ScopeName);
         Assert.Equal("connection 42", report.ChildName);
         Assert.Equal(ScopeCancellationReason.Stop, report.Reason);
         Assert.Equal(StragglerTimeout, report.Waited);
@@ -51,10 +52,9 @@ public sealed class TaskScopeStragglerTests
     public async Task A_scope_that_closes_in_time_reports_nothing()
     {
         var time = new FakeTimeProvider();
-        var name = UniqueName();
-        var scope = new TaskScope(new TaskScopeOptions { Name = name, StragglerTimeout = StragglerTimeout, TimeProvider = time });
+        var scope = new TaskScope(new TaskScopeOptions { StragglerTimeout = StragglerTimeout, TimeProvider = time });
         _ = scope.Start(async token => await WhenCancelled(token), "quick");
-        using var reports = new Reports(name);
+        using var reports = new Reports(scope);
 
         scope.Cancel();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => scope.JoinAsync().WaitAsync(Patience));
@@ -67,11 +67,10 @@ public sealed class TaskScopeStragglerTests
     public async Task Without_a_straggler_timeout_nothing_is_reported()
     {
         var time = new FakeTimeProvider();
-        var name = UniqueName();
-        var scope = new TaskScope(new TaskScopeOptions { Name = name, TimeProvider = time });
+        var scope = new TaskScope(new TaskScopeOptions { TimeProvider = time });
         var release = NewGate();
         _ = scope.Start(_ => release.Task, "stubborn");
-        using var reports = new Reports(name);
+        using var reports = new Reports(scope);
 
         scope.Cancel();
         time.Advance(TimeSpan.FromHours(1));
@@ -87,17 +86,16 @@ public sealed class TaskScopeStragglerTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new TaskScope(new TaskScopeOptions { StragglerTimeout = TimeSpan.FromSeconds(-1) }));
     }
 
-    private static string UniqueName() => $"{nameof(TaskScopeStragglerTests)}-{Guid.NewGuid()}";
-
-    /// <summary>The straggler reports of one scope, by its unique name: other tests' scopes report through the same event.</summary>
+    /// <summary>The straggler reports of one scope, the sender of its reports: other tests' scopes report through the
+    /// same event.</summary>
     private sealed class Reports : IDisposable
     {
-        private readonly string _scopeName;
+        private readonly TaskScope _scope;
         private readonly List<ScopeStragglerEventArgs> _reports = [];
 
-        public Reports(string scopeName)
+        public Reports(TaskScope scope)
         {
-            _scopeName = scopeName;
+            _scope = scope;
             ScopeDiagnostics.Straggler += OnStraggler;
         }
 
@@ -113,7 +111,7 @@ public sealed class TaskScopeStragglerTests
 
         private void OnStraggler(object? sender, ScopeStragglerEventArgs e)
         {
-            if (e.ScopeName == _scopeName)
+            if (ReferenceEquals(sender, _scope))
             {
                 lock (_reports)
                 {

@@ -337,17 +337,19 @@ public sealed class TaskScopeStressTests
                         break;
                     case LeafAction.StartReady:
                         // A child that signals ready and goes on until Stopping (or Token) fires, then ends.
-                        var ready = scope.StartAsync(async (signal, t) =>
-                        {
-                            signal();
-                            await Task.Yield();
-                        });
+                        var ready = scope.StartAsync(
+                            async (signal, t) =>
+                            {
+                                signal();
+                                await Task.Yield();
+                            },
+                            cancellationToken: token);
                         ChildTasks.Add(ready);
                         await ready;
                         break;
                     case LeafAction.StartFailingBeforeReady:
                         // Its failure is this leaf's to surface: StartAsync hands it over, the scope does not see it.
-                        var failing = scope.StartAsync((_, _) => Task.FromException(Fail($"{path}: before ready")));
+                        var failing = scope.StartAsync((_, _) => Task.FromException(Fail($"{path}: before ready")), cancellationToken: token);
                         ChildTasks.Add(failing);
                         await failing;
                         break;
