@@ -25,7 +25,7 @@ internal sealed class ChatOptions
     /// 1008.</summary>
     public double ReceiveFramesPerSecond { get; set; } = 10;
 
-    /// <summary>How often the server sends <c>{"type":"ping"}</c> and checks that the client was heard from.</summary>
+    /// <summary>How often the server sends <c>{"type":"ping"}</c>, which a client answers to be heard from.</summary>
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(15);
 
     /// <summary>A client not heard from for this long (no frame at all, a pong included) is taken for gone and
@@ -95,6 +95,12 @@ internal sealed class ChatOptions
         if (CloseTimeout <= TimeSpan.Zero || ShutdownTimeout <= TimeSpan.Zero)
         {
             yield return "Chat:CloseTimeout and Chat:ShutdownTimeout must be positive.";
+        }
+
+        // Each is a timer's due time, which has a ceiling (about 49 days); no sensible value comes near it.
+        if (new[] { HeartbeatInterval, SilenceTimeout, CloseTimeout, ShutdownTimeout }.Any(timing => timing > TimeSpan.FromDays(1)))
+        {
+            yield return "Chat:HeartbeatInterval, Chat:SilenceTimeout, Chat:CloseTimeout and Chat:ShutdownTimeout must be at most a day.";
         }
 
         if (WriteBurst is < 1 or > 1_000_000 || !(WritesPerSecond is >= 0.001 and <= 1_000_000))

@@ -10,7 +10,9 @@ namespace Chat.Realtime;
 /// <summary>
 /// One WebSocket client. It runs as one <see cref="TaskScope"/> with three children: the receive loop, the send loop
 /// and the heartbeat. When one fails, the scope cancels the other two (which aborts the socket), and
-/// <see cref="RunAsync"/> returns only when all three have ended: nothing of a connection outlives it.
+/// <see cref="RunAsync"/> returns only when all three have ended: nothing of a connection outlives it. The scope runs
+/// under the silence timeout, a <see cref="MovableDeadline"/> that every frame received pushes forward: when the client
+/// has sent nothing for <see cref="ChatOptions.SilenceTimeout"/>, it fires, and the connection is aborted.
 /// </summary>
 /// <remarks>
 /// <para>Only the send loop writes to the socket. Frames for the client wait in a bounded queue; a client that lets it
@@ -30,13 +32,12 @@ internal sealed class ChatConnection
     private readonly Channel<ReadOnlyMemory<byte>> _outgoing;
     private readonly TaskCompletionSource _closeRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private CloseRequest? _close;
-    private long _lastHeard;
 
     /// <param name="socket">The accepted socket; the caller disposes it after <see cref="RunAsync"/>.</param>
     /// <param name="room">The room the client joined.</param>
     /// <param name="name">The client's name.</param>
     /// <param name="options">Limits and timings.</param>
-    /// <param name="time">The clock of the heartbeat.</param>
+    /// <param name="time">The clock of the heartbeat and of the silence timeout.</param>
     /// <param name="budget">The frames the client may send, counted as they arrive (<see cref="FrameCountingStream"/>);
     /// when it is spent, the connection is closed with 1008.</param>
     /// <param name="post">Stores and broadcasts a valid message text from this client; it reports its own failures
@@ -58,7 +59,6 @@ internal sealed class ChatConnection
         _post = post;
         _outgoing = Channel.CreateBounded<ReadOnlyMemory<byte>>(
             new BoundedChannelOptions(options.SendQueueCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
-        _lastHeard = time.GetTimestamp();
         budget.OnSpent(() => RequestClose(
             WebSocketCloseStatus.PolicyViolation,
             $"Too many messages: at most {options.ReceiveFramesPerSecond:0.##} a second."));
@@ -113,26 +113,35 @@ internal sealed class ChatConnection
     {
         // Stops the heartbeat once both loops have ended; not the scope's token, so that a normal end is not a cancellation.
         using var loopsEnded = new CancellationTokenSource();
-        await TaskScope.RunAsync(
-            async scope =>
-            {
-                Task receive = scope.Start(ReceiveLoopAsync);
-                Task send = scope.Start(SendLoopAsync);
-                _ = scope.Start(ct => HeartbeatLoopAsync(ct, loopsEnded.Token));
-                try
+        using MovableDeadline silence = MovableDeadline.After(_options.SilenceTimeout, cancellationToken, _time);
+        try
+        {
+            await TaskScope.RunAsync(
+                async scope =>
                 {
-                    await Task.WhenAll(receive, send).ConfigureAwait(false);
-                }
-                finally
-                {
-                    await loopsEnded.CancelAsync().ConfigureAwait(false);
-                }
-            },
-            cancellationToken,
-            ScopeOptions).ConfigureAwait(false);
+                    Task receive = scope.Start(ct => ReceiveLoopAsync(silence, ct));
+                    Task send = scope.Start(SendLoopAsync);
+                    _ = scope.Start(ct => HeartbeatLoopAsync(ct, loopsEnded.Token));
+                    try
+                    {
+                        await Task.WhenAll(receive, send).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        await loopsEnded.CancelAsync().ConfigureAwait(false);
+                    }
+                },
+                silence.Token,
+                ScopeOptions).ConfigureAwait(false);
+        }
+        catch (Exception e) when (silence.Expired && !cancellationToken.IsCancellationRequested)
+        {
+            // The deadline cancelled the scope, which aborted the socket: whatever the loops threw then is its doing.
+            throw new TimeoutException($"The client was silent for {_options.SilenceTimeout.TotalSeconds:0.#} s.", e);
+        }
     }
 
-    private async Task ReceiveLoopAsync(CancellationToken cancellationToken)
+    private async Task ReceiveLoopAsync(MovableDeadline silence, CancellationToken cancellationToken)
     {
         int limit = _options.MaxFrameBytes;
         byte[] buffer = ArrayPool<byte>.Shared.Rent(limit);
@@ -167,7 +176,7 @@ internal sealed class ChatConnection
                     continue;
                 }
 
-                Volatile.Write(ref _lastHeard, _time.GetTimestamp());
+                silence.Reschedule(_time.GetUtcNow() + _options.SilenceTimeout); // heard: the silence starts again
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
                     // The client's close, which the send loop echoes, or its answer to ours, which ends the handshake.
@@ -281,13 +290,7 @@ internal sealed class ChatConnection
                     break;
                 }
 
-                if (_time.GetElapsedTime(Volatile.Read(ref _lastHeard)) >= _options.SilenceTimeout)
-                {
-                    // A failure: the scope cancels the loops, which aborts the socket.
-                    throw new TimeoutException($"The client was silent for {_options.SilenceTimeout.TotalSeconds:0.#} s.");
-                }
-
-                TryPost(Frames.Ping);
+                TryPost(Frames.Ping); // a client that answers is heard: its silence timeout moves on
             }
 
             await Task.Delay(_options.CloseTimeout, _time, cancellationToken).ConfigureAwait(false);
