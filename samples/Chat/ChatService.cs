@@ -9,9 +9,10 @@ namespace Chat;
 
 /// <summary>
 /// Owns the service's lifetimes and runs them in order. Starting: the database (before the server listens), the
-/// webhook dispatcher. Stopping: every WebSocket closed with 1001 (before the server stops), then the deliveries
-/// drained within the shutdown timeout, then (once the server has finished its requests) the dispatcher and the
-/// database pools disposed, last opened first closed, by one <see cref="AsyncExitStack"/>.
+/// webhook dispatcher. Stopping: every WebSocket closed with 1001 within the host's shutdown timeout, a two-phase stop
+/// (before the server stops), then the deliveries drained within the shutdown timeout, then (once the server has
+/// finished its requests) the dispatcher and the database pools disposed, last opened first closed, by one
+/// <see cref="AsyncExitStack"/>.
 /// </summary>
 /// <remarks>On a database that other nodes share, it also hears of their messages, which it broadcasts to its own
 /// clients, and of their webhook jobs (<see cref="IDatabaseEvents"/>).</remarks>
@@ -21,6 +22,7 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
     private readonly DatabaseOptions _database;
     private readonly WebhookOptions _webhookOptions;
     private readonly TimeProvider _time;
+    private readonly TimeSpan _shutdownTimeout;
     private readonly IMessageWriteHook? _hook;
     private readonly AdminKey _adminKey;
     private readonly ILoggerFactory _loggers;
@@ -33,6 +35,7 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
         IOptions<ChatOptions> options,
         IOptions<DatabaseOptions> database,
         IOptions<WebhookOptions> webhooks,
+        IOptions<HostOptions> host,
         WebhookDestinations destinations,
         AdminKey adminKey,
         TimeProvider time,
@@ -45,10 +48,11 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
         Destinations = destinations;
         _adminKey = adminKey;
         _time = time;
+        _shutdownTimeout = host.Value.ShutdownTimeout;
         _hook = hooks.LastOrDefault();
         _loggers = loggers;
         _logger = loggers.CreateLogger<ChatService>();
-        Hub = new ConnectionHub(loggers.CreateLogger<ConnectionHub>());
+        Hub = new ConnectionHub(time, loggers.CreateLogger<ConnectionHub>());
     }
 
     public ChatOptions Options => _options;
@@ -88,8 +92,10 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
 
     public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    /// <summary>Closes every WebSocket with 1001 before the server stops, which would otherwise wait for them.</summary>
-    public Task StoppingAsync(CancellationToken cancellationToken) => Hub.StopAsync(cancellationToken);
+    /// <summary>Closes every WebSocket with 1001 before the server stops, which would otherwise wait for them: the
+    /// connections have the host's shutdown timeout to close (or until <paramref name="cancellationToken"/>, the host's
+    /// own count of it, fires), then those left are aborted.</summary>
+    public Task StoppingAsync(CancellationToken cancellationToken) => Hub.StopAsync(_shutdownTimeout, cancellationToken);
 
     /// <summary>Lets the deliveries run until <paramref name="cancellationToken"/> (the shutdown timeout) fires; what
     /// is not delivered by then stays in the outbox.</summary>

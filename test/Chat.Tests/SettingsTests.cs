@@ -10,6 +10,8 @@ public sealed class SettingsTests : IDisposable
     [Theory]
     [InlineData("Chat:MaxFrameBytes=10", "Chat:MaxFrameBytes must be at least 256.")]
     [InlineData("Chat:SilenceTimeout=00:00:01", "Chat:SilenceTimeout at least as long")]
+    [InlineData("Chat:ShutdownTimeout=60.00:00:00", "Chat:HeartbeatInterval, Chat:SilenceTimeout, Chat:CloseTimeout and Chat:ShutdownTimeout must be at most a day.")]
+    [InlineData("Chat:HeartbeatInterval=2.00:00:00", "must be at most a day.")]
     [InlineData("Database:Readers=0", "Database:Readers must be between 1 and 64.")]
     [InlineData("Webhooks:MaxAttempts=0", "Webhooks:MaxAttempts must be between 1 and 100.")]
     [InlineData("Webhooks:BackoffBase=-00:00:01", "Webhooks:BackoffBase must not be negative")]

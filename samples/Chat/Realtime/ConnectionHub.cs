@@ -6,24 +6,36 @@ namespace Chat.Realtime;
 
 /// <summary>
 /// Every WebSocket connection of the service, by room. The hub's <see cref="TaskScope"/> owns the connections: each
-/// runs as one of its children, so stopping the hub waits for every connection to end, and no connection outlives
-/// the service.
+/// runs as one of its children, named after its client, so stopping the hub waits for every connection to end, and no
+/// connection outlives the service.
 /// </summary>
+/// <remarks>
+/// Stopping is the scope's two-phase stop (<see cref="TaskScope.Stop(TimeSpan)"/>): its
+/// <see cref="TaskScope.Stopping"/> token asks every connection to close with 1001, and its
+/// <see cref="TaskScope.Token"/>, at the end of the grace, aborts those still open. A connection still running
+/// <see cref="StragglerTimeout"/> after that ignores cancellation somewhere: it is logged by name, and still awaited.
+/// </remarks>
 internal sealed partial class ConnectionHub : IAsyncDisposable
 {
-    private static readonly TaskScopeOptions ScopeOptions = new() { Name = "chat connections" };
+    /// <summary>How long a connection may still run after it was aborted before it is logged as a straggler.</summary>
+    public static readonly TimeSpan StragglerTimeout = TimeSpan.FromSeconds(5);
+
+    private const string ShuttingDown = "The server is shutting down.";
 
     // Broadcasts read a room's members without a lock; joins and leaves replace the array under _membershipLock.
     private readonly ConcurrentDictionary<string, ChatConnection[]> _rooms = new(StringComparer.Ordinal);
     private readonly Lock _membershipLock = new();
-    private readonly TaskScope _scope = new(ScopeOptions);
+    private readonly TaskScope _scope;
     private readonly ILogger<ConnectionHub> _logger;
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _count;
     private volatile bool _stopping;
 
-    public ConnectionHub(ILogger<ConnectionHub> logger)
+    /// <param name="time">The clock of the grace and of the straggler reports.</param>
+    /// <param name="logger">Where connections that end badly, and stragglers, are logged.</param>
+    public ConnectionHub(TimeProvider time, ILogger<ConnectionHub> logger)
     {
+        _scope = new TaskScope(new TaskScopeOptions { Name = "chat connections", TimeProvider = time, StragglerTimeout = StragglerTimeout });
         _logger = logger;
     }
 
@@ -48,7 +60,7 @@ internal sealed partial class ConnectionHub : IAsyncDisposable
         Task run;
         try
         {
-            run = _scope.Start(ct => RunMemberAsync(connection, ct));
+            run = _scope.Start(ct => RunMemberAsync(connection, ct), $"Connection of {connection.Name} in {connection.Room}");
         }
         catch (InvalidOperationException)
         {
@@ -90,31 +102,32 @@ internal sealed partial class ConnectionHub : IAsyncDisposable
         _rooms.ToDictionary(room => room.Key, room => room.Value.Length, StringComparer.Ordinal);
 
     /// <summary>
-    /// Refuses new connections, closes every open one with 1001, and waits for them to end. When
-    /// <paramref name="cancellationToken"/> fires first, the connections still open are aborted, and awaited.
+    /// Refuses new connections, closes every open one with 1001, and waits for them to end: a two-phase stop. When
+    /// <paramref name="grace"/> has passed, or <paramref name="cancellationToken"/> fires first, the connections still
+    /// open are aborted, and awaited; one still running <see cref="StragglerTimeout"/> after that is logged by name.
     /// </summary>
-    public async Task StopAsync(CancellationToken cancellationToken)
+    /// <param name="grace">How long connections have to close (the host's shutdown timeout).</param>
+    /// <param name="cancellationToken">The host's shutdown token: it ends the grace at once.</param>
+    public async Task StopAsync(TimeSpan grace, CancellationToken cancellationToken)
     {
-        // Under the lock that joins take: a connection joining now either is in this snapshot or sees the flag.
-        List<ChatConnection> open;
-        lock (_membershipLock)
+        _stopping = true;
+        ScopeDiagnostics.Straggler += OnStraggler;
+        try
         {
-            _stopping = true;
-            open = [.. _rooms.Values.SelectMany(members => members)];
+            // Stopping fires: every connection, and any that joins during the grace, is asked to close (RunMemberAsync).
+            _scope.Stop(grace);
+            using (cancellationToken.UnsafeRegister(static scope => ((TaskScope)scope!).Cancel(), _scope))
+            {
+                // A stop ends the join quietly, and the children never fault.
+                await _scope.JoinAsync().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+        }
+        finally
+        {
+            ScopeDiagnostics.Straggler -= OnStraggler;
         }
 
-        foreach (ChatConnection connection in open)
-        {
-            connection.RequestClose(WebSocketCloseStatus.EndpointUnavailable, "The server is shutting down.");
-        }
-
-        using (cancellationToken.UnsafeRegister(static scope => ((TaskScope)scope!).Cancel(), _scope))
-        {
-            // Cancelled when the token aborted the stragglers; the children never fault.
-            await _scope.JoinAsync().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        }
-
-        LogStopped(_logger, _scope.JoinAsync().IsCanceled ? "some aborted at the shutdown deadline" : "all closed");
+        LogStopped(_logger, _scope.Token.IsCancellationRequested ? "some aborted at the end of the grace" : "all closed");
     }
 
     /// <summary>Aborts whatever <see cref="StopAsync"/> did not close, and waits for it.</summary>
@@ -126,13 +139,13 @@ internal sealed partial class ConnectionHub : IAsyncDisposable
 
     private async Task RunMemberAsync(ChatConnection connection, CancellationToken cancellationToken)
     {
+        Join(connection);
         try
         {
-            if (Join(connection))
-            {
-                connection.RequestClose(WebSocketCloseStatus.EndpointUnavailable, "The server is shutting down.");
-            }
-
+            // At once when the hub is stopping already.
+            using CancellationTokenRegistration closeOnStop = _scope.Stopping.UnsafeRegister(
+                static member => ((ChatConnection)member!).RequestClose(WebSocketCloseStatus.EndpointUnavailable, ShuttingDown),
+                connection);
             await connection.RunAsync(cancellationToken).ConfigureAwait(false);
             LogClosed(_logger, connection.Room, connection.Name, connection.CloseStatus);
         }
@@ -156,20 +169,16 @@ internal sealed partial class ConnectionHub : IAsyncDisposable
     private static bool IsClientGone(Exception exception) =>
         exception is WebSocketException or IOException or TimeoutException or OperationCanceledException;
 
-    // True when the hub is stopping: the connection has joined too late to be in StopAsync's snapshot.
-    private bool Join(ChatConnection connection)
+    private void Join(ChatConnection connection)
     {
-        bool stopping;
         lock (_membershipLock)
         {
             ChatConnection[] members = _rooms.TryGetValue(connection.Room, out ChatConnection[]? current) ? current : [];
             _rooms[connection.Room] = [.. members, connection];
             _count++;
-            stopping = _stopping;
         }
 
         SignalChanged();
-        return stopping;
     }
 
     private void Leave(ChatConnection connection)
@@ -204,6 +213,18 @@ internal sealed partial class ConnectionHub : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Connection of {Name} in {Room} failed.")]
     private static partial void LogFailed(ILogger logger, Exception exception, string room, string name);
+
+    // The static event serves every scope of the process: this hub logs its own.
+    private void OnStraggler(object? sender, ScopeStragglerEventArgs e)
+    {
+        if (ReferenceEquals(sender, _scope))
+        {
+            LogStraggler(_logger, e.ChildName, e.Waited);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Connection} still runs {Waited} after it was aborted: something in it ignores cancellation, and holds up the shutdown.")]
+    private static partial void LogStraggler(ILogger logger, string? connection, TimeSpan waited);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Connections stopped: {Outcome}.")]
     private static partial void LogStopped(ILogger logger, string outcome);
