@@ -56,33 +56,27 @@ internal sealed partial class PostgresMessageFeed : IAsyncDisposable
 
     /// <summary>
     /// Connects and starts listening, from the last message committed now: what was committed before is history,
-    /// read on request. Returns once listening, so that no message this node writes afterwards can be missed.
+    /// read on request. Returns once listening (the loop is started with <see cref="TaskScope.StartAsync"/>, and says
+    /// when it is ready), so that no message this node writes afterwards can be missed, and the service does not start
+    /// before it.
     /// </summary>
+    /// <exception cref="Exception">What the first connection threw: the loop retries only once it has listened.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired first: the loop is
+    /// cancelled, and nothing is left open.</exception>
     public static async Task<PostgresMessageFeed> StartAsync(
         NpgsqlDataSource source, IDatabaseEvents events, TimeProvider time, ILogger logger, CancellationToken cancellationToken)
     {
         var feed = new PostgresMessageFeed(source, events, time, logger);
-        NpgsqlConnection? connection = null;
         try
         {
-            connection = await feed.ConnectAsync(cancellationToken).ConfigureAwait(false);
-
-            // After LISTEN: a message committed in between is both notified and counted here, and skipped as read.
-            await using var command = new NpgsqlCommand("SELECT COALESCE(MAX(id), 0) FROM messages", connection);
-            feed._lastId = (long)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+            await feed._scope.StartAsync(feed.RunAsync, "listening connection", cancellationToken).ConfigureAwait(false);
         }
         catch
         {
-            if (connection is not null)
-            {
-                await connection.DisposeAsync().ConfigureAwait(false);
-            }
-
             await feed.DisposeAsync().ConfigureAwait(false);
             throw;
         }
 
-        _ = feed._scope.Start(ct => feed.ListenAsync(connection, ct));
         return feed;
     }
 
@@ -99,6 +93,27 @@ internal sealed partial class PostgresMessageFeed : IAsyncDisposable
         _scope.Cancel();
         await _scope.DisposeAsync().ConfigureAwait(false);
         _senders.Clear();
+    }
+
+    // The loop: ready once its first connection listens and knows where the history ends.
+    private async Task RunAsync(Action listening, CancellationToken cancellationToken)
+    {
+        NpgsqlConnection connection = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            // After LISTEN: a message committed in between is both notified and counted here, and skipped as read.
+            await using var command = new NpgsqlCommand("SELECT COALESCE(MAX(id), 0) FROM messages", connection);
+            _lastId = (long)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        LogListening(_logger, _lastId);
+        listening();
+        await ListenAsync(connection, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task ListenAsync(NpgsqlConnection? connection, CancellationToken cancellationToken)
@@ -231,6 +246,9 @@ internal sealed partial class PostgresMessageFeed : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "The listening connection to the database failed; connecting again in {Retry}.")]
     private static partial void LogLost(ILogger logger, Exception exception, TimeSpan retry);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Listening to the database for every node's messages after message {LastId}.")]
+    private static partial void LogListening(ILogger logger, long lastId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Listening to the database again; reading the messages committed meanwhile.")]
     private static partial void LogReconnected(ILogger logger);

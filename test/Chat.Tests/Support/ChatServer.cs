@@ -60,8 +60,14 @@ internal sealed class ChatServer : IAsyncDisposable
     /// <param name="time">The service's clock; a new fake clock at the current time when null.</param>
     /// <param name="hook">Runs inside every message's transaction, before the commit.</param>
     /// <param name="settings">Settings as <c>Section:Key=value</c>, over the test defaults.</param>
+    public static Task<ChatServer> StartAsync(
+        string directory, ObservedTimeProvider? time = null, IMessageWriteHook? hook = null, params string[] settings) =>
+        StartAsync(directory, time, hook, settings, CancellationToken.None);
+
+    /// <summary>Starts the service on the database in <paramref name="directory"/>, as the host would with a start
+    /// that <paramref name="cancellationToken"/> cancels.</summary>
     public static async Task<ChatServer> StartAsync(
-        string directory, ObservedTimeProvider? time = null, IMessageWriteHook? hook = null, params string[] settings)
+        string directory, ObservedTimeProvider? time, IMessageWriteHook? hook, string[] settings, CancellationToken cancellationToken)
     {
         time ??= new ObservedTimeProvider();
         string[] args =
@@ -90,7 +96,7 @@ internal sealed class ChatServer : IAsyncDisposable
         });
         try
         {
-            await app.StartAsync();
+            await app.StartAsync(cancellationToken);
         }
         catch
         {
