@@ -8,7 +8,10 @@ namespace AsyncScopes;
 /// </summary>
 /// <remarks>
 /// <para>Moving it (<see cref="Reschedule"/>, <see cref="Extend"/>) allocates nothing and is thread-safe; a deadline
-/// moved into the past fires at once. Once it fired (or the outer token cancelled it, or it was disposed) it stays
+/// moved into the past fires at once. Moving it later leaves its timer alone and does not even read the clock: the
+/// timer wakes at the earlier time and sets itself for the rest (so a move into the past that is still later than
+/// where the timer wakes, which can only happen when that timer is due already, fires as the timer's callback runs, a
+/// moment later, not during the call). Once it fired (or the outer token cancelled it, or it was disposed) it stays
 /// where it is: moving it returns <see langword="false"/>.</para>
 /// <para>Callbacks registered on <see cref="Token"/> that throw when the deadline fires are reported through
 /// <see cref="ScopeDiagnostics.UnobservedFailure"/>: nobody awaits a timer's thread.</para>
@@ -163,8 +166,15 @@ public sealed class MovableDeadline : IDisposable
     // at the earlier time and re-arms for the rest, so that pushing an idle timeout forward on every frame costs a
     // comparison, not a timer operation. A timer cannot wait longer than Cancellation.MaxTimeout: a farther deadline
     // re-arms when it wakes. A timer that counts whole milliseconds wakes up to one early: it re-arms for the rest.
+    // Not even the clock is read then: a deadline at or after the timer's wake is the timer's to judge, and if it is
+    // past already, the timer is due, and fires it as its callback runs.
     private bool ArmOrEnd()
     {
+        if (_when >= _timerWakes)
+        {
+            return false;
+        }
+
         var now = _timeProvider.GetUtcNow();
         var due = _when - now;
         if (due <= TimeSpan.Zero)
@@ -172,11 +182,6 @@ public sealed class MovableDeadline : IDisposable
             _ended = true;
             Volatile.Write(ref _expired, true);
             return true;
-        }
-
-        if (_when >= _timerWakes)
-        {
-            return false;
         }
 
         due = due > Cancellation.MaxTimeout ? Cancellation.MaxTimeout : due;
