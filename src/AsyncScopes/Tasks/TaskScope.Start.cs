@@ -107,7 +107,8 @@ public sealed partial class TaskScope
         {
             if (Volatile.Read(ref _state) == GivenUp)
             {
-                return; // the starter gave up before the child ran: nobody waits for it
+                Dispose(); // the starter gave up before the child ran: nobody waits for it
+                return;
             }
 
             CancellationToken token = scopeToken;

@@ -272,6 +272,37 @@ public sealed class TaskScopeStartAsyncTests
     }
 
     [Fact]
+    public async Task A_child_whose_starter_gave_up_while_it_waited_for_a_slot_never_runs()
+    {
+        var scope = new TaskScope(new TaskScopeOptions { MaxConcurrency = 1 });
+        var busy = NewGate();
+        var free = NewGate();
+        _ = scope.Start(async _ =>
+        {
+            busy.SetResult();
+            await free.Task;
+        });
+        await busy.Task.WaitAsync(Patience);
+        using var starter = new CancellationTokenSource();
+        var ran = false;
+        var starting = scope.StartAsync(
+            (ready, _) =>
+            {
+                ran = true;
+                ready();
+                return Task.CompletedTask;
+            },
+            cancellationToken: starter.Token);
+
+        await starter.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => starting.WaitAsync(Patience));
+        free.SetResult();
+
+        await scope.JoinAsync().WaitAsync(Patience);
+        Assert.False(ran);
+    }
+
+    [Fact]
     public async Task A_child_started_by_name_is_reported_by_it_when_it_straggles()
     {
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
