@@ -4,11 +4,17 @@ using System.Text.Json;
 namespace BenchReport;
 
 /// <summary>The bounds of one benchmark method against its class's baseline, from bench/targets.json.</summary>
-internal sealed record Target(string Method, decimal MaxRatio, decimal? MaxAllocatedBytes, decimal? MaxAllocatedOverBaselineBytes)
+/// <remarks>A target bounds the ratio, the allocation, or both.</remarks>
+internal sealed record Target(string Method, decimal? MaxRatio, decimal? MaxAllocatedBytes, decimal? MaxAllocatedOverBaselineBytes)
 {
     public string Describe()
     {
-        var parts = new List<string> { "≤ " + MaxRatio.ToString(CultureInfo.InvariantCulture) };
+        var parts = new List<string>();
+        if (MaxRatio is { } ratio)
+        {
+            parts.Add("≤ " + ratio.ToString(CultureInfo.InvariantCulture));
+        }
+
         if (MaxAllocatedBytes is { } bytes)
         {
             parts.Add("≤ " + Format.Bytes(bytes));
@@ -49,11 +55,17 @@ internal static class TargetsReader
             foreach (var target in Get(element, "targets", JsonValueKind.Array, where).EnumerateArray())
             {
                 Keys(target, where, "method", "maxRatio", "maxAllocatedBytes", "maxAllocatedOverBaselineBytes", "note");
-                targets.Add(new Target(
+                var bounds = new Target(
                     Get(target, "method", JsonValueKind.String, where).GetString()!,
-                    Get(target, "maxRatio", JsonValueKind.Number, where).GetDecimal(),
+                    Optional(target, "maxRatio", where),
                     Optional(target, "maxAllocatedBytes", where),
-                    Optional(target, "maxAllocatedOverBaselineBytes", where)));
+                    Optional(target, "maxAllocatedOverBaselineBytes", where));
+                if (bounds is { MaxRatio: null, MaxAllocatedBytes: null, MaxAllocatedOverBaselineBytes: null })
+                {
+                    throw new InvalidDataException($"{where}: the target of {bounds.Method} bounds nothing.");
+                }
+
+                targets.Add(bounds);
             }
 
             var item = new BenchmarkClass(
