@@ -129,6 +129,39 @@ public static class AsyncContext
     }
 
     /// <summary>
+    /// Builds a context manager from an async iterator that yields once: Python's <c>@asynccontextmanager</c>. The code
+    /// before the <c>yield return</c> is enter, the value yielded is the entered value, the code after it runs when the
+    /// block completed, and the iterator's <c>finally</c> blocks (its <c>using</c> declarations included) run whatever
+    /// happened.
+    /// </summary>
+    /// <typeparam name="T">The type of the entered value.</typeparam>
+    /// <param name="iterator">Makes the iterator; it receives enter's cancellation token (so does its enumerator, for
+    /// a parameter marked <see cref="System.Runtime.CompilerServices.EnumeratorCancellationAttribute"/>).</param>
+    /// <returns>A manager with the reuse rules of <see cref="Create{T}(Func{CancellationToken, ValueTask{T}}, Func{T, Exception?, ValueTask{bool}})"/>:
+    /// each enter runs a new iterator.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="iterator"/> is null.</exception>
+    /// <remarks>
+    /// <para>When the block failed, exit disposes the iterator: its <c>finally</c> blocks run, the code after the
+    /// <c>yield return</c> does not, and the block's exception goes on. C# allows no <c>yield return</c> inside a
+    /// <c>try</c> with a <c>catch</c>, so the iterator cannot see that exception, and its exit never suppresses it.
+    /// When exit must see the exception (to roll back rather than commit) or suppress it, use
+    /// <see cref="Create{T}(Func{CancellationToken, ValueTask{T}}, Func{T, Exception?, ValueTask{bool}})"/> or
+    /// implement <see cref="IAsyncContextManager{T}"/>.</para>
+    /// <para>An iterator that ends without yielding, or yields a second value, is an
+    /// <see cref="InvalidOperationException"/> that names its method, thrown after its <c>finally</c> blocks ran: by
+    /// enter for no value (the block does not run), by exit for a second one. What the iterator throws before its
+    /// <c>yield return</c> is enter's failure; after it, exit's.</para>
+    /// <para>The token the iterator received is enter's, and exit is not cancellable: code after the
+    /// <c>yield return</c> that must not be cut short passes <see cref="CancellationToken.None"/>, or a deadline of its
+    /// own (<see cref="Deadline.RunAsync(TimeSpan, Func{CancellationToken, Task}, CancellationToken, TimeProvider?)"/>).</para>
+    /// </remarks>
+    public static IAsyncContextManager<T> FromIterator<T>(Func<CancellationToken, IAsyncEnumerable<T>> iterator)
+    {
+        ArgumentNullException.ThrowIfNull(iterator);
+        return new IteratorContextManager<T>(iterator);
+    }
+
+    /// <summary>
     /// A context manager that enters to <paramref name="value"/> and whose exit does nothing (Python's
     /// <c>nullcontext</c>): for code that takes a manager when there is nothing to manage.
     /// </summary>

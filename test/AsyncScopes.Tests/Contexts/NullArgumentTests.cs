@@ -20,6 +20,7 @@ public sealed class NullArgumentTests
         { "Create with a release", "enter", _ => AsyncContext.Create<int>(null!, static _ => ValueTask.CompletedTask) },
         { "Create with a release", "release", _ => AsyncContext.Create(Enter, (Func<int, ValueTask>)null!) },
         { "Of", "open", _ => AsyncContext.Of<IAsyncDisposable>(null!) },
+        { "FromIterator", "iterator", _ => AsyncContext.FromIterator<int>(null!) },
         { "EnterAsync", "manager", stack => _ = stack.EnterAsync<int>(null!).AsTask() },
         { "Push", "resource", stack => stack.Push<IAsyncDisposable>(null!) },
         { "PushDisposable", "resource", stack => stack.PushDisposable<IDisposable>(null!) },
