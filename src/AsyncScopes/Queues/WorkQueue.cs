@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using System.Threading.Channels;
+using System.Threading.RateLimiting;
 
 namespace AsyncScopes;
 
@@ -254,9 +255,15 @@ public sealed class WorkQueue<T> : IAsyncDisposable
                 }
 
                 Volatile.Write(ref worker.Running, 1);
+                RateLimitLease? permit = null;
                 Task? handling;
                 try
                 {
+                    if (_options.Limiter is { } limiter)
+                    {
+                        permit = await Permits.AcquireAsync(limiter, _options.Name, stop).ConfigureAwait(false);
+                    }
+
                     handling = _handler(item, stop);
                 }
 #pragma warning disable CA1031 // Not swallowed: FinishAsync classifies it as the item's outcome.
@@ -269,23 +276,33 @@ public sealed class WorkQueue<T> : IAsyncDisposable
                 // A handler that already completed is counted here: no state machine per item on the common path.
                 if (handling is { IsCompletedSuccessfully: true })
                 {
+                    permit?.Dispose();
                     CountCompleted(worker);
                     Volatile.Write(ref worker.Running, 0);
                 }
                 else
                 {
-                    await FinishAsync(worker, item, handling, stop).ConfigureAwait(false);
+                    await FinishAsync(worker, item, handling, permit, stop).ConfigureAwait(false);
                 }
             }
         }
     }
 
-    // The outcome of a handler that is still running, failed or was cancelled; never throws, so the worker goes on.
-    private async Task FinishAsync(WorkerCounters worker, T item, Task? handling, CancellationToken stop)
+    // The outcome of a handler that is still running, failed or was cancelled (or of an item whose wait for a permit
+    // was); never throws, so the worker goes on. The permit goes back as the handler ends, before the outcome counts.
+    private async Task FinishAsync(WorkerCounters worker, T item, Task? handling, RateLimitLease? permit, CancellationToken stop)
     {
         try
         {
-            await handling!.ConfigureAwait(false); // a handler that returned null fails with NullReferenceException
+            try
+            {
+                await handling!.ConfigureAwait(false); // a handler that returned null fails with NullReferenceException
+            }
+            finally
+            {
+                permit?.Dispose();
+            }
+
             CountCompleted(worker);
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)

@@ -39,6 +39,19 @@ public sealed class WorkQueueOptions<T>
     /// <summary>A name for diagnostics: in metrics tags, leak reports and unobserved-failure events.</summary>
     public string? Name { get; init; }
 
+    /// <summary>
+    /// A limiter the queue shares with others (a <see cref="System.Threading.RateLimiting.ConcurrencyLimiter"/> that
+    /// every queue and scope calling one service uses, say): each item waits for one permit before its handler runs and
+    /// gives it back when the handler ends, whatever happens. <see langword="null"/> (the default): none. The queue
+    /// does not own it.
+    /// </summary>
+    /// <remarks>An item whose worker is stopped while it waits is unprocessed (<see cref="WorkQueueResult{T}.Unprocessed"/>)
+    /// and its request leaves the limiter's queue, so neither the item nor a permit is lost. A permit the limiter
+    /// refuses fails the item with <see cref="PermitRejectedException"/> (<see cref="OnError"/>,
+    /// <see cref="WorkQueueResult{T}.Failed"/>). The workers wait for permits too: a limiter with fewer permits than
+    /// <see cref="Workers"/> bounds how many items run at once.</remarks>
+    public System.Threading.RateLimiting.RateLimiter? Limiter { get; init; }
+
     internal void ThrowIfInvalid()
     {
         if (Workers < 1)

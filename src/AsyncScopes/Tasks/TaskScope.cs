@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Threading.RateLimiting;
 
 namespace AsyncScopes;
 
@@ -45,6 +46,7 @@ public sealed partial class TaskScope : IAsyncDisposable
     private readonly int _maxConcurrency;
     private readonly ITimer? _timer;
     private readonly string? _name;
+    private readonly RateLimiter? _limiter;
     private readonly TaskScopeOptions _options; // immutable: read for what is rarely needed (the timeout's message, Stop(grace)'s clock)
     private readonly ScopeTracker? _tracker;
 
@@ -84,6 +86,7 @@ public sealed partial class TaskScope : IAsyncDisposable
         _failureMode = options.FailureMode;
         _maxConcurrency = options.MaxConcurrency;
         _name = options.Name;
+        _limiter = options.Limiter;
         _options = options;
         _source = new CancellationTokenSource();
         if (options.StragglerTimeout is { } stragglerTimeout && stragglerTimeout != Timeout.InfiniteTimeSpan)
@@ -938,7 +941,11 @@ public sealed partial class TaskScope : IAsyncDisposable
             CancellationToken token = scope.Token;
             try
             {
-                if (work is Func<CancellationToken, Task<T>> withResult)
+                if (scope._limiter is { } limiter)
+                {
+                    TrySetResult(await RunWithPermitAsync(limiter, token).ConfigureAwait(false));
+                }
+                else if (work is Func<CancellationToken, Task<T>> withResult)
                 {
                     TrySetResult(await withResult(token).ConfigureAwait(false));
                 }
@@ -960,6 +967,19 @@ public sealed partial class TaskScope : IAsyncDisposable
             }
 
             scope.OnChildFinished(this);
+        }
+
+        // The permit goes back before the child's outcome is set: whoever sees the child end finds it free.
+        private async Task<T> RunWithPermitAsync(RateLimiter limiter, CancellationToken token)
+        {
+            using var permit = await Permits.AcquireAsync(limiter, scope._name, token).ConfigureAwait(false);
+            if (work is Func<CancellationToken, Task<T>> withResult)
+            {
+                return await withResult(token).ConfigureAwait(false);
+            }
+
+            await ((Func<CancellationToken, Task>)work)(token).ConfigureAwait(false);
+            return default!;
         }
     }
 

@@ -31,6 +31,18 @@ public sealed class TaskScopeOptions
     /// no report, and nothing recorded per child.</summary>
     public TimeSpan? StragglerTimeout { get; init; }
 
+    /// <summary>
+    /// A limiter the scope shares with others, such as one <see cref="System.Threading.RateLimiting.ConcurrencyLimiter"/>
+    /// for every request's scope (AnyIO's <c>CapacityLimiter</c>): each child waits for one permit before it runs and
+    /// gives it back when it ends, whatever happens, before its task completes. <see langword="null"/> (the default):
+    /// none. The scope does not own it: dispose it where it was made.
+    /// </summary>
+    /// <remarks>A child whose scope is cancelled while it waits is cancelled without running, and its request leaves
+    /// the limiter's queue (the limiter's contract), so no permit is lost. A permit the limiter refuses (a full queue)
+    /// fails the child with <see cref="PermitRejectedException"/>. With <see cref="MaxConcurrency"/> as well, a child
+    /// takes its slot first, then its permit.</remarks>
+    public System.Threading.RateLimiting.RateLimiter? Limiter { get; init; }
+
     /// <summary>A name for diagnostics: it appears in timeout messages and unobserved-failure events.</summary>
     public string? Name { get; init; }
 
