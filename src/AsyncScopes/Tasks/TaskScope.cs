@@ -46,7 +46,6 @@ public sealed partial class TaskScope : IAsyncDisposable
     private readonly int _maxConcurrency;
     private readonly ITimer? _timer;
     private readonly string? _name;
-    private readonly RateLimiter? _limiter;
     private readonly TaskScopeOptions _options; // immutable: read for what is rarely needed (the timeout's message, Stop(grace)'s clock)
     private readonly ScopeTracker? _tracker;
 
@@ -86,7 +85,6 @@ public sealed partial class TaskScope : IAsyncDisposable
         _failureMode = options.FailureMode;
         _maxConcurrency = options.MaxConcurrency;
         _name = options.Name;
-        _limiter = options.Limiter;
         _options = options;
         _source = new CancellationTokenSource();
         if (options.StragglerTimeout is { } stragglerTimeout && stragglerTimeout != Timeout.InfiniteTimeSpan)
@@ -941,7 +939,7 @@ public sealed partial class TaskScope : IAsyncDisposable
             CancellationToken token = scope.Token;
             try
             {
-                if (scope._limiter is { } limiter)
+                if (scope._options.Limiter is { } limiter) // read through the options: no field of its own in every scope
                 {
                     TrySetResult(await RunWithPermitAsync(limiter, token).ConfigureAwait(false));
                 }
