@@ -88,6 +88,7 @@ public sealed class TaskScopeCallerContextTests
         var winner = new TaskCompletionSource<Resource>();
         var loser = new TaskCompletionSource<Resource>();
         var started = new[] { NewGate(), NewGate() };
+        var won = NewGate();
         var loserValue = new Resource(_caller);
         var race = TaskScope.RaceAsync(new Func<CancellationToken, Task<Resource>>[]
         {
@@ -96,8 +97,9 @@ public sealed class TaskScopeCallerContextTests
                 started[0].SetResult();
                 return _caller.Pending(winner.Task);
             },
-            _ =>
+            token =>
             {
+                _ = token.Register(won.SetResult); // cancelled once the winner is known
                 started[1].SetResult();
                 return _caller.Pending(loser.Task); // ignores the cancellation: succeeds after the winner
             },
@@ -105,8 +107,11 @@ public sealed class TaskScopeCallerContextTests
         await Task.WhenAll(started.Select(gate => gate.Task)).WaitAsync(Patience);
         var winnerValue = new Resource(_caller);
 
+        // The started gates open before the race awaits what a contender returned: the winner may still be on its
+        // way to that await. Completing the loser only once the winner has won keeps the loser from winning first.
+        await CallerContext.RunStepsAsync(() => winner.SetResult(winnerValue));
+        await won.Task.WaitAsync(Patience);
         await CallerContext.RunStepsAsync(
-            () => winner.SetResult(winnerValue),
             () => loser.SetResult(loserValue),
             loserValue.Disposal.SetResult);
 
