@@ -18,6 +18,18 @@ public static class ScopeDiagnostics
     /// <summary>The name of the <see cref="System.Diagnostics.Metrics.Meter"/> that publishes the library's metrics.</summary>
     public const string MeterName = "AsyncScopes";
 
+    /// <summary>
+    /// The name of the <see cref="System.Diagnostics.ActivitySource"/> that traces the library: a span per
+    /// <see cref="TaskScope"/> (OpenTelemetry picks it up with <c>AddSource("AsyncScopes")</c>). The span's parent is
+    /// the span current where the scope was created; the scope's body and children run with the scope's span current.
+    /// Its tags: <c>asyncscopes.scope.name</c>, <c>asyncscopes.scope.children.started</c>, <c>.failed</c> and
+    /// <c>.cancelled</c>, <c>asyncscopes.scope.cancellation_reason</c> (when the scope was asked to stop) and
+    /// <c>asyncscopes.scope.outcome</c> (<c>completed</c>, <c>stopped</c>, <c>cancelled</c>, <c>failed</c> or
+    /// <c>timeout</c>); a failed scope's status is an error with its first failure's message. With no listener, nothing
+    /// is allocated.
+    /// </summary>
+    public const string ActivitySourceName = "AsyncScopes";
+
     private static volatile bool _leakTracking = Environment.GetEnvironmentVariable("ASYNCSCOPES_LEAK_TRACKING") == "1";
 
     /// <summary>

@@ -47,7 +47,7 @@ public sealed partial class TaskScope : IAsyncDisposable
     private readonly ITimer? _timer;
     private readonly string? _name;
     private readonly TaskScopeOptions _options; // immutable: read for what is rarely needed (the timeout's message, Stop(grace)'s clock)
-    private readonly ScopeTracker? _tracker;
+    private readonly ScopeObservation? _observation; // leak tracking and tracing: null unless one of them is on
 
     private Queue<IChild>? _waiting;
     private List<Exception>? _failures;
@@ -77,7 +77,8 @@ public sealed partial class TaskScope : IAsyncDisposable
     {
     }
 
-    // An untracked scope is part of another tracked object (a work queue's workers): it is not listed on its own.
+    // An untracked scope is part of another tracked object (a work queue's workers): it is not listed on its own, nor
+    // traced.
     internal TaskScope(TaskScopeOptions? options, bool tracked, CancellationToken cancellationToken)
     {
         options ??= TaskScopeOptions.Default;
@@ -92,7 +93,7 @@ public sealed partial class TaskScope : IAsyncDisposable
             _stop = new StopState { Stragglers = new StragglerWatch(stragglerTimeout, options.TimeProvider) };
         }
 
-        _tracker = tracked ? ScopeTracker.StartIfTracking("TaskScope", _name) : null;
+        _observation = tracked ? ScopeObservation.StartIfObserved(ScopeTracker.StartIfTracking("TaskScope", _name), _name) : null;
         ScopeMetrics.OpenScopes.Add(1, KindTag);
         _source.Token.UnsafeRegister(static state => ((TaskScope)state!).OnCancelled(), this);
         if (options.Timeout is { } timeout && timeout != Timeout.InfiniteTimeSpan)
@@ -468,6 +469,7 @@ public sealed partial class TaskScope : IAsyncDisposable
         }
 
         var child = new Child<T>(this, work, ExecutionContext.Capture());
+        _observation?.ChildStarted();
         var watch = Volatile.Read(ref _stop)?.Stragglers;
         watch?.Add(child, name);
         if (_maxConcurrency > 0)
@@ -493,6 +495,7 @@ public sealed partial class TaskScope : IAsyncDisposable
             if (child.Task.IsCanceled)
             {
                 watch?.Remove(child);
+                _observation?.ChildrenCancelled(1);
                 if (MarkFinished(1))
                 {
                     FinishClose();
@@ -511,6 +514,7 @@ public sealed partial class TaskScope : IAsyncDisposable
     // waiting for it are cancelled without running.
     private void OnChildFailed(Exception failure)
     {
+        _observation?.ChildFailed();
         lock (_lock)
         {
             (_failures ??= []).Add(failure);
@@ -608,9 +612,13 @@ public sealed partial class TaskScope : IAsyncDisposable
             }
         }
 
-        if (drained > 0 && MarkFinished(drained))
+        if (drained > 0)
         {
-            FinishClose();
+            _observation?.ChildrenCancelled(drained);
+            if (MarkFinished(drained))
+            {
+                FinishClose();
+            }
         }
     }
 
@@ -749,7 +757,7 @@ public sealed partial class TaskScope : IAsyncDisposable
 
         // Closed before the join completes, so that whoever awaited the join finds the scope no longer open.
         _outerRegistration.Unregister();
-        _tracker?.Close();
+        _observation?.Tracker?.Close();
         ScopeMetrics.OpenScopes.Add(-1, KindTag);
         // Releases the timers; the sources are never disposed, so that a late Cancel() stays harmless.
         _timer?.Dispose();
@@ -798,10 +806,17 @@ public sealed partial class TaskScope : IAsyncDisposable
         {
             _completion.TrySetResult();
         }
+
+        _observation?.StopSpan(_completion.Task, reason, _timeoutError is not null);
     }
 
     private async Task RunBodyAsync<T>(Delegate body, TaskCompletionSource<T> outcome)
     {
+        if (_observation?.Span is { } span)
+        {
+            Activity.Current = span; // what the body traces is inside the scope's span
+        }
+
         T result = default!;
         Exception? bodyFailure = null;
         try
@@ -936,6 +951,11 @@ public sealed partial class TaskScope : IAsyncDisposable
         // Never faults: every outcome goes to the child's task and to the scope.
         private async Task RunAsync()
         {
+            if (scope._observation?.Span is { } span)
+            {
+                Activity.Current = span; // what the child traces is inside the scope's span
+            }
+
             CancellationToken token = scope.Token;
             try
             {
@@ -955,6 +975,7 @@ public sealed partial class TaskScope : IAsyncDisposable
             }
             catch (OperationCanceledException e) when (token.IsCancellationRequested || scope.IsStoppingToken(e.CancellationToken))
             {
+                scope._observation?.ChildrenCancelled(1);
                 TrySetCanceled(token.IsCancellationRequested ? token : e.CancellationToken);
             }
             catch (Exception e)

@@ -1,0 +1,63 @@
+using System.Diagnostics;
+
+namespace AsyncScopes;
+
+/// <summary>
+/// What watches one <see cref="TaskScope"/> from outside while it is open: its leak-tracking record and its span, with
+/// the counts of its children the span reports. Made only when one of them is on, so that a scope nobody watches
+/// carries one null field.
+/// </summary>
+internal sealed class ScopeObservation(ScopeTracker? tracker, Activity? span)
+{
+    private int _started;
+    private int _failed;
+    private int _cancelled;
+
+    public ScopeTracker? Tracker => tracker;
+
+    /// <summary>The scope's span: current in its body and its children, so that what they trace is inside it.</summary>
+    public Activity? Span => span;
+
+    public static ScopeObservation? StartIfObserved(ScopeTracker? tracker, string? scopeName)
+    {
+        var span = ScopeTracing.StartScopeSpan("TaskScope", scopeName);
+        return tracker is null && span is null ? null : new ScopeObservation(tracker, span);
+    }
+
+    public void ChildStarted() => Interlocked.Increment(ref _started);
+
+    public void ChildFailed() => Interlocked.Increment(ref _failed);
+
+    public void ChildrenCancelled(int count) => Interlocked.Add(ref _cancelled, count);
+
+    /// <summary>Ends the span with the scope's outcome, once the join has completed.</summary>
+    public void StopSpan(Task join, ScopeCancellationReason reason, bool timedOut)
+    {
+        if (span is null)
+        {
+            return;
+        }
+
+        span.SetTag(ScopeTracing.ChildrenStartedTag, Volatile.Read(ref _started));
+        span.SetTag(ScopeTracing.ChildrenFailedTag, Volatile.Read(ref _failed));
+        span.SetTag(ScopeTracing.ChildrenCancelledTag, Volatile.Read(ref _cancelled));
+        if (reason != ScopeCancellationReason.None)
+        {
+            span.SetTag(ScopeMetrics.CancellationReasonTag, reason.ToString());
+        }
+
+        string outcome = join.Status switch
+        {
+            TaskStatus.RanToCompletion => reason == ScopeCancellationReason.None ? "completed" : "stopped",
+            TaskStatus.Canceled => "cancelled",
+            _ => timedOut ? "timeout" : "failed",
+        };
+        span.SetTag(ScopeTracing.OutcomeTag, outcome);
+        if (join.Exception is { } failures)
+        {
+            span.SetStatus(ActivityStatusCode.Error, failures.InnerExceptions[0].Message);
+        }
+
+        span.Stop();
+    }
+}

@@ -1,0 +1,157 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Time.Testing;
+using OpenTelemetry;
+using OpenTelemetry.Trace;
+using static AsyncScopes.Tests.Support.Gates;
+
+namespace AsyncScopes.Tests.Diagnostics;
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class TracingCollectionDefinition
+{
+    /// <summary>Alone: while a tracer listens to AsyncScopes, every scope of the process makes a span.</summary>
+    public const string Name = "Tracing";
+}
+
+/// <summary>A <see cref="TaskScope"/> as a span, through the real OpenTelemetry SDK and its in-memory exporter.</summary>
+[Collection(TracingCollectionDefinition.Name)]
+public sealed class TracingTests : IDisposable
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+    private static readonly ActivitySource Test = new("AsyncScopes.Tests.Tracing");
+
+    private readonly List<Activity> _exported = [];
+    private readonly TracerProvider _tracer;
+
+    public TracingTests()
+    {
+        _tracer = Sdk.CreateTracerProviderBuilder()
+            .AddSource(ScopeDiagnostics.ActivitySourceName, Test.Name)
+            .SetSampler(new AlwaysOnSampler())
+            .AddInMemoryExporter(_exported)
+            .Build()!;
+    }
+
+    public void Dispose() => _tracer.Dispose();
+
+    [Fact]
+    public async Task A_scope_is_a_span_inside_its_creators_and_around_its_childrens()
+    {
+        Activity? creatorsAfter;
+        using (var request = Test.StartActivity("request")!)
+        {
+            await TaskScope.RunAsync(
+                scope =>
+                {
+                    _ = scope.Start(_ =>
+                    {
+                        using var query = Test.StartActivity("query");
+                        return Task.CompletedTask;
+                    });
+                    using var body = Test.StartActivity("body work");
+                    return Task.CompletedTask;
+                },
+                options: new TaskScopeOptions { Name = "orders" });
+            creatorsAfter = Activity.Current;
+            Assert.Same(request, creatorsAfter); // the scope's span never became the creator's current one
+        }
+
+        var spans = Spans();
+        var root = spans.Single(span => span.OperationName == "request");
+        var scopeSpan = spans.Single(span => span.Source.Name == ScopeDiagnostics.ActivitySourceName);
+        Assert.Equal(root.SpanId, scopeSpan.ParentSpanId);
+        Assert.Equal("TaskScope orders", scopeSpan.DisplayName);
+        Assert.Equal("orders", scopeSpan.GetTagItem("asyncscopes.scope.name"));
+        Assert.Equal(scopeSpan.SpanId, spans.Single(span => span.OperationName == "query").ParentSpanId);
+        Assert.Equal(scopeSpan.SpanId, spans.Single(span => span.OperationName == "body work").ParentSpanId);
+        Assert.Equal("completed", scopeSpan.GetTagItem("asyncscopes.scope.outcome"));
+        Assert.Equal(1, scopeSpan.GetTagItem("asyncscopes.scope.children.started"));
+        Assert.Equal(ActivityStatusCode.Unset, scopeSpan.Status);
+    }
+
+    [Fact]
+    public async Task A_failed_scope_says_how_many_children_failed_or_were_cancelled_and_is_an_error()
+    {
+        var failure = new InvalidOperationException("the payment service refused");
+        using (Test.StartActivity("request"))
+        {
+            await Assert.ThrowsAsync<InvalidOperationException>(() => TaskScope.RunAsync(scope =>
+            {
+                _ = scope.Start(token => Task.Delay(Timeout.Infinite, token)); // ends cancelled
+                _ = scope.Start(token => Task.Delay(Timeout.Infinite, token));
+                _ = scope.Start(_ => Task.FromException(failure));
+                return Task.CompletedTask;
+            }));
+        }
+
+        var scopeSpan = Spans().Single(span => span.Source.Name == ScopeDiagnostics.ActivitySourceName);
+        Assert.Equal(3, scopeSpan.GetTagItem("asyncscopes.scope.children.started"));
+        Assert.Equal(1, scopeSpan.GetTagItem("asyncscopes.scope.children.failed"));
+        Assert.Equal(2, scopeSpan.GetTagItem("asyncscopes.scope.children.cancelled"));
+        Assert.Equal("Failure", scopeSpan.GetTagItem("asyncscopes.scope.cancellation_reason"));
+        Assert.Equal("failed", scopeSpan.GetTagItem("asyncscopes.scope.outcome"));
+        Assert.Equal(ActivityStatusCode.Error, scopeSpan.Status);
+        Assert.Equal(failure.Message, scopeSpan.StatusDescription);
+    }
+
+    [Fact]
+    public async Task The_outcome_tells_a_stop_a_cancellation_and_a_timeout_apart()
+    {
+        var time = new FakeTimeProvider();
+        using (Test.StartActivity("request"))
+        {
+            var stopped = new TaskScope(new TaskScopeOptions { Name = "stopped" });
+            stopped.Stop();
+            await stopped.JoinAsync().WaitAsync(Patience);
+
+            var cancelled = new TaskScope(new TaskScopeOptions { Name = "cancelled" });
+            cancelled.Cancel();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled.JoinAsync().WaitAsync(Patience));
+
+            var late = new TaskScope(new TaskScopeOptions { Name = "late", Timeout = TimeSpan.FromSeconds(5), TimeProvider = time });
+            _ = late.Start(async token => await WhenCancelled(token));
+            time.Advance(TimeSpan.FromSeconds(5));
+            await Assert.ThrowsAsync<TimeoutException>(() => late.JoinAsync().WaitAsync(Patience));
+        }
+
+        var outcomes = Spans()
+            .Where(span => span.Source.Name == ScopeDiagnostics.ActivitySourceName)
+            .ToDictionary(span => (string)span.GetTagItem("asyncscopes.scope.name")!, span => (span.GetTagItem("asyncscopes.scope.outcome"), span.GetTagItem("asyncscopes.scope.cancellation_reason")));
+        Assert.Equal(("stopped", "Stop"), outcomes["stopped"]);
+        Assert.Equal(("cancelled", "Cancel"), outcomes["cancelled"]);
+        Assert.Equal(("timeout", "Timeout"), outcomes["late"]);
+    }
+
+    [Fact]
+    public async Task Without_a_listener_no_span_is_made_and_the_current_one_stays()
+    {
+        _tracer.Dispose(); // nobody listens to AsyncScopes any more
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source == Test,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+        };
+        ActivitySource.AddActivityListener(listener);
+        using var request = Test.StartActivity("request")!;
+        Activity? seenByChild = null;
+
+        await TaskScope.RunAsync(scope =>
+        {
+            _ = scope.Start(_ =>
+            {
+                seenByChild = Activity.Current;
+                return Task.CompletedTask;
+            });
+            return Task.CompletedTask;
+        });
+
+        Assert.Same(request, seenByChild); // the caller's span flows on, no scope span in between
+    }
+
+    // The spans of this test's traces only: other tests' scopes may run while the tracer listens.
+    private List<Activity> Spans()
+    {
+        var roots = _exported.Where(span => span.Source == Test && span.Parent is null).Select(span => span.TraceId).ToHashSet();
+        return [.. _exported.Where(span => roots.Contains(span.TraceId))];
+    }
+}
