@@ -20,7 +20,9 @@ public static class ScopeDiagnostics
 
     /// <summary>
     /// The name of the <see cref="System.Diagnostics.ActivitySource"/> that traces the library: a span per
-    /// <see cref="TaskScope"/> (OpenTelemetry picks it up with <c>AddSource("AsyncScopes")</c>). The span's parent is
+    /// <see cref="TaskScope"/>, and per wait of an <see cref="AsyncPool{T}"/> renter that had to wait
+    /// (<c>AsyncPool.Wait</c>, tagged <c>asyncscopes.pool.name</c> and <c>asyncscopes.pool.wait.outcome</c>:
+    /// <c>acquired</c>, <c>cancelled</c> or <c>failed</c>). OpenTelemetry picks it up with <c>AddSource("AsyncScopes")</c>. The span's parent is
     /// the span current where the scope was created; the scope's body and children run with the scope's span current.
     /// Its tags: <c>asyncscopes.scope.name</c>, <c>asyncscopes.scope.children.started</c>, <c>.failed</c> and
     /// <c>.cancelled</c>, <c>asyncscopes.scope.cancellation_reason</c> (when the scope was asked to stop) and

@@ -13,6 +13,8 @@ internal static class ScopeTracing
     public const string ChildrenFailedTag = "asyncscopes.scope.children.failed";
     public const string ChildrenCancelledTag = "asyncscopes.scope.children.cancelled";
     public const string OutcomeTag = "asyncscopes.scope.outcome";
+    public const string PoolNameTag = "asyncscopes.pool.name";
+    public const string WaitOutcomeTag = "asyncscopes.pool.wait.outcome";
 
     /// <summary>
     /// Starts a span whose parent is the creator's current one, and leaves the creator's current span as it was: the
@@ -20,7 +22,31 @@ internal static class ScopeTracing
     /// not of what its creator does next.
     /// </summary>
     /// <returns>The span, or <see langword="null"/> (nothing allocated) when nobody listens or it is not sampled.</returns>
-    public static Activity? StartScopeSpan(string operationName, string? scopeName)
+    public static Activity? StartScopeSpan(string operationName, string? scopeName) => StartSpan(operationName, scopeName, ScopeNameTag);
+
+    /// <summary>A span for one wait of a renter of an <see cref="AsyncPool{T}"/> (only a rent that waits has one), with
+    /// the renter's current span as its parent, which it leaves current.</summary>
+    public static Activity? StartPoolWaitSpan(string? poolName) => StartSpan("AsyncPool.Wait", poolName, PoolNameTag);
+
+    /// <summary>Ends a pool wait's span: the renter got an item or a place (<c>acquired</c>), its token ended the wait
+    /// (<c>cancelled</c>), or the acquire timeout or the pool's disposal did (<c>failed</c>, an error).</summary>
+    public static void StopPoolWaitSpan(Activity span, System.Threading.Tasks.Sources.ValueTaskSourceStatus outcome)
+    {
+        span.SetTag(WaitOutcomeTag, outcome switch
+        {
+            System.Threading.Tasks.Sources.ValueTaskSourceStatus.Succeeded => "acquired",
+            System.Threading.Tasks.Sources.ValueTaskSourceStatus.Canceled => "cancelled",
+            _ => "failed",
+        });
+        if (outcome == System.Threading.Tasks.Sources.ValueTaskSourceStatus.Faulted)
+        {
+            span.SetStatus(ActivityStatusCode.Error);
+        }
+
+        span.Stop();
+    }
+
+    private static Activity? StartSpan(string operationName, string? name, string nameTag)
     {
         if (!Source.HasListeners())
         {
@@ -34,10 +60,10 @@ internal static class ScopeTracing
             return null;
         }
 
-        if (scopeName is not null)
+        if (name is not null)
         {
-            span.DisplayName = $"{operationName} {scopeName}";
-            span.SetTag(ScopeNameTag, scopeName);
+            span.DisplayName = $"{operationName} {name}";
+            span.SetTag(nameTag, name);
         }
 
         Activity.Current = current;

@@ -371,6 +371,7 @@ public sealed partial class AsyncPool<T>
     private void BeginWait(PoolWaiter<T> waiter, long waitStarted, CancellationToken cancellationToken)
     {
         waiter.WaitStarted = waitStarted;
+        waiter.Span = ScopeTracing.StartPoolWaitSpan(_options.Name);
         waiter.Registration = cancellationToken.UnsafeRegister(static (state, token) => ((PoolWaiter<T>)state!).Pool.AbandonWait((PoolWaiter<T>)state!, token), waiter);
         waiter.Timer = _acquireTimeout is { } timeout
             ? _time.CreateTimer(

@@ -48,6 +48,9 @@ internal sealed class PoolWaiter<T>(AsyncPool<T> pool) : IValueTaskSource<PoolSl
 
     public ITimer? Timer { get; set; }
 
+    // The span of this wait, while a tracer listens (see ScopeDiagnostics.ActivitySourceName).
+    public System.Diagnostics.Activity? Span { get; set; }
+
     public ValueTask<PoolSlot<T>?> WaitAsync() => new(this, _core.Version);
 
     public ValueTask<PoolLease<T>> WaitForLeaseAsync() => new(this, _core.Version);
@@ -79,6 +82,7 @@ internal sealed class PoolWaiter<T>(AsyncPool<T> pool) : IValueTaskSource<PoolSl
         RentStackTrace = null;
         HandedLease = default;
         Registration = default;
+        Span = null;
     }
 
     public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
@@ -117,6 +121,12 @@ internal sealed class PoolWaiter<T>(AsyncPool<T> pool) : IValueTaskSource<PoolSl
     /// callback can reach the waiter after this, and the waiter goes back to the pool's spares.</summary>
     public void EndWait()
     {
+        if (Span is { } span)
+        {
+            Span = null;
+            ScopeTracing.StopPoolWaitSpan(span, _core.GetStatus(_core.Version));
+        }
+
         // Dispose, not Unregister: it waits for a cancellation callback that is running, so that none can reach the
         // waiter once it serves another renter.
         Registration.Dispose();

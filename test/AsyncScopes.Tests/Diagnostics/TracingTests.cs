@@ -148,6 +148,40 @@ public sealed class TracingTests : IDisposable
         Assert.Same(request, seenByChild); // the caller's span flows on, no scope span in between
     }
 
+    [Fact]
+    public async Task A_rent_that_waits_is_a_span_with_how_the_wait_ended_and_one_that_does_not_wait_is_none()
+    {
+        var time = new FakeTimeProvider();
+        await using var pool = new AsyncPool<object>(
+            _ => ValueTask.FromResult(new object()),
+            new AsyncPoolOptions<object> { MaxSize = 1, Name = "db", AcquireTimeout = TimeSpan.FromSeconds(10), TimeProvider = time });
+        using (Test.StartActivity("request"))
+        {
+            var held = await pool.RentAsync();
+            var acquired = pool.RentAsync().AsTask();
+            await held.DisposeAsync();
+            await (await acquired.WaitAsync(Patience)).DisposeAsync();
+
+            held = await pool.RentAsync(); // free: no wait, no span
+            using var cancellation = new CancellationTokenSource();
+            var cancelled = pool.RentAsync(cancellation.Token).AsTask();
+            await cancellation.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled.WaitAsync(Patience));
+
+            var timedOut = pool.RentAsync().AsTask();
+            time.Advance(TimeSpan.FromSeconds(10));
+            await Assert.ThrowsAsync<TimeoutException>(() => timedOut.WaitAsync(Patience));
+            await held.DisposeAsync();
+        }
+
+        var root = Spans().Single(span => span.OperationName == "request");
+        var waits = Spans().Where(span => span.OperationName == "AsyncPool.Wait").ToList();
+        Assert.Equal(["acquired", "cancelled", "failed"], waits.Select(span => span.GetTagItem("asyncscopes.pool.wait.outcome")));
+        Assert.All(waits, span => Assert.Equal(root.SpanId, span.ParentSpanId));
+        Assert.All(waits, span => Assert.Equal("AsyncPool.Wait db", span.DisplayName));
+        Assert.Equal([ActivityStatusCode.Unset, ActivityStatusCode.Unset, ActivityStatusCode.Error], waits.Select(span => span.Status));
+    }
+
     // The spans of this test's traces only: other tests' scopes may run while the tracer listens.
     private List<Activity> Spans()
     {
