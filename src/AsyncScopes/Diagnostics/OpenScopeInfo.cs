@@ -5,8 +5,9 @@ namespace AsyncScopes;
 [DebuggerDisplay("{Kind} {Name}, created {CreatedAt}")]
 public sealed class OpenScopeInfo
 {
-    internal OpenScopeInfo(string kind, string? name, DateTimeOffset createdAt, string? creationStackTrace)
+    internal OpenScopeInfo(string kind, string? name, DateTimeOffset createdAt, string? creationStackTrace, OpenScopeInfo? parent = null)
     {
+        Parent = parent;
         Kind = kind;
         Name = name;
         CreatedAt = createdAt;
@@ -22,6 +23,13 @@ public sealed class OpenScopeInfo
     /// <summary>When the scope was created (a lease: when it was rented). For a lease rented while leak tracking was
     /// off, which records nothing then, the time its leak was found.</summary>
     public DateTimeOffset CreatedAt { get; }
+
+    /// <summary>
+    /// The tracked <see cref="TaskScope"/> whose body or child created this scope (Python's <c>asyncio pstree</c> reads
+    /// the same link); <see langword="null"/> for a scope created outside every tracked scope, or while leak tracking
+    /// was off. It may have closed since: see <see cref="ScopeDiagnostics.WriteTree"/>.
+    /// </summary>
+    public OpenScopeInfo? Parent { get; }
 
     /// <summary>Where the scope was created; <see langword="null"/> unless leak tracking was on at creation.</summary>
     public string? CreationStackTrace { get; }

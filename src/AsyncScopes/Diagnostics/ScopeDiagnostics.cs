@@ -51,6 +51,54 @@ public static class ScopeDiagnostics
     public static IReadOnlyCollection<OpenScopeInfo> OpenScopes => ScopeTracker.Snapshot();
 
     /// <summary>
+    /// Writes the tree of the tracked scopes open now (Python's <c>asyncio pstree</c>): each scope under the
+    /// <see cref="TaskScope"/> whose body or child created it (<see cref="OpenScopeInfo.Parent"/>), two spaces deeper,
+    /// oldest first, one line each: its kind, its name and when it was created. A scope whose parent has closed is
+    /// written at the top, saying so.
+    /// </summary>
+    /// <param name="writer">Where to write; the tree ends with a line break.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="writer"/> is null.</exception>
+    /// <remarks>The tree holds what <see cref="LeakTracking"/> recorded: only scopes created while it was on, with
+    /// their parents known only when the parent was created while it was on as well. It is a snapshot: scopes open and
+    /// close while it is written.</remarks>
+    public static void WriteTree(TextWriter writer)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        var open = ScopeTracker.Snapshot();
+        if (open.Count == 0)
+        {
+            writer.WriteLine(LeakTracking ? "No scope is open." : "No scope is recorded: leak tracking (ScopeDiagnostics.LeakTracking) is off.");
+            return;
+        }
+
+        var isOpen = open.ToHashSet(ReferenceEqualityComparer.Instance);
+        var children = open
+            .Where(scope => scope.Parent is not null && isOpen.Contains(scope.Parent))
+            .ToLookup(scope => scope.Parent!, ReferenceEqualityComparer.Instance);
+        foreach (var root in open.Where(scope => scope.Parent is null || !isOpen.Contains(scope.Parent)).OrderBy(scope => scope.CreatedAt))
+        {
+            Write(root, depth: 0, parentClosed: root.Parent is not null);
+        }
+
+        void Write(OpenScopeInfo scope, int depth, bool parentClosed)
+        {
+            writer.Write(new string(' ', depth * 2));
+            writer.Write(scope.Kind);
+            if (scope.Name is not null)
+            {
+                writer.Write($" '{scope.Name}'");
+            }
+
+            writer.Write(FormattableString.Invariant($", created {scope.CreatedAt:O}"));
+            writer.WriteLine(parentClosed ? $" (its {scope.Parent!.Kind} has closed)" : string.Empty);
+            foreach (var child in children[scope].OrderBy(child => child.CreatedAt))
+            {
+                Write(child, depth + 1, parentClosed: false);
+            }
+        }
+    }
+
+    /// <summary>
     /// Raised for a scope that was dropped without being closed: a tracked scope garbage collected while open, a
     /// pool lease collected without having been returned (tracked or not), or a lease still out when its pool
     /// finished draining. The sender is <see langword="null"/>.

@@ -24,6 +24,21 @@ internal sealed class ScopeObservation(ScopeTracker? tracker, Activity? span)
         return tracker is null && span is null ? null : new ScopeObservation(tracker, span);
     }
 
+    /// <summary>Makes the scope the current one of the calling flow (an async method's, so that it ends with it): its
+    /// span is the parent of what the flow traces, its tracked record the parent of the scopes the flow creates.</summary>
+    public void EnterAsCurrent()
+    {
+        if (span is not null)
+        {
+            Activity.Current = span;
+        }
+
+        if (tracker is not null)
+        {
+            ScopeTracker.EnterAsCurrent(tracker.Info);
+        }
+    }
+
     public void ChildStarted() => Interlocked.Increment(ref _started);
 
     public void ChildFailed() => Interlocked.Increment(ref _failed);

@@ -13,6 +13,10 @@ namespace AsyncScopes;
 internal sealed class ScopeTracker
 {
     private static readonly ConcurrentDictionary<long, OpenScopeInfo> Registry = new();
+
+    // The tracked TaskScope whose body or child runs here: the parent of what is created here. Set only by tracked
+    // scopes, so that nothing flows while tracking is off.
+    private static readonly AsyncLocal<OpenScopeInfo?> CurrentScope = new();
     private static long _nextId;
 
     private readonly long _id;
@@ -37,16 +41,24 @@ internal sealed class ScopeTracker
 
     public static IReadOnlyCollection<OpenScopeInfo> Snapshot() => Registry.Values.ToArray();
 
+    /// <summary>The tracked scope whose body or child runs in this flow, if any.</summary>
+    public static OpenScopeInfo? Current => CurrentScope.Value;
+
+    /// <summary>Makes <paramref name="scope"/> the parent of what this flow creates from now on: called at the start
+    /// of a tracked scope's body and of each of its children (async methods, so that it ends with them).</summary>
+    public static void EnterAsCurrent(OpenScopeInfo scope) => CurrentScope.Value = scope;
+
     /// <summary>A tracker when leak tracking is on, else null (and nothing is captured).</summary>
     public static ScopeTracker? StartIfTracking(string kind, string? name) =>
         ScopeDiagnostics.LeakTracking
-            ? new ScopeTracker(new OpenScopeInfo(kind, name, DateTimeOffset.UtcNow, new StackTrace(2, fNeedFileInfo: true).ToString()))
+            ? new ScopeTracker(new OpenScopeInfo(kind, name, DateTimeOffset.UtcNow, new StackTrace(2, fNeedFileInfo: true).ToString(), Current))
             : null;
 
-    /// <summary>A tracker for a scope whose creation stack was captured earlier, by <see cref="CaptureStackIfTracking"/>:
-    /// a lease handed over asynchronously shows where it was rented, not the thread that completed the rent.</summary>
-    public static ScopeTracker Start(string kind, string? name, string creationStackTrace) =>
-        new(new OpenScopeInfo(kind, name, DateTimeOffset.UtcNow, creationStackTrace));
+    /// <summary>A tracker for a scope whose creation stack (and parent) were captured earlier, by
+    /// <see cref="CaptureStackIfTracking"/> and <see cref="Current"/>: a lease handed over asynchronously shows where it
+    /// was rented, not the thread that completed the rent.</summary>
+    public static ScopeTracker Start(string kind, string? name, string creationStackTrace, OpenScopeInfo? parent) =>
+        new(new OpenScopeInfo(kind, name, DateTimeOffset.UtcNow, creationStackTrace, parent));
 
     /// <summary>The stack from the caller on (a public method that will create a scope later, possibly on another
     /// thread) when leak tracking is on, else null (and nothing is captured).</summary>

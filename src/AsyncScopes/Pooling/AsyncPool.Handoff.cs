@@ -24,6 +24,7 @@ public sealed partial class AsyncPool<T>
             waiter.CancellationToken = cancellationToken;
             waiter.Context = ExecutionContext.Capture();
             waiter.RentStackTrace = rentStackTrace;
+            waiter.RentParent = rentStackTrace is null ? null : ScopeTracker.Current; // in the renter's flow here
         }
 
         _waiters.Enqueue(waiter);

@@ -328,14 +328,14 @@ public sealed partial class AsyncPool<T>
                 else
                 {
                     RecordWait(waitStarted);
-                    return slot.Lease(_options.Name, rentStackTrace);
+                    return slot.Lease(_options.Name, rentStackTrace, ScopeTracker.Current); // in the renter's flow
                 }
             }
             else if (create)
             {
                 slot = await CreateAsync(forMinIdle: false, cancellationToken).ConfigureAwait(false);
                 RecordWait(waitStarted);
-                return slot.Lease(_options.Name, rentStackTrace);
+                return slot.Lease(_options.Name, rentStackTrace, ScopeTracker.Current); // in the renter's flow
             }
 
             lock (_lock)

@@ -61,7 +61,8 @@ internal sealed class PoolSlot<T>
     /// <param name="poolName">The pool's name, for leak tracking.</param>
     /// <param name="rentStackTrace">Where the rent was called, captured when it began, for a lease handed over
     /// asynchronously; null to capture the stack here, if leak tracking is on.</param>
-    public PoolLease<T> Lease(string? poolName, string? rentStackTrace = null)
+    /// <param name="rentParent">The tracked scope the rent was called in, captured with <paramref name="rentStackTrace"/>.</param>
+    public PoolLease<T> Lease(string? poolName, string? rentStackTrace = null, OpenScopeInfo? rentParent = null)
     {
         // The handle not used by the last lease: a copy of that lease may still be reachable.
         int index = _leasedIndex ^ 1;
@@ -81,7 +82,7 @@ internal sealed class PoolSlot<T>
         _leasedIndex = index;
         Tracker = rentStackTrace is null
             ? ScopeTracker.StartIfTracking("PoolLease", poolName)
-            : ScopeTracker.Start("PoolLease", poolName, rentStackTrace);
+            : ScopeTracker.Start("PoolLease", poolName, rentStackTrace, rentParent);
         long version = Interlocked.Increment(ref _version);
         Debug.Assert((version & 1) == 1, "A slot is leased only when it is not.");
         return new PoolLease<T>(handle, version);

@@ -41,6 +41,9 @@ internal sealed class PoolWaiter<T>(AsyncPool<T> pool) : IValueTaskSource<PoolSl
 
     public string? RentStackTrace { get; set; }
 
+    // Captured with RentStackTrace: the lease is made on the thread that hands the item over, not in the renter's flow.
+    public OpenScopeInfo? RentParent { get; set; }
+
     // A direct waiter's lease, from the moment it is handed an item until its renter reads it.
     public PoolLease<T> HandedLease { get; private set; }
 
@@ -64,7 +67,7 @@ internal sealed class PoolWaiter<T>(AsyncPool<T> pool) : IValueTaskSource<PoolSl
     {
         if (IsDirect)
         {
-            HandedLease = slot.Lease(Pool.Name, RentStackTrace);
+            HandedLease = slot.Lease(Pool.Name, RentStackTrace, RentParent);
         }
 
         _core.SetResult(slot);
@@ -80,6 +83,7 @@ internal sealed class PoolWaiter<T>(AsyncPool<T> pool) : IValueTaskSource<PoolSl
         Context = null;
         WaitStarted = 0;
         RentStackTrace = null;
+        RentParent = null;
         HandedLease = default;
         Registration = default;
         Span = null;

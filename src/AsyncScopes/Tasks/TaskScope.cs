@@ -812,9 +812,9 @@ public sealed partial class TaskScope : IAsyncDisposable
 
     private async Task RunBodyAsync<T>(Delegate body, TaskCompletionSource<T> outcome)
     {
-        if (_observation?.Span is { } span)
+        if (_observation is { } observation)
         {
-            Activity.Current = span; // what the body traces is inside the scope's span
+            observation.EnterAsCurrent(); // what the body traces and creates is inside the scope
         }
 
         T result = default!;
@@ -951,9 +951,9 @@ public sealed partial class TaskScope : IAsyncDisposable
         // Never faults: every outcome goes to the child's task and to the scope.
         private async Task RunAsync()
         {
-            if (scope._observation?.Span is { } span)
+            if (scope._observation is { } observation)
             {
-                Activity.Current = span; // what the child traces is inside the scope's span
+                observation.EnterAsCurrent(); // what the child traces and creates is inside the scope
             }
 
             CancellationToken token = scope.Token;
