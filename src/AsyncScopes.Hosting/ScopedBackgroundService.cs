@@ -1,0 +1,119 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace AsyncScopes.Hosting;
+
+/// <summary>
+/// A <see cref="BackgroundService"/> whose work runs as the body of a <see cref="TaskScope"/>: the children it starts
+/// are the scope's, so that none outlives the service, and stopping is the scope's two-phase stop, with the host's
+/// shutdown timeout (<c>HostOptions.ShutdownTimeout</c>) as the grace.
+/// </summary>
+/// <remarks>
+/// <para>Stopping (<see cref="StopAsync"/>): the scope's <see cref="TaskScope.Stopping"/> token fires at once, so
+/// that the work and its children finish the unit they are in; its <see cref="TaskScope.Token"/> fires when the
+/// host's shutdown token does (the shutdown timeout has passed), or at once if a child fails. A child still running
+/// <see cref="TaskScopeOptions.StragglerTimeout"/> after that ignores cancellation: it is logged as a warning with
+/// its name (<see cref="TaskScope.Start(Func{CancellationToken, Task}, string?)"/>). <see cref="StopAsync"/> returns
+/// only once the work and every child have ended, however long past the timeout that is.</para>
+/// <para>A failure of the work or of a child ends the scope (the other children are cancelled and awaited) and
+/// faults <see cref="BackgroundService.ExecuteTask"/>: the host logs it and, with
+/// <c>BackgroundServiceExceptionBehavior.StopHost</c> (the default), stops, as for any background service. A
+/// stop ends the work quietly: an <see cref="OperationCanceledException"/> of the scope's tokens is not a failure.</para>
+/// </remarks>
+public abstract partial class ScopedBackgroundService : BackgroundService, IAsyncDisposable
+{
+    private readonly ILogger _logger;
+    private TaskScope? _scope;
+
+    /// <param name="logger">Where stragglers are logged.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="logger"/> is null.</exception>
+    protected ScopedBackgroundService(ILogger logger)
+    {
+        ArgumentNullException.ThrowIfNull(logger);
+        _logger = logger;
+    }
+
+    /// <summary>
+    /// The options of the service's scope, read once as it starts. Default: named after the service's type, with a
+    /// <see cref="TaskScopeOptions.StragglerTimeout"/> of 5 seconds.
+    /// </summary>
+    protected virtual TaskScopeOptions ScopeOptions => new() { Name = GetType().Name, StragglerTimeout = TimeSpan.FromSeconds(5) };
+
+    /// <summary>Stops the scope in two phases and waits until the work and every child have ended.</summary>
+    /// <param name="cancellationToken">The host's shutdown token: when it fires (the shutdown timeout has passed),
+    /// the scope's <see cref="TaskScope.Token"/> does.</param>
+    /// <returns>A task that completes when nothing of the service runs any more. It never faults: a failure of the
+    /// work is <see cref="BackgroundService.ExecuteTask"/>'s, which the host reports.</returns>
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (ExecuteTask is not { } work)
+        {
+            return; // never started
+        }
+
+        var scope = Volatile.Read(ref _scope);
+        ScopeDiagnostics.Straggler += OnStraggler;
+        try
+        {
+            scope?.Stop(Timeout.InfiniteTimeSpan); // Stopping now; Token when the host's token fires
+            using (cancellationToken.UnsafeRegister(static state => ((TaskScope?)state)?.Cancel(), scope))
+            {
+                await work.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+        }
+        finally
+        {
+            ScopeDiagnostics.Straggler -= OnStraggler;
+        }
+    }
+
+    /// <summary>Waits for the scope if the host never stopped the service (its children are cancelled first).</summary>
+    /// <returns>A task that completes when nothing of the service runs any more.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        if (Volatile.Read(ref _scope) is { } scope)
+        {
+            await scope.DisposeAsync().ConfigureAwait(false);
+        }
+
+        Dispose();
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>
+    /// The service's work, run as the body of its scope once the host starts it: start children with
+    /// <see cref="TaskScope.Start(Func{CancellationToken, Task}, string?)"/> (named, for straggler reports), watch
+    /// <see cref="TaskScope.Stopping"/> to finish the current unit of work when the host stops, and
+    /// <see cref="TaskScope.Token"/> for the hard end.
+    /// </summary>
+    /// <param name="scope">The service's scope.</param>
+    /// <returns>The work; the scope then waits for its children.</returns>
+    protected abstract Task ExecuteAsync(TaskScope scope);
+
+    /// <inheritdoc/>
+    /// <remarks>Sealed: the work is <see cref="ExecuteAsync(TaskScope)"/>, and the host's stopping token is replaced by
+    /// the scope's two tokens.</remarks>
+    /// <param name="stoppingToken">Cancelled only when the service is disposed without being stopped: the scope is
+    /// then cancelled from outside.</param>
+    protected sealed override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        TaskScope.RunAsync(
+            scope =>
+            {
+                Volatile.Write(ref _scope, scope); // before the first await: StartAsync has returned by then
+                return ExecuteAsync(scope);
+            },
+            stoppingToken,
+            ScopeOptions);
+
+    // The static event serves every scope of the process: this service logs its own.
+    private void OnStraggler(object? sender, ScopeStragglerEventArgs e)
+    {
+        if (ReferenceEquals(sender, Volatile.Read(ref _scope)))
+        {
+            LogStraggler(_logger, e.ChildName ?? "An unnamed child", e.ScopeName, e.Waited);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Child} of {Scope} still runs {Waited} after it was cancelled: something in it ignores cancellation, and holds up the shutdown.")]
+    private static partial void LogStraggler(ILogger logger, string child, string? scope, TimeSpan waited);
+}
