@@ -27,8 +27,9 @@ public static class ScopeDiagnostics
     /// Its tags: <c>asyncscopes.scope.name</c>, <c>asyncscopes.scope.children.started</c>, <c>.failed</c> and
     /// <c>.cancelled</c>, <c>asyncscopes.scope.cancellation_reason</c> (when the scope was asked to stop) and
     /// <c>asyncscopes.scope.outcome</c> (<c>completed</c>, <c>stopped</c>, <c>cancelled</c>, <c>failed</c> or
-    /// <c>timeout</c>); a failed scope's status is an error with its first failure's message. With no listener, nothing
-    /// is allocated.
+    /// <c>timeout</c>); a failed scope's status is an error with its first failure's message. The span ends just
+    /// before the join completes, and ending it leaves the closing thread's current span as it was. With no listener,
+    /// or for a span the sampler drops, nothing is kept.
     /// </summary>
     public const string ActivitySourceName = "AsyncScopes";
 

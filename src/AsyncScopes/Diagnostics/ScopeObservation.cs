@@ -45,8 +45,11 @@ internal sealed class ScopeObservation(ScopeTracker? tracker, Activity? span)
 
     public void ChildrenCancelled(int count) => Interlocked.Add(ref _cancelled, count);
 
-    /// <summary>Ends the span with the scope's outcome, once the join has completed.</summary>
-    public void StopSpan(Task join, ScopeCancellationReason reason, bool timedOut)
+    /// <summary>Ends the span with the scope's outcome, just before the join completes with it.</summary>
+    /// <param name="outcome">completed, stopped, cancelled, failed or timeout.</param>
+    /// <param name="failure">The first failure, for a failed or timed-out scope: the span's status is then an error.</param>
+    /// <param name="reason">The first request to stop or cancel, if any.</param>
+    public void StopSpan(string outcome, Exception? failure, ScopeCancellationReason reason)
     {
         if (span is null)
         {
@@ -61,18 +64,12 @@ internal sealed class ScopeObservation(ScopeTracker? tracker, Activity? span)
             span.SetTag(ScopeMetrics.CancellationReasonTag, reason.ToString());
         }
 
-        string outcome = join.Status switch
-        {
-            TaskStatus.RanToCompletion => reason == ScopeCancellationReason.None ? "completed" : "stopped",
-            TaskStatus.Canceled => "cancelled",
-            _ => timedOut ? "timeout" : "failed",
-        };
         span.SetTag(ScopeTracing.OutcomeTag, outcome);
-        if (join.Exception is { } failures)
+        if (failure is not null)
         {
-            span.SetStatus(ActivityStatusCode.Error, failures.InnerExceptions[0].Message);
+            span.SetStatus(ActivityStatusCode.Error, failure.Message);
         }
 
-        span.Stop();
+        ScopeTracing.Stop(span);
     }
 }

@@ -43,7 +43,20 @@ internal static class ScopeTracing
             span.SetStatus(ActivityStatusCode.Error);
         }
 
+        Stop(span);
+    }
+
+    /// <summary>Stops <paramref name="span"/> on whatever thread and flow ends it, leaving that flow's current span as
+    /// it was: <see cref="Activity.Stop"/> sets the current span back to the stopped one's parent, which would replace
+    /// the current span of the caller that happened to close the scope or end the wait.</summary>
+    public static void Stop(Activity span)
+    {
+        var current = Activity.Current;
         span.Stop();
+        if (!ReferenceEquals(current, span))
+        {
+            Activity.Current = current;
+        }
     }
 
     private static Activity? StartSpan(string operationName, string? name, string nameTag)
@@ -57,6 +70,14 @@ internal static class ScopeTracing
         var span = Source.StartActivity(operationName, ActivityKind.Internal);
         if (span is null)
         {
+            return null;
+        }
+
+        if (!span.IsAllDataRequested)
+        {
+            // Sampled out, made only to carry the trace's context: not worth a span per scope, nor a context per child.
+            span.Stop();
+            Activity.Current = current;
             return null;
         }
 

@@ -773,8 +773,10 @@ public sealed partial class TaskScope : IAsyncDisposable
             ScopeMetrics.CancelledScopes.Add(1, ReasonTags[(int)reason]);
         }
 
+        // The span ends before the join completes: whoever awaits the join finds it ended.
         if (failures is { Count: > 0 })
         {
+            _observation?.StopSpan("failed", failures[0], reason);
             _completion.TrySetException(failures);
         }
         else if (reason is ScopeCancellationReason.Stop || (reason is ScopeCancellationReason.Timeout && _options.TimeoutEndsQuietly))
@@ -782,10 +784,12 @@ public sealed partial class TaskScope : IAsyncDisposable
             // Quiet: the scope asked for it. A cancellation from outside still propagates.
             if (_outerToken.IsCancellationRequested)
             {
+                _observation?.StopSpan("cancelled", null, reason);
                 _completion.TrySetCanceled(_outerToken);
             }
             else
             {
+                _observation?.StopSpan("stopped", null, reason);
                 _completion.TrySetResult();
             }
         }
@@ -795,19 +799,20 @@ public sealed partial class TaskScope : IAsyncDisposable
             {
                 _timeoutError = new TimeoutException(
                     $"The TaskScope{(_name is null ? string.Empty : " '" + _name + "'")} did not complete within its timeout of {_options.Timeout}.");
+                _observation?.StopSpan("timeout", _timeoutError, reason);
                 _completion.TrySetException(_timeoutError);
             }
             else
             {
+                _observation?.StopSpan("cancelled", null, reason);
                 _completion.TrySetCanceled(_outerToken.IsCancellationRequested ? _outerToken : _source.Token);
             }
         }
         else
         {
+            _observation?.StopSpan("completed", null, reason);
             _completion.TrySetResult();
         }
-
-        _observation?.StopSpan(_completion.Task, reason, _timeoutError is not null);
     }
 
     private async Task RunBodyAsync<T>(Delegate body, TaskCompletionSource<T> outcome)

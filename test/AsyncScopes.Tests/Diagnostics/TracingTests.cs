@@ -123,6 +123,66 @@ public sealed class TracingTests : IDisposable
     }
 
     [Fact]
+    public async Task Closing_a_scope_leaves_the_current_span_of_whoever_closed_it_as_it_was()
+    {
+        using var request = Test.StartActivity("request")!;
+        var scope = new TaskScope(new TaskScopeOptions { Name = "idle" });
+        using var phase = Test.StartActivity("phase")!;
+
+        await scope.JoinAsync().WaitAsync(Patience); // closes the scope, and ends its span, here
+
+        Assert.Same(phase, Activity.Current);
+    }
+
+    [Fact]
+    public async Task The_span_has_ended_when_the_join_completes()
+    {
+        Activity? scopeSpan = null;
+        using (Test.StartActivity("request"))
+        {
+            var scope = new TaskScope(new TaskScopeOptions { Name = "closed by its child" });
+            var child = scope.Start(async token =>
+            {
+                scopeSpan = Activity.Current;
+                await Task.Yield(); // the child, on another thread, closes the scope
+            });
+            await child.WaitAsync(Patience);
+            await scope.JoinAsync().WaitAsync(Patience);
+        }
+
+        Assert.NotNull(scopeSpan);
+        Assert.Equal("TaskScope", scopeSpan.OperationName);
+        Assert.True(scopeSpan.IsStopped);
+        Assert.Contains(scopeSpan, _exported);
+    }
+
+    [Fact]
+    public async Task A_scope_that_the_sampler_drops_makes_no_span_and_its_children_see_the_creators()
+    {
+        _tracer.Dispose();
+        using var dropping = Sdk.CreateTracerProviderBuilder()
+            .AddSource(ScopeDiagnostics.ActivitySourceName, Test.Name)
+            .SetSampler(new AlwaysOffSampler())
+            .AddInMemoryExporter(_exported)
+            .Build()!;
+        var creators = Activity.Current;
+        Activity? seenByChild = null;
+
+        await TaskScope.RunAsync(scope =>
+        {
+            _ = scope.Start(_ =>
+            {
+                seenByChild = Activity.Current;
+                return Task.CompletedTask;
+            });
+            return Task.CompletedTask;
+        }).WaitAsync(Patience);
+
+        Assert.Same(creators, seenByChild);
+        Assert.Empty(_exported);
+    }
+
+    [Fact]
     public async Task Without_a_listener_no_span_is_made_and_the_current_one_stays()
     {
         _tracer.Dispose(); // nobody listens to AsyncScopes any more
