@@ -150,7 +150,9 @@ public static class AsyncContext
     /// <para>An iterator that ends without yielding, or yields a second value, is an
     /// <see cref="InvalidOperationException"/> that names its method, thrown after its <c>finally</c> blocks ran: by
     /// enter for no value (the block does not run), by exit for a second one. What the iterator throws before its
-    /// <c>yield return</c> is enter's failure; after it, exit's.</para>
+    /// <c>yield return</c> is enter's failure; after it, exit's. When disposing the iterator throws as well (a
+    /// hand-written enumerator), both come out, that one last, in a <see cref="ScopeExitException"/>; either way the
+    /// manager can be entered again.</para>
     /// <para>The token the iterator received is enter's, and exit is not cancellable: code after the
     /// <c>yield return</c> that must not be cut short passes <see cref="CancellationToken.None"/>, or a deadline of its
     /// own (<see cref="Deadline.RunAsync(TimeSpan, Func{CancellationToken, Task}, CancellationToken, TimeProvider?)"/>).</para>

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.ExceptionServices;
 
 namespace AsyncScopes;
 
@@ -51,16 +53,13 @@ internal sealed class IteratorContextManager<T> : IAsyncContextManager<T>
                     $"The iterator {NameOf(enumerator)} ended without yielding a value: a context manager's iterator yields exactly one.");
             }
         }
-        catch
+        catch (Exception failure)
         {
-            // Its finally blocks have run already when it threw or ended; disposing it again is harmless.
-            if (enumerator is not null)
-            {
-                await enumerator.DisposeAsync().ConfigureAwait(false);
-            }
-
+            // A compiler-made iterator has run its finally blocks when it threw or ended; disposing it again is
+            // harmless. A hand-written one may throw here too: both are kept, and the manager is free again.
+            var disposal = enumerator is null ? null : await DisposeCatchingAsync(enumerator).ConfigureAwait(false);
             Volatile.Write(ref _state, Idle);
-            throw;
+            Throw(failure, disposal);
         }
 
         _enumerator = enumerator;
@@ -77,29 +76,57 @@ internal sealed class IteratorContextManager<T> : IAsyncContextManager<T>
 
         IAsyncEnumerator<T> enumerator = _enumerator!;
         _enumerator = null;
+        Exception? failure = null;
         try
         {
             // The block completed: the code after the yield runs. It failed: disposing the iterator runs only its
             // finally blocks, the one way C# lets an iterator clean up after an exception it cannot see.
             if (exception is null && await enumerator.MoveNextAsync().ConfigureAwait(false))
             {
-                throw new InvalidOperationException(
+                failure = new InvalidOperationException(
                     $"The iterator {NameOf(enumerator)} yielded a second value: a context manager's iterator yields exactly one.");
             }
-
-            return false;
         }
-        finally
+        catch (Exception afterYield)
         {
-            try
-            {
-                await enumerator.DisposeAsync().ConfigureAwait(false);
-            }
-            finally
-            {
-                Debug.Assert(Volatile.Read(ref _state) == Exiting, "Only this exit can leave the Exiting state.");
-                Volatile.Write(ref _state, Idle);
-            }
+            failure = afterYield;
         }
+
+        var disposal = await DisposeCatchingAsync(enumerator).ConfigureAwait(false);
+        Debug.Assert(Volatile.Read(ref _state) == Exiting, "Only this exit can leave the Exiting state.");
+        Volatile.Write(ref _state, Idle);
+        if (failure is not null || disposal is not null)
+        {
+            Throw(failure, disposal);
+        }
+
+        return false;
+    }
+
+    private static async ValueTask<Exception?> DisposeCatchingAsync(IAsyncEnumerator<T> enumerator)
+    {
+        try
+        {
+            await enumerator.DisposeAsync().ConfigureAwait(false);
+            return null;
+        }
+#pragma warning disable CA1031 // Not swallowed: Throw surfaces it, with the failure before it if there was one.
+        catch (Exception disposal)
+#pragma warning restore CA1031
+        {
+            return disposal;
+        }
+    }
+
+    // One failure as it was thrown; a failure and the disposal's after it as a flat ScopeExitException.
+    [DoesNotReturn]
+    private static void Throw(Exception? failure, Exception? disposal)
+    {
+        if (failure is not null && disposal is not null)
+        {
+            throw new ScopeExitException([failure, disposal]);
+        }
+
+        ExceptionDispatchInfo.Throw(failure ?? disposal!);
     }
 }

@@ -139,6 +139,54 @@ public sealed class IteratorContextTests
         Assert.Equal(["enter first", "enter second", "exit second", "exit first"], log);
     }
 
+    [Fact]
+    public async Task When_disposing_a_failed_iterator_throws_too_both_are_kept_and_the_manager_can_be_entered_again()
+    {
+        var enumerable = new BrokenEnumerable(new IOException("could not read"), new ObjectDisposedException("cursor"));
+        var manager = AsyncContext.FromIterator(_ => enumerable);
+
+        var thrown = await Assert.ThrowsAsync<ScopeExitException>(() => manager.EnterAsync().AsTask());
+        Assert.Equal([typeof(IOException), typeof(ObjectDisposedException)], thrown.InnerExceptions.Select(e => e.GetType()));
+
+        enumerable.Heal();
+        Assert.Equal("value", await manager.EnterAsync());
+        Assert.False(await manager.ExitAsync(null));
+    }
+
+    [Fact]
+    public async Task When_disposing_an_iterator_that_yielded_twice_throws_both_errors_are_kept()
+    {
+        var enumerable = new BrokenEnumerable(moveFailure: null, new ObjectDisposedException("cursor"), values: 2);
+        var manager = AsyncContext.FromIterator(_ => enumerable);
+        await manager.EnterAsync();
+
+        var thrown = await Assert.ThrowsAsync<ScopeExitException>(() => manager.ExitAsync(null).AsTask());
+
+        Assert.Equal([typeof(InvalidOperationException), typeof(ObjectDisposedException)], thrown.InnerExceptions.Select(e => e.GetType()));
+        Assert.Equal("value", await manager.EnterAsync()); // not "already entered"
+    }
+
+    /// <summary>A hand-written iterator whose moves and disposal can fail, as compiler-made ones cannot both.</summary>
+    private sealed class BrokenEnumerable(Exception? moveFailure, Exception? disposeFailure, int values = 1) : IAsyncEnumerable<string>, IAsyncEnumerator<string>
+    {
+        private int _moved;
+
+        public string Current => "value";
+
+        public void Heal() => (moveFailure, disposeFailure, _moved) = (null, null, 0);
+
+        public IAsyncEnumerator<string> GetAsyncEnumerator(CancellationToken cancellationToken = default) => this;
+
+        public ValueTask<bool> MoveNextAsync() =>
+            moveFailure is not null ? ValueTask.FromException<bool>(moveFailure) : ValueTask.FromResult(++_moved <= values);
+
+        public ValueTask DisposeAsync()
+        {
+            _moved = 0;
+            return disposeFailure is not null ? ValueTask.FromException(disposeFailure) : ValueTask.CompletedTask;
+        }
+    }
+
     private static async IAsyncEnumerable<string> Connection(List<string> log)
     {
         log.Add("open");
