@@ -25,6 +25,13 @@ public abstract partial class ScopedBackgroundService : BackgroundService, IAsyn
     private readonly ILogger _logger;
     private TaskScope? _scope;
 
+    // A stop can come before the work has its scope (the host starts the work on the thread pool): StopAsync records
+    // it, the work's start looks for it, and whichever of the two sees both applies it, once.
+    private CancellationToken _stopToken;
+    private int _stopRequested;
+    private int _stopApplied;
+    private CancellationTokenRegistration _stopRegistration;
+
     /// <param name="logger">Where stragglers are logged.</param>
     /// <exception cref="ArgumentNullException"><paramref name="logger"/> is null.</exception>
     protected ScopedBackgroundService(ILogger logger)
@@ -51,32 +58,39 @@ public abstract partial class ScopedBackgroundService : BackgroundService, IAsyn
             return; // never started
         }
 
-        var scope = Volatile.Read(ref _scope);
         ScopeDiagnostics.Straggler += OnStraggler;
         try
         {
-            scope?.Stop(Timeout.InfiniteTimeSpan); // Stopping now; Token when the host's token fires
-            using (cancellationToken.UnsafeRegister(static state => ((TaskScope?)state)?.Cancel(), scope))
+            _stopToken = cancellationToken;
+            Volatile.Write(ref _stopRequested, 1);
+            Interlocked.MemoryBarrier(); // the write above before the read below; the work's start does the converse
+            if (Volatile.Read(ref _scope) is { } scope)
             {
-                await work.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                ApplyStop(scope);
             }
+
+            await work.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
         finally
         {
             ScopeDiagnostics.Straggler -= OnStraggler;
+            _stopRegistration.Dispose(); // the work has ended: whoever applied the stop has finished
         }
     }
 
-    /// <summary>Waits for the scope if the host never stopped the service (its children are cancelled first).</summary>
-    /// <returns>A task that completes when nothing of the service runs any more.</returns>
+    /// <summary>
+    /// Stops the service's work if the host never did (its scope is cancelled, as by the host's shutdown token), and
+    /// waits until the work and every child have ended.
+    /// </summary>
+    /// <returns>A task that completes when nothing of the service runs any more; it never faults.</returns>
     public async ValueTask DisposeAsync()
     {
-        if (Volatile.Read(ref _scope) is { } scope)
+        Dispose(); // cancels the token the work's scope takes as its outer token
+        if (ExecuteTask is { } work)
         {
-            await scope.DisposeAsync().ConfigureAwait(false);
+            await work.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
 
-        Dispose();
         GC.SuppressFinalize(this);
     }
 
@@ -99,11 +113,27 @@ public abstract partial class ScopedBackgroundService : BackgroundService, IAsyn
         TaskScope.RunAsync(
             scope =>
             {
-                Volatile.Write(ref _scope, scope); // before the first await: StartAsync has returned by then
+                Volatile.Write(ref _scope, scope);
+                Interlocked.MemoryBarrier(); // the converse of StopAsync's: one of the two sees the other
+                if (Volatile.Read(ref _stopRequested) == 1)
+                {
+                    ApplyStop(scope); // the stop came before the scope
+                }
+
                 return ExecuteAsync(scope);
             },
             stoppingToken,
             ScopeOptions);
+
+    // Stopping now; Token when the host's shutdown token fires (or now, if it has).
+    private void ApplyStop(TaskScope scope)
+    {
+        if (Interlocked.Exchange(ref _stopApplied, 1) == 0)
+        {
+            scope.Stop(Timeout.InfiniteTimeSpan);
+            _stopRegistration = _stopToken.UnsafeRegister(static state => ((TaskScope)state!).Cancel(), scope);
+        }
+    }
 
     // The static event serves every scope of the process: this service logs its own.
     private void OnStraggler(object? sender, ScopeStragglerEventArgs e)

@@ -40,6 +40,46 @@ public sealed class ScopedBackgroundServiceTests
     }
 
     [Fact]
+    public async Task A_stop_right_after_the_start_is_not_missed_even_before_the_work_has_its_scope()
+    {
+        for (int i = 0; i < 50; i++)
+        {
+            var worker = new Worker(async (scope, worker) => await WhenCancelled(scope.Stopping));
+            using var host = Build(worker);
+            await host.StartAsync();
+
+            await host.StopAsync().WaitAsync(Patience); // no wait for the work to begin
+
+            Assert.True(worker.ExecuteTask!.IsCompletedSuccessfully);
+        }
+    }
+
+    [Fact]
+    public async Task Disposing_a_service_that_was_not_stopped_waits_for_its_work()
+    {
+        var release = NewGate();
+        var cancelled = NewGate();
+        var worker = new Worker(async (scope, worker) =>
+        {
+            worker.Started.TrySetResult();
+            await WhenCancelled(scope.Token);
+            cancelled.SetResult();
+            await release.Task; // its cleanup
+        });
+        using var host = Build(worker);
+        await host.StartAsync();
+        await worker.Started.Task.WaitAsync(Patience);
+
+        var disposing = worker.Service.DisposeAsync().AsTask();
+        await cancelled.Task.WaitAsync(Patience);
+        Assert.False(disposing.IsCompleted);
+        release.SetResult();
+
+        await disposing.WaitAsync(Patience);
+        Assert.True(worker.ExecuteTask!.IsCompleted);
+    }
+
+    [Fact]
     public async Task A_child_that_ignores_Stopping_is_cancelled_when_the_hosts_shutdown_token_fires()
     {
         var worker = new Worker(async (scope, worker) =>

@@ -33,24 +33,35 @@ public sealed class TaskScopeLimiterTests
     }
 
     [Fact]
-    public async Task Two_scopes_sharing_it_never_run_more_children_at_once_than_it_has_permits()
+    public async Task Two_scopes_sharing_it_run_no_more_children_at_once_than_it_has_permits()
     {
-        await using var limiter = new ObservedLimiter(permits: 2, queueLimit: 100);
-        var running = 0;
-        var most = 0;
+        await using var limiter = new ObservedLimiter(permits: 2, queueLimit: 10);
+        var release = NewGate();
+        var twoIn = NewGate();
+        var entered = 0;
         async Task ChildAsync(CancellationToken token)
         {
-            var now = Interlocked.Increment(ref running);
-            InterlockedMax(ref most, now);
-            await Task.Yield();
-            Interlocked.Decrement(ref running);
+            if (Interlocked.Increment(ref entered) == 2)
+            {
+                twoIn.SetResult();
+            }
+
+            await release.Task;
         }
 
-        await Task.WhenAll(
-            TaskScope.RunAsync(scope => StartMany(scope, 50, ChildAsync), options: new TaskScopeOptions { Limiter = limiter }),
-            TaskScope.RunAsync(scope => StartMany(scope, 50, ChildAsync), options: new TaskScopeOptions { Limiter = limiter })).WaitAsync(Patience);
+        var first = new TaskScope(new TaskScopeOptions { Limiter = limiter });
+        var second = new TaskScope(new TaskScopeOptions { Limiter = limiter });
+        _ = first.Start(ChildAsync);
+        _ = first.Start(ChildAsync);
+        _ = second.Start(ChildAsync);
+        await limiter.Requested(3).WaitAsync(Patience);
+        await twoIn.Task.WaitAsync(Patience);
 
-        Assert.InRange(most, 1, 2);
+        Assert.Equal(2, Volatile.Read(ref entered)); // the third waits for a permit, whichever scope it is in
+        Assert.Equal(0, limiter.Available);
+        release.SetResult();
+        await Task.WhenAll(first.JoinAsync(), second.JoinAsync()).WaitAsync(Patience);
+        Assert.Equal(3, entered);
         Assert.Equal(2, limiter.Available);
     }
 
@@ -134,23 +145,5 @@ public sealed class TaskScopeLimiterTests
 
         Assert.Equal(TimeSpan.FromMinutes(1), rejected.RetryAfter);
         await Assert.ThrowsAsync<PermitRejectedException>(() => scope.JoinAsync().WaitAsync(Patience));
-    }
-
-    private static Task StartMany(TaskScope scope, int count, Func<CancellationToken, Task> child)
-    {
-        for (int i = 0; i < count; i++)
-        {
-            _ = scope.Start(child);
-        }
-
-        return Task.CompletedTask;
-    }
-
-    private static void InterlockedMax(ref int target, int value)
-    {
-        int seen;
-        while ((seen = Volatile.Read(ref target)) < value && Interlocked.CompareExchange(ref target, value, seen) != seen)
-        {
-        }
     }
 }
