@@ -56,8 +56,9 @@ internal sealed class ChatOptions
     /// <summary>How long a stop may take: connections closed, deliveries drained. The host's shutdown timeout.</summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(20);
 
-    /// <summary>Maps <c>POST /debug/gc</c>, which runs a full garbage collection and reports the memory left: for the
-    /// load benchmark. Off by default.</summary>
+    /// <summary>Maps <c>POST /debug/gc</c>, which runs a full garbage collection and reports the memory left (for the
+    /// load benchmark), and <c>GET /debug/scopes</c> (admin key), the tree of the scopes open now, recorded while leak
+    /// tracking is on (<c>ASYNCSCOPES_LEAK_TRACKING=1</c>). Off by default.</summary>
     public bool EnableDebugEndpoints { get; set; }
 
     public IEnumerable<string> Validate()
