@@ -1,11 +1,9 @@
 using System.Net;
-using AsyncScopes;
 using Chat.Tests.Support;
 
 namespace Chat.Tests.Api;
 
 /// <summary><c>GET /debug/scopes</c>: the live scope tree, for operators.</summary>
-[Collection(LeakTrackingCollectionDefinition.Name)]
 public sealed class DebugEndpointTests : ServiceTest
 {
     public override Task InitializeAsync() => Task.CompletedTask; // each test starts its own server
@@ -13,23 +11,34 @@ public sealed class DebugEndpointTests : ServiceTest
     [Fact]
     public async Task The_scope_tree_shows_each_connection_under_the_hub()
     {
-        ScopeDiagnostics.LeakTracking = true; // before the server exists: its scopes are recorded from the start
-        try
-        {
-            ChatServer server = await StartServerAsync(settings: "Chat:EnableDebugEndpoints=true");
-            await using ChatClient client = await server.ConnectAsync("lobby", "ada");
+        // Leak tracking, which records the tree, is on for the whole test run (AssemblySetup).
+        ChatServer server = await StartServerAsync(settings: "Chat:EnableDebugEndpoints=true");
+        await using ChatClient client = await server.ConnectAsync("lobby", "ada");
 
-            string tree = await server.Http.GetStringAsync(new Uri("/debug/scopes", UriKind.Relative));
+        string tree = await server.Http.GetStringAsync(new Uri("/debug/scopes", UriKind.Relative));
 
-            var lines = tree.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => line.TrimEnd('\r')).ToList();
-            int hub = lines.FindIndex(line => line.StartsWith("TaskScope 'chat connections', created ", StringComparison.Ordinal));
-            Assert.True(hub >= 0, tree);
-            Assert.Contains(lines.Skip(hub + 1).TakeWhile(line => line.StartsWith(' ')), line => line.StartsWith("  TaskScope 'chat connection', created ", StringComparison.Ordinal));
-        }
-        finally
+        // Other tests' servers run in this process too: every connection, theirs as well, must sit right under a hub.
+        string? root = null;
+        var connections = new List<(string Line, string? Root)>();
+        foreach (string line in tree.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => line.TrimEnd('\r')))
         {
-            ScopeDiagnostics.LeakTracking = false;
+            if (!line.StartsWith(' '))
+            {
+                root = line;
+            }
+
+            if (line.Contains("TaskScope 'chat connection', created ", StringComparison.Ordinal))
+            {
+                connections.Add((line, root));
+            }
         }
+
+        Assert.NotEmpty(connections); // ours, at least
+        Assert.All(connections, connection =>
+        {
+            Assert.StartsWith("  TaskScope 'chat connection', created ", connection.Line, StringComparison.Ordinal);
+            Assert.StartsWith("TaskScope 'chat connections', created ", connection.Root, StringComparison.Ordinal);
+        });
     }
 
     [Fact]
@@ -48,11 +57,4 @@ public sealed class DebugEndpointTests : ServiceTest
         using HttpResponseMessage missing = await without.Http.GetAsync(new Uri("/debug/scopes", UriKind.Relative));
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
     }
-}
-
-/// <summary>Alone: leak tracking is global to the process.</summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class LeakTrackingCollectionDefinition
-{
-    public const string Name = "LeakTracking";
 }
