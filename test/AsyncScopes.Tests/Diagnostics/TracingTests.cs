@@ -166,17 +166,8 @@ public sealed class TracingTests : IDisposable
             .AddInMemoryExporter(_exported)
             .Build()!;
         var creators = Activity.Current;
-        Activity? seenByChild = null;
 
-        await TaskScope.RunAsync(scope =>
-        {
-            _ = scope.Start(_ =>
-            {
-                seenByChild = Activity.Current;
-                return Task.CompletedTask;
-            });
-            return Task.CompletedTask;
-        }).WaitAsync(Patience);
+        var seenByChild = await CurrentSpanOfAChildAsync();
 
         Assert.Same(creators, seenByChild);
         Assert.Empty(_exported);
@@ -193,17 +184,8 @@ public sealed class TracingTests : IDisposable
         };
         ActivitySource.AddActivityListener(listener);
         using var request = Test.StartActivity("request")!;
-        Activity? seenByChild = null;
 
-        await TaskScope.RunAsync(scope =>
-        {
-            _ = scope.Start(_ =>
-            {
-                seenByChild = Activity.Current;
-                return Task.CompletedTask;
-            });
-            return Task.CompletedTask;
-        });
+        var seenByChild = await CurrentSpanOfAChildAsync();
 
         Assert.Same(request, seenByChild); // the caller's span flows on, no scope span in between
     }
@@ -240,6 +222,22 @@ public sealed class TracingTests : IDisposable
         Assert.All(waits, span => Assert.Equal(root.SpanId, span.ParentSpanId));
         Assert.All(waits, span => Assert.Equal("AsyncPool.Wait db", span.DisplayName));
         Assert.Equal([ActivityStatusCode.Unset, ActivityStatusCode.Unset, ActivityStatusCode.Error], waits.Select(span => span.Status));
+    }
+
+    // What a child of a new scope finds current.
+    private static async Task<Activity?> CurrentSpanOfAChildAsync()
+    {
+        Activity? seen = null;
+        await TaskScope.RunAsync(scope =>
+        {
+            _ = scope.Start(_ =>
+            {
+                seen = Activity.Current;
+                return Task.CompletedTask;
+            });
+            return Task.CompletedTask;
+        }).WaitAsync(Patience);
+        return seen;
     }
 
     // The spans of this test's traces only: other tests' scopes may run while the tracer listens.

@@ -255,20 +255,13 @@ public sealed class TaskScopeStartAsyncTests
     public async Task A_starters_token_cancelled_already_starts_nothing()
     {
         var scope = new TaskScope();
-        var ran = false;
+        var child = new ReadyAtOnce();
 
-        var starting = scope.StartAsync(
-            (ready, _) =>
-            {
-                ran = true;
-                ready();
-                return Task.CompletedTask;
-            },
-            cancellationToken: new CancellationToken(canceled: true));
+        var starting = scope.StartAsync(child.RunAsync, cancellationToken: new CancellationToken(canceled: true));
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => starting.WaitAsync(Patience));
         await scope.JoinAsync().WaitAsync(Patience);
-        Assert.False(ran);
+        Assert.False(child.Ran);
     }
 
     [Fact]
@@ -284,22 +277,15 @@ public sealed class TaskScopeStartAsyncTests
         });
         await busy.Task.WaitAsync(Patience);
         using var starter = new CancellationTokenSource();
-        var ran = false;
-        var starting = scope.StartAsync(
-            (ready, _) =>
-            {
-                ran = true;
-                ready();
-                return Task.CompletedTask;
-            },
-            cancellationToken: starter.Token);
+        var child = new ReadyAtOnce();
+        var starting = scope.StartAsync(child.RunAsync, cancellationToken: starter.Token);
 
         await starter.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => starting.WaitAsync(Patience));
         free.SetResult();
 
         await scope.JoinAsync().WaitAsync(Patience);
-        Assert.False(ran);
+        Assert.False(child.Ran);
     }
 
     [Fact]
@@ -347,5 +333,18 @@ public sealed class TaskScopeStartAsyncTests
         await scope.JoinAsync().WaitAsync(Patience);
 
         Assert.Throws<InvalidOperationException>(() => { _ = scope.StartAsync((_, _) => Task.CompletedTask); });
+    }
+
+    /// <summary>A child that says it is ready as soon as it runs, and tells whether it ran.</summary>
+    private sealed class ReadyAtOnce
+    {
+        public bool Ran { get; private set; }
+
+        public Task RunAsync(Action ready, CancellationToken token)
+        {
+            Ran = true;
+            ready();
+            return Task.CompletedTask;
+        }
     }
 }
