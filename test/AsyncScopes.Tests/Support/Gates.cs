@@ -16,6 +16,20 @@ internal static class Gates
         }
     }
 
+    /// <summary>Starts a child of <paramref name="scope"/> that runs until its token is cancelled, and returns it once
+    /// it runs (within <paramref name="patience"/>): it then ends cancelled when the scope's token fires.</summary>
+    public static async Task<Task> StartUntilCancelledAsync(TaskScope scope, TimeSpan patience)
+    {
+        var running = NewGate();
+        var child = scope.Start(async token =>
+        {
+            running.SetResult();
+            await Task.Delay(Timeout.Infinite, token);
+        });
+        await running.Task.WaitAsync(patience);
+        return child;
+    }
+
     /// <summary>Waits, within <paramref name="patience"/>, for <paramref name="task"/> to complete in any way.</summary>
     public static async Task Settled(Task task, TimeSpan patience)
     {

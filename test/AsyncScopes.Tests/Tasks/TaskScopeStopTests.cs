@@ -18,13 +18,7 @@ public sealed class TaskScopeStopTests
     public async Task Stop_cancels_the_children_and_the_join_completes_normally()
     {
         var scope = new TaskScope();
-        var waiting = NewGate();
-        var child = scope.Start(async token =>
-        {
-            waiting.SetResult();
-            await Task.Delay(Timeout.Infinite, token);
-        });
-        await waiting.Task.WaitAsync(Patience);
+        var child = await StartUntilCancelledAsync(scope, Patience);
 
         scope.Stop();
 
@@ -211,13 +205,7 @@ public sealed class TaskScopeStopTests
     {
         var time = new FakeTimeProvider();
         var scope = new TaskScope(new TaskScopeOptions { TimeProvider = time });
-        var waiting = NewGate();
-        var sibling = scope.Start(async token =>
-        {
-            waiting.SetResult();
-            await Task.Delay(Timeout.Infinite, token);
-        });
-        await waiting.Task.WaitAsync(Patience);
+        var sibling = await StartUntilCancelledAsync(scope, Patience);
         scope.Stop(Grace);
         var failure = new InvalidOperationException("failed while draining");
 

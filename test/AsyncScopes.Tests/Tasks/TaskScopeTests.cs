@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using Microsoft.Extensions.Time.Testing;
+using static AsyncScopes.Tests.Support.Gates;
 
 namespace AsyncScopes.Tests.Tasks;
 
@@ -18,13 +19,7 @@ public sealed class TaskScopeTests
     public async Task First_failure_cancels_the_siblings()
     {
         var scope = new TaskScope();
-        var siblingWaiting = NewGate();
-        var sibling = scope.Start(async token =>
-        {
-            siblingWaiting.SetResult();
-            await Task.Delay(Timeout.Infinite, token);
-        });
-        await siblingWaiting.Task.WaitAsync(Patience);
+        var sibling = await StartUntilCancelledAsync(scope, Patience);
         var failure = new InvalidOperationException("first failure");
 
         _ = scope.Start(_ => Task.FromException(failure));
@@ -688,13 +683,7 @@ public sealed class TaskScopeTests
     {
         var time = new FakeTimeProvider();
         var scope = new TaskScope(new TaskScopeOptions { Timeout = Limit, TimeProvider = time });
-        var waiting = NewGate();
-        var child = scope.Start(async token =>
-        {
-            waiting.SetResult();
-            await Task.Delay(Timeout.Infinite, token);
-        });
-        await waiting.Task.WaitAsync(Patience);
+        var child = await StartUntilCancelledAsync(scope, Patience);
         var join = scope.JoinAsync();
 
         time.Advance(Limit - TimeSpan.FromTicks(1));
@@ -734,13 +723,7 @@ public sealed class TaskScopeTests
     {
         using var outer = new CancellationTokenSource();
         var scope = new TaskScope(outer.Token);
-        var waiting = NewGate();
-        var child = scope.Start(async token =>
-        {
-            waiting.SetResult();
-            await Task.Delay(Timeout.Infinite, token);
-        });
-        await waiting.Task.WaitAsync(Patience);
+        var child = await StartUntilCancelledAsync(scope, Patience);
         var join = scope.JoinAsync();
 
         outer.Cancel();
@@ -755,13 +738,7 @@ public sealed class TaskScopeTests
     public async Task Cancel_makes_the_join_cancelled()
     {
         var scope = new TaskScope();
-        var waiting = NewGate();
-        var child = scope.Start(async token =>
-        {
-            waiting.SetResult();
-            await Task.Delay(Timeout.Infinite, token);
-        });
-        await waiting.Task.WaitAsync(Patience);
+        var child = await StartUntilCancelledAsync(scope, Patience);
         var join = scope.JoinAsync();
 
         scope.Cancel();
