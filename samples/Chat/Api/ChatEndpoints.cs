@@ -36,8 +36,9 @@ internal static class ChatEndpoints
         {
             app.MapPost("/debug/gc", CollectGarbage);
 
-            // The names of the scopes are the service's, but a tree of them says what runs: for operators only.
-            app.MapGet("/debug/scopes", WriteScopeTree).RequireAuthorization(AdminKey.Scheme);
+            // The names of the scopes are the service's, but a tree of them says what runs: for operators only. Writing
+            // it walks every open scope: limited like the other admin requests.
+            app.MapGet("/debug/scopes", WriteScopeTree).RequireAuthorization(AdminKey.Scheme).RequireRateLimiting(WriteRateLimit.Policy);
         }
     }
 

@@ -42,6 +42,21 @@ public sealed class DebugEndpointTests : ServiceTest
     }
 
     [Fact]
+    public async Task A_flood_of_tree_requests_gets_429()
+    {
+        ChatServer server = await StartServerAsync(settings: ["Chat:EnableDebugEndpoints=true", "Chat:WriteBurst=2", "Chat:WritesPerSecond=0.001"]);
+
+        var statuses = new List<HttpStatusCode>();
+        for (int i = 0; i < 3; i++)
+        {
+            using HttpResponseMessage response = await server.Http.GetAsync(new Uri("/debug/scopes", UriKind.Relative));
+            statuses.Add(response.StatusCode);
+        }
+
+        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.TooManyRequests], statuses);
+    }
+
+    [Fact]
     public async Task It_needs_the_admin_key_and_the_debug_setting()
     {
         ChatServer withDebug = await StartServerAsync(settings: "Chat:EnableDebugEndpoints=true");
