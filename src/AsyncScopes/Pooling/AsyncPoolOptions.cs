@@ -55,33 +55,66 @@ public sealed class AsyncPoolOptions<T>
     /// <summary>A name for diagnostics: in timeout messages, metrics tags and leak reports.</summary>
     public string? Name { get; init; }
 
+    /// <summary>A copy of these options with <see cref="Name"/> set to <paramref name="name"/>.</summary>
+    internal AsyncPoolOptions<T> WithName(string name) => new()
+    {
+        MaxSize = MaxSize,
+        MinIdle = MinIdle,
+        AcquireTimeout = AcquireTimeout,
+        IdleTimeout = IdleTimeout,
+        MaxLifetime = MaxLifetime,
+        Validate = Validate,
+        Reset = Reset,
+        Destroy = Destroy,
+        DiscardOn = DiscardOn,
+        DrainTimeout = DrainTimeout,
+        TimeProvider = TimeProvider,
+        Name = name,
+    };
+
+    /// <summary>Throws the first of <see cref="FindProblems"/>.</summary>
     internal void ThrowIfInvalid()
+    {
+        if (FindProblems().FirstOrDefault() is { } problem)
+        {
+            throw problem;
+        }
+    }
+
+    /// <summary>Every setting out of range, each as the exception the pool's constructor would throw for it.</summary>
+    internal IEnumerable<ArgumentException> FindProblems()
     {
         if (MaxSize < 1)
         {
-            throw new ArgumentOutOfRangeException(nameof(MaxSize), MaxSize, "MaxSize must be at least 1.");
+            yield return new ArgumentOutOfRangeException(nameof(MaxSize), MaxSize, "MaxSize must be at least 1.");
         }
 
         if (MinIdle < 0 || MinIdle > MaxSize)
         {
-            throw new ArgumentOutOfRangeException(nameof(MinIdle), MinIdle, "MinIdle must be between 0 and MaxSize.");
+            yield return new ArgumentOutOfRangeException(nameof(MinIdle), MinIdle, "MinIdle must be between 0 and MaxSize.");
         }
 
-        CheckPositive(AcquireTimeout, nameof(AcquireTimeout));
-        CheckPositive(IdleTimeout, nameof(IdleTimeout));
-        CheckPositive(MaxLifetime, nameof(MaxLifetime));
-        CheckPositive(DrainTimeout, nameof(DrainTimeout), allowZero: true);
+        ArgumentException?[] timeouts =
+        [
+            OutOfRange(AcquireTimeout, nameof(AcquireTimeout)),
+            OutOfRange(IdleTimeout, nameof(IdleTimeout)),
+            OutOfRange(MaxLifetime, nameof(MaxLifetime)),
+            OutOfRange(DrainTimeout, nameof(DrainTimeout), allowZero: true),
+        ];
+        foreach (ArgumentException? problem in timeouts)
+        {
+            if (problem is not null)
+            {
+                yield return problem;
+            }
+        }
+
         if (TimeProvider is null)
         {
-            throw new ArgumentException("TimeProvider must not be null.", nameof(TimeProvider));
+            yield return new ArgumentException("TimeProvider must not be null.", nameof(TimeProvider));
         }
     }
 
-    private static void CheckPositive(TimeSpan? value, string name, bool allowZero = false)
-    {
-        if (value is { } time)
-        {
-            Cancellation.ThrowIfTimeoutOutOfRange(time, name, infiniteAllowed: true, zeroAllowed: allowZero);
-        }
-    }
+    private static ArgumentOutOfRangeException? OutOfRange(TimeSpan? value, string name, bool allowZero = false) =>
+        value is { } time ? Cancellation.TimeoutOutOfRange(time, name, infiniteAllowed: true, zeroAllowed: allowZero) : null;
 }

@@ -52,29 +52,55 @@ public sealed class WorkQueueOptions<T>
     /// <see cref="Workers"/> bounds how many items run at once.</remarks>
     public System.Threading.RateLimiting.RateLimiter? Limiter { get; init; }
 
+    /// <summary>A copy of these options with <see cref="Name"/> set to <paramref name="name"/>.</summary>
+    internal WorkQueueOptions<T> WithName(string name) => new()
+    {
+        Workers = Workers,
+        Capacity = Capacity,
+        DrainTimeout = DrainTimeout,
+        OnError = OnError,
+        MaxRetainedFailures = MaxRetainedFailures,
+        TimeProvider = TimeProvider,
+        Limiter = Limiter,
+        Name = name,
+    };
+
+    /// <summary>Throws the first of <see cref="FindProblems"/>.</summary>
     internal void ThrowIfInvalid()
+    {
+        if (FindProblems().FirstOrDefault() is { } problem)
+        {
+            throw problem;
+        }
+    }
+
+    /// <summary>Every setting out of range, each as the exception the queue's constructor would throw for it.</summary>
+    internal IEnumerable<ArgumentException> FindProblems()
     {
         if (Workers < 1)
         {
-            throw new ArgumentOutOfRangeException(nameof(Workers), Workers, "Workers must be at least 1.");
+            yield return new ArgumentOutOfRangeException(nameof(Workers), Workers, "Workers must be at least 1.");
         }
 
         if (Capacity < 0)
         {
-            throw new ArgumentOutOfRangeException(nameof(Capacity), Capacity, "Capacity must be 0 (unbounded) or positive.");
+            yield return new ArgumentOutOfRangeException(nameof(Capacity), Capacity, "Capacity must be 0 (unbounded) or positive.");
         }
 
         if (MaxRetainedFailures < 0)
         {
-            throw new ArgumentOutOfRangeException(
+            yield return new ArgumentOutOfRangeException(
                 nameof(MaxRetainedFailures), MaxRetainedFailures, "MaxRetainedFailures must be 0 (keep none, count them only) or positive.");
         }
 
-        Cancellation.ThrowIfTimeoutOutOfRange(DrainTimeout, nameof(DrainTimeout), infiniteAllowed: false);
+        if (Cancellation.TimeoutOutOfRange(DrainTimeout, nameof(DrainTimeout), infiniteAllowed: false) is { } drain)
+        {
+            yield return drain;
+        }
 
         if (TimeProvider is null)
         {
-            throw new ArgumentException("TimeProvider must not be null.", nameof(TimeProvider));
+            yield return new ArgumentException("TimeProvider must not be null.", nameof(TimeProvider));
         }
     }
 }

@@ -16,18 +16,30 @@ internal static class Cancellation
     /// <exception cref="ArgumentOutOfRangeException">The timeout is out of that range; named <paramref name="paramName"/>.</exception>
     public static void ThrowIfTimeoutOutOfRange(TimeSpan timeout, string paramName, bool infiniteAllowed, bool zeroAllowed = true)
     {
+        if (TimeoutOutOfRange(timeout, paramName, infiniteAllowed, zeroAllowed) is { } problem)
+        {
+            throw problem;
+        }
+    }
+
+    /// <summary>The exception <see cref="ThrowIfTimeoutOutOfRange"/> throws for <paramref name="timeout"/>, or
+    /// <see langword="null"/> when it is in range.</summary>
+    public static ArgumentOutOfRangeException? TimeoutOutOfRange(TimeSpan timeout, string paramName, bool infiniteAllowed, bool zeroAllowed = true)
+    {
         if (infiniteAllowed && timeout == Timeout.InfiniteTimeSpan)
         {
-            return;
+            return null;
         }
 
         if (timeout < TimeSpan.Zero || (!zeroAllowed && timeout == TimeSpan.Zero) || timeout > MaxTimeout)
         {
-            throw new ArgumentOutOfRangeException(
+            return new ArgumentOutOfRangeException(
                 paramName,
                 timeout,
                 $"{paramName} must be {(zeroAllowed ? "TimeSpan.Zero or positive" : "positive")}, at most about 49.7 days{(infiniteAllowed ? ", or Timeout.InfiniteTimeSpan" : string.Empty)}.");
         }
+
+        return null;
     }
 
     /// <summary>Starts a timer that calls <paramref name="callback"/> once, after <paramref name="dueTime"/> on
