@@ -1,0 +1,31 @@
+namespace AsyncScopes.Hosting;
+
+/// <summary>The instance a lazy registration created, with the options it was created with, if it has: lets a health
+/// check look at it without creating it.</summary>
+internal sealed class CreatedInstance<TInstance, TOptions>
+    where TInstance : class
+    where TOptions : class
+{
+    private (TInstance Instance, TOptions Options)? _value;
+
+    public (TInstance Instance, TOptions Options)? Value
+    {
+        get
+        {
+            lock (this)
+            {
+                return _value;
+            }
+        }
+    }
+
+    public TInstance Set(TInstance instance, TOptions options)
+    {
+        lock (this)
+        {
+            _value = (instance, options);
+        }
+
+        return instance;
+    }
+}

@@ -1,0 +1,194 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+using static AsyncScopes.Hosting.Tests.TestHost;
+
+namespace AsyncScopes.Hosting.Tests;
+
+/// <summary><see cref="AsyncPoolServiceCollectionExtensions.AddAsyncPool"/> and its health check in a real host.</summary>
+public sealed class AsyncPoolRegistrationTests
+{
+    [Fact]
+    public async Task The_pool_is_created_when_first_resolved_with_the_container_for_its_factory()
+    {
+        var created = new ConcurrentQueue<Connection>();
+        var builder = NewBuilder();
+        builder.Services.AddSingleton(new Server("db.local"));
+        builder.Services.AddAsyncPool("db", (services, _) =>
+        {
+            var connection = new Connection(services.GetRequiredService<Server>().Address);
+            created.Enqueue(connection);
+            return ValueTask.FromResult(connection);
+        });
+        using var host = builder.Build();
+        await host.StartAsync();
+        Assert.Empty(created); // started, nothing created: the pool is lazy
+
+        var pool = host.Services.GetRequiredKeyedService<AsyncPool<Connection>>("db");
+        await using (var lease = await pool.RentAsync())
+        {
+            Assert.Equal("db.local", lease.Value.Address);
+        }
+
+        Assert.Same(pool, host.Services.GetRequiredKeyedService<AsyncPool<Connection>>("db"));
+        Assert.Single(created);
+        await host.StopAsync();
+    }
+
+    [Fact]
+    public async Task Configuration_overrides_the_code_settings_and_keeps_its_delegates_and_the_name_defaults_to_the_key()
+    {
+        var reset = new ConcurrentQueue<Connection>();
+        var builder = NewBuilder(new() { ["Pools:db:MaxSize"] = "1", ["Pools:db:AcquireTimeout"] = "00:00:07" });
+        builder.Services.AddAsyncPool(
+                "db",
+                (_, _) => ValueTask.FromResult(new Connection("a")),
+                _ => new AsyncPoolOptions<Connection>
+                {
+                    MaxSize = 4,
+                    MinIdle = 0,
+                    IdleTimeout = TimeSpan.FromMinutes(3),
+                    Reset = connection =>
+                    {
+                        reset.Enqueue(connection);
+                        return ValueTask.CompletedTask;
+                    },
+                })
+            .BindConfiguration("Pools:db");
+        using var host = builder.Build();
+        await host.StartAsync();
+
+        var options = host.Services.GetRequiredService<IOptionsMonitor<AsyncPoolOptions<Connection>>>().Get("db");
+        Assert.Equal(1, options.MaxSize); // configuration
+        Assert.Equal(TimeSpan.FromSeconds(7), options.AcquireTimeout); // configuration
+        Assert.Equal(TimeSpan.FromMinutes(3), options.IdleTimeout); // code, not in the section
+        Assert.Equal("db", options.Name);
+
+        var pool = host.Services.GetRequiredKeyedService<AsyncPool<Connection>>("db");
+        var first = await pool.RentAsync();
+        var second = pool.RentAsync().AsTask(); // MaxSize 1 from configuration: it waits
+        Assert.Equal(1, pool.Statistics.Waiters);
+        await first.DisposeAsync();
+        await using (await second.WaitAsync(Patience))
+        {
+            Assert.Equal(1, pool.Statistics.Size);
+        }
+
+        Assert.NotEmpty(reset); // the code's Reset ran on the return
+        await host.StopAsync();
+    }
+
+    [Fact]
+    public async Task Every_bad_setting_is_listed_when_the_host_starts_and_no_item_is_created()
+    {
+        int created = 0;
+        var builder = NewBuilder(new()
+        {
+            ["Pools:db:MaxSize"] = "0",
+            ["Pools:db:MinIdle"] = "-1",
+            ["Pools:db:AcquireTimeout"] = "-00:00:02",
+        });
+        builder.Services.AddAsyncPool("db", (_, _) =>
+        {
+            Interlocked.Increment(ref created);
+            return ValueTask.FromResult(new Connection("a"));
+        }).BindConfiguration("Pools:db");
+        using var host = builder.Build();
+
+        var thrown = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+
+        Assert.Equal("db", thrown.OptionsName);
+        Assert.Equal(
+            [
+                "'db': MaxSize must be at least 1 (it is 0).",
+                "'db': MinIdle must be between 0 and MaxSize (it is -1).",
+                "'db': AcquireTimeout must be positive, at most about 49.7 days, or Timeout.InfiniteTimeSpan (it is -00:00:02).",
+            ],
+            thrown.Failures);
+        Assert.Equal(0, created);
+    }
+
+    [Fact]
+    public async Task The_container_disposes_the_pool_asynchronously_which_destroys_its_items()
+    {
+        var builder = NewBuilder();
+        builder.Services.AddAsyncPool("db", (_, _) => ValueTask.FromResult(new Connection("a")));
+        var host = builder.Build();
+        await host.StartAsync();
+        var pool = host.Services.GetRequiredKeyedService<AsyncPool<Connection>>("db");
+        Connection item;
+        await using (var lease = await pool.RentAsync())
+        {
+            item = lease.Value;
+        }
+
+        await host.StopAsync();
+        Assert.False(item.Disposed);
+        await ((IAsyncDisposable)host).DisposeAsync();
+
+        Assert.True(item.Disposed);
+        Assert.Equal(1, pool.Statistics.Destroyed);
+    }
+
+    [Fact]
+    public void A_name_is_required_and_taken_once_per_item_type()
+    {
+        var services = new ServiceCollection();
+        services.AddAsyncPool("db", (_, _) => ValueTask.FromResult(new Connection("a")));
+        services.AddAsyncPool("db", (_, _) => ValueTask.FromResult("another item type"));
+
+        var taken = Assert.Throws<InvalidOperationException>(
+            () => services.AddAsyncPool("db", (_, _) => ValueTask.FromResult(new Connection("b"))));
+        Assert.Equal("AsyncPool<Connection> 'db' is already registered.", taken.Message);
+        Assert.Throws<ArgumentException>(() => services.AddAsyncPool(" ", (_, _) => ValueTask.FromResult(new Connection("c"))));
+        Assert.Throws<ArgumentNullException>(() => services.AddAsyncPool<Connection>("other", null!));
+    }
+
+    [Fact]
+    public async Task The_health_check_reports_an_exhausted_pool_and_never_creates_one()
+    {
+        var builder = NewBuilder();
+        builder.Services.AddAsyncPool("db", (_, _) => ValueTask.FromResult(new Connection("a")), _ => new() { MaxSize = 1 });
+        builder.Services.AddHealthChecks().AddAsyncPoolCheck<Connection>("db");
+        using var host = builder.Build();
+        await host.StartAsync();
+        var health = host.Services.GetRequiredService<HealthCheckService>();
+
+        var beforeUse = (await health.CheckHealthAsync()).Entries["pool:db"];
+        Assert.Equal(HealthStatus.Healthy, beforeUse.Status);
+        Assert.Equal("Not created yet.", beforeUse.Description);
+
+        var pool = host.Services.GetRequiredKeyedService<AsyncPool<Connection>>("db");
+        var lease = await pool.RentAsync();
+        Assert.Equal(HealthStatus.Healthy, (await health.CheckHealthAsync()).Status); // all leased, nobody waits
+
+        var waiting = pool.RentAsync().AsTask();
+        var exhausted = (await health.CheckHealthAsync()).Entries["pool:db"];
+        Assert.Equal(HealthStatus.Degraded, exhausted.Status);
+        Assert.Equal("Exhausted: all 1 items are leased and 1 renters wait.", exhausted.Description);
+        Assert.Equal(1, exhausted.Data["waiters"]);
+
+        await lease.DisposeAsync();
+        await (await waiting.WaitAsync(Patience)).DisposeAsync();
+        Assert.Equal(HealthStatus.Healthy, (await health.CheckHealthAsync()).Status);
+        await host.StopAsync();
+    }
+
+    internal sealed record Server(string Address);
+
+    internal sealed class Connection(string address) : IAsyncDisposable
+    {
+        public string Address { get; } = address;
+
+        public bool Disposed { get; private set; }
+
+        public ValueTask DisposeAsync()
+        {
+            Disposed = true;
+            return ValueTask.CompletedTask;
+        }
+    }
+}
