@@ -39,24 +39,21 @@ public sealed class AsyncPoolRegistrationTests
     }
 
     [Fact]
-    public async Task Configuration_overrides_the_code_settings_and_keeps_its_delegates_and_the_name_defaults_to_the_key()
+    public async Task Configuration_and_code_both_set_the_options_and_the_name_defaults_to_the_key()
     {
         var reset = new ConcurrentQueue<Connection>();
         var builder = NewBuilder(new() { ["Pools:db:MaxSize"] = "1", ["Pools:db:AcquireTimeout"] = "00:00:07" });
-        builder.Services.AddAsyncPool(
-                "db",
-                (_, _) => ValueTask.FromResult(new Connection("a")),
-                _ => new AsyncPoolOptions<Connection>
+        builder.Services.AddAsyncPool("db", (_, _) => ValueTask.FromResult(new Connection("a")))
+            .Configure(options =>
+            {
+                options.MaxSize = 4; // a default: the configuration below overrides it
+                options.IdleTimeout = TimeSpan.FromMinutes(3);
+                options.Reset = connection =>
                 {
-                    MaxSize = 4,
-                    MinIdle = 0,
-                    IdleTimeout = TimeSpan.FromMinutes(3),
-                    Reset = connection =>
-                    {
-                        reset.Enqueue(connection);
-                        return ValueTask.CompletedTask;
-                    },
-                })
+                    reset.Enqueue(connection);
+                    return ValueTask.CompletedTask;
+                };
+            })
             .BindConfiguration("Pools:db");
         using var host = builder.Build();
         await host.StartAsync();
@@ -151,7 +148,7 @@ public sealed class AsyncPoolRegistrationTests
     public async Task The_health_check_reports_an_exhausted_pool_and_never_creates_one()
     {
         var builder = NewBuilder();
-        builder.Services.AddAsyncPool("db", (_, _) => ValueTask.FromResult(new Connection("a")), _ => new() { MaxSize = 1 });
+        builder.Services.AddAsyncPool("db", (_, _) => ValueTask.FromResult(new Connection("a"))).Configure(options => options.MaxSize = 1);
         builder.Services.AddHealthChecks().AddAsyncPoolCheck<Connection>("db");
         using var host = builder.Build();
         await host.StartAsync();
@@ -168,13 +165,79 @@ public sealed class AsyncPoolRegistrationTests
         var waiting = pool.RentAsync().AsTask();
         var exhausted = (await health.CheckHealthAsync()).Entries["pool:db"];
         Assert.Equal(HealthStatus.Degraded, exhausted.Status);
-        Assert.Equal("Exhausted: all 1 items are leased and 1 renters wait.", exhausted.Description);
+        Assert.Equal("Exhausted: 1 renters wait; 1 of 1 items are leased.", exhausted.Description);
         Assert.Equal(1, exhausted.Data["waiters"]);
 
         await lease.DisposeAsync();
         await (await waiting.WaitAsync(Patience)).DisposeAsync();
         Assert.Equal(HealthStatus.Healthy, (await health.CheckHealthAsync()).Status);
         await host.StopAsync();
+    }
+
+    [Fact]
+    public async Task A_pool_whose_only_slot_is_being_created_is_exhausted_for_the_next_renter()
+    {
+        var creating = NewGate();
+        var create = NewGate();
+        var builder = NewBuilder();
+        builder.Services.AddAsyncPool("db", async (_, _) =>
+        {
+            creating.TrySetResult();
+            await create.Task; // a database that does not answer
+            return new Connection("a");
+        }).Configure(options => options.MaxSize = 1);
+        builder.Services.AddHealthChecks().AddAsyncPoolCheck<Connection>("db");
+        using var host = builder.Build();
+        await host.StartAsync();
+        var health = host.Services.GetRequiredService<HealthCheckService>();
+        var pool = host.Services.GetRequiredKeyedService<AsyncPool<Connection>>("db");
+
+        var first = pool.RentAsync().AsTask();
+        await creating.Task.WaitAsync(Patience);
+        var second = pool.RentAsync().AsTask();
+
+        Assert.Equal(HealthStatus.Degraded, (await health.CheckHealthAsync()).Entries["pool:db"].Status);
+        create.SetResult();
+        await (await first.WaitAsync(Patience)).DisposeAsync();
+        await (await second.WaitAsync(Patience)).DisposeAsync();
+        await host.StopAsync();
+    }
+
+    [Fact]
+    public async Task A_check_of_a_name_nobody_registered_fails_alone_with_its_failure_status()
+    {
+        var builder = NewBuilder();
+        builder.Services.AddAsyncPool("db", (_, _) => ValueTask.FromResult(new Connection("a")));
+        builder.Services.AddHealthChecks().AddAsyncPoolCheck<Connection>("db").AddAsyncPoolCheck<Connection>("dbb");
+        using var host = builder.Build();
+        await host.StartAsync();
+
+        var report = await host.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync();
+
+        Assert.Equal(HealthStatus.Healthy, report.Entries["pool:db"].Status);
+        Assert.Equal(HealthStatus.Degraded, report.Entries["pool:dbb"].Status);
+        Assert.Equal("No AsyncPool<Connection> named 'dbb' is registered.", report.Entries["pool:dbb"].Description);
+        await host.StopAsync();
+    }
+
+    [Fact]
+    public async Task Two_containers_built_from_one_collection_have_a_pool_each()
+    {
+        var services = new ServiceCollection().AddLogging();
+        services.AddAsyncPool("db", (_, _) => ValueTask.FromResult(new Connection("a"))).Configure(options => options.MaxSize = 1);
+        services.AddHealthChecks().AddAsyncPoolCheck<Connection>("db");
+        await using var first = services.BuildServiceProvider();
+        await using var second = services.BuildServiceProvider();
+        var pool = first.GetRequiredKeyedService<AsyncPool<Connection>>("db");
+        await using var lease = await pool.RentAsync();
+        var waiting = pool.RentAsync().AsTask();
+
+        var secondReport = await second.GetRequiredService<HealthCheckService>().CheckHealthAsync();
+
+        Assert.Equal("Not created yet.", secondReport.Entries["pool:db"].Description);
+        Assert.NotSame(pool, second.GetRequiredKeyedService<AsyncPool<Connection>>("db"));
+        await lease.DisposeAsync();
+        await (await waiting.WaitAsync(Patience)).DisposeAsync();
     }
 
     internal sealed record Server(string Address);

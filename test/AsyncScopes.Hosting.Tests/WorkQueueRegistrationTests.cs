@@ -50,14 +50,11 @@ public sealed class WorkQueueRegistrationTests
         var running = NewGate();
         var builder = NewBuilder();
         builder.Logging.AddProvider(logs);
-        builder.Services.AddWorkQueue<int>(
-            "mail",
-            async (_, _, cancellationToken) =>
-            {
-                running.TrySetResult();
-                await Task.Delay(Timeout.Infinite, cancellationToken); // deaf until cancelled
-            },
-            _ => new() { Workers = 1, DrainTimeout = TimeSpan.FromSeconds(5), TimeProvider = time });
+        builder.Services.AddWorkQueue<int>("mail", async (_, _, cancellationToken) =>
+        {
+            running.TrySetResult();
+            await Task.Delay(Timeout.Infinite, cancellationToken); // until cancelled
+        }).Configure(options => (options.Workers, options.DrainTimeout, options.TimeProvider) = (1, TimeSpan.FromSeconds(5), time));
         using var host = builder.Build();
         await host.StartAsync();
         var queue = host.Services.GetRequiredKeyedService<WorkQueue<int>>("mail");
@@ -80,7 +77,8 @@ public sealed class WorkQueueRegistrationTests
     public async Task Code_settings_stay_when_configuration_has_none_and_bad_ones_are_listed_at_start()
     {
         var builder = NewBuilder(new() { ["Queues:mail:Workers"] = "0", ["Queues:mail:DrainTimeout"] = "-00:00:01" });
-        builder.Services.AddWorkQueue<int>("mail", (_, _, _) => Task.CompletedTask, _ => new() { Capacity = 5, Name = "outgoing mail" })
+        builder.Services.AddWorkQueue<int>("mail", (_, _, _) => Task.CompletedTask)
+            .Configure(options => options.Capacity = 5)
             .BindConfiguration("Queues:mail");
         using var host = builder.Build();
 
@@ -100,7 +98,8 @@ public sealed class WorkQueueRegistrationTests
     public async Task Options_given_in_code_keep_their_own_name_and_settings()
     {
         var builder = NewBuilder();
-        builder.Services.AddWorkQueue<int>("mail", (_, _, _) => Task.CompletedTask, _ => new() { Capacity = 5, Workers = 2, Name = "outgoing mail" });
+        builder.Services.AddWorkQueue<int>("mail", (_, _, _) => Task.CompletedTask)
+            .Configure(options => (options.Capacity, options.Workers, options.Name) = (5, 2, "outgoing mail"));
         using var host = builder.Build();
         await host.StartAsync();
 
@@ -116,14 +115,11 @@ public sealed class WorkQueueRegistrationTests
         var release = NewGate();
         var running = NewGate();
         var builder = NewBuilder();
-        builder.Services.AddWorkQueue<int>(
-            "mail",
-            async (_, _, _) =>
-            {
-                running.TrySetResult();
-                await release.Task;
-            },
-            _ => new() { Workers = 1 });
+        builder.Services.AddWorkQueue<int>("mail", async (_, _, _) =>
+        {
+            running.TrySetResult();
+            await release.Task;
+        }).Configure(options => options.Workers = 1);
         builder.Services.AddHealthChecks().AddWorkQueueCheck<int>("mail", maxPending: 2);
         using var host = builder.Build();
         await host.StartAsync();
@@ -146,6 +142,60 @@ public sealed class WorkQueueRegistrationTests
         await queue.CompleteAsync().WaitAsync(Patience);
         Assert.Equal(HealthStatus.Healthy, (await health.CheckHealthAsync()).Status);
         await host.StopAsync();
+    }
+
+    [Fact]
+    public async Task Queues_drain_in_registration_order_so_one_may_feed_the_next_as_it_drains()
+    {
+        var delivered = new ConcurrentQueue<string>();
+        var builder = NewBuilder();
+        builder.Services.AddWorkQueue<string>("first", (services, item, cancellationToken) =>
+            services.GetRequiredKeyedService<WorkQueue<string>>("second").EnqueueAsync(item + " via first", cancellationToken).AsTask());
+        builder.Services.AddWorkQueue<string>("second", (_, item, _) =>
+        {
+            delivered.Enqueue(item);
+            return Task.CompletedTask;
+        });
+        using var host = builder.Build();
+        await host.StartAsync();
+        var first = host.Services.GetRequiredKeyedService<WorkQueue<string>>("first");
+        _ = host.Services.GetRequiredKeyedService<WorkQueue<string>>("second");
+        await first.EnqueueAsync("a");
+
+        await host.StopAsync().WaitAsync(Patience);
+
+        Assert.Equal(["a via first"], delivered);
+    }
+
+    [Fact]
+    public async Task A_handler_deaf_to_cancellation_is_named_in_the_log_and_still_awaited()
+    {
+        var time = new TimerWatchingTimeProvider();
+        var logs = new LogRecorder();
+        var running = NewGate();
+        var release = NewGate();
+        var builder = NewBuilder();
+        builder.Logging.AddProvider(logs);
+        builder.Services.AddWorkQueue<int>("mail", async (_, _, _) =>
+        {
+            running.TrySetResult();
+            await release.Task; // ignores its token
+        }).Configure(options => (options.Workers, options.DrainTimeout, options.TimeProvider) = (1, TimeSpan.FromSeconds(5), time));
+        using var host = builder.Build();
+        await host.StartAsync();
+        await host.Services.GetRequiredKeyedService<WorkQueue<int>>("mail").EnqueueAsync(1);
+        await running.Task.WaitAsync(Patience);
+
+        var stopping = host.StopAsync();
+        await time.TimerCreated(TimeSpan.FromSeconds(5)).WaitAsync(Patience);
+        time.Advance(TimeSpan.FromSeconds(5));
+
+        Assert.Contains(
+            "Warning: Work queue mail still runs 1 handlers after they were cancelled at the end of its drain time or the host's shutdown timeout; the stop waits for them.",
+            logs.Lines);
+        Assert.False(stopping.IsCompleted);
+        release.SetResult();
+        await stopping.WaitAsync(Patience);
     }
 
     [Fact]

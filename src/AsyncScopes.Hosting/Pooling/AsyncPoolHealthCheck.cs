@@ -2,33 +2,38 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace AsyncScopes.Hosting;
 
-/// <summary>Reports a pool exhausted: renters wait while every item it may have is leased.</summary>
-internal sealed class AsyncPoolHealthCheck<T>(CreatedInstance<AsyncPool<T>, AsyncPoolOptions<T>> pool) : IHealthCheck
+/// <summary>Reports a pool exhausted: renters wait. A renter waits only when every item the pool may have is taken
+/// (leased, or being created or destroyed) or others wait before it.</summary>
+internal sealed class AsyncPoolHealthCheck<T>(string name, CreatedInstance<AsyncPool<T>, AsyncPoolOptions<T>>? pool) : IHealthCheck
     where T : class
 {
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
+        if (pool is null)
+        {
+            return Task.FromResult(new HealthCheckResult(
+                context.Registration.FailureStatus, $"No {Registrations.TypeName(typeof(AsyncPool<T>))} named '{name}' is registered."));
+        }
+
         if (pool.Value is not ({ } created, { } options))
         {
             return Task.FromResult(HealthCheckResult.Healthy("Not created yet."));
         }
 
-        int maxSize = options.MaxSize;
         PoolStatistics statistics = created.Statistics;
         var data = new Dictionary<string, object>
         {
             ["size"] = statistics.Size,
-            ["maxSize"] = maxSize,
+            ["maxSize"] = options.MaxSize,
             ["idle"] = statistics.Idle,
             ["inUse"] = statistics.InUse,
             ["waiters"] = statistics.Waiters,
         };
-        bool exhausted = statistics.Waiters > 0 && statistics.InUse >= maxSize;
-        return Task.FromResult(exhausted
+        return Task.FromResult(statistics.Waiters > 0
             ? new HealthCheckResult(
                 context.Registration.FailureStatus,
-                $"Exhausted: all {maxSize} items are leased and {statistics.Waiters} renters wait.",
+                $"Exhausted: {statistics.Waiters} renters wait; {statistics.InUse} of {options.MaxSize} items are leased.",
                 data: data)
-            : HealthCheckResult.Healthy($"{statistics.InUse} of {maxSize} items leased.", data));
+            : HealthCheckResult.Healthy($"{statistics.InUse} of {options.MaxSize} items are leased.", data));
     }
 }

@@ -9,25 +9,20 @@ public static class AsyncPoolServiceCollectionExtensions
 {
     /// <summary>
     /// Registers an <see cref="AsyncPool{T}"/> as a keyed singleton named <paramref name="name"/>: created when first
-    /// resolved (<c>[FromKeyedServices("name")]</c>, <c>GetRequiredKeyedService</c>), disposed asynchronously by the
-    /// container (which drains it within <see cref="AsyncPoolOptions{T}.DrainTimeout"/>), its options validated when the
-    /// host starts.
+    /// resolved (<c>[FromKeyedServices("name")]</c>, <c>GetRequiredKeyedService</c>), with the named options
+    /// <paramref name="name"/>, validated when the host starts, and disposed asynchronously by the container, which
+    /// drains it within <see cref="AsyncPoolOptions{T}.DrainTimeout"/>.
     /// </summary>
     /// <typeparam name="T">The pooled item type.</typeparam>
     /// <param name="services">The service collection.</param>
-    /// <param name="name">The pool's key in the container, and its <see cref="AsyncPoolOptions{T}.Name"/> unless the
-    /// options give one.</param>
+    /// <param name="name">The pool's key in the container, the name of its options, and its
+    /// <see cref="AsyncPoolOptions{T}.Name"/> unless they set one.</param>
     /// <param name="factory">Creates an item, with the container to resolve what it needs and the renter's token.</param>
-    /// <param name="options">Creates the options in code, once each time the options of <paramref name="name"/> are
-    /// made: the place for the settings configuration cannot hold (<see cref="AsyncPoolOptions{T}.Validate"/>,
-    /// <see cref="AsyncPoolOptions{T}.Reset"/>, <see cref="AsyncPoolOptions{T}.TimeProvider"/>...). It must return a
-    /// new instance each time. <see langword="null"/>: the defaults.</param>
-    /// <returns>The builder of the pool's named options. Its <c>Bind</c> or <c>BindConfiguration</c> applies a
-    /// configuration section on top of what <paramref name="options"/> gave (<c>MaxSize</c>, <c>MinIdle</c>, the
-    /// timeouts, <c>Name</c>); its <c>Validate</c> adds checks. Every setting out of range is listed when the host
-    /// starts (<see cref="OptionsValidationException"/>), not when the pool is first used. <c>Configure</c> cannot
-    /// change these options: their properties are init-only; give code settings through <paramref name="options"/>.
-    /// The pool reads its options once, when it is created: a reloaded configuration does not change it.</returns>
+    /// <returns>The builder of the pool's options, named <paramref name="name"/>: <c>Configure</c> sets them in code
+    /// (<see cref="AsyncPoolOptions{T}.Reset"/>, the clock from the container...), <c>BindConfiguration</c> from a
+    /// configuration section; every setting out of range is listed when the host starts
+    /// (<see cref="OptionsValidationException"/>), not when the pool is first used. The pool keeps a copy of its
+    /// options made when it is created: a reloaded configuration does not change it.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="services"/> or <paramref name="factory"/> is null.</exception>
     /// <exception cref="ArgumentException"><paramref name="name"/> is null, empty or white space.</exception>
     /// <exception cref="InvalidOperationException">A pool of <typeparamref name="T"/> named <paramref name="name"/> is
@@ -35,25 +30,21 @@ public static class AsyncPoolServiceCollectionExtensions
     public static OptionsBuilder<AsyncPoolOptions<T>> AddAsyncPool<T>(
         this IServiceCollection services,
         string name,
-        Func<IServiceProvider, CancellationToken, ValueTask<T>> factory,
-        Func<IServiceProvider, AsyncPoolOptions<T>>? options = null)
+        Func<IServiceProvider, CancellationToken, ValueTask<T>> factory)
         where T : class
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(factory);
         Registrations.ThrowIfTaken<AsyncPool<T>>(services, name);
 
-        var created = new CreatedInstance<AsyncPool<T>, AsyncPoolOptions<T>>();
-        services.AddKeyedSingleton(name, created);
+        services.AddKeyedSingleton(name, (_, _) => new CreatedInstance<AsyncPool<T>, AsyncPoolOptions<T>>());
         services.AddKeyedSingleton(name, (provider, _) =>
         {
-            AsyncPoolOptions<T> settings = provider.GetRequiredService<IOptionsMonitor<AsyncPoolOptions<T>>>().Get(name);
-            return created.Set(new AsyncPool<T>(cancellationToken => factory(provider, cancellationToken), settings), settings);
+            AsyncPoolOptions<T> options = provider.GetRequiredService<IOptionsMonitor<AsyncPoolOptions<T>>>().Get(name);
+            var pool = new AsyncPool<T>(cancellationToken => factory(provider, cancellationToken), options);
+            return provider.GetRequiredKeyedService<CreatedInstance<AsyncPool<T>, AsyncPoolOptions<T>>>(name).Set(pool, options);
         });
-        return Registrations.AddNamedOptions(
-            services,
-            name,
-            provider => options?.Invoke(provider) is { } given ? (given.Name is null ? given.WithName(name) : given) : new() { Name = name },
-            pool => pool.FindProblems());
+        return Registrations.AddNamedOptions<AsyncPoolOptions<T>>(
+            services, name, static (options, name) => options.Name ??= name, static options => options.FindProblems());
     }
 }

@@ -3,14 +3,33 @@ using Microsoft.Extensions.Logging;
 
 namespace AsyncScopes.Hosting;
 
-/// <summary>
-/// Drains a registered queue when the host has stopped its services (which may still enqueue as they stop) and
-/// before the container is disposed: a handler that resolves services (or creates a scope) would fail on a container
-/// being disposed, and an item it held would fail with it.
-/// </summary>
-internal sealed partial class WorkQueueDrain<T>(CreatedInstance<WorkQueue<T>, WorkQueueOptions<T>> queue, string name, ILogger logger)
-    : IHostedLifecycleService
+/// <summary>A registered queue, as the drain sees it.</summary>
+internal interface IDrainableQueue
 {
+    string Name { get; }
+
+    /// <summary>Completes the queue if it was created: until its drain timeout or <paramref name="hostDeadline"/>,
+    /// then its handlers are cancelled. Reports to <paramref name="log"/> what was not done.</summary>
+    Task DrainAsync(WorkQueueDrain.Log log, CancellationToken hostDeadline);
+}
+
+/// <summary>
+/// Drains the registered queues when the host has stopped its services (which may still enqueue as they stop) and
+/// before the container is disposed: a handler that resolves services (or creates a scope) would fail on a container
+/// being disposed, and the item it held with it. One after the other, in registration order, once.
+/// </summary>
+internal sealed partial class WorkQueueDrain(IEnumerable<IDrainableQueue> queues, ILogger<WorkQueueDrain> logger) : IHostedLifecycleService
+{
+    private int _drained;
+
+    /// <summary>What the drain of one queue tells the host's log.</summary>
+    internal sealed class Log(ILogger logger)
+    {
+        public void Unprocessed(string queue, int count) => LogUnprocessed(logger, queue, count);
+
+        public void StillRunning(string queue, int count) => LogStillRunning(logger, queue, count);
+    }
+
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -21,9 +40,33 @@ internal sealed partial class WorkQueueDrain<T>(CreatedInstance<WorkQueue<T>, Wo
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    /// <summary>Completes the queue: its items have until the queue's drain timeout or the host's shutdown timeout,
-    /// whichever ends first; then the running handlers are cancelled, and what was not done is logged.</summary>
     public async Task StoppedAsync(CancellationToken cancellationToken)
+    {
+        if (Interlocked.Exchange(ref _drained, 1) != 0)
+        {
+            return; // a second stop: the queues are completed already
+        }
+
+        var log = new Log(logger);
+        foreach (IDrainableQueue queue in queues)
+        {
+            await queue.DrainAsync(log, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Work queue {Queue} stopped with {Count} items not processed: its drain time or the host's shutdown timeout ran out.")]
+    private static partial void LogUnprocessed(ILogger logger, string queue, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Work queue {Queue} still runs {Count} handlers after they were cancelled at the end of its drain time or the host's shutdown timeout; the stop waits for them.")]
+    private static partial void LogStillRunning(ILogger logger, string queue, int count);
+}
+
+/// <summary>The drain of one queue of <typeparamref name="T"/>.</summary>
+internal sealed class DrainableQueue<T>(string name, CreatedInstance<WorkQueue<T>, WorkQueueOptions<T>> queue) : IDrainableQueue
+{
+    public string Name => name;
+
+    public async Task DrainAsync(WorkQueueDrain.Log log, CancellationToken hostDeadline)
     {
         if (queue.Value is not ({ } created, { } options))
         {
@@ -31,15 +74,25 @@ internal sealed partial class WorkQueueDrain<T>(CreatedInstance<WorkQueue<T>, Wo
         }
 
         using var deadline = new CancellationTokenSource(options.DrainTimeout, options.TimeProvider);
-        using CancellationTokenRegistration hostDeadline = cancellationToken.UnsafeRegister(
+        using CancellationTokenRegistration host = hostDeadline.UnsafeRegister(
             static state => ((CancellationTokenSource)state!).Cancel(), deadline);
-        WorkQueueResult<T> result = await created.CompleteAsync(deadline.Token).ConfigureAwait(false);
-        if (result.Unprocessed.Count > 0)
+        Task<WorkQueueResult<T>> completion = created.CompleteAsync(deadline.Token);
+        using (deadline.Token.UnsafeRegister(
+            _ =>
+            {
+                // Cancellation runs the handlers' callbacks first: one still running now ignores its token.
+                if (!completion.IsCompleted && created.Statistics.Running is > 0 and int running)
+                {
+                    log.StillRunning(Name, running);
+                }
+            },
+            null))
         {
-            LogUnprocessed(logger, name, result.Unprocessed.Count);
+            WorkQueueResult<T> result = await completion.ConfigureAwait(false);
+            if (result.Unprocessed.Count > 0)
+            {
+                log.Unprocessed(Name, result.Unprocessed.Count);
+            }
         }
     }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Work queue {Queue} stopped with {Count} items not processed: its drain time or the host's shutdown timeout ran out.")]
-    private static partial void LogUnprocessed(ILogger logger, string queue, int count);
 }

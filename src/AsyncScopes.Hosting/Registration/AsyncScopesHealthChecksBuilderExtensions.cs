@@ -7,12 +7,15 @@ namespace Microsoft.Extensions.DependencyInjection;
 /// <summary>Health checks of the pools and queues registered with
 /// <see cref="AsyncPoolServiceCollectionExtensions.AddAsyncPool"/> and
 /// <see cref="WorkQueueServiceCollectionExtensions.AddWorkQueue"/>.</summary>
-/// <remarks>A check never creates what it checks: one not created yet is healthy. Each result carries the counts it
-/// judged by in its data.</remarks>
+/// <remarks>A check never creates what it checks: one not created yet is healthy. A name registered for no pool or
+/// queue of that type is reported with the failure status. Each result carries the counts it judged by in its
+/// data.</remarks>
 public static class AsyncScopesHealthChecksBuilderExtensions
 {
-    /// <summary>Adds a check that reports the pool named <paramref name="poolName"/> exhausted (renters wait while
-    /// all <see cref="AsyncPoolOptions{T}.MaxSize"/> items are leased) with <paramref name="failureStatus"/>.</summary>
+    /// <summary>Adds a check that reports the pool named <paramref name="poolName"/> exhausted with
+    /// <paramref name="failureStatus"/>: renters wait, which they do only when all its
+    /// <see cref="AsyncPoolOptions{T}.MaxSize"/> items are taken (leased, or being created or destroyed: a factory
+    /// that hangs exhausts a pool too).</summary>
     /// <typeparam name="T">The pooled item type.</typeparam>
     /// <param name="builder">The health checks builder.</param>
     /// <param name="poolName">The name the pool was registered with.</param>
@@ -35,7 +38,7 @@ public static class AsyncScopesHealthChecksBuilderExtensions
         ArgumentException.ThrowIfNullOrWhiteSpace(poolName);
         return builder.Add(new HealthCheckRegistration(
             checkName ?? "pool:" + poolName,
-            services => new AsyncPoolHealthCheck<T>(services.GetRequiredKeyedService<CreatedInstance<AsyncPool<T>, AsyncPoolOptions<T>>>(poolName)),
+            services => new AsyncPoolHealthCheck<T>(poolName, services.GetKeyedService<CreatedInstance<AsyncPool<T>, AsyncPoolOptions<T>>>(poolName)),
             failureStatus,
             tags));
     }
@@ -45,8 +48,8 @@ public static class AsyncScopesHealthChecksBuilderExtensions
     /// <typeparam name="T">The work item type.</typeparam>
     /// <param name="builder">The health checks builder.</param>
     /// <param name="queueName">The name the queue was registered with.</param>
-    /// <param name="maxPending">How many waiting items make the queue backed up; at least 1. For a bounded queue, its
-    /// <see cref="WorkQueueOptions{T}.Capacity"/> reports it full.</param>
+    /// <param name="maxPending">How many waiting items make the queue backed up; at least 1. A bounded queue full to
+    /// its <see cref="WorkQueueOptions{T}.Capacity"/> is backed up too, whatever this says.</param>
     /// <param name="checkName">The check's name. Default: <c>queue:</c> and the queue's name.</param>
     /// <param name="failureStatus">The status of a backed-up queue. Default <see cref="HealthStatus.Degraded"/>.</param>
     /// <param name="tags">Tags to filter the checks by.</param>
@@ -67,7 +70,7 @@ public static class AsyncScopesHealthChecksBuilderExtensions
         ArgumentOutOfRangeException.ThrowIfLessThan(maxPending, 1);
         return builder.Add(new HealthCheckRegistration(
             checkName ?? "queue:" + queueName,
-            services => new WorkQueueHealthCheck<T>(services.GetRequiredKeyedService<CreatedInstance<WorkQueue<T>, WorkQueueOptions<T>>>(queueName), maxPending),
+            services => new WorkQueueHealthCheck<T>(queueName, services.GetKeyedService<CreatedInstance<WorkQueue<T>, WorkQueueOptions<T>>>(queueName), maxPending),
             failureStatus,
             tags));
     }

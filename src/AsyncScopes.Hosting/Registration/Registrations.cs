@@ -1,6 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace AsyncScopes.Hosting;
@@ -8,19 +7,19 @@ namespace AsyncScopes.Hosting;
 /// <summary>What the pool and queue registrations share.</summary>
 internal static class Registrations
 {
-    /// <summary>Registers the code-given options of <paramref name="name"/>, their validation (at the host's start)
-    /// and the factory that starts from them; returns the builder of those named options.</summary>
+    /// <summary>Registers the named options of a registration: named after it unless configured otherwise, every bad
+    /// setting listed when the host starts; returns their builder.</summary>
     public static OptionsBuilder<TOptions> AddNamedOptions<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicParameterlessConstructor)] TOptions>(
         IServiceCollection services,
         string name,
-        Func<IServiceProvider, TOptions> create,
+        Action<TOptions, string> nameThem,
         Func<TOptions, IEnumerable<ArgumentException>> findProblems)
         where TOptions : class
     {
-        services.AddSingleton(new OptionsSource<TOptions>(name, create));
-        services.TryAddTransient<IOptionsFactory<TOptions>, NamedOptionsFactory<TOptions>>();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TOptions>>(new ProblemsValidation<TOptions>(findProblems)));
-        return services.AddOptions<TOptions>(name).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<TOptions>>(new ProblemsValidation<TOptions>(name, findProblems));
+        return services.AddOptions<TOptions>(name)
+            .PostConfigure(options => nameThem(options, name))
+            .ValidateOnStart();
     }
 
     /// <summary>Throws unless <paramref name="name"/> is a name not yet taken by a <typeparamref name="TService"/>.</summary>
@@ -33,23 +32,36 @@ internal static class Registrations
         }
     }
 
-    private static string TypeName(Type type) => type.IsGenericType
-        ? $"{type.Name[..type.Name.IndexOf('`', StringComparison.Ordinal)]}<{string.Join(", ", type.GenericTypeArguments.Select(TypeName))}>"
-        : type.Name;
+    /// <summary>A type's name as C# writes it, without namespaces: <c>AsyncPool&lt;DbConnection&gt;</c>.</summary>
+    public static string TypeName(Type type)
+    {
+        string name = type.Name;
+        int arity = name.IndexOf('`', StringComparison.Ordinal);
+        return arity < 0 || !type.IsGenericType
+            ? name
+            : $"{name[..arity]}<{string.Join(", ", type.GenericTypeArguments.Select(TypeName))}>";
+    }
 
-    /// <summary>Fails with every bad setting, as the constructor would name it, so that a start lists them all.</summary>
-    private sealed class ProblemsValidation<TOptions>(Func<TOptions, IEnumerable<ArgumentException>> findProblems) : IValidateOptions<TOptions>
+    /// <summary>Fails with every bad setting of the options of one name, as the constructor would name it, so that a
+    /// start lists them all.</summary>
+    private sealed class ProblemsValidation<TOptions>(string name, Func<TOptions, IEnumerable<ArgumentException>> findProblems)
+        : IValidateOptions<TOptions>
         where TOptions : class
     {
-        public ValidateOptionsResult Validate(string? name, TOptions options)
+        public ValidateOptionsResult Validate(string? optionsName, TOptions options)
         {
-            List<string> failures = [.. findProblems(options).Select(problem => Describe(name, problem))];
+            if (optionsName != name)
+            {
+                return ValidateOptionsResult.Skip;
+            }
+
+            List<string> failures = [.. findProblems(options).Select(Describe)];
             return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
         }
 
         // "'db': MaxSize must be at least 1 (it is 0)." An exception's Message adds the parameter and the value on
         // lines of their own, which a list of failures cannot show.
-        private static string Describe(string? name, ArgumentException problem)
+        private string Describe(ArgumentException problem)
         {
             string message = problem.Message;
             int suffix = message.IndexOf(" (Parameter '", StringComparison.Ordinal);

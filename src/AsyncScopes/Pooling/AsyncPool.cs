@@ -64,14 +64,14 @@ public sealed partial class AsyncPool<T> : IAsyncDisposable
     /// <summary>Creates a pool.</summary>
     /// <param name="factory">Creates an item; it receives the renter's token. A failure reaches the renter that
     /// caused the creation and frees its place in the pool.</param>
-    /// <param name="options">The options; <see langword="null"/> for the defaults.</param>
+    /// <param name="options">The options, copied: changing them afterwards changes nothing here; <see langword="null"/> for the defaults.</param>
     /// <exception cref="ArgumentNullException"><paramref name="factory"/> is null.</exception>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range.</exception>
     /// <exception cref="ArgumentException"><see cref="AsyncPoolOptions{T}.TimeProvider"/> is null.</exception>
     public AsyncPool(Func<CancellationToken, ValueTask<T>> factory, AsyncPoolOptions<T>? options = null)
     {
         ArgumentNullException.ThrowIfNull(factory);
-        options ??= new AsyncPoolOptions<T>();
+        options = options?.Copy() ?? new AsyncPoolOptions<T>();
         options.ThrowIfInvalid();
         _factory = factory;
         _options = options;

@@ -47,7 +47,7 @@ public sealed class WorkQueue<T> : IAsyncDisposable
     /// <summary>Creates the queue and starts its workers.</summary>
     /// <param name="handler">Processes one item; it receives the queue's stop token (see remarks of
     /// <see cref="WorkQueue{T}"/>).</param>
-    /// <param name="options">The options; <see langword="null"/> for the defaults.</param>
+    /// <param name="options">The options, copied: changing them afterwards changes nothing here; <see langword="null"/> for the defaults.</param>
     /// <param name="cancellationToken">The queue's own token: cancelling it stops the queue as a cancelled
     /// <see cref="CompleteAsync"/> would: no more items are accepted, running handlers are cancelled, and what is left
     /// becomes unprocessed. <see cref="CompleteAsync"/> still reports the result.</param>
@@ -57,7 +57,7 @@ public sealed class WorkQueue<T> : IAsyncDisposable
     public WorkQueue(Func<T, CancellationToken, Task> handler, WorkQueueOptions<T>? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(handler);
-        options ??= new WorkQueueOptions<T>();
+        options = options?.Copy() ?? new WorkQueueOptions<T>();
         options.ThrowIfInvalid();
         _handler = handler;
         _options = options;

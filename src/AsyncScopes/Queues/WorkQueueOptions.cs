@@ -1,25 +1,28 @@
 namespace AsyncScopes;
 
-/// <summary>Options of a <see cref="WorkQueue{T}"/>; validated when the queue is created.</summary>
+/// <summary>Options of a <see cref="WorkQueue{T}"/>; validated and copied when the queue is created.</summary>
 /// <typeparam name="T">The work item type.</typeparam>
+/// <remarks>Settable, as options of the .NET options pattern are (<c>Configure</c>, <c>Bind</c>, the configuration
+/// binding source generator): the queue keeps a copy made when it is created, so changing an instance afterwards
+/// changes no queue.</remarks>
 public sealed class WorkQueueOptions<T>
 {
     /// <summary>How many handlers run at once. Default: <see cref="Environment.ProcessorCount"/>; at least 1.</summary>
-    public int Workers { get; init; } = Environment.ProcessorCount;
+    public int Workers { get; set; } = Environment.ProcessorCount;
 
     /// <summary>The most items waiting to start; when full, <see cref="WorkQueue{T}.EnqueueAsync"/> waits for room and
     /// <see cref="WorkQueue{T}.TryEnqueue"/> returns <see langword="false"/>. 0 (the default): unbounded.</summary>
-    public int Capacity { get; init; }
+    public int Capacity { get; set; }
 
     /// <summary>The time <see cref="WorkQueue{T}.DisposeAsync"/> allows the queue to finish its work before it
     /// cancels the running handlers. Default 30 s. <see cref="TimeSpan.Zero"/> cancels them at once; negative values,
     /// <see cref="Timeout.InfiniteTimeSpan"/> included, are rejected: a disposal always ends.</summary>
-    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Called once for each item whose handler failed, with the failure, before the item is counted as
     /// failed. An exception it throws is reported through <see cref="ScopeDiagnostics.UnobservedFailure"/>; the
     /// item stays failed with the handler's exception.</summary>
-    public Func<T, Exception, ValueTask>? OnError { get; init; }
+    public Func<T, Exception, ValueTask>? OnError { get; set; }
 
     /// <summary>
     /// The most failed items, with their exceptions, that the queue keeps for <see cref="WorkQueueResult{T}.Failed"/>:
@@ -31,13 +34,13 @@ public sealed class WorkQueueOptions<T>
     /// <remarks>Only the list is bounded: <see cref="WorkQueueResult{T}.FailedCount"/> and
     /// <see cref="WorkQueue{T}.Statistics"/> count every failure, and <see cref="OnError"/> sees every one, which makes
     /// it the place to log or store them all.</remarks>
-    public int MaxRetainedFailures { get; init; } = 100;
+    public int MaxRetainedFailures { get; set; } = 100;
 
     /// <summary>The clock of <see cref="DrainTimeout"/>. Default: <see cref="System.TimeProvider.System"/>.</summary>
-    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 
     /// <summary>A name for diagnostics: in metrics tags, leak reports and unobserved-failure events.</summary>
-    public string? Name { get; init; }
+    public string? Name { get; set; }
 
     /// <summary>
     /// A limiter the queue shares with others (a <see cref="System.Threading.RateLimiting.ConcurrencyLimiter"/> that
@@ -50,10 +53,10 @@ public sealed class WorkQueueOptions<T>
     /// refuses fails the item with <see cref="PermitRejectedException"/> (<see cref="OnError"/>,
     /// <see cref="WorkQueueResult{T}.Failed"/>). The workers wait for permits too: a limiter with fewer permits than
     /// <see cref="Workers"/> bounds how many items run at once.</remarks>
-    public System.Threading.RateLimiting.RateLimiter? Limiter { get; init; }
+    public System.Threading.RateLimiting.RateLimiter? Limiter { get; set; }
 
-    /// <summary>A copy of these options with <see cref="Name"/> set to <paramref name="name"/>.</summary>
-    internal WorkQueueOptions<T> WithName(string name) => new()
+    /// <summary>A copy of these options, which the queue keeps: changing the options afterwards changes nothing.</summary>
+    internal WorkQueueOptions<T> Copy() => new()
     {
         Workers = Workers,
         Capacity = Capacity,
@@ -62,7 +65,7 @@ public sealed class WorkQueueOptions<T>
         MaxRetainedFailures = MaxRetainedFailures,
         TimeProvider = TimeProvider,
         Limiter = Limiter,
-        Name = name,
+        Name = Name,
     };
 
     /// <summary>Throws the first of <see cref="FindProblems"/>.</summary>
