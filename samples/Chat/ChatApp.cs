@@ -2,6 +2,7 @@ using Chat.Api;
 using Chat.Realtime;
 using Chat.Security;
 using Chat.Storage;
+using Chat.Telemetry;
 using Chat.Webhooks;
 using Microsoft.Extensions.Configuration.Memory;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -53,6 +54,8 @@ internal static class ChatApp
         AddValidatedOptions<DatabaseOptions>(builder, DatabaseOptions.Section, options => options.Validate());
         AddValidatedOptions<WebhookOptions>(builder, WebhookOptions.Section, options => options.Validate());
         AddValidatedOptions<SecurityOptions>(builder, SecurityOptions.Section, options => options.Validate());
+        AddValidatedOptions<TelemetryOptions>(builder, TelemetryOptions.Section, options => options.Validate());
+        builder.AddChatTelemetry();
 
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<WebhookDestinations>();
@@ -65,6 +68,7 @@ internal static class ChatApp
             .AddPolicy(AdminKey.Scheme, policy => policy.AddAuthenticationSchemes(AdminKey.Scheme).RequireAuthenticatedUser());
         builder.Services.AddOptions<Microsoft.AspNetCore.Authorization.AuthorizationOptions>()
             .Configure<IOptions<SecurityOptions>>((authorization, security) => ClientKeys.AddPolicy(authorization, security.Value));
+        builder.Services.AddChatStorage();
         builder.Services.AddSingleton<ChatService>();
         builder.Services.AddHostedService(services => services.GetRequiredService<ChatService>());
         builder.Services.AddOptions<HostOptions>().Configure<IOptions<ChatOptions>>(

@@ -1,7 +1,10 @@
+using System.Data.Common;
+using System.Diagnostics;
 using AsyncScopes;
 using Chat.Realtime;
 using Chat.Security;
 using Chat.Storage;
+using Chat.Telemetry;
 using Chat.Webhooks;
 using Microsoft.Extensions.Options;
 
@@ -11,15 +14,18 @@ namespace Chat;
 /// Owns the service's lifetimes and runs them in order. Starting: the database (before the server listens), the
 /// webhook dispatcher. Stopping: every WebSocket closed with 1001 within the host's shutdown timeout, a two-phase stop
 /// (before the server stops), then the deliveries drained within the shutdown timeout, then (once the server has
-/// finished its requests) the dispatcher and the database pools disposed, last opened first closed, by one
-/// <see cref="AsyncExitStack"/>.
+/// finished its requests) the dispatcher and the store closed, last opened first closed, by one
+/// <see cref="AsyncExitStack"/>. The database's pools are the container's (<see cref="StorageServices"/>), which
+/// disposes them when the host is disposed.
 /// </summary>
 /// <remarks>On a database that other nodes share, it also hears of their messages, which it broadcasts to its own
 /// clients, and of their webhook jobs (<see cref="IDatabaseEvents"/>).</remarks>
 internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDisposable, IDatabaseEvents
 {
     private readonly ChatOptions _options;
-    private readonly DatabaseOptions _database;
+    private readonly DatabaseProvider _database;
+    private readonly AsyncPool<DbConnection> _writer;
+    private readonly AsyncPool<DbConnection> _readers;
     private readonly WebhookOptions _webhookOptions;
     private readonly TimeProvider _time;
     private readonly TimeSpan _shutdownTimeout;
@@ -33,7 +39,9 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
 
     public ChatService(
         IOptions<ChatOptions> options,
-        IOptions<DatabaseOptions> database,
+        DatabaseProvider database,
+        [FromKeyedServices(StorageServices.Writer)] AsyncPool<DbConnection> writer,
+        [FromKeyedServices(StorageServices.Readers)] AsyncPool<DbConnection> readers,
         IOptions<WebhookOptions> webhooks,
         IOptions<HostOptions> host,
         WebhookDestinations destinations,
@@ -43,7 +51,7 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
         IEnumerable<IMessageWriteHook> hooks)
     {
         _options = options.Value;
-        _database = database.Value;
+        (_database, _writer, _readers) = (database, writer, readers);
         _webhookOptions = webhooks.Value;
         Destinations = destinations;
         _adminKey = adminKey;
@@ -74,7 +82,8 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
     public async Task StartingAsync(CancellationToken cancellationToken)
     {
         await using var stack = new AsyncExitStack();
-        ChatStore store = stack.Push(await ChatStore.OpenAsync(_database, _time, _hook, this, _loggers, cancellationToken)
+        ChatStore store = stack.Push(await ChatStore.OpenAsync(
+            _database, _writer, _readers, _time, _hook, this, _loggers, cancellationToken)
             .ConfigureAwait(false));
         await _adminKey.LoadAsync(store, cancellationToken).ConfigureAwait(false);
         WebhookDispatcher webhooks = stack.Push(new WebhookDispatcher(
@@ -102,7 +111,7 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
     public Task StopAsync(CancellationToken cancellationToken) =>
         _webhooks?.StopAsync(cancellationToken) ?? Task.CompletedTask;
 
-    /// <summary>Disposes the dispatcher and the database pools, once the server has finished its requests.</summary>
+    /// <summary>Disposes the dispatcher and closes the store, once the server has finished its requests.</summary>
     public async Task StoppedAsync(CancellationToken cancellationToken) => await CloseAsync(completed: true).ConfigureAwait(false);
 
     /// <summary>Closes what a start opened, if the host never stopped the service.</summary>
@@ -119,6 +128,9 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
     {
         StoredMessage message;
         int jobs;
+        using Activity? commit = ChatTelemetry.Source.StartActivity("chat.commit");
+        commit?.SetTag(ChatTelemetry.RoomTag, room);
+        ActivityContext committing = commit?.Context ?? default;
         try
         {
             (message, jobs) = await Store.AppendMessageAsync(
@@ -127,13 +139,18 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
                 text,
                 committed =>
                 {
+                    // On a shared database this runs on the feed's loop: the commit is named as the parent.
+                    using Activity? broadcast = ChatTelemetry.Source.StartActivity("chat.broadcast", ActivityKind.Internal, committing);
                     sender?.TryPost(Frames.Ack(committed.Id));
-                    Hub.Broadcast(committed.Room, Frames.Message(committed));
+                    int recipients = Hub.Broadcast(committed.Room, Frames.Message(committed));
+                    broadcast?.SetTag(ChatTelemetry.MessageIdTag, committed.Id).SetTag(ChatTelemetry.RecipientsTag, recipients);
                 },
                 cancellationToken).ConfigureAwait(false);
+            commit?.SetTag(ChatTelemetry.MessageIdTag, message.Id);
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested)
         {
+            commit?.SetStatus(ActivityStatusCode.Error, "not stored");
             LogNotStored(_logger, e, room);
             throw;
         }

@@ -22,6 +22,8 @@ public sealed class SettingsTests : IDisposable
     [InlineData("Security:ClientKeys:0=short", "Security:ClientKeys: each key must have at least 16 characters")]
     [InlineData("Webhooks:MaxPerDestination=5", "Webhooks:MaxPerDestination must be between 1 and Webhooks:Workers.")]
     [InlineData("Security:AllowedOrigins:0=https://chat.example.com/path", "Security:AllowedOrigins: 'https://chat.example.com/path' is not an origin")]
+    [InlineData("Telemetry:OtlpEndpoint=collector:4317", "Telemetry:OtlpEndpoint must be an absolute http or https URL.")]
+    [InlineData("Telemetry:OtlpProtocol=udp", "Telemetry:OtlpProtocol must be grpc or http/protobuf.")]
     public async Task A_bad_setting_stops_the_start_with_a_message_that_names_it(string setting, string says)
     {
         var error = await Assert.ThrowsAsync<OptionsValidationException>(() => ChatServer.StartAsync(_directory.Path, settings: setting));

@@ -49,7 +49,10 @@ public sealed class ShutdownTests : ServiceTest
 
             Assert.Equal(0, Server.Service.Hub.Count);
 
-            // The pools are disposed: every connection they opened is closed.
+            Assert.All(receiver.Outcomes, outcome => Assert.Null(outcome.Status)); // every one cut short
+
+            // Disposing the host disposes the pools, which the container owns: every connection they opened is closed.
+            await Server.DisposeAsync();
             foreach (AsyncScopes.PoolStatistics pool in new[] { Server.Service.Store.WriterStatistics, Server.Service.Store.ReaderStatistics })
             {
                 Assert.Equal(0, pool.Size);
@@ -58,7 +61,6 @@ public sealed class ShutdownTests : ServiceTest
             }
 
             Assert.DoesNotContain(ScopeDiagnostics.OpenScopes, scope => scope.CreatedAt >= started);
-            Assert.All(receiver.Outcomes, outcome => Assert.Null(outcome.Status)); // every one cut short
         }
         finally
         {

@@ -1,9 +1,11 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Net.WebSockets;
 using System.Text.Json;
 using System.Threading.Channels;
 using AsyncScopes;
 using Chat.Api;
+using Chat.Telemetry;
 
 namespace Chat.Realtime;
 
@@ -232,6 +234,8 @@ internal sealed class ChatConnection
                 }
                 else
                 {
+                    using Activity? span = ChatTelemetry.Source.StartActivity("chat.receive", ActivityKind.Consumer);
+                    span?.SetTag(ChatTelemetry.RoomTag, Room);
                     await _post(this, frame.Text!, cancellationToken).ConfigureAwait(false);
                 }
 

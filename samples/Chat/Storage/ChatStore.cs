@@ -10,7 +10,7 @@ namespace Chat.Storage;
 /// Messages, webhooks and the webhook outbox, in one SQLite file or in a PostgreSQL database that several nodes share
 /// (<see cref="DatabaseProvider"/> holds what differs). One writer connection (an <see cref="AsyncPool{T}"/> of size 1,
 /// so writers queue first-in first-out instead of failing when the database is busy) and a few read-only connections
-/// that never wait for it.
+/// that never wait for it: the pools come from the container (<see cref="StorageServices"/>).
 /// </summary>
 internal sealed class ChatStore : IAsyncDisposable
 {
@@ -21,33 +21,14 @@ internal sealed class ChatStore : IAsyncDisposable
     private readonly IMessageWriteHook? _hook;
     private PostgresMessageFeed? _feed;
 
-    private ChatStore(DatabaseProvider provider, DatabaseOptions options, TimeProvider time, IMessageWriteHook? hook)
+    private ChatStore(
+        DatabaseProvider provider, AsyncPool<DbConnection> writer, AsyncPool<DbConnection> readers, TimeProvider time, IMessageWriteHook? hook)
     {
         _provider = provider;
+        _writer = writer;
+        _readers = readers;
         _time = time;
         _hook = hook;
-        _writer = new AsyncPool<DbConnection>(
-            ct => provider.OpenAsync(writer: true, ct),
-            new AsyncPoolOptions<DbConnection>
-            {
-                Name = "chat-writer",
-                MaxSize = 1,
-                AcquireTimeout = options.WriterAcquireTimeout,
-                Validate = provider.IsUsableAsync,
-                DiscardOn = provider.IsConnectionFault,
-                DrainTimeout = TimeSpan.FromSeconds(5),
-            });
-        _readers = new AsyncPool<DbConnection>(
-            ct => provider.OpenAsync(writer: false, ct),
-            new AsyncPoolOptions<DbConnection>
-            {
-                Name = "chat-readers",
-                MaxSize = options.Readers,
-                IdleTimeout = TimeSpan.FromMinutes(5),
-                Validate = provider.IsUsableAsync,
-                DiscardOn = provider.IsConnectionFault,
-                DrainTimeout = TimeSpan.FromSeconds(5),
-            });
     }
 
     /// <summary>What the database is, for the log.</summary>
@@ -72,21 +53,26 @@ internal sealed class ChatStore : IAsyncDisposable
     /// Opens the store, creating the tables through the writer before any reader opens the database; on a shared
     /// database, returns once it listens for the messages of every node.
     /// </summary>
-    /// <param name="options">Valid database settings.</param>
+    /// <param name="provider">The database.</param>
+    /// <param name="writer">The writer pool (<see cref="StorageServices.Writer"/>): one connection.</param>
+    /// <param name="readers">The pool of read-only connections (<see cref="StorageServices.Readers"/>).</param>
     /// <param name="time">The clock of message times and of the outbox.</param>
     /// <param name="hook">Runs inside every message's transaction, before the commit.</param>
     /// <param name="events">Hears of other nodes' messages and jobs; never called on SQLite.</param>
     /// <param name="loggers">For the listening loop.</param>
     /// <param name="cancellationToken">Cancels the opening.</param>
+    /// <remarks>The store does not own the provider and the pools: the container does (<see cref="StorageServices"/>).</remarks>
     public static async Task<ChatStore> OpenAsync(
-        DatabaseOptions options,
+        DatabaseProvider provider,
+        AsyncPool<DbConnection> writer,
+        AsyncPool<DbConnection> readers,
         TimeProvider time,
         IMessageWriteHook? hook,
         IDatabaseEvents events,
         ILoggerFactory loggers,
         CancellationToken cancellationToken)
     {
-        var store = new ChatStore(DatabaseProvider.Create(options), options, time, hook);
+        var store = new ChatStore(provider, writer, readers, time, hook);
         try
         {
             await store._writer.UseAsync(store._provider.CreateSchemaAsync, cancellationToken).ConfigureAwait(false);
@@ -423,16 +409,13 @@ internal sealed class ChatStore : IAsyncDisposable
 
     /// <summary>Stops listening, then destroys the idle connections at once and the leased ones when they come back
     /// (within five seconds).</summary>
+    /// <summary>Stops listening to the other nodes; the pools and the provider are the container's.</summary>
     public async ValueTask DisposeAsync()
     {
         if (_feed is not null)
         {
             await _feed.DisposeAsync().ConfigureAwait(false);
         }
-
-        await _readers.DisposeAsync().ConfigureAwait(false);
-        await _writer.DisposeAsync().ConfigureAwait(false);
-        await _provider.DisposeAsync().ConfigureAwait(false);
     }
 
     /// <summary>A message from the columns <c>id, room, name, text, at</c>.</summary>

@@ -1,5 +1,8 @@
+using System.Data.Common;
+using AsyncScopes;
 using Chat.Storage;
 using Chat.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Chat.Tests.Postgres;
@@ -11,6 +14,7 @@ public sealed class OutboxClaimTests : IAsyncLifetime
 
     private readonly ObservedTimeProvider _time = new();
     private PostgresDatabase _database = null!;
+    private readonly List<ServiceProvider> _nodes = [];
     private ChatStore _a = null!;
     private ChatStore _b = null!;
 
@@ -25,6 +29,11 @@ public sealed class OutboxClaimTests : IAsyncLifetime
     {
         await _b.DisposeAsync();
         await _a.DisposeAsync();
+        foreach (ServiceProvider node in _nodes)
+        {
+            await node.DisposeAsync(); // its pools and its provider
+        }
+
         await _database.DisposeAsync();
     }
 
@@ -112,13 +121,25 @@ public sealed class OutboxClaimTests : IAsyncLifetime
         return claimed;
     }
 
-    private Task<ChatStore> OpenStoreAsync() => ChatStore.OpenAsync(
-        new DatabaseOptions { Provider = DatabaseOptions.Postgres, ConnectionString = _database.ConnectionString },
-        _time,
-        hook: null,
-        new NoOtherNodes(),
-        NullLoggerFactory.Instance,
-        CancellationToken.None);
+    /// <summary>A node's store, with its pools from a container of its own, registered as the service does.</summary>
+    private Task<ChatStore> OpenStoreAsync()
+    {
+        var services = new ServiceCollection().AddLogging();
+        services.AddOptions<DatabaseOptions>().Configure(options =>
+            (options.Provider, options.ConnectionString) = (DatabaseOptions.Postgres, _database.ConnectionString));
+        services.AddChatStorage();
+        ServiceProvider node = services.BuildServiceProvider();
+        _nodes.Add(node);
+        return ChatStore.OpenAsync(
+            node.GetRequiredService<DatabaseProvider>(),
+            node.GetRequiredKeyedService<AsyncPool<DbConnection>>(StorageServices.Writer),
+            node.GetRequiredKeyedService<AsyncPool<DbConnection>>(StorageServices.Readers),
+            _time,
+            hook: null,
+            new NoOtherNodes(),
+            NullLoggerFactory.Instance,
+            CancellationToken.None);
+    }
 
     /// <summary>The tests read the outbox themselves.</summary>
     private sealed class NoOtherNodes : IDatabaseEvents
