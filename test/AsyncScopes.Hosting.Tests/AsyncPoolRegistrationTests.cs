@@ -240,6 +240,23 @@ public sealed class AsyncPoolRegistrationTests
         await (await waiting.WaitAsync(Patience)).DisposeAsync();
     }
 
+    [Fact]
+    public async Task The_check_judges_by_the_options_the_pool_was_created_with_not_by_the_instance_it_was_given()
+    {
+        var builder = NewBuilder();
+        builder.Services.AddAsyncPool("db", (_, _) => ValueTask.FromResult(new Connection("a"))).Configure(options => options.MaxSize = 2);
+        builder.Services.AddHealthChecks().AddAsyncPoolCheck<Connection>("db");
+        using var host = builder.Build();
+        await host.StartAsync();
+        _ = host.Services.GetRequiredKeyedService<AsyncPool<Connection>>("db");
+
+        host.Services.GetRequiredService<IOptionsMonitor<AsyncPoolOptions<Connection>>>().Get("db").MaxSize = 50;
+        var entry = (await host.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync()).Entries["pool:db"];
+
+        Assert.Equal("0 of 2 items are leased.", entry.Description);
+        await host.StopAsync();
+    }
+
     internal sealed record Server(string Address);
 
     internal sealed class Connection(string address) : IAsyncDisposable

@@ -168,7 +168,48 @@ public sealed class WorkQueueRegistrationTests
     }
 
     [Fact]
-    public async Task A_handler_deaf_to_cancellation_is_named_in_the_log_and_still_awaited()
+    public async Task A_handler_deaf_to_cancellation_is_named_in_the_log_five_seconds_later_and_still_awaited()
+    {
+        var (host, time, logs, release) = await StartWithOneItemAsync(honoursCancellation: false);
+        using (host)
+        {
+            var stopping = host.StopAsync();
+            await time.TimerCreated(TimeSpan.FromSeconds(10)).WaitAsync(Patience); // the drain timeout
+            time.Advance(TimeSpan.FromSeconds(10));
+            await time.TimerCreated(TimeSpan.FromSeconds(5)).WaitAsync(Patience); // the grace after cancelling
+            Assert.DoesNotContain(logs.Lines, line => line.Contains("still runs", StringComparison.Ordinal));
+            time.Advance(TimeSpan.FromSeconds(5));
+
+            Assert.Contains(
+                "Warning: Work queue mail still runs 1 handlers 00:00:05 after they were cancelled at the end of its drain time or the host's shutdown timeout; the stop waits for them.",
+                logs.Lines);
+            Assert.False(stopping.IsCompleted);
+            release.SetResult();
+            await stopping.WaitAsync(Patience);
+        }
+    }
+
+    [Fact]
+    public async Task A_handler_that_ends_when_cancelled_is_not_reported()
+    {
+        var (host, time, logs, _) = await StartWithOneItemAsync(honoursCancellation: true);
+        using (host)
+        {
+            var stopping = host.StopAsync();
+            await time.TimerCreated(TimeSpan.FromSeconds(10)).WaitAsync(Patience);
+            time.Advance(TimeSpan.FromSeconds(10));
+            await stopping.WaitAsync(Patience);
+            time.Advance(TimeSpan.FromSeconds(5)); // had the grace's timer outlived the drain, it would fire now
+
+            Assert.DoesNotContain(logs.Lines, line => line.Contains("still runs", StringComparison.Ordinal));
+            Assert.Contains(logs.Lines, line => line.Contains("stopped with 1 items not processed", StringComparison.Ordinal));
+        }
+    }
+
+    // A started host whose queue (one worker, a 10 s drain timeout on fake time) runs one item until released, or
+    // until cancelled when the handler honours its token.
+    private static async Task<(IHost Host, TimerWatchingTimeProvider Time, LogRecorder Logs, TaskCompletionSource Release)> StartWithOneItemAsync(
+        bool honoursCancellation)
     {
         var time = new TimerWatchingTimeProvider();
         var logs = new LogRecorder();
@@ -176,26 +217,16 @@ public sealed class WorkQueueRegistrationTests
         var release = NewGate();
         var builder = NewBuilder();
         builder.Logging.AddProvider(logs);
-        builder.Services.AddWorkQueue<int>("mail", async (_, _, _) =>
+        builder.Services.AddWorkQueue<int>("mail", async (_, _, cancellationToken) =>
         {
             running.TrySetResult();
-            await release.Task; // ignores its token
-        }).Configure(options => (options.Workers, options.DrainTimeout, options.TimeProvider) = (1, TimeSpan.FromSeconds(5), time));
-        using var host = builder.Build();
+            await (honoursCancellation ? release.Task.WaitAsync(cancellationToken) : release.Task);
+        }).Configure(options => (options.Workers, options.DrainTimeout, options.TimeProvider) = (1, TimeSpan.FromSeconds(10), time));
+        var host = builder.Build();
         await host.StartAsync();
         await host.Services.GetRequiredKeyedService<WorkQueue<int>>("mail").EnqueueAsync(1);
         await running.Task.WaitAsync(Patience);
-
-        var stopping = host.StopAsync();
-        await time.TimerCreated(TimeSpan.FromSeconds(5)).WaitAsync(Patience);
-        time.Advance(TimeSpan.FromSeconds(5));
-
-        Assert.Contains(
-            "Warning: Work queue mail still runs 1 handlers after they were cancelled at the end of its drain time or the host's shutdown timeout; the stop waits for them.",
-            logs.Lines);
-        Assert.False(stopping.IsCompleted);
-        release.SetResult();
-        await stopping.WaitAsync(Patience);
+        return (host, time, logs, release);
     }
 
     [Fact]

@@ -14,8 +14,9 @@ public sealed class PackageTests(PackedFeed packed) : IClassFixture<PackedFeed>
     {
         string[] files = [.. Directory.GetFiles(packed.Feed).Select(Path.GetFileName).Order(StringComparer.Ordinal)!];
 
+        string version = packed.Version;
         Assert.Equal(
-            ["AsyncScopes.1.0.0.nupkg", "AsyncScopes.1.0.0.snupkg", "AsyncScopes.Hosting.1.0.0.nupkg", "AsyncScopes.Hosting.1.0.0.snupkg"],
+            [$"AsyncScopes.{version}.nupkg", $"AsyncScopes.{version}.snupkg", $"AsyncScopes.Hosting.{version}.nupkg", $"AsyncScopes.Hosting.{version}.snupkg"],
             files);
     }
 
@@ -33,7 +34,7 @@ public sealed class PackageTests(PackedFeed packed) : IClassFixture<PackedFeed>
         XElement repository = metadata.Element(Name("repository")) ?? throw new Xunit.Sdk.XunitException("no repository");
         Assert.StartsWith("https://", repository.Attribute("url")?.Value);
         Assert.Matches("^[0-9a-f]{40}$", repository.Attribute("commit")?.Value);
-        using ZipArchive package = ZipFile.OpenRead(Path.Combine(packed.Feed, $"{id}.1.0.0.nupkg"));
+        using ZipArchive package = ZipFile.OpenRead(Path.Combine(packed.Feed, $"{id}.{packed.Version}.nupkg"));
         Assert.NotNull(package.GetEntry("README.md"));
     }
 
@@ -43,14 +44,14 @@ public sealed class PackageTests(PackedFeed packed) : IClassFixture<PackedFeed>
         XElement dependency = Nuspec("AsyncScopes.Hosting").Descendants(Name("dependency"))
             .Single(element => element.Attribute("id")?.Value == "AsyncScopes");
 
-        Assert.Equal("1.0.0", dependency.Attribute("version")?.Value);
+        Assert.Equal(packed.Version, dependency.Attribute("version")?.Value);
         Assert.DoesNotContain("Analyzers", dependency.Attribute("exclude")?.Value ?? string.Empty, StringComparison.Ordinal);
     }
 
     [Fact]
     public void The_symbols_map_to_the_repository_by_SourceLink_with_machine_independent_paths()
     {
-        using ZipArchive symbols = ZipFile.OpenRead(Path.Combine(packed.Feed, "AsyncScopes.1.0.0.snupkg"));
+        using ZipArchive symbols = ZipFile.OpenRead(Path.Combine(packed.Feed, $"AsyncScopes.{packed.Version}.snupkg"));
         ZipArchiveEntry pdb = Assert.Single(symbols.Entries, entry => entry.FullName == "lib/net10.0/AsyncScopes.pdb");
         using var stream = new MemoryStream();
         pdb.Open().CopyTo(stream);
@@ -65,7 +66,8 @@ public sealed class PackageTests(PackedFeed packed) : IClassFixture<PackedFeed>
             .Single();
         string[] documents = [.. metadata.Documents.Select(handle => metadata.GetString(metadata.GetDocument(handle).Name))];
 
-        Assert.Contains("\"/_/*\":\"https://raw.githubusercontent.com/", sourceLink, StringComparison.Ordinal);
+        string commit = Nuspec("AsyncScopes").Element(Name("repository"))!.Attribute("commit")!.Value;
+        Assert.Contains($"\"/_/*\":\"https://raw.githubusercontent.com/asyncscopes/asyncscopes/{commit}/*\"", sourceLink, StringComparison.Ordinal);
         Assert.All(documents, document => Assert.StartsWith("/_/", document));
     }
 
@@ -73,7 +75,7 @@ public sealed class PackageTests(PackedFeed packed) : IClassFixture<PackedFeed>
     public async Task A_fresh_console_app_builds_clean_and_runs_and_the_analyzers_fire_on_a_planted_bug()
     {
         string app = await packed.NewAppAsync("console", "FreshConsole");
-        await DotNet.RunAsync(app, "add", "package", "AsyncScopes", "--version", "1.0.0");
+        await DotNet.RunAsync(app, "add", "package", "AsyncScopes", "--version", packed.Version);
         await File.WriteAllTextAsync(Path.Combine(app, "Program.cs"), """
             using AsyncScopes;
 
@@ -92,16 +94,7 @@ public sealed class PackageTests(PackedFeed packed) : IClassFixture<PackedFeed>
         Assert.True(build.Contains("0 Warning(s)", StringComparison.Ordinal), build);
         Assert.Contains("The scope's children made 3.", run, StringComparison.Ordinal);
 
-        await File.WriteAllTextAsync(Path.Combine(app, "Planted.cs"), """
-            static class Planted
-            {
-                public static async Task WriteAsync(string path)
-                {
-                    using var file = new FileStream(path, FileMode.Create); // disposed synchronously in async code
-                    await file.WriteAsync(new byte[] { 1 });
-                }
-            }
-            """);
+        await File.WriteAllTextAsync(Path.Combine(app, "Planted.cs"), PlantedBug);
         string planted = await DotNet.RunAsync(app, "build", "--no-incremental");
 
         Assert.True(planted.Contains("Planted.cs(5,19): warning ASC0001", StringComparison.Ordinal), planted);
@@ -111,7 +104,7 @@ public sealed class PackageTests(PackedFeed packed) : IClassFixture<PackedFeed>
     public async Task A_fresh_web_app_starts_and_stops_its_scoped_service_pool_and_health_checks_cleanly()
     {
         string app = await packed.NewAppAsync("web", "FreshWeb");
-        await DotNet.RunAsync(app, "add", "package", "AsyncScopes.Hosting", "--version", "1.0.0");
+        await DotNet.RunAsync(app, "add", "package", "AsyncScopes.Hosting", "--version", packed.Version);
         await File.WriteAllTextAsync(Path.Combine(app, "Program.cs"), """
             using AsyncScopes;
             using AsyncScopes.Hosting;
@@ -137,8 +130,16 @@ public sealed class PackageTests(PackedFeed packed) : IClassFixture<PackedFeed>
                 Console.WriteLine($"health: {await client.GetStringAsync(address + "/health")}");
             }
 
+            var pool = app.Services.GetRequiredKeyedService<AsyncPool<byte[]>>("buffers");
+            await using (var lease = await pool.RentAsync())
+            {
+                Console.WriteLine($"rented {lease.Value.Length} bytes");
+            }
+
             await app.StopAsync();
             Console.WriteLine($"stopped: ticker ended {ticker.Ended}, still open scopes {ScopeDiagnostics.OpenScopes.Count}");
+            await app.DisposeAsync();
+            Console.WriteLine($"disposed: pool items destroyed {pool.Statistics.Destroyed} of {pool.Statistics.Created}");
 
             sealed class Ticker(ILogger<Ticker> logger) : ScopedBackgroundService(logger)
             {
@@ -170,14 +171,33 @@ public sealed class PackageTests(PackedFeed packed) : IClassFixture<PackedFeed>
 
         Assert.True(build.Contains("0 Warning(s)", StringComparison.Ordinal), build);
         Assert.True(run.Contains("health: Healthy", StringComparison.Ordinal), run);
+        Assert.True(run.Contains("rented 16 bytes", StringComparison.Ordinal), run);
         Assert.True(run.Contains("stopped: ticker ended True, still open scopes 0", StringComparison.Ordinal), run);
+        Assert.True(run.Contains("disposed: pool items destroyed 1 of 1", StringComparison.Ordinal), run);
+
+        // The library's analyzers come with the hosting package.
+        await File.WriteAllTextAsync(Path.Combine(app, "Planted.cs"), PlantedBug);
+        string planted = await DotNet.RunAsync(app, "build", "--no-incremental");
+        Assert.True(planted.Contains("Planted.cs(5,19): warning ASC0001", StringComparison.Ordinal), planted);
     }
+
+    // A file stream disposed synchronously in async code (ASC0001), at line 5, column 19.
+    private const string PlantedBug = """
+        static class Planted
+        {
+            public static async Task WriteAsync(string path)
+            {
+                using var file = new FileStream(path, FileMode.Create);
+                await file.WriteAsync(new byte[] { 1 });
+            }
+        }
+        """;
 
     private static XName Name(string local) => XName.Get(local, "http://schemas.microsoft.com/packaging/2013/05/nuspec.xsd");
 
     private XElement Nuspec(string id)
     {
-        using ZipArchive package = ZipFile.OpenRead(Path.Combine(packed.Feed, $"{id}.1.0.0.nupkg"));
+        using ZipArchive package = ZipFile.OpenRead(Path.Combine(packed.Feed, $"{id}.{packed.Version}.nupkg"));
         using Stream nuspec = package.GetEntry($"{id}.nuspec")!.Open();
         return XDocument.Load(nuspec).Root!.Element(Name("metadata"))!;
     }

@@ -14,6 +14,10 @@ public sealed class PackedFeed : IAsyncLifetime
 
     public static string Repository { get; } = FindRepository();
 
+    /// <summary>A version of this run's own: a package of the same id and version cached by an earlier run (in a
+    /// machine's global packages folder, wherever <c>NUGET_PACKAGES</c> points) can never stand in for it.</summary>
+    public string Version { get; } = "1.0.0-test." + Guid.NewGuid().ToString("N")[..12];
+
     private readonly string _artifacts = Path.Combine(Repository, "artifacts", "package-tests", Guid.NewGuid().ToString("N"));
 
     public async Task InitializeAsync()
@@ -30,7 +34,8 @@ public sealed class PackedFeed : IAsyncLifetime
                 Feed,
                 "--artifacts-path",
                 _artifacts,
-                "-p:ContinuousIntegrationBuild=true");
+                "-p:ContinuousIntegrationBuild=true",
+                $"-p:Version={Version}");
         }
     }
 

@@ -407,8 +407,6 @@ internal sealed class ChatStore : IAsyncDisposable
             return new OutboxCounts(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
         }, cancellationToken);
 
-    /// <summary>Stops listening, then destroys the idle connections at once and the leased ones when they come back
-    /// (within five seconds).</summary>
     /// <summary>Stops listening to the other nodes; the pools and the provider are the container's.</summary>
     public async ValueTask DisposeAsync()
     {

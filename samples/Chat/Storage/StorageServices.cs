@@ -15,8 +15,10 @@ internal static class StorageServices
     /// <summary>The key of the pool of read-only connections, which never wait for the writer.</summary>
     public const string Readers = "chat-readers";
 
-    /// <summary>Registers the provider of the configured database and its pools, with their health checks
-    /// (<c>pool:chat-writer</c>, <c>pool:chat-readers</c>: degraded while requests wait for a connection).</summary>
+    /// <summary>Registers the provider of the configured database and its pools, with the readers' health check
+    /// (<c>pool:chat-readers</c>: degraded while requests wait for a read connection). The writer has none: its
+    /// writers queue by design (and the <c>database</c> check, which writes, waits among them); a write that waits
+    /// too long fails, which that check reports.</summary>
     public static IServiceCollection AddChatStorage(this IServiceCollection services)
     {
         services.AddSingleton(provider => DatabaseProvider.Create(provider.GetRequiredService<IOptions<DatabaseOptions>>().Value));
@@ -34,9 +36,7 @@ internal static class StorageServices
                 pool.MaxSize = settings.Value.Readers;
                 pool.IdleTimeout = TimeSpan.FromMinutes(5);
             });
-        services.AddHealthChecks()
-            .AddAsyncPoolCheck<DbConnection>(Writer)
-            .AddAsyncPoolCheck<DbConnection>(Readers);
+        services.AddHealthChecks().AddAsyncPoolCheck<DbConnection>(Readers);
         return services;
     }
 

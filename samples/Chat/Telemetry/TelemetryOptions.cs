@@ -18,13 +18,16 @@ internal sealed class TelemetryOptions
     public bool Console { get; set; }
 
     /// <summary>True when anything is to be collected.</summary>
-    public bool Enabled => Console || OtlpEndpoint is not null;
+    public bool Enabled => Console || Endpoint is not null;
+
+    /// <summary><see cref="OtlpEndpoint"/>, or null when it is not set or empty (<c>Telemetry__OtlpEndpoint=</c>).</summary>
+    public string? Endpoint => string.IsNullOrWhiteSpace(OtlpEndpoint) ? null : OtlpEndpoint;
 
     /// <summary>Every problem of these settings, in words.</summary>
     public IEnumerable<string> Validate()
     {
-        if (OtlpEndpoint is not null
-            && !(Uri.TryCreate(OtlpEndpoint, UriKind.Absolute, out Uri? endpoint) && endpoint.Scheme is "http" or "https"))
+        if (Endpoint is not null
+            && !(Uri.TryCreate(Endpoint, UriKind.Absolute, out Uri? endpoint) && endpoint.Scheme is "http" or "https"))
         {
             yield return "Telemetry:OtlpEndpoint must be an absolute http or https URL.";
         }

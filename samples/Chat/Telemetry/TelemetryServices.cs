@@ -6,10 +6,11 @@ using OpenTelemetry.Trace;
 namespace Chat.Telemetry;
 
 /// <summary>The service's traces and metrics over OpenTelemetry, when <see cref="TelemetryOptions"/> asks for them:
-/// the spans of the requests and of the library's scopes and pool waits, the server's and the library's metrics.</summary>
+/// the spans of the requests, of the library's scopes and pool waits and of <see cref="ChatTelemetry"/>; the server's
+/// and the library's metrics.</summary>
 internal static class TelemetryServices
 {
-    /// <summary>The service's own <see cref="System.Diagnostics.ActivitySource"/> and meter name.</summary>
+    /// <summary>The service's name in the telemetry, and its own <see cref="System.Diagnostics.ActivitySource"/>'s.</summary>
     public const string Name = "Chat";
 
     public static void AddChatTelemetry(this WebApplicationBuilder builder)
@@ -29,7 +30,7 @@ internal static class TelemetryServices
             })
             .WithMetrics(metrics =>
             {
-                metrics.AddAspNetCoreInstrumentation().AddAsyncScopesInstrumentation().AddMeter(Name);
+                metrics.AddAspNetCoreInstrumentation().AddAsyncScopesInstrumentation();
                 AddExporters(settings, "v1/metrics", metrics.AddConsoleExporter, metrics.AddOtlpExporter);
             });
     }
@@ -42,7 +43,7 @@ internal static class TelemetryServices
             addConsole();
         }
 
-        if (settings.OtlpEndpoint is { } endpoint)
+        if (settings.Endpoint is { } endpoint)
         {
             // An endpoint set in code is used as it is: over HTTP, each signal has its own path under the base.
             bool grpc = settings.OtlpProtocol == "grpc";

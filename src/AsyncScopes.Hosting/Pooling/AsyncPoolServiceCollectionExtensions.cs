@@ -42,7 +42,7 @@ public static class AsyncPoolServiceCollectionExtensions
         {
             AsyncPoolOptions<T> options = provider.GetRequiredService<IOptionsMonitor<AsyncPoolOptions<T>>>().Get(name);
             var pool = new AsyncPool<T>(cancellationToken => factory(provider, cancellationToken), options);
-            return provider.GetRequiredKeyedService<CreatedInstance<AsyncPool<T>, AsyncPoolOptions<T>>>(name).Set(pool, options);
+            return provider.GetRequiredKeyedService<CreatedInstance<AsyncPool<T>, AsyncPoolOptions<T>>>(name).Set(pool, pool.Options);
         });
         return Registrations.AddNamedOptions<AsyncPoolOptions<T>>(
             services, name, static (options, name) => options.Name ??= name, static options => options.FindProblems());

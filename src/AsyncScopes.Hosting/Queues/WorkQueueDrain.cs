@@ -27,7 +27,7 @@ internal sealed partial class WorkQueueDrain(IEnumerable<IDrainableQueue> queues
     {
         public void Unprocessed(string queue, int count) => LogUnprocessed(logger, queue, count);
 
-        public void StillRunning(string queue, int count) => LogStillRunning(logger, queue, count);
+        public void StillRunning(string queue, int count, TimeSpan grace) => LogStillRunning(logger, queue, count, grace);
     }
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -57,13 +57,17 @@ internal sealed partial class WorkQueueDrain(IEnumerable<IDrainableQueue> queues
     [LoggerMessage(Level = LogLevel.Warning, Message = "Work queue {Queue} stopped with {Count} items not processed: its drain time or the host's shutdown timeout ran out.")]
     private static partial void LogUnprocessed(ILogger logger, string queue, int count);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Work queue {Queue} still runs {Count} handlers after they were cancelled at the end of its drain time or the host's shutdown timeout; the stop waits for them.")]
-    private static partial void LogStillRunning(ILogger logger, string queue, int count);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Work queue {Queue} still runs {Count} handlers {Grace} after they were cancelled at the end of its drain time or the host's shutdown timeout; the stop waits for them.")]
+    private static partial void LogStillRunning(ILogger logger, string queue, int count, TimeSpan grace);
 }
 
 /// <summary>The drain of one queue of <typeparamref name="T"/>.</summary>
 internal sealed class DrainableQueue<T>(string name, CreatedInstance<WorkQueue<T>, WorkQueueOptions<T>> queue) : IDrainableQueue
 {
+    /// <summary>How long the handlers have to end once cancelled before one still running is reported, as a task
+    /// scope's default straggler timeout.</summary>
+    public static readonly TimeSpan StragglerGrace = TimeSpan.FromSeconds(5);
+
     public string Name => name;
 
     public async Task DrainAsync(WorkQueueDrain.Log log, CancellationToken hostDeadline)
@@ -77,15 +81,21 @@ internal sealed class DrainableQueue<T>(string name, CreatedInstance<WorkQueue<T
         using CancellationTokenRegistration host = hostDeadline.UnsafeRegister(
             static state => ((CancellationTokenSource)state!).Cancel(), deadline);
         Task<WorkQueueResult<T>> completion = created.CompleteAsync(deadline.Token);
+
+        // A handler still running StragglerGrace after the cancellation ignores its token: named in the log, awaited.
+        ITimer? stragglers = null;
         using (deadline.Token.UnsafeRegister(
-            _ =>
-            {
-                // Cancellation runs the handlers' callbacks first: one still running now ignores its token.
-                if (!completion.IsCompleted && created.Statistics.Running is > 0 and int running)
+            _ => stragglers = options.TimeProvider.CreateTimer(
+                _ =>
                 {
-                    log.StillRunning(Name, running);
-                }
-            },
+                    if (!completion.IsCompleted && created.Statistics.Running is > 0 and int running)
+                    {
+                        log.StillRunning(Name, running, StragglerGrace);
+                    }
+                },
+                null,
+                StragglerGrace,
+                Timeout.InfiniteTimeSpan),
             null))
         {
             WorkQueueResult<T> result = await completion.ConfigureAwait(false);
@@ -94,5 +104,7 @@ internal sealed class DrainableQueue<T>(string name, CreatedInstance<WorkQueue<T
                 log.Unprocessed(Name, result.Unprocessed.Count);
             }
         }
+
+        stragglers?.Dispose();
     }
 }

@@ -51,7 +51,7 @@ public static class WorkQueueServiceCollectionExtensions
         {
             WorkQueueOptions<T> options = provider.GetRequiredService<IOptionsMonitor<WorkQueueOptions<T>>>().Get(name);
             var queue = new WorkQueue<T>((item, cancellationToken) => handler(provider, item, cancellationToken), options);
-            return provider.GetRequiredKeyedService<CreatedInstance<WorkQueue<T>, WorkQueueOptions<T>>>(name).Set(queue, options);
+            return provider.GetRequiredKeyedService<CreatedInstance<WorkQueue<T>, WorkQueueOptions<T>>>(name).Set(queue, queue.Options);
         });
         services.AddSingleton<IDrainableQueue>(provider => new DrainableQueue<T>(
             name, provider.GetRequiredKeyedService<CreatedInstance<WorkQueue<T>, WorkQueueOptions<T>>>(name)));

@@ -1,6 +1,6 @@
 namespace AsyncScopes.Hosting;
 
-/// <summary>The instance a lazy registration created, with the options it was created with, if it has: lets a health
+/// <summary>The instance a lazy registration created, with its own copy of its options, if it has: lets a health
 /// check look at it without creating it.</summary>
 internal sealed class CreatedInstance<TInstance, TOptions>
     where TInstance : class

@@ -95,6 +95,9 @@ public sealed partial class AsyncPool<T> : IAsyncDisposable
     /// <summary>The pool's name (<see cref="AsyncPoolOptions{T}.Name"/>).</summary>
     internal string? Name => _options.Name;
 
+    /// <summary>The copy of the options this pool was created with.</summary>
+    internal AsyncPoolOptions<T> Options => _options;
+
     /// <summary>A consistent snapshot of the pool's counts.</summary>
     public PoolStatistics Statistics
     {
