@@ -58,7 +58,6 @@ internal static class ChatApp
         builder.AddChatTelemetry();
 
         builder.Services.TryAddSingleton(TimeProvider.System);
-        builder.Services.AddSingleton<WebhookDestinations>();
         builder.Services.AddSingleton<CallerChecks>();
         builder.Services.AddSingleton<AdminKey>();
         builder.Services.AddAuthentication()
@@ -69,6 +68,7 @@ internal static class ChatApp
         builder.Services.AddOptions<Microsoft.AspNetCore.Authorization.AuthorizationOptions>()
             .Configure<IOptions<SecurityOptions>>((authorization, security) => ClientKeys.AddPolicy(authorization, security.Value));
         builder.Services.AddChatStorage();
+        builder.Services.AddChatWebhooks();
         builder.Services.AddSingleton<ChatService>();
         builder.Services.AddHostedService(services => services.GetRequiredService<ChatService>());
         builder.Services.AddOptions<HostOptions>().Configure<IOptions<ChatOptions>>(

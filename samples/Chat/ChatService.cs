@@ -26,6 +26,7 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
     private readonly DatabaseProvider _database;
     private readonly AsyncPool<DbConnection> _writer;
     private readonly AsyncPool<DbConnection> _readers;
+    private readonly WorkQueue<OutboxJob> _deliveries;
     private readonly WebhookOptions _webhookOptions;
     private readonly TimeProvider _time;
     private readonly TimeSpan _shutdownTimeout;
@@ -42,6 +43,7 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
         DatabaseProvider database,
         [FromKeyedServices(StorageServices.Writer)] AsyncPool<DbConnection> writer,
         [FromKeyedServices(StorageServices.Readers)] AsyncPool<DbConnection> readers,
+        [FromKeyedServices(WebhookServices.Queue)] WorkQueue<OutboxJob> deliveries,
         IOptions<WebhookOptions> webhooks,
         IOptions<HostOptions> host,
         WebhookDestinations destinations,
@@ -51,7 +53,7 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
         IEnumerable<IMessageWriteHook> hooks)
     {
         _options = options.Value;
-        (_database, _writer, _readers) = (database, writer, readers);
+        (_database, _writer, _readers, _deliveries) = (database, writer, readers, deliveries);
         _webhookOptions = webhooks.Value;
         Destinations = destinations;
         _adminKey = adminKey;
@@ -87,7 +89,7 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
             .ConfigureAwait(false));
         await _adminKey.LoadAsync(store, cancellationToken).ConfigureAwait(false);
         WebhookDispatcher webhooks = stack.Push(new WebhookDispatcher(
-            store, _webhookOptions, Destinations, _time, _loggers.CreateLogger<WebhookDispatcher>()));
+            store, _webhookOptions, Destinations, _deliveries, _time, _loggers.CreateLogger<WebhookDispatcher>()));
         stack.Push(Hub);
 
         // Kept past this block; had anything above thrown, the stack would have closed what was opened.

@@ -230,6 +230,57 @@ public sealed class WorkQueueRegistrationTests
     }
 
     [Fact]
+    public async Task A_queue_its_owner_completed_is_left_to_the_owner()
+    {
+        var (host, _, logs, _) = await StartWithOneItemAsync(honoursCancellation: true);
+        using (host)
+        {
+            var queue = host.Services.GetRequiredKeyedService<WorkQueue<int>>("mail");
+            var result = await queue.CompleteAsync(new CancellationToken(canceled: true)); // the owner acts on it
+
+            await host.StopAsync().WaitAsync(Patience);
+
+            Assert.Single(result.Unprocessed);
+            Assert.DoesNotContain(logs.Lines, line => line.Contains("Work queue mail", StringComparison.Ordinal));
+        }
+    }
+
+    [Fact]
+    public async Task Without_a_backlog_limit_the_check_reports_a_bounded_queue_full_and_an_unbounded_one_as_misconfigured()
+    {
+        var release = NewGate();
+        var running = NewGate();
+        var builder = NewBuilder();
+        builder.Services.AddWorkQueue<int>("bounded", async (_, _, _) =>
+        {
+            running.TrySetResult();
+            await release.Task;
+        }).Configure(options => (options.Workers, options.Capacity) = (1, 2));
+        builder.Services.AddWorkQueue<string>("unbounded", (_, _, _) => Task.CompletedTask);
+        builder.Services.AddHealthChecks().AddWorkQueueCheck<int>("bounded").AddWorkQueueCheck<string>("unbounded");
+        using var host = builder.Build();
+        await host.StartAsync();
+        var health = host.Services.GetRequiredService<HealthCheckService>();
+        var bounded = host.Services.GetRequiredKeyedService<WorkQueue<int>>("bounded");
+        _ = host.Services.GetRequiredKeyedService<WorkQueue<string>>("unbounded");
+        await bounded.EnqueueAsync(1);
+        await running.Task.WaitAsync(Patience);
+        await bounded.EnqueueAsync(2);
+        Assert.Equal(HealthStatus.Healthy, (await health.CheckHealthAsync()).Entries["queue:bounded"].Status);
+
+        await bounded.EnqueueAsync(3);
+        var report = await health.CheckHealthAsync();
+
+        Assert.Equal("Backed up: 2 items wait to start (the limit is 2).", report.Entries["queue:bounded"].Description);
+        Assert.Equal(HealthStatus.Degraded, report.Entries["queue:unbounded"].Status);
+        Assert.Equal(
+            "'unbounded' is unbounded: its check needs the number of waiting items that makes it backed up (maxPending).",
+            report.Entries["queue:unbounded"].Description);
+        release.SetResult();
+        await host.StopAsync();
+    }
+
+    [Fact]
     public void A_check_needs_a_backlog_of_at_least_one()
     {
         var checks = new ServiceCollection().AddHealthChecks();

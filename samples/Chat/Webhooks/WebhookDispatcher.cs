@@ -7,8 +7,9 @@ using Chat.Storage;
 namespace Chat.Webhooks;
 
 /// <summary>
-/// Delivers the outbox: a feeder loop takes the jobs that are due and hands them to a <see cref="WorkQueue{T}"/>,
-/// whose workers POST each message to its webhook under a deadline per attempt. A job leaves the outbox only as
+/// Delivers the outbox: a feeder loop takes the jobs that are due and hands them to a <see cref="WorkQueue{T}"/> (the
+/// container's <c>webhooks</c> queue), whose workers POST each message to its webhook under a deadline per attempt.
+/// A job leaves the outbox only as
 /// delivered (after a 2xx answer) or failed (after its last attempt); a failed attempt reschedules it with a doubling
 /// backoff. So a job the service had no time for at shutdown, or that a crash interrupted, is simply still pending at
 /// the next start.
@@ -50,8 +51,15 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
     private TaskCompletionSource _recorded = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _claimsReleased;
 
+    /// <param name="queue">The deliveries' queue, from the container (<see cref="WebhookServices"/>), whose handler is
+    /// <see cref="DeliverAsync"/>: this dispatcher completes it when it stops, and then gives up its claims.</param>
     public WebhookDispatcher(
-        ChatStore store, WebhookOptions options, WebhookDestinations destinations, TimeProvider time, ILogger logger)
+        ChatStore store,
+        WebhookOptions options,
+        WebhookDestinations destinations,
+        WorkQueue<OutboxJob> queue,
+        TimeProvider time,
+        ILogger logger)
     {
         _store = store;
         _options = options;
@@ -72,13 +80,7 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
             ConnectTimeout = options.AttemptTimeout,
         };
         _http = new HttpClient(handler, disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
-        _queue = new WorkQueue<OutboxJob>(DeliverAsync, new WorkQueueOptions<OutboxJob>
-        {
-            Name = "webhooks",
-            Workers = options.Workers,
-            Capacity = options.Workers,
-            TimeProvider = time,
-        });
+        _queue = queue;
         _feeder = new TaskScope(new TaskScopeOptions { Name = "webhook feeder" });
         _ = _feeder.Start(FeedAsync);
     }
@@ -111,7 +113,7 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
     {
         _feeder.Cancel();
         await _feeder.DisposeAsync().ConfigureAwait(false);
-        await _queue.DisposeAsync().ConfigureAwait(false);
+        await _queue.DisposeAsync().ConfigureAwait(false); // completes it within its drain timeout; idempotent
         await ReleaseClaimsAsync().ConfigureAwait(false);
         _http.Dispose();
     }
@@ -171,8 +173,9 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
         cancellationToken.ThrowIfCancellationRequested();
     }
 
-    // Never throws but when the queue's drain cancels it: then the job is unprocessed and stays pending as it was.
-    private async Task DeliverAsync(OutboxJob job, CancellationToken cancellationToken)
+    /// <summary>Delivers one job: the queue's handler. Never throws but when the queue's drain cancels it: then the
+    /// job is unprocessed and stays pending as it was.</summary>
+    public async Task DeliverAsync(OutboxJob job, CancellationToken cancellationToken)
     {
         int attempt = job.Attempts + 1;
         try

@@ -72,9 +72,9 @@ internal sealed class DrainableQueue<T>(string name, CreatedInstance<WorkQueue<T
 
     public async Task DrainAsync(WorkQueueDrain.Log log, CancellationToken hostDeadline)
     {
-        if (queue.Value is not ({ } created, { } options))
+        if (queue.Value is not ({ } created, { } options) || created.IsCompleting)
         {
-            return;
+            return; // never created, or completed by its owner, who has its result
         }
 
         using var deadline = new CancellationTokenSource(options.DrainTimeout, options.TimeProvider);

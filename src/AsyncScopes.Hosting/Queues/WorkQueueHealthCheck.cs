@@ -3,7 +3,7 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 namespace AsyncScopes.Hosting;
 
 /// <summary>Reports a queue backed up: at least a given number of items wait to start, or a bounded queue is full.</summary>
-internal sealed class WorkQueueHealthCheck<T>(string name, CreatedInstance<WorkQueue<T>, WorkQueueOptions<T>>? queue, long maxPending) : IHealthCheck
+internal sealed class WorkQueueHealthCheck<T>(string name, CreatedInstance<WorkQueue<T>, WorkQueueOptions<T>>? queue, long? maxPending) : IHealthCheck
 {
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
@@ -19,7 +19,12 @@ internal sealed class WorkQueueHealthCheck<T>(string name, CreatedInstance<WorkQ
         }
 
         // A bounded queue never holds more than its capacity: full is as backed up as it gets.
-        long limit = options.Capacity > 0 ? Math.Min(maxPending, options.Capacity) : maxPending;
+        if ((options.Capacity > 0 ? Math.Min(maxPending ?? long.MaxValue, options.Capacity) : maxPending) is not long limit)
+        {
+            return Task.FromResult(new HealthCheckResult(
+                context.Registration.FailureStatus, $"'{name}' is unbounded: its check needs the number of waiting items that makes it backed up (maxPending)."));
+        }
+
         WorkQueueStatistics statistics = created.Statistics;
         var data = new Dictionary<string, object>
         {

@@ -44,12 +44,15 @@ public static class AsyncScopesHealthChecksBuilderExtensions
     }
 
     /// <summary>Adds a check that reports the queue named <paramref name="queueName"/> backed up (at least
-    /// <paramref name="maxPending"/> items wait to start) with <paramref name="failureStatus"/>.</summary>
+    /// <paramref name="maxPending"/> items wait to start, or a bounded queue is full) with
+    /// <paramref name="failureStatus"/>.</summary>
     /// <typeparam name="T">The work item type.</typeparam>
     /// <param name="builder">The health checks builder.</param>
     /// <param name="queueName">The name the queue was registered with.</param>
     /// <param name="maxPending">How many waiting items make the queue backed up; at least 1. A bounded queue full to
-    /// its <see cref="WorkQueueOptions{T}.Capacity"/> is backed up too, whatever this says.</param>
+    /// its <see cref="WorkQueueOptions{T}.Capacity"/> is backed up too, whatever this says. <see langword="null"/>
+    /// (the default): full, which needs a bounded queue (an unbounded one is reported with
+    /// <paramref name="failureStatus"/>, saying so).</param>
     /// <param name="checkName">The check's name. Default: <c>queue:</c> and the queue's name.</param>
     /// <param name="failureStatus">The status of a backed-up queue. Default <see cref="HealthStatus.Degraded"/>.</param>
     /// <param name="tags">Tags to filter the checks by.</param>
@@ -60,14 +63,18 @@ public static class AsyncScopesHealthChecksBuilderExtensions
     public static IHealthChecksBuilder AddWorkQueueCheck<T>(
         this IHealthChecksBuilder builder,
         string queueName,
-        long maxPending,
+        long? maxPending = null,
         string? checkName = null,
         HealthStatus failureStatus = HealthStatus.Degraded,
         IEnumerable<string>? tags = null)
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentException.ThrowIfNullOrWhiteSpace(queueName);
-        ArgumentOutOfRangeException.ThrowIfLessThan(maxPending, 1);
+        if (maxPending < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(maxPending), maxPending, "maxPending must be at least 1.");
+        }
+
         return builder.Add(new HealthCheckRegistration(
             checkName ?? "queue:" + queueName,
             services => new WorkQueueHealthCheck<T>(queueName, services.GetKeyedService<CreatedInstance<WorkQueue<T>, WorkQueueOptions<T>>>(queueName), maxPending),

@@ -87,6 +87,9 @@ public sealed class WorkQueue<T> : IAsyncDisposable
     /// <summary>The copy of the options this queue was created with.</summary>
     internal WorkQueueOptions<T> Options => _options;
 
+    /// <summary>True once a completion began (<see cref="CompleteAsync"/> or <see cref="DisposeAsync"/>).</summary>
+    internal bool IsCompleting => _completing;
+
     /// <summary>A snapshot of the queue's counts (each read atomically, the set not as one).</summary>
     public WorkQueueStatistics Statistics
     {

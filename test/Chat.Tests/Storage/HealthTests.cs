@@ -24,6 +24,7 @@ public sealed class HealthTests : ServiceTest
         Assert.Equal(("database", "healthy"), Check(details, "database"));
         Assert.Equal(("pool:chat-readers", "healthy"), Check(details, "pool:chat-readers")); // the pool's own check
         Assert.DoesNotContain(details.Checks, check => check.Name == "pool:chat-writer"); // writers queue by design
+        Assert.Equal(("queue:webhooks", "healthy"), Check(details, "queue:webhooks"));
         Assert.Equal(new Chat.Storage.OutboxCounts(0, 0, 0), details.Outbox);
     }
 
