@@ -31,6 +31,7 @@ public abstract partial class ScopedBackgroundService : BackgroundService, IAsyn
     private int _stopRequested;
     private int _stopApplied;
     private CancellationTokenRegistration _stopRegistration;
+    private int _disposed;
 
     /// <param name="logger">Where stragglers are logged.</param>
     /// <exception cref="ArgumentNullException"><paramref name="logger"/> is null.</exception>
@@ -79,10 +80,11 @@ public abstract partial class ScopedBackgroundService : BackgroundService, IAsyn
     }
 
     /// <summary>
-    /// Stops the service's work if the host never did (its scope is cancelled, as by the host's shutdown token), and
-    /// waits until the work and every child have ended.
+    /// Stops the service's work if the host never did (its scope is cancelled, as by the host's shutdown token),
+    /// waits until the work and every child have ended, then runs <see cref="DisposeAsyncCore"/> once.
     /// </summary>
-    /// <returns>A task that completes when nothing of the service runs any more; it never faults.</returns>
+    /// <returns>A task that completes when nothing of the service runs any more and its resources are released. It
+    /// faults only with what <see cref="DisposeAsyncCore"/> threw.</returns>
     public async ValueTask DisposeAsync()
     {
         Dispose(); // cancels the token the work's scope takes as its outer token
@@ -91,8 +93,20 @@ public abstract partial class ScopedBackgroundService : BackgroundService, IAsyn
             await work.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
 
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            await DisposeAsyncCore().ConfigureAwait(false);
+        }
+
         GC.SuppressFinalize(this);
     }
+
+    /// <summary>
+    /// Releases what the service holds for its work (an <c>HttpClient</c>, a connection), once the work and every
+    /// child have ended: called once, by the first <see cref="DisposeAsync"/>, whether or not the service ever started.
+    /// </summary>
+    /// <returns>The release. The default does nothing.</returns>
+    protected virtual ValueTask DisposeAsyncCore() => ValueTask.CompletedTask;
 
     /// <summary>
     /// The service's work, run as the body of its scope once the host starts it: start children with

@@ -77,6 +77,8 @@ public sealed class ScopedBackgroundServiceTests
 
         await disposing.WaitAsync(Patience);
         Assert.True(worker.ExecuteTask!.IsCompleted);
+        await worker.Service.DisposeAsync(); // again: released once
+        Assert.Equal(["released its resources, the work ended"], worker.Log);
     }
 
     [Fact]
@@ -244,6 +246,12 @@ public sealed class ScopedBackgroundServiceTests
         : ScopedBackgroundService(logger)
     {
         public TaskScope? CurrentScope { get; private set; }
+
+        protected override async ValueTask DisposeAsyncCore()
+        {
+            worker.Log.Enqueue($"released its resources, the work {(ExecuteTask is null or { IsCompleted: true } ? "ended" : "still running")}");
+            await base.DisposeAsyncCore();
+        }
 
         protected override TaskScopeOptions ScopeOptions => options ?? new TaskScopeOptions { Name = nameof(Worker), StragglerTimeout = TimeSpan.FromSeconds(5) };
 
