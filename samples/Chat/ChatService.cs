@@ -11,12 +11,12 @@ using Microsoft.Extensions.Options;
 namespace Chat;
 
 /// <summary>
-/// Owns the service's lifetimes and runs them in order. Starting: the database (before the server listens), the
-/// webhook dispatcher. Stopping: every WebSocket closed with 1001 within the host's shutdown timeout, a two-phase stop
-/// (before the server stops), then the deliveries drained within the shutdown timeout, then (once the server has
-/// finished its requests) the dispatcher and the store closed, last opened first closed, by one
-/// <see cref="AsyncExitStack"/>. The database's pools are the container's (<see cref="StorageServices"/>), which
-/// disposes them when the host is disposed.
+/// Owns the service's lifetimes and runs them in order. Starting: the database (before the server listens), handed
+/// to the webhook dispatcher. Stopping: every WebSocket closed with 1001 within the host's shutdown timeout, a
+/// two-phase stop (before the server stops), then (once the server has finished its requests, and the dispatcher, a
+/// hosted scope of its own, has drained its deliveries) the hub and the store closed, last opened first closed, by one
+/// <see cref="AsyncExitStack"/>. The database's pools, the deliveries' queue and the dispatcher are the container's,
+/// which disposes them when the host is disposed.
 /// </summary>
 /// <remarks>On a database that other nodes share, it also hears of their messages, which it broadcasts to its own
 /// clients, and of their webhook jobs (<see cref="IDatabaseEvents"/>).</remarks>
@@ -26,7 +26,6 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
     private readonly DatabaseProvider _database;
     private readonly AsyncPool<DbConnection> _writer;
     private readonly AsyncPool<DbConnection> _readers;
-    private readonly WorkQueue<OutboxJob> _deliveries;
     private readonly WebhookOptions _webhookOptions;
     private readonly TimeProvider _time;
     private readonly TimeSpan _shutdownTimeout;
@@ -36,14 +35,13 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
     private readonly ILogger _logger;
     private AsyncExitStack? _resources;
     private ChatStore? _store;
-    private WebhookDispatcher? _webhooks;
 
     public ChatService(
         IOptions<ChatOptions> options,
         DatabaseProvider database,
         [FromKeyedServices(StorageServices.Writer)] AsyncPool<DbConnection> writer,
         [FromKeyedServices(StorageServices.Readers)] AsyncPool<DbConnection> readers,
-        [FromKeyedServices(WebhookServices.Queue)] WorkQueue<OutboxJob> deliveries,
+        WebhookDispatcher dispatcher,
         IOptions<WebhookOptions> webhooks,
         IOptions<HostOptions> host,
         WebhookDestinations destinations,
@@ -53,7 +51,7 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
         IEnumerable<IMessageWriteHook> hooks)
     {
         _options = options.Value;
-        (_database, _writer, _readers, _deliveries) = (database, writer, readers, deliveries);
+        (_database, _writer, _readers, Webhooks) = (database, writer, readers, dispatcher);
         _webhookOptions = webhooks.Value;
         Destinations = destinations;
         _adminKey = adminKey;
@@ -78,7 +76,8 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
 
     public ChatStore Store => _store ?? throw NotStarted();
 
-    public WebhookDispatcher Webhooks => _webhooks ?? throw NotStarted();
+    /// <summary>The webhook dispatcher, a hosted scope of its own that this service hands the store as it opens it.</summary>
+    public WebhookDispatcher Webhooks { get; }
 
     /// <summary>Opens the database before the server starts listening, so that no request finds it missing.</summary>
     public async Task StartingAsync(CancellationToken cancellationToken)
@@ -88,14 +87,13 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
             _database, _writer, _readers, _time, _hook, this, _loggers, cancellationToken)
             .ConfigureAwait(false));
         await _adminKey.LoadAsync(store, cancellationToken).ConfigureAwait(false);
-        WebhookDispatcher webhooks = stack.Push(new WebhookDispatcher(
-            store, _webhookOptions, Destinations, _deliveries, _time, _loggers.CreateLogger<WebhookDispatcher>()));
         stack.Push(Hub);
 
         // Kept past this block; had anything above thrown, the stack would have closed what was opened.
         _resources = stack.PopAll();
         stack.Complete();
-        (_store, _webhooks) = (store, webhooks);
+        _store = store;
+        Webhooks.UseStore(store); // the host starts the dispatcher after every StartingAsync
         LogStarted(_logger, store.Description, store.NodeId);
     }
 
@@ -108,12 +106,10 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
     /// own count of it, fires), then those left are aborted.</summary>
     public Task StoppingAsync(CancellationToken cancellationToken) => Hub.StopAsync(_shutdownTimeout, cancellationToken);
 
-    /// <summary>Lets the deliveries run until <paramref name="cancellationToken"/> (the shutdown timeout) fires; what
-    /// is not delivered by then stays in the outbox.</summary>
-    public Task StopAsync(CancellationToken cancellationToken) =>
-        _webhooks?.StopAsync(cancellationToken) ?? Task.CompletedTask;
+    /// <summary>Nothing: the dispatcher drains the deliveries in its own stop.</summary>
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    /// <summary>Disposes the dispatcher and closes the store, once the server has finished its requests.</summary>
+    /// <summary>Closes the hub and the store, once the server has finished its requests.</summary>
     public async Task StoppedAsync(CancellationToken cancellationToken) => await CloseAsync(completed: true).ConfigureAwait(false);
 
     /// <summary>Closes what a start opened, if the host never stopped the service.</summary>
@@ -169,7 +165,7 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
     void IDatabaseEvents.MessageCommitted(StoredMessage message) => Hub.Broadcast(message.Room, Frames.Message(message));
 
     /// <summary>Lets the dispatcher look for the jobs another node wrote or released.</summary>
-    void IDatabaseEvents.JobsAvailable() => _webhooks?.Wake();
+    void IDatabaseEvents.JobsAvailable() => Webhooks.Wake();
 
     /// <summary>Posts a WebSocket client's message; a failure goes back to that client as an error frame.</summary>
     public async Task PostFromSocketAsync(ChatConnection sender, string text, CancellationToken cancellationToken)

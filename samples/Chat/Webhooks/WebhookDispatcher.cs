@@ -2,7 +2,9 @@ using System.Collections.Concurrent;
 using System.Net.Http.Headers;
 using System.Text;
 using AsyncScopes;
+using AsyncScopes.Hosting;
 using Chat.Storage;
+using Microsoft.Extensions.Options;
 
 namespace Chat.Webhooks;
 
@@ -20,8 +22,11 @@ namespace Chat.Webhooks;
 /// with the attempt count written then. It claims no more than the idle workers can start at once, so that no claimed
 /// job waits in the queue while its claim runs out, and a worker that finishes wakes it. No other node takes a claimed
 /// job; a stop gives up the claims on the jobs it leaves.
+/// <para>A hosted scope (<see cref="ScopedBackgroundService"/>): the feeder loop is its work, stopped in two phases
+/// with the host's shutdown timeout; the chat service hands it the store (<see cref="UseStore"/>) as it opens it,
+/// before the host starts it.</para>
 /// </remarks>
-internal sealed partial class WebhookDispatcher : IAsyncDisposable
+internal sealed partial class WebhookDispatcher : ScopedBackgroundService
 {
     /// <summary>The request header that names the delivery (the outbox job), the same on every attempt: receivers
     /// use it to drop a delivery they already had.</summary>
@@ -32,13 +37,12 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
 
     private static readonly MediaTypeHeaderValue JsonContentType = new("application/json") { CharSet = "utf-8" };
 
-    private readonly ChatStore _store;
+    private ChatStore? _store;
     private readonly WebhookOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly HttpClient _http;
     private readonly WorkQueue<OutboxJob> _queue;
-    private readonly TaskScope _feeder;
 
     // Jobs handed to the queue and not yet finished. The database's claims keep a job from being taken twice; this
     // keeps the feeder from claiming more than the workers can start.
@@ -51,18 +55,21 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
     private TaskCompletionSource _recorded = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _claimsReleased;
 
+    /// <param name="options">The webhook settings.</param>
+    /// <param name="destinations">Where webhooks may be sent.</param>
     /// <param name="queue">The deliveries' queue, from the container (<see cref="WebhookServices"/>), whose handler is
     /// <see cref="DeliverAsync"/>: this dispatcher completes it when it stops, and then gives up its claims.</param>
+    /// <param name="time">The clock of the outbox and of the backoff.</param>
+    /// <param name="logger">Where deliveries, failures and stragglers are logged.</param>
     public WebhookDispatcher(
-        ChatStore store,
-        WebhookOptions options,
+        IOptions<WebhookOptions> options,
         WebhookDestinations destinations,
-        WorkQueue<OutboxJob> queue,
+        [FromKeyedServices(WebhookServices.Queue)] WorkQueue<OutboxJob> queue,
         TimeProvider time,
-        ILogger logger)
+        ILogger<WebhookDispatcher> logger)
+        : base(logger)
     {
-        _store = store;
-        _options = options;
+        _options = options.Value;
         _time = time;
         _logger = logger;
 
@@ -77,13 +84,13 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
             AllowAutoRedirect = false,
             UseCookies = false,
             PooledConnectionLifetime = TimeSpan.FromMinutes(2),
-            ConnectTimeout = options.AttemptTimeout,
+            ConnectTimeout = _options.AttemptTimeout,
         };
         _http = new HttpClient(handler, disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
         _queue = queue;
-        _feeder = new TaskScope(new TaskScopeOptions { Name = "webhook feeder" });
-        _ = _feeder.Start(FeedAsync);
     }
+
+    private ChatStore Store => _store ?? throw new InvalidOperationException("The dispatcher has no store: the chat service did not start.");
 
     /// <summary>Pending (queued), running, completed and failed deliveries of this run.</summary>
     public WorkQueueStatistics Statistics => _queue.Statistics;
@@ -95,27 +102,47 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
     /// <summary>Tells the feeder that the outbox has new jobs.</summary>
     public void Wake() => Volatile.Read(ref _wake).TrySetResult();
 
+    /// <summary>The scope of the feeder loop, named for the scope tree and straggler reports.</summary>
+    protected override TaskScopeOptions ScopeOptions =>
+        new() { Name = "webhook feeder", TimeProvider = _time, StragglerTimeout = TimeSpan.FromSeconds(5) };
+
+    /// <summary>Gives the dispatcher the store it feeds from, as the chat service opens it (before the host starts the
+    /// dispatcher).</summary>
+    public void UseStore(ChatStore store) => _store = store;
+
     /// <summary>
-    /// Stops taking jobs, then lets the deliveries already queued finish. When <paramref name="cancellationToken"/>
-    /// fires, the running ones are cancelled; every job not delivered stays pending in the outbox.
+    /// Stops taking jobs (the feeder ends at the scope's <see cref="TaskScope.Stopping"/>), then lets the deliveries
+    /// already queued finish. When <paramref name="cancellationToken"/> (the host's shutdown timeout) fires, the
+    /// running ones are cancelled; every job not delivered stays pending in the outbox, its claim given up.
     /// </summary>
-    public async Task StopAsync(CancellationToken cancellationToken)
+    public override async Task StopAsync(CancellationToken cancellationToken)
     {
-        _feeder.Cancel();
-        await _feeder.DisposeAsync().ConfigureAwait(false);
+        await base.StopAsync(cancellationToken).ConfigureAwait(false);
+        if (_store is null)
+        {
+            return; // never fed: nothing claimed
+        }
+
         WorkQueueResult<OutboxJob> result = await _queue.CompleteAsync(cancellationToken).ConfigureAwait(false);
         await ReleaseClaimsAsync().ConfigureAwait(false);
         LogStopped(_logger, result.Completed, result.Unprocessed.Count);
     }
 
-    /// <summary>Stops as <see cref="StopAsync"/> would, with the queue's drain timeout, and releases the HTTP client.</summary>
-    public async ValueTask DisposeAsync()
+    /// <summary>The feeder loop, until the host stops the dispatcher.</summary>
+    protected override Task ExecuteAsync(TaskScope scope) => FeedAsync(scope.Stopping);
+
+    /// <summary>Once the feeder has ended: completes the queue (within its drain timeout) if no stop did, gives up the
+    /// claims left, and releases the HTTP client.</summary>
+    protected override async ValueTask DisposeAsyncCore()
     {
-        _feeder.Cancel();
-        await _feeder.DisposeAsync().ConfigureAwait(false);
-        await _queue.DisposeAsync().ConfigureAwait(false); // completes it within its drain timeout; idempotent
-        await ReleaseClaimsAsync().ConfigureAwait(false);
+        await _queue.DisposeAsync().ConfigureAwait(false); // completed already after a stop: then it returns at once
+        if (_store is not null)
+        {
+            await ReleaseClaimsAsync().ConfigureAwait(false);
+        }
+
         _http.Dispose();
+        await base.DisposeAsyncCore().ConfigureAwait(false);
     }
 
     private async Task FeedAsync(CancellationToken cancellationToken)
@@ -146,7 +173,7 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
         int limit = _options.Workers - Volatile.Read(ref _inFlight);
         string[] busy = [.. _perDestination.Where(entry => entry.Value >= _options.EffectiveMaxPerDestination).Select(entry => entry.Key + "/")];
         IReadOnlyList<OutboxJob> due = limit > 0
-            ? await _store.ClaimDueJobsAsync(now, now + _options.ClaimTimeout, limit, busy, cancellationToken).ConfigureAwait(false)
+            ? await Store.ClaimDueJobsAsync(now, now + _options.ClaimTimeout, limit, busy, cancellationToken).ConfigureAwait(false)
             : [];
         foreach (OutboxJob job in due)
         {
@@ -155,7 +182,7 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
             if (_perDestination.AddOrUpdate(destination, 1, (_, running) => running + 1) > _options.EffectiveMaxPerDestination)
             {
                 Leave(destination);
-                await _store.ReleaseClaimAsync(job.Id, cancellationToken).ConfigureAwait(false);
+                await Store.ReleaseClaimAsync(job.Id, cancellationToken).ConfigureAwait(false);
                 continue;
             }
 
@@ -165,7 +192,7 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
         }
 
         // Due jobs left over wait for a worker, which wakes the feeder when it finishes.
-        DateTimeOffset? next = await _store.GetNextDueAsync(now, cancellationToken).ConfigureAwait(false);
+        DateTimeOffset? next = await Store.GetNextDueAsync(now, cancellationToken).ConfigureAwait(false);
         using var timer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         TimeSpan wait = next is { } at ? Max(at - _time.GetUtcNow(), TimeSpan.Zero) : Timeout.InfiniteTimeSpan;
         await Task.WhenAny(wake.Task, Task.Delay(wait, _time, timer.Token)).ConfigureAwait(false);
@@ -203,19 +230,19 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
             string url = WebhookDestinations.Origin(job.Url);
             if (failure is null)
             {
-                recorded = await _store.MarkDeliveredAsync(job.Id, attempt, CancellationToken.None).ConfigureAwait(false);
+                recorded = await Store.MarkDeliveredAsync(job.Id, attempt, CancellationToken.None).ConfigureAwait(false);
                 LogDelivered(_logger, job.Id, url, attempt);
             }
             else if (attempt < _options.MaxAttempts && DeliveryRetryPolicy.IsRetried(failure))
             {
                 TimeSpan wait = DeliveryRetryPolicy.NextWait(attempt, failure, _options, Random.Shared.NextDouble());
-                recorded = await _store.RecordFailedAttemptAsync(
+                recorded = await Store.RecordFailedAttemptAsync(
                     job.Id, attempt, _time.GetUtcNow() + wait, Describe(failure), CancellationToken.None).ConfigureAwait(false);
                 LogRetrying(_logger, job.Id, url, attempt, wait, Describe(failure));
             }
             else
             {
-                recorded = await _store.RecordFailedAttemptAsync(job.Id, attempt, null, Describe(failure), CancellationToken.None)
+                recorded = await Store.RecordFailedAttemptAsync(job.Id, attempt, null, Describe(failure), CancellationToken.None)
                     .ConfigureAwait(false);
                 LogGaveUp(_logger, job.Id, url, attempt, Describe(failure));
             }
@@ -250,7 +277,7 @@ internal sealed partial class WebhookDispatcher : IAsyncDisposable
 
         try
         {
-            await _store.ReleaseClaimsAsync(CancellationToken.None).ConfigureAwait(false);
+            await Store.ReleaseClaimsAsync(CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception e)
         {

@@ -4,15 +4,16 @@ using Microsoft.Extensions.Options;
 
 namespace Chat.Webhooks;
 
-/// <summary>The deliveries' queue in the container, with its health check.</summary>
+/// <summary>The webhook dispatcher, a hosted scope, and the deliveries' queue it feeds, with its health check.</summary>
 internal static class WebhookServices
 {
     /// <summary>The key of the deliveries' queue.</summary>
     public const string Queue = "webhooks";
 
-    /// <summary>Registers the queue whose workers deliver the outbox's jobs (<c>Webhooks:Workers</c> at once, as many
-    /// waiting at most, on the service's clock) and its check, <c>queue:webhooks</c>: degraded while it is full. The
-    /// dispatcher feeds it and completes it when the service stops.</summary>
+    /// <summary>Registers the dispatcher (<see cref="WebhookDispatcher"/>, a hosted service) and the queue whose
+    /// workers deliver the outbox's jobs (<c>Webhooks:Workers</c> at once, as many waiting at most, on the service's
+    /// clock) with its check, <c>queue:webhooks</c>: degraded while it is full. The dispatcher feeds the queue and
+    /// completes it when it stops.</summary>
     /// <remarks>The dispatcher hands the queue no more jobs than its idle workers can start, so the queue fills only
     /// when the workers are slower to pick jobs up than the feeder to claim them; the backlog that matters, the jobs
     /// pending in the outbox, is in <c>/health/details</c>.</remarks>
@@ -27,6 +28,8 @@ internal static class WebhookServices
                 queue.TimeProvider = time;
             });
         services.AddHealthChecks().AddWorkQueueCheck<OutboxJob>(Queue);
+        services.AddSingleton<WebhookDispatcher>();
+        services.AddHostedService(provider => provider.GetRequiredService<WebhookDispatcher>());
         return services;
     }
 }
