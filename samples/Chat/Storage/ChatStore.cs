@@ -1,5 +1,6 @@
 using System.Data;
 using System.Data.Common;
+using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text.Json;
 using AsyncScopes;
@@ -289,7 +290,8 @@ internal sealed class ChatStore : IAsyncDisposable
                         reader.GetString(2),
                         reader.GetString(3),
                         reader.GetInt32(4),
-                        reader.IsDBNull(6) ? null : reader.GetString(6));
+                        reader.IsDBNull(6) ? null : reader.GetString(6),
+                        reader.IsDBNull(7) ? null : reader.GetString(7));
                     jobs.Add((reader.GetInt64(5), job));
                 }
             }
@@ -461,9 +463,11 @@ internal sealed class ChatStore : IAsyncDisposable
         }
 
         await using DbCommand outbox = Command(connection, transaction, """
-            INSERT INTO outbox (webhook_id, message_id, url, payload, next_attempt_at)
-            SELECT id, @message, url, @payload, @at FROM webhooks WHERE room = @room
+            INSERT INTO outbox (webhook_id, message_id, url, payload, next_attempt_at, trace_parent)
+            SELECT id, @message, url, @payload, @at, @trace FROM webhooks WHERE room = @room
             """);
+        // The delivery, later and perhaps on another node, continues the trace of the commit (W3C traceparent).
+        Bind(outbox, "@trace", Activity.Current is { IdFormat: ActivityIdFormat.W3C, Recorded: true } current ? current.Id : null, DbType.String);
         Bind(outbox, "@message", id);
         Bind(outbox, "@payload", JsonSerializer.Serialize(message, ChatJson.Default.StoredMessage));
         Bind(outbox, "@at", at);

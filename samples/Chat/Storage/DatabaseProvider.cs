@@ -45,8 +45,8 @@ internal abstract class DatabaseProvider : IAsyncDisposable
     /// Claims the pending jobs due at <c>@now</c>, at most <c>@limit</c>, the earliest due first, for node <c>@node</c>
     /// until <c>@until</c>, leaving out the jobs under a claim that has not run out and those whose URL starts with one
     /// of the prefixes of <c>@busy</c> (a JSON array of strings); returns them as <c>id, message_id,
-    /// url, payload, attempts, next_attempt_at, secret</c> (the webhook's signing secret, NULL when it has none), in any
-    /// order. Runs on the writer's connection, which sees every
+    /// url, payload, attempts, next_attempt_at, secret, trace_parent</c> (the webhook's signing secret, NULL when it has
+    /// none; the W3C trace context of the message's commit, NULL when it was not traced), in any order. Runs on the writer's connection, which sees every
     /// attempt recorded.
     /// </summary>
     public abstract string ClaimDueJobsSql { get; }

@@ -82,9 +82,11 @@ internal sealed class PostgresProvider : DatabaseProvider
             last_error      TEXT,
             done_at         BIGINT,
             claimed_by      TEXT,
-            claimed_until   BIGINT);
+            claimed_until   BIGINT,
+            trace_parent    TEXT);
         CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at, id);
         ALTER TABLE webhooks ADD COLUMN IF NOT EXISTS secret TEXT;
+        ALTER TABLE outbox ADD COLUMN IF NOT EXISTS trace_parent TEXT;
         CREATE TABLE IF NOT EXISTS rooms (
             name            TEXT PRIMARY KEY,
             messages        BIGINT NOT NULL,
@@ -116,8 +118,8 @@ internal sealed class PostgresProvider : DatabaseProvider
             UPDATE outbox SET claimed_by = @node, claimed_until = @until
             FROM due WHERE outbox.id = due.id
             RETURNING outbox.id, outbox.message_id, outbox.url, outbox.payload, outbox.attempts, outbox.next_attempt_at,
-                outbox.webhook_id)
-        SELECT claimed.id, message_id, claimed.url, payload, attempts, next_attempt_at, webhooks.secret
+                outbox.webhook_id, outbox.trace_parent)
+        SELECT claimed.id, message_id, claimed.url, payload, attempts, next_attempt_at, webhooks.secret, trace_parent
         FROM claimed LEFT JOIN webhooks ON webhooks.id = claimed.webhook_id
         """;
 

@@ -49,7 +49,8 @@ internal sealed class SqliteProvider : DatabaseProvider
             last_error      TEXT,
             done_at         INTEGER,
             claimed_by      TEXT,
-            claimed_until   INTEGER);
+            claimed_until   INTEGER,
+            trace_parent    TEXT);
         CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at, id);
         CREATE TABLE IF NOT EXISTS rooms (
             name            TEXT PRIMARY KEY,
@@ -74,7 +75,7 @@ internal sealed class SqliteProvider : DatabaseProvider
                 AND NOT EXISTS (SELECT 1 FROM json_each(@busy) AS busy WHERE substr(url, 1, length(busy.value)) = busy.value)
             ORDER BY next_attempt_at, id LIMIT @limit)
         RETURNING id, message_id, url, payload, attempts, next_attempt_at,
-            (SELECT secret FROM webhooks WHERE webhooks.id = outbox.webhook_id)
+            (SELECT secret FROM webhooks WHERE webhooks.id = outbox.webhook_id), trace_parent
         """;
 
     public override string NextDueSql => $"""
@@ -132,6 +133,7 @@ internal sealed class SqliteProvider : DatabaseProvider
         ("outbox", "claimed_by", "TEXT"),
         ("outbox", "claimed_until", "INTEGER"),
         ("webhooks", "secret", "TEXT"),
+        ("outbox", "trace_parent", "TEXT"),
     ];
 
     // The node is alone, so the claims of an earlier run (which a crash left) are void.

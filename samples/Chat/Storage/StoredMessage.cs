@@ -17,8 +17,9 @@ internal sealed record WebhookRegistration(
     string? Secret = null);
 
 /// <summary>One delivery of one message to one webhook, waiting in the outbox; signed with <see cref="Secret"/>, the
-/// webhook's (null for a webhook registered before deliveries were signed).</summary>
-internal sealed record OutboxJob(long Id, long MessageId, string Url, string Payload, int Attempts, string? Secret);
+/// webhook's (null for a webhook registered before deliveries were signed); traced as a child of its message's commit,
+/// whose W3C trace context is <see cref="TraceParent"/> (null when the commit was not traced).</summary>
+internal sealed record OutboxJob(long Id, long MessageId, string Url, string Payload, int Attempts, string? Secret, string? TraceParent);
 
 /// <summary>The outbox by state.</summary>
 internal sealed record OutboxCounts(long Pending, long Delivered, long Failed);

@@ -1,9 +1,11 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Text;
 using AsyncScopes;
 using AsyncScopes.Hosting;
 using Chat.Storage;
+using Chat.Telemetry;
 using Microsoft.Extensions.Options;
 
 namespace Chat.Webhooks;
@@ -205,6 +207,11 @@ internal sealed partial class WebhookDispatcher : ScopedBackgroundService
     public async Task DeliverAsync(OutboxJob job, CancellationToken cancellationToken)
     {
         int attempt = job.Attempts + 1;
+
+        // A child of the message's commit, whose trace context the outbox kept: the trace of a message ends here.
+        _ = ActivityContext.TryParse(job.TraceParent, null, isRemote: true, out ActivityContext commit);
+        using Activity? span = ChatTelemetry.Source.StartActivity("chat.webhook.deliver", ActivityKind.Client, commit);
+        span?.SetTag(ChatTelemetry.MessageIdTag, job.MessageId).SetTag(ChatTelemetry.JobIdTag, job.Id).SetTag(ChatTelemetry.AttemptTag, attempt);
         try
         {
             Exception? failure = null;
@@ -223,6 +230,7 @@ internal sealed partial class WebhookDispatcher : ScopedBackgroundService
             catch (Exception e)
             {
                 failure = e;
+                span?.SetStatus(ActivityStatusCode.Error, Describe(e));
             }
 
             // Recorded whatever the drain does now: a delivery that succeeded must never be sent again.

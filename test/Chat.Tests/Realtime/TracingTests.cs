@@ -3,25 +3,35 @@ using AsyncScopes;
 using Chat.Telemetry;
 using Chat.Tests.Support;
 using OpenTelemetry;
+using OpenTelemetry.Exporter;
 using OpenTelemetry.Trace;
 
 namespace Chat.Tests.Realtime;
 
-/// <summary>One WebSocket message as connected spans, through the real OpenTelemetry SDK and its in-memory
-/// exporter.</summary>
+/// <summary>One WebSocket message as connected spans, from its receipt to its webhook's delivery, through the real
+/// OpenTelemetry SDK and its in-memory exporter.</summary>
 public sealed class TracingTests : ServiceTest
 {
     [Fact]
-    public async Task A_message_is_received_committed_and_broadcast_as_one_trace()
+    public async Task A_message_is_received_committed_broadcast_and_delivered_to_a_webhook_as_one_trace()
     {
         string room = "traced-" + Guid.NewGuid().ToString("N")[..8];
+        await using WebhookReceiver receiver = await WebhookReceiver.StartAsync();
+        await Server.RegisterWebhookAsync(room, receiver.Url);
         var spans = new List<Activity>();
         var received = new TaskCompletionSource<Activity>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var delivered = new TaskCompletionSource<Activity>(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        // Other tests' servers deliver webhooks in this process too: ours is the delivery in the message's trace.
+        var deliveries = new List<Activity>();
+        ActivityTraceId? ours = null;
+
         // As the service traces with Telemetry settings: the WebSocket's request is the root span, sampled.
         using (Sdk.CreateTracerProviderBuilder()
             .AddAspNetCoreInstrumentation()
             .AddSource(TelemetryServices.Name)
             .AddAsyncScopesInstrumentation()
+            .AddProcessor(new Serialized(spans, new SimpleActivityExportProcessor(new InMemoryExporter<Activity>(spans))))
             .AddProcessor(new WhenEnded(span =>
             {
                 // The receive span ends last, once its commit and broadcast have ended (SQLite acks inside the commit).
@@ -29,37 +39,95 @@ public sealed class TracingTests : ServiceTest
                 {
                     received.TrySetResult(span);
                 }
+                else if (span.OperationName == "chat.webhook.deliver")
+                {
+                    lock (deliveries)
+                    {
+                        deliveries.Add(span);
+                        if (span.TraceId == ours)
+                        {
+                            delivered.TrySetResult(span);
+                        }
+                    }
+                }
             }))
-            .AddInMemoryExporter(spans)
             .Build())
         {
             await using ChatClient ada = await Server.ConnectAsync(room, "ada");
             await using ChatClient grace = await Server.ConnectAsync(room, "grace");
             await ada.SendAsync("hello, trace");
             await grace.ReceiveAsync("message");
-                        Activity receive = await received.Task.WaitAsync(ChatServer.Patience);
+            Activity receive = await received.Task.WaitAsync(ChatServer.Patience);
+            lock (deliveries)
+            {
+                ours = receive.TraceId;
+                if (deliveries.Find(span => span.TraceId == ours) is { } early)
+                {
+                    delivered.TrySetResult(early);
+                }
+            }
 
+            await delivered.Task.WaitAsync(ChatServer.Patience);
+
+            // What the exporter holds of the message's trace (the request and the connection's scope end later).
             Activity[] trace;
             lock (spans)
             {
                 trace = [.. spans.Where(span => span.TraceId == receive.TraceId)];
             }
 
-            Activity commit = Assert.Single(trace, span => span.OperationName == "chat.commit");
+            // (The receiver's own request span joins the trace too, through the traceparent header the delivery sends; it
+            // may end after the delivery's span, so it is not waited for.)
+            Assert.Equal(
+                ["chat.broadcast", "chat.commit", "chat.receive", "chat.webhook.deliver"],
+                trace.Select(span => span.OperationName).Where(name => name.StartsWith("chat.", StringComparison.Ordinal)).Order());
+            Activity commit = trace.Single(span => span.OperationName == "chat.commit");
+            Activity delivery = trace.Single(span => span.OperationName == "chat.webhook.deliver");
             // Inside the connection's scope, inside the WebSocket's request (both still open: not exported yet).
             Assert.Equal("TaskScope", receive.Parent?.OperationName);
             Assert.Equal("Microsoft.AspNetCore.Hosting.HttpRequestIn", receive.Parent?.Parent?.OperationName);
-            Activity broadcast = Assert.Single(trace, span => span.OperationName == "chat.broadcast");
+            Activity broadcast = trace.Single(span => span.OperationName == "chat.broadcast");
             Assert.Equal(receive.SpanId, commit.ParentSpanId);
             Assert.Equal(commit.SpanId, broadcast.ParentSpanId);
             Assert.Equal(room, commit.GetTagItem(ChatTelemetry.RoomTag));
             Assert.Equal(commit.GetTagItem(ChatTelemetry.MessageIdTag), broadcast.GetTagItem(ChatTelemetry.MessageIdTag));
             Assert.Equal(2, broadcast.GetTagItem(ChatTelemetry.RecipientsTag));
+
+            // Delivered later, from the outbox, by a worker of the dispatcher: still a child of the commit.
+            Assert.Equal(receive.TraceId, delivery.TraceId);
+            Assert.Equal(commit.SpanId, delivery.ParentSpanId);
+            Assert.Equal(commit.GetTagItem(ChatTelemetry.MessageIdTag), delivery.GetTagItem(ChatTelemetry.MessageIdTag));
+            Assert.Equal(ActivityStatusCode.Unset, delivery.Status);
+            Assert.Single(receiver.Outcomes);
         }
     }
 
+    // Runs after the exporter's processor, so that a span it signals is in the exporter's list.
     private sealed class WhenEnded(Action<Activity> ended) : BaseProcessor<Activity>
     {
         public override void OnEnd(Activity data) => ended(data);
+    }
+
+    // The in-memory exporter adds to a plain list as spans end, on whatever thread ends them (other tests' too): the
+    // test reads the list under the same lock.
+    private sealed class Serialized(object gate, BaseProcessor<Activity> inner) : BaseProcessor<Activity>
+    {
+        public override void OnEnd(Activity data)
+        {
+            lock (gate)
+            {
+                inner.OnEnd(data);
+            }
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                inner.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
     }
 }
