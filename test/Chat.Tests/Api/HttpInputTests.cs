@@ -175,13 +175,7 @@ public sealed class HttpInputTests : ServiceTest
         await Server.PostAsync("lobby", "ada", "one");
         await Server.PostAsync("lobby", "ada", "two");
         await Server.StopAsync();
-        await using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(Directory.Path, "chat.db")};Pooling=False"))
-        {
-            await connection.OpenAsync();
-            await using var drop = connection.CreateCommand();
-            drop.CommandText = "DROP TABLE rooms"; // as a file of an earlier version has it
-            await drop.ExecuteNonQueryAsync();
-        }
+        await DatabaseFile.ExecuteAsync(Directory.Path, "DROP TABLE rooms"); // as a file of an earlier version has it
 
         ChatServer restarted = await StartServerAsync();
         RoomPage rooms = (await restarted.Http.GetFromJsonAsync("/api/rooms", ChatJson.Default.RoomPage))!;

@@ -3,7 +3,8 @@ using Microsoft.Data.Sqlite;
 
 namespace Chat.Tests.Support;
 
-/// <summary>Reads a stopped service's database file directly, as it is on disk.</summary>
+/// <summary>Reads a stopped service's database file directly, as it is on disk, or changes it as an earlier version
+/// of the service left it.</summary>
 internal static class DatabaseFile
 {
     public static async Task<OutboxCounts> OutboxAsync(string directory) =>
@@ -50,6 +51,16 @@ internal static class DatabaseFile
 
             return texts;
         });
+
+    /// <summary>Runs <paramref name="sql"/> on the file (a change of its schema, say).</summary>
+    public static async Task ExecuteAsync(string directory, string sql)
+    {
+        await using var connection = new SqliteConnection($"Data Source={Path.Combine(directory, "chat.db")};Pooling=False");
+        await connection.OpenAsync();
+        await using SqliteCommand command = connection.CreateCommand();
+        command.CommandText = sql;
+        await command.ExecuteNonQueryAsync();
+    }
 
     private static async Task<T> QueryAsync<T>(string directory, Func<SqliteConnection, Task<T>> query)
     {

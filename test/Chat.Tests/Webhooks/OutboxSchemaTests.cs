@@ -9,13 +9,7 @@ public sealed class OutboxSchemaTests : ServiceTest
     public async Task A_file_whose_outbox_has_no_trace_column_gets_it_at_the_start_and_delivers()
     {
         await Server.StopAsync();
-        await using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(Directory.Path, "chat.db")};Pooling=False"))
-        {
-            await connection.OpenAsync();
-            await using var drop = connection.CreateCommand();
-            drop.CommandText = "ALTER TABLE outbox DROP COLUMN trace_parent"; // as a file of an earlier version has it
-            await drop.ExecuteNonQueryAsync();
-        }
+        await DatabaseFile.ExecuteAsync(Directory.Path, "ALTER TABLE outbox DROP COLUMN trace_parent"); // as an earlier version left it
 
         ChatServer restarted = await StartServerAsync();
         await using WebhookReceiver receiver = await WebhookReceiver.StartAsync();
