@@ -68,9 +68,13 @@ internal static class ChatApp
         builder.Services.AddOptions<Microsoft.AspNetCore.Authorization.AuthorizationOptions>()
             .Configure<IOptions<SecurityOptions>>((authorization, security) => ClientKeys.AddPolicy(authorization, security.Value));
         builder.Services.AddChatStorage();
-        builder.Services.AddChatWebhooks();
         builder.Services.AddSingleton<ChatService>();
         builder.Services.AddHostedService(services => services.GetRequiredService<ChatService>());
+
+        // After the chat service: the host creates the dispatcher after it (and the database's pools it needs), so
+        // the container, which disposes last made first, disposes the dispatcher while the store still works, even
+        // when the host is disposed without a stop (a start that failed after the dispatcher started).
+        builder.Services.AddChatWebhooks();
         builder.Services.AddOptions<HostOptions>().Configure<IOptions<ChatOptions>>(
             (host, chat) => host.ShutdownTimeout = chat.Value.ShutdownTimeout);
         builder.Services.AddOptions<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>().Configure<IOptions<ChatOptions>>(

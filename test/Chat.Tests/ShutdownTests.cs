@@ -87,4 +87,17 @@ public sealed class ShutdownTests : ServiceTest
         client.Abort();
         await stopping.WaitAsync(ChatServer.Patience);
     }
+
+    [Fact]
+    public async Task A_host_disposed_without_a_stop_disposes_the_dispatcher_while_the_store_still_works()
+    {
+        await Server.PostAsync("lobby", "ada", "the store was used");
+
+        await Server.AbandonAsync();
+
+        // The dispatcher gives up its claims through the writer's pool as it is disposed: had the container disposed
+        // the pool first, that would fail, and say so.
+        Assert.DoesNotContain(Server.Logs.Lines, line => line.Contains("could not be given up", StringComparison.Ordinal));
+        Assert.DoesNotContain(Server.Logs.Lines, line => line.Contains("could not be read", StringComparison.Ordinal));
+    }
 }

@@ -466,8 +466,9 @@ internal sealed class ChatStore : IAsyncDisposable
             INSERT INTO outbox (webhook_id, message_id, url, payload, next_attempt_at, trace_parent)
             SELECT id, @message, url, @payload, @at, @trace FROM webhooks WHERE room = @room
             """);
-        // The delivery, later and perhaps on another node, continues the trace of the commit (W3C traceparent).
-        Bind(outbox, "@trace", Activity.Current is { IdFormat: ActivityIdFormat.W3C, Recorded: true } current ? current.Id : null, DbType.String);
+        // The delivery, later and perhaps on another node, continues the trace of the commit (W3C traceparent, whose
+        // flags carry the sampling decision along).
+        Bind(outbox, "@trace", Activity.Current is { IdFormat: ActivityIdFormat.W3C } current ? current.Id : null, DbType.String);
         Bind(outbox, "@message", id);
         Bind(outbox, "@payload", JsonSerializer.Serialize(message, ChatJson.Default.StoredMessage));
         Bind(outbox, "@at", at);

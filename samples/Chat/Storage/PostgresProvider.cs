@@ -84,9 +84,21 @@ internal sealed class PostgresProvider : DatabaseProvider
             claimed_by      TEXT,
             claimed_until   BIGINT,
             trace_parent    TEXT);
+        DO $$
+        BEGIN
+            -- The columns a database of an earlier version lacks. Altered only when missing, and before any index
+            -- below: ALTER TABLE locks the table against everything, which running nodes' claims would otherwise
+            -- meet at every start, or deadlock with behind the index's lock.
+            IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                           WHERE table_schema = current_schema() AND table_name = 'webhooks' AND column_name = 'secret') THEN
+                ALTER TABLE webhooks ADD COLUMN secret TEXT;
+            END IF;
+            IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                           WHERE table_schema = current_schema() AND table_name = 'outbox' AND column_name = 'trace_parent') THEN
+                ALTER TABLE outbox ADD COLUMN trace_parent TEXT;
+            END IF;
+        END $$;
         CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at, id);
-        ALTER TABLE webhooks ADD COLUMN IF NOT EXISTS secret TEXT;
-        ALTER TABLE outbox ADD COLUMN IF NOT EXISTS trace_parent TEXT;
         CREATE TABLE IF NOT EXISTS rooms (
             name            TEXT PRIMARY KEY,
             messages        BIGINT NOT NULL,

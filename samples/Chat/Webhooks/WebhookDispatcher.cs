@@ -208,8 +208,13 @@ internal sealed partial class WebhookDispatcher : ScopedBackgroundService
     {
         int attempt = job.Attempts + 1;
 
-        // A child of the message's commit, whose trace context the outbox kept: the trace of a message ends here.
-        _ = ActivityContext.TryParse(job.TraceParent, null, isRemote: true, out ActivityContext commit);
+        // A child of the message's commit, whose trace context the outbox kept: the trace of a message ends here. A job
+        // without one (its commit was not traced) starts a trace of its own, not one under whatever is current here.
+        if (!ActivityContext.TryParse(job.TraceParent, null, isRemote: true, out ActivityContext commit))
+        {
+            Activity.Current = null; // for this call only: an async method's changes do not flow back to its caller
+        }
+
         using Activity? span = ChatTelemetry.Source.StartActivity("chat.webhook.deliver", ActivityKind.Client, commit);
         span?.SetTag(ChatTelemetry.MessageIdTag, job.MessageId).SetTag(ChatTelemetry.JobIdTag, job.Id).SetTag(ChatTelemetry.AttemptTag, attempt);
         try

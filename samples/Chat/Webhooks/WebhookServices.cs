@@ -13,14 +13,14 @@ internal static class WebhookServices
     /// <summary>Registers the dispatcher (<see cref="WebhookDispatcher"/>, a hosted service) and the queue whose
     /// workers deliver the outbox's jobs (<c>Webhooks:Workers</c> at once, as many waiting at most, on the service's
     /// clock) with its check, <c>queue:webhooks</c>: degraded while it is full. The dispatcher feeds the queue and
-    /// completes it when it stops.</summary>
+    /// completes it when it stops. Called after the chat service is registered (see <see cref="ChatApp"/>).</summary>
     /// <remarks>The dispatcher hands the queue no more jobs than its idle workers can start, so the queue fills only
     /// when the workers are slower to pick jobs up than the feeder to claim them; the backlog that matters, the jobs
     /// pending in the outbox, is in <c>/health/details</c>.</remarks>
     public static IServiceCollection AddChatWebhooks(this IServiceCollection services)
     {
         services.AddSingleton<WebhookDestinations>();
-        services.AddWorkQueue<OutboxJob>(Queue, (provider, job, ct) => provider.GetRequiredService<ChatService>().Webhooks.DeliverAsync(job, ct))
+        services.AddWorkQueue<OutboxJob>(Queue, (provider, job, ct) => provider.GetRequiredService<WebhookDispatcher>().DeliverAsync(job, ct))
             .Configure<IOptions<WebhookOptions>, TimeProvider>((queue, webhooks, time) =>
             {
                 queue.Workers = webhooks.Value.Workers;

@@ -29,6 +29,7 @@ internal sealed class ChatServer : IAsyncDisposable
 
     private readonly WebApplication _app;
     private bool _stopped;
+    private int _disposed;
 
     private ChatServer(WebApplication app, string directory, ObservedTimeProvider time, LogRecorder logs)
     {
@@ -172,8 +173,20 @@ internal sealed class ChatServer : IAsyncDisposable
         await _app.StopAsync(cancellationToken);
     }
 
+    /// <summary>Disposes the host without stopping it, as a host whose start failed after its services started is.</summary>
+    public async Task AbandonAsync()
+    {
+        _stopped = true;
+        await DisposeAsync();
+    }
+
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         if (!_stopped)
         {
             await StopAsync();
