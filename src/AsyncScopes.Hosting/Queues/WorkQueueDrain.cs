@@ -72,9 +72,17 @@ internal sealed class DrainableQueue<T>(string name, CreatedInstance<WorkQueue<T
 
     public async Task DrainAsync(WorkQueueDrain.Log log, CancellationToken hostDeadline)
     {
-        if (queue.Value is not ({ } created, { } options) || created.IsCompleting)
+        if (queue.Value is not ({ } created, { } options))
         {
-            return; // never created, or completed by its owner, who has its result
+            return; // never created
+        }
+
+        if (created.IsCompleting)
+        {
+            // Completed by its owner, who has its result and reports it: only waited for, so that it has ended before
+            // the container is disposed.
+            await created.CompleteAsync(CancellationToken.None).ConfigureAwait(false);
+            return;
         }
 
         using var deadline = new CancellationTokenSource(options.DrainTimeout, options.TimeProvider);

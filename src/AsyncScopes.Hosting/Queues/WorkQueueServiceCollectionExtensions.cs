@@ -30,8 +30,8 @@ public static class WorkQueueServiceCollectionExtensions
     /// accepts no more items, and its accepted ones have until its <see cref="WorkQueueOptions{T}.DrainTimeout"/> or
     /// the host's shutdown timeout, whichever ends first; then its running handlers are cancelled, a handler still
     /// running then is logged as a warning (and still awaited), and the count of items not processed is logged as a
-    /// warning. A queue whose owner completed it before (<see cref="WorkQueue{T}.CompleteAsync"/>, to act on its
-    /// result) is left to that owner. A queue first created after that (or without a host) is completed by the
+    /// warning. A queue whose owner began to complete it before (<see cref="WorkQueue{T}.CompleteAsync"/>, to act on
+    /// its result) is left to that owner: only waited for, without a deadline or a log of its own. A queue first created after that (or without a host) is completed by the
     /// container's asynchronous disposal, within its drain timeout.</para>
     /// </remarks>
     /// <exception cref="ArgumentNullException"><paramref name="services"/> or <paramref name="handler"/> is null.</exception>
