@@ -6,13 +6,14 @@ internal sealed class CreatedInstance<TInstance, TOptions>
     where TInstance : class
     where TOptions : class
 {
+    private readonly Lock _lock = new();
     private (TInstance Instance, TOptions Options)? _value;
 
     public (TInstance Instance, TOptions Options)? Value
     {
         get
         {
-            lock (this)
+            lock (_lock)
             {
                 return _value;
             }
@@ -21,7 +22,7 @@ internal sealed class CreatedInstance<TInstance, TOptions>
 
     public TInstance Set(TInstance instance, TOptions options)
     {
-        lock (this)
+        lock (_lock)
         {
             _value = (instance, options);
         }
