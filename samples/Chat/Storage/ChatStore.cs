@@ -4,6 +4,7 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text.Json;
 using AsyncScopes;
+using Chat.Telemetry;
 
 namespace Chat.Storage;
 
@@ -467,8 +468,13 @@ internal sealed class ChatStore : IAsyncDisposable
             SELECT id, @message, url, @payload, @at, @trace FROM webhooks WHERE room = @room
             """);
         // The delivery, later and perhaps on another node, continues the trace of the commit (W3C traceparent, whose
-        // flags carry the sampling decision along).
-        Bind(outbox, "@trace", Activity.Current is { IdFormat: ActivityIdFormat.W3C } current ? current.Id : null, DbType.String);
+        // flags carry the sampling decision along). Only the service's own span: with tracing off, the current activity
+        // may be the request's, which ASP.NET Core makes from whatever traceparent the client sent.
+        Bind(
+            outbox,
+            "@trace",
+            Activity.Current is { IdFormat: ActivityIdFormat.W3C, Source: var source } current && source == ChatTelemetry.Source ? current.Id : null,
+            DbType.String);
         Bind(outbox, "@message", id);
         Bind(outbox, "@payload", JsonSerializer.Serialize(message, ChatJson.Default.StoredMessage));
         Bind(outbox, "@at", at);

@@ -87,6 +87,10 @@ internal sealed partial class WebhookDispatcher : ScopedBackgroundService
             UseCookies = false,
             PooledConnectionLifetime = TimeSpan.FromMinutes(2),
             ConnectTimeout = _options.AttemptTimeout,
+
+            // No trace context (traceparent, tracestate, baggage) to a receiver: a third party, which has no use for the
+            // service's trace ids, and a client's chosen trace context must not reach it through a delivery.
+            ActivityHeadersPropagator = null,
         };
         _http = new HttpClient(handler, disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
         _queue = queue;

@@ -53,7 +53,7 @@ public sealed class TracingTests : ServiceTest
             }))
             .Build())
         {
-            await using ChatClient ada = await Server.ConnectAsync(room, "ada");
+            await using ChatClient ada = await Server.ConnectAsync(room, "ada", headers: HostileTraceContext);
             await using ChatClient grace = await Server.ConnectAsync(room, "grace");
             await ada.SendAsync("hello, trace");
             await grace.ReceiveAsync("message");
@@ -76,8 +76,6 @@ public sealed class TracingTests : ServiceTest
                 trace = [.. spans.Where(span => span.TraceId == receive.TraceId)];
             }
 
-            // (The receiver's own request span joins the trace too, through the traceparent header the delivery sends; it
-            // may end after the delivery's span, so it is not waited for.)
             Assert.Equal(
                 ["chat.broadcast", "chat.commit", "chat.receive", "chat.webhook.deliver"],
                 trace.Select(span => span.OperationName).Where(name => name.StartsWith("chat.", StringComparison.Ordinal)).Order());
@@ -98,9 +96,34 @@ public sealed class TracingTests : ServiceTest
             Assert.Equal(commit.SpanId, delivery.ParentSpanId);
             Assert.Equal(commit.GetTagItem(ChatTelemetry.MessageIdTag), delivery.GetTagItem(ChatTelemetry.MessageIdTag));
             Assert.Equal(ActivityStatusCode.Unset, delivery.Status);
-            Assert.Equal(200, (await receiver.NextOutcomeAsync()).Status);
+            WebhookOutcome outcome = await receiver.NextOutcomeAsync();
+            Assert.Equal(200, outcome.Status);
+            Assert.Empty(outcome.Request.TraceHeaders); // neither the service's trace context nor the client's leaves
         }
     }
+
+    [Fact]
+    public async Task Without_tracing_a_delivery_job_keeps_no_trace_context_a_client_sent()
+    {
+        await using WebhookReceiver receiver = await WebhookReceiver.StartAsync();
+        await Server.RegisterWebhookAsync("lobby", receiver.Url);
+        await using ChatClient ada = await Server.ConnectAsync("lobby", "ada", headers: HostileTraceContext);
+
+        await ada.SendAsync("hello");
+        WebhookOutcome outcome = await receiver.NextOutcomeAsync();
+
+        // ASP.NET Core makes the request's activity from the client's traceparent even with no tracer: not the service's.
+        Assert.Equal([null], await DatabaseFile.OutboxTraceParentsAsync(Directory.Path));
+        Assert.Empty(outcome.Request.TraceHeaders);
+    }
+
+    // A client choosing the trace (sampled) and sending baggage, as any client may.
+    private static readonly Dictionary<string, string> HostileTraceContext = new()
+    {
+        ["traceparent"] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ["tracestate"] = "mallory=1",
+        ["baggage"] = "user=mallory,role=admin",
+    };
 
     // Runs after the exporter's processor, so that a span it signals is in the exporter's list.
     private sealed class WhenEnded(Action<Activity> ended) : BaseProcessor<Activity>

@@ -51,7 +51,9 @@ internal sealed class ChatClient : IAsyncDisposable
     /// <param name="answerPings">Whether the client answers the server's pings with pongs.</param>
     /// <param name="receive">Whether the client reads at all; one that does not lets the server's frames pile up.</param>
     /// <param name="receiveBufferSize">The TCP receive buffer, set before connecting; null for the system's.</param>
-    public static async Task<ChatClient> ConnectAsync(Uri uri, bool answerPings = true, bool receive = true, int? receiveBufferSize = null)
+    /// <param name="headers">Request headers of the handshake, as a client may send any.</param>
+    public static async Task<ChatClient> ConnectAsync(
+        Uri uri, bool answerPings = true, bool receive = true, int? receiveBufferSize = null, IReadOnlyDictionary<string, string>? headers = null)
     {
         Socket? tcp = null;
         var handler = new SocketsHttpHandler
@@ -82,6 +84,11 @@ internal sealed class ChatClient : IAsyncDisposable
         var client = new ClientWebSocket();
         client.Options.CollectHttpResponseDetails = true;
         client.Options.KeepAliveInterval = TimeSpan.Zero; // no pong frames of its own: every frame a test counts is one it sent
+        foreach ((string name, string value) in headers ?? new Dictionary<string, string>())
+        {
+            client.Options.SetRequestHeader(name, value);
+        }
+
         try
         {
             using var timeout = new CancellationTokenSource(ChatServer.Patience);

@@ -112,11 +112,12 @@ internal sealed class ChatServer : IAsyncDisposable
         new UriBuilder(BaseAddress) { Scheme = "ws", Path = $"/ws/rooms/{Uri.EscapeDataString(room)}", Query = $"name={Uri.EscapeDataString(name)}" }.Uri;
 
     /// <summary>Connects a client and waits until the service has it in its room.</summary>
-    public async Task<ChatClient> ConnectAsync(string room, string name, bool answerPings = true)
+    public async Task<ChatClient> ConnectAsync(
+        string room, string name, bool answerPings = true, IReadOnlyDictionary<string, string>? headers = null)
     {
         Task changed = Service.Hub.Changed;
         HashSet<global::Chat.Realtime.ChatConnection> before = [.. Service.Hub.Members(room)];
-        ChatClient client = await ChatClient.ConnectAsync(WebSocketUri(room, name), answerPings);
+        ChatClient client = await ChatClient.ConnectAsync(WebSocketUri(room, name), answerPings, headers: headers);
         await WaitForConnectionsAsync(
             _ => Service.Hub.Members(room).Any(member => member.Name == name && !before.Contains(member)), changed);
         return client;

@@ -37,6 +37,22 @@ internal static class DatabaseFile
             return jobs;
         });
 
+    /// <summary>Every outbox job's stored trace context (<c>trace_parent</c>), by id.</summary>
+    public static async Task<List<string?>> OutboxTraceParentsAsync(string directory) =>
+        await QueryAsync(directory, async connection =>
+        {
+            await using SqliteCommand command = connection.CreateCommand();
+            command.CommandText = "SELECT trace_parent FROM outbox ORDER BY id";
+            await using SqliteDataReader reader = await command.ExecuteReaderAsync();
+            var parents = new List<string?>();
+            while (await reader.ReadAsync())
+            {
+                parents.Add(reader.IsDBNull(0) ? null : reader.GetString(0));
+            }
+
+            return parents;
+        });
+
     public static async Task<List<string>> MessageTextsAsync(string directory) =>
         await QueryAsync(directory, async connection =>
         {

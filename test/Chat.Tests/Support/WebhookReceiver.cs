@@ -10,7 +10,10 @@ namespace Chat.Tests.Support;
 
 /// <summary>One request the receiver got: the delivery (outbox job) it names, the attempt, the message, and the body
 /// as it came with its signature header.</summary>
-internal sealed record WebhookRequest(long Delivery, int Attempt, JsonElement Message, string Body, string? Signature)
+/// <param name="TraceHeaders">The trace context headers the request carried (<c>traceparent</c>, <c>tracestate</c>,
+/// <c>baggage</c>, <c>Request-Id</c>, <c>Correlation-Context</c>), by name.</param>
+internal sealed record WebhookRequest(
+    long Delivery, int Attempt, JsonElement Message, string Body, string? Signature, IReadOnlyList<string> TraceHeaders)
 {
     public string Text => Message.GetProperty("text").GetString()!;
 }
@@ -88,6 +91,8 @@ internal sealed class WebhookReceiver : IAsyncDisposable
         await _app.DisposeAsync();
     }
 
+    private static readonly string[] TraceHeaderNames = ["traceparent", "tracestate", "baggage", "Request-Id", "Correlation-Context"];
+
     private async Task OnRequestAsync(HttpContext context)
     {
         using var reader = new StreamReader(context.Request.Body);
@@ -97,7 +102,8 @@ internal sealed class WebhookReceiver : IAsyncDisposable
             int.Parse(context.Request.Headers["X-Chat-Attempt"].ToString(), CultureInfo.InvariantCulture),
             JsonDocument.Parse(body).RootElement,
             body,
-            context.Request.Headers["X-Chat-Signature"].FirstOrDefault());
+            context.Request.Headers["X-Chat-Signature"].FirstOrDefault(),
+            [.. TraceHeaderNames.Where(context.Request.Headers.ContainsKey)]);
         _arrived.Writer.TryWrite(request);
         int? status = null;
         try
