@@ -93,7 +93,8 @@ internal sealed class DrainableQueue<T>(string name, CreatedInstance<WorkQueue<T
         // A handler still running StragglerGrace after the cancellation ignores its token: named in the log, awaited.
         ITimer? stragglers = null;
         using (deadline.Token.UnsafeRegister(
-            _ => stragglers = options.TimeProvider.CreateTimer(
+            _ => stragglers = Cancellation.StartTimer(
+                options.TimeProvider,
                 _ =>
                 {
                     if (!completion.IsCompleted && created.Statistics.Running is > 0 and int running)
@@ -101,9 +102,8 @@ internal sealed class DrainableQueue<T>(string name, CreatedInstance<WorkQueue<T
                         log.StillRunning(Name, running, StragglerGrace);
                     }
                 },
-                null,
-                StragglerGrace,
-                Timeout.InfiniteTimeSpan),
+                this,
+                StragglerGrace),
             null))
         {
             WorkQueueResult<T> result = await completion.ConfigureAwait(false);
