@@ -20,7 +20,7 @@ namespace AsyncScopes.Hosting;
 /// <c>BackgroundServiceExceptionBehavior.StopHost</c> (the default), stops, as for any background service. A
 /// stop ends the work quietly: an <see cref="OperationCanceledException"/> of the scope's tokens is not a failure.</para>
 /// </remarks>
-public abstract partial class ScopedBackgroundService : BackgroundService, IAsyncDisposable
+public abstract class ScopedBackgroundService : BackgroundService, IAsyncDisposable
 {
     private readonly ILogger _logger;
     private TaskScope? _scope;
@@ -154,10 +154,7 @@ public abstract partial class ScopedBackgroundService : BackgroundService, IAsyn
     {
         if (ReferenceEquals(sender, Volatile.Read(ref _scope)))
         {
-            LogStraggler(_logger, e.ChildName ?? "An unnamed child", e.ScopeName, e.Waited);
+            HostingLog.Straggler(_logger, e.ChildName ?? "An unnamed child", e.ScopeName, e.Waited);
         }
     }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Child} of {Scope} still runs {Waited} after it was cancelled: something in it ignores cancellation, and holds up the shutdown.")]
-    private static partial void LogStraggler(ILogger logger, string child, string? scope, TimeSpan waited);
 }

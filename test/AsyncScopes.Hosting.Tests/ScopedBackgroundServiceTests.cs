@@ -4,14 +4,14 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
 
+using static AsyncScopes.Hosting.Tests.TestHost;
+
 namespace AsyncScopes.Hosting.Tests;
 
 /// <summary><see cref="ScopedBackgroundService"/> in a real host.</summary>
 [Collection(LeakTrackingCollectionDefinition.Name)]
 public sealed class ScopedBackgroundServiceTests
 {
-    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
-
     [Fact]
     public async Task Stopping_fires_first_so_children_finish_their_unit_and_the_stop_ends_quietly_with_nothing_left()
     {
@@ -215,17 +215,6 @@ public sealed class ScopedBackgroundServiceTests
         return builder.Build();
     }
 
-    private static TaskCompletionSource NewGate() => new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-    private static async Task WhenCancelled(CancellationToken token)
-    {
-        var cancelled = NewGate();
-        using (token.Register(() => cancelled.TrySetResult()))
-        {
-            await cancelled.Task;
-        }
-    }
-
     /// <summary>A test's service: its work is a delegate, and it records what happened.</summary>
     private sealed class Worker(Func<TaskScope, Worker, Task> work, TaskScopeOptions? options = null)
     {
@@ -270,15 +259,51 @@ public sealed class LeakTrackingCollectionDefinition
     public const string Name = "LeakTracking";
 }
 
-/// <summary>Keeps what the host logs, one line per message: its level and its text.</summary>
+/// <summary>Keeps what the host logs, one line per message: its level, its text, and the type and message of its
+/// exception.</summary>
 internal sealed class LogRecorder : ILoggerProvider
 {
+    private readonly Lock _lock = new();
+    private readonly List<(Func<string, bool> Match, TaskCompletionSource<string> Logged)> _waiters = [];
+
     public ConcurrentQueue<string> Lines { get; } = new();
+
+    /// <summary>Completes with the first line, logged before or after the call, that <paramref name="match"/> accepts.</summary>
+    public Task<string> WhenLogged(Func<string, bool> match)
+    {
+        var logged = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_lock)
+        {
+            if (Lines.FirstOrDefault(match) is { } line)
+            {
+                logged.SetResult(line);
+            }
+            else
+            {
+                _waiters.Add((match, logged));
+            }
+        }
+
+        return logged.Task;
+    }
 
     public ILogger CreateLogger(string categoryName) => new Logger(this);
 
     public void Dispose()
     {
+    }
+
+    private void Add(string line)
+    {
+        lock (_lock)
+        {
+            Lines.Enqueue(line);
+            foreach (var waiter in _waiters.Where(waiter => waiter.Match(line)).ToList())
+            {
+                waiter.Logged.SetResult(line);
+                _waiters.Remove(waiter);
+            }
+        }
     }
 
     private sealed class Logger(LogRecorder recorder) : ILogger
@@ -289,7 +314,7 @@ internal sealed class LogRecorder : ILoggerProvider
         public bool IsEnabled(LogLevel logLevel) => logLevel != LogLevel.None;
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            recorder.Lines.Enqueue($"{logLevel}: {formatter(state, exception)}");
+            recorder.Add($"{logLevel}: {formatter(state, exception)}{(exception is null ? string.Empty : $" {exception.GetType().Name}: {exception.Message}")}");
     }
 }
 

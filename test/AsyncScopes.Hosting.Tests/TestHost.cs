@@ -3,7 +3,7 @@ using Microsoft.Extensions.Hosting;
 
 namespace AsyncScopes.Hosting.Tests;
 
-/// <summary>What the registration tests share: a bare host builder with given settings, and a gate.</summary>
+/// <summary>What the tests share: a bare host builder with given settings, and gates.</summary>
 internal static class TestHost
 {
     public static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
@@ -16,4 +16,14 @@ internal static class TestHost
     }
 
     public static TaskCompletionSource NewGate() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes when <paramref name="token"/> is cancelled.</summary>
+    public static async Task WhenCancelled(CancellationToken token)
+    {
+        var cancelled = NewGate();
+        using (token.Register(() => cancelled.TrySetResult()))
+        {
+            await cancelled.Task;
+        }
+    }
 }
