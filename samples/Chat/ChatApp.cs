@@ -68,6 +68,7 @@ internal static class ChatApp
         builder.Services.AddOptions<Microsoft.AspNetCore.Authorization.AuthorizationOptions>()
             .Configure<IOptions<SecurityOptions>>((authorization, security) => ClientKeys.AddPolicy(authorization, security.Value));
         builder.Services.AddChatStorage();
+        builder.Services.AddChatRealtime();
         builder.Services.AddSingleton<ChatService>();
         builder.Services.AddHostedService(services => services.GetRequiredService<ChatService>());
 

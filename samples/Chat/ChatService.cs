@@ -11,12 +11,12 @@ using Microsoft.Extensions.Options;
 namespace Chat;
 
 /// <summary>
-/// Owns the service's lifetimes and runs them in order. Starting: the database (before the server listens), handed
-/// to the webhook dispatcher. Stopping: every WebSocket closed with 1001 within the host's shutdown timeout, a
-/// two-phase stop (before the server stops), then (once the server has finished its requests, and the dispatcher, a
-/// hosted scope of its own, has drained its deliveries) the hub and the store closed, last opened first closed, by one
-/// <see cref="AsyncExitStack"/>. The database's pools, the deliveries' queue and the dispatcher are the container's,
-/// which disposes them when the host is disposed.
+/// Owns the store, and posts messages. Starting: the database opened (before the server listens), handed to the
+/// webhook dispatcher. Stopping: once the server has finished its requests, the WebSockets' scope has closed every
+/// connection (a hosted scope the host stops as it begins to stop, see <see cref="ConnectionHub"/>), and the dispatcher
+/// (a hosted scope of its own) has drained its deliveries, the hub and the store closed, last opened first closed, by
+/// one <see cref="AsyncExitStack"/>. The database's pools, the deliveries' queue, the connections' scope and the
+/// dispatcher are the container's, which disposes them when the host is disposed.
 /// </summary>
 /// <remarks>On a database that other nodes share, it also hears of their messages, which it broadcasts to its own
 /// clients, and of their webhook jobs (<see cref="IDatabaseEvents"/>).</remarks>
@@ -28,7 +28,6 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
     private readonly AsyncPool<DbConnection> _readers;
     private readonly WebhookOptions _webhookOptions;
     private readonly TimeProvider _time;
-    private readonly TimeSpan _shutdownTimeout;
     private readonly IMessageWriteHook? _hook;
     private readonly AdminKey _adminKey;
     private readonly ILoggerFactory _loggers;
@@ -41,9 +40,9 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
         DatabaseProvider database,
         [FromKeyedServices(StorageServices.Writer)] AsyncPool<DbConnection> writer,
         [FromKeyedServices(StorageServices.Readers)] AsyncPool<DbConnection> readers,
+        ConnectionHub hub,
         WebhookDispatcher dispatcher,
         IOptions<WebhookOptions> webhooks,
-        IOptions<HostOptions> host,
         WebhookDestinations destinations,
         AdminKey adminKey,
         TimeProvider time,
@@ -56,11 +55,10 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
         Destinations = destinations;
         _adminKey = adminKey;
         _time = time;
-        _shutdownTimeout = host.Value.ShutdownTimeout;
         _hook = hooks.LastOrDefault();
         _loggers = loggers;
         _logger = loggers.CreateLogger<ChatService>();
-        Hub = new ConnectionHub(time, loggers.CreateLogger<ConnectionHub>());
+        Hub = hub;
     }
 
     public ChatOptions Options => _options;
@@ -87,7 +85,7 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
             _database, _writer, _readers, _time, _hook, this, _loggers, cancellationToken)
             .ConfigureAwait(false));
         await _adminKey.LoadAsync(store, cancellationToken).ConfigureAwait(false);
-        stack.Push(Hub);
+        stack.Push(Hub); // a host disposed without a stop: the connections end before the store closes
 
         // Kept past this block; had anything above thrown, the stack would have closed what was opened.
         _resources = stack.PopAll();
@@ -101,10 +99,8 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
 
     public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    /// <summary>Closes every WebSocket with 1001 before the server stops, which would otherwise wait for them: the
-    /// connections have the host's shutdown timeout to close (or until <paramref name="cancellationToken"/>, the host's
-    /// own count of it, fires), then those left are aborted.</summary>
-    public Task StoppingAsync(CancellationToken cancellationToken) => Hub.StopAsync(_shutdownTimeout, cancellationToken);
+    /// <summary>Nothing: the connections' scope closes the WebSockets as the host begins to stop.</summary>
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <summary>Nothing: the dispatcher drains the deliveries in its own stop.</summary>
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;

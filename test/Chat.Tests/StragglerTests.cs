@@ -1,6 +1,6 @@
 using System.Data.Common;
 using System.Net.WebSockets;
-using Chat.Realtime;
+using AsyncScopes.Hosting;
 using Chat.Storage;
 using Chat.Tests.Support;
 
@@ -15,29 +15,32 @@ public sealed class StragglerTests : ServiceTest
     [Fact]
     public async Task A_connection_that_will_not_close_is_logged_by_name_as_a_straggler_once_and_still_awaited()
     {
-        TimeSpan grace = TimeSpan.FromSeconds(67); // the shutdown timeout: no other timer of the service has it
+        TimeSpan stragglerTimeout = new HostedTaskScopeOptions().StragglerTimeout; // the service keeps the default
         var hook = new HangingHook("hang");
         ChatServer server = await StartServerAsync(
             hook: hook,
-            settings: [$"Chat:ShutdownTimeout={grace}", "Logging:LogLevel:Chat.Realtime.ConnectionHub=Warning"]);
+            settings: ["Logging:LogLevel:AsyncScopes.Hosting.HostedTaskScope=Warning"]);
         await using ChatClient stuck = await server.ConnectAsync("lobby", "stuck");
         await stuck.SendAsync("hang");
         await hook.Entered.WaitAsync(ChatServer.Patience); // its receive loop waits in a write that ignores cancellation
 
         // The first phase: asked to close, the connection cannot, as its receive loop never reads the answer.
-        Task stopping = server.StopAsync();
+        using var shutdownTimeout = new CancellationTokenSource();
+        Task stopping = server.StopAsync(shutdownTimeout.Token);
         Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, await stuck.WaitClosedAsync());
-        await server.Time.TimersCreated(grace, 1).WaitAsync(ChatServer.Patience);
 
-        // The second phase: aborted at the end of the grace; reported once the straggler timeout has passed too.
-        server.Time.Advance(grace);
-        server.Time.Advance(ConnectionHub.StragglerTimeout - TimeSpan.FromTicks(1));
+        // The second phase: aborted when the host's shutdown timeout has passed; reported once the straggler timeout
+        // has passed too.
+        int timers = server.Time.TimersCreatedCount(stragglerTimeout);
+        await shutdownTimeout.CancelAsync();
+        await server.Time.TimersCreated(stragglerTimeout, timers + 1).WaitAsync(ChatServer.Patience); // the straggler watch
+        server.Time.Advance(stragglerTimeout - TimeSpan.FromTicks(1));
         Assert.DoesNotContain(server.Logs.Lines, line => line.Contains("still runs", StringComparison.Ordinal));
         server.Time.Advance(TimeSpan.FromTicks(1));
-        server.Time.Advance(ConnectionHub.StragglerTimeout * 3);
+        server.Time.Advance(stragglerTimeout * 3);
 
         string report = Assert.Single(server.Logs.Lines, line => line.Contains("still runs", StringComparison.Ordinal));
-        Assert.StartsWith("Warning Chat.Realtime.ConnectionHub: Connection of stuck in lobby still runs 00:00:05 after it was aborted", report, StringComparison.Ordinal);
+        Assert.StartsWith("Warning AsyncScopes.Hosting.HostedTaskScope: Connection of stuck in lobby of chat-connections still runs 00:00:05 after it was cancelled", report, StringComparison.Ordinal);
         Assert.False(stopping.IsCompleted); // a straggler is awaited, not abandoned
         hook.Release();
         await stopping.WaitAsync(ChatServer.Patience);

@@ -1,25 +1,24 @@
 using System.Collections.Concurrent;
 using System.Net.WebSockets;
 using AsyncScopes;
+using AsyncScopes.Hosting;
 
 namespace Chat.Realtime;
 
 /// <summary>
-/// Every WebSocket connection of the service, by room. The hub's <see cref="TaskScope"/> owns the connections: each
-/// runs as one of its children, named after its client, so stopping the hub waits for every connection to end, and no
-/// connection outlives the service.
+/// Every WebSocket connection of the service, by room. The connections are children of a
+/// <see cref="HostedTaskScope"/> (<see cref="RealtimeServices.Connections"/>), each named after its client, so that
+/// none outlives the service.
 /// </summary>
 /// <remarks>
-/// Stopping is the scope's two-phase stop (<see cref="TaskScope.Stop(TimeSpan)"/>): its
-/// <see cref="TaskScope.Stopping"/> token asks every connection to close with 1001, and its
-/// <see cref="TaskScope.Token"/>, at the end of the grace, aborts those still open. A connection still running
-/// <see cref="StragglerTimeout"/> after that ignores cancellation somewhere: it is logged by name, and still awaited.
+/// The host stops that scope as it begins to stop, before the server stops (which would otherwise wait for the
+/// connections): its <see cref="TaskScope.Stopping"/> token asks every connection to close with 1001, and its
+/// <see cref="TaskScope.Token"/>, when the host's shutdown timeout has passed, aborts those still open. A connection
+/// still running 5 seconds after that ignores cancellation somewhere: the scope logs it by name, and the host still
+/// waits for it.
 /// </remarks>
 internal sealed partial class ConnectionHub : IAsyncDisposable
 {
-    /// <summary>How long a connection may still run after it was aborted before it is logged as a straggler.</summary>
-    public static readonly TimeSpan StragglerTimeout = TimeSpan.FromSeconds(5);
-
     private const string ShuttingDown = "The server is shutting down.";
 
     // Broadcasts read a room's members without a lock; joins and leaves replace the array under _membershipLock.
@@ -29,21 +28,20 @@ internal sealed partial class ConnectionHub : IAsyncDisposable
     private readonly ILogger<ConnectionHub> _logger;
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _count;
-    private volatile bool _stopping;
 
-    /// <param name="time">The clock of the grace and of the straggler reports.</param>
-    /// <param name="logger">Where connections that end badly, and stragglers, are logged.</param>
-    public ConnectionHub(TimeProvider time, ILogger<ConnectionHub> logger)
+    /// <param name="connections">The scope the connections run in.</param>
+    /// <param name="logger">Where connections that end badly are logged.</param>
+    public ConnectionHub([FromKeyedServices(RealtimeServices.Connections)] HostedTaskScope connections, ILogger<ConnectionHub> logger)
     {
-        _scope = new TaskScope(new TaskScopeOptions { Name = "chat connections", TimeProvider = time, StragglerTimeout = StragglerTimeout });
+        _scope = connections.Scope;
         _logger = logger;
     }
 
     /// <summary>The connections open now.</summary>
     public int Count => Volatile.Read(ref _count);
 
-    /// <summary>True once <see cref="StopAsync"/> began: new connections are refused.</summary>
-    public bool IsStopping => _stopping;
+    /// <summary>True once the host began to stop: new connections are refused.</summary>
+    public bool IsStopping => _scope.Stopping.IsCancellationRequested;
 
     /// <summary>Completes at the next change of <see cref="Count"/>. Read it before reading <see cref="Count"/>, so
     /// that no change falls between the two.</summary>
@@ -101,41 +99,10 @@ internal sealed partial class ConnectionHub : IAsyncDisposable
     public IReadOnlyDictionary<string, int> Rooms() =>
         _rooms.ToDictionary(room => room.Key, room => room.Value.Length, StringComparer.Ordinal);
 
-    /// <summary>
-    /// Refuses new connections, closes every open one with 1001, and waits for them to end: a two-phase stop. When
-    /// <paramref name="grace"/> has passed, or <paramref name="cancellationToken"/> fires first, the connections still
-    /// open are aborted, and awaited; one still running <see cref="StragglerTimeout"/> after that is logged by name.
-    /// </summary>
-    /// <param name="grace">How long connections have to close (the host's shutdown timeout).</param>
-    /// <param name="cancellationToken">The host's shutdown token: it ends the grace at once.</param>
-    public async Task StopAsync(TimeSpan grace, CancellationToken cancellationToken)
-    {
-        _stopping = true;
-        ScopeDiagnostics.Straggler += OnStraggler;
-        try
-        {
-            // Stopping fires: every connection, and any that joins during the grace, is asked to close (RunMemberAsync).
-            _scope.Stop(grace);
-            using (cancellationToken.UnsafeRegister(static scope => ((TaskScope)scope!).Cancel(), _scope))
-            {
-                // A stop ends the join quietly, and the children never fault.
-                await _scope.JoinAsync().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            }
-        }
-        finally
-        {
-            ScopeDiagnostics.Straggler -= OnStraggler;
-        }
-
-        LogStopped(_logger, _scope.Token.IsCancellationRequested ? "some aborted at the end of the grace" : "all closed");
-    }
-
-    /// <summary>Aborts whatever <see cref="StopAsync"/> did not close, and waits for it.</summary>
-    public ValueTask DisposeAsync()
-    {
-        _stopping = true;
-        return _scope.DisposeAsync();
-    }
+    /// <summary>Aborts the connections if the host never stopped them, and waits for them: the chat service does so
+    /// before it closes the store (<see cref="ChatService"/>). The host disposes the scope too; the second time does
+    /// nothing.</summary>
+    public ValueTask DisposeAsync() => _scope.DisposeAsync();
 
     private async Task RunMemberAsync(ChatConnection connection, CancellationToken cancellationToken)
     {
@@ -213,19 +180,4 @@ internal sealed partial class ConnectionHub : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Connection of {Name} in {Room} failed.")]
     private static partial void LogFailed(ILogger logger, Exception exception, string room, string name);
-
-    // The static event serves every scope of the process: this hub logs its own.
-    private void OnStraggler(object? sender, ScopeStragglerEventArgs e)
-    {
-        if (ReferenceEquals(sender, _scope))
-        {
-            LogStraggler(_logger, e.ChildName, e.Waited);
-        }
-    }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "{Connection} still runs {Waited} after it was aborted: something in it ignores cancellation, and holds up the shutdown.")]
-    private static partial void LogStraggler(ILogger logger, string? connection, TimeSpan waited);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Connections stopped: {Outcome}.")]
-    private static partial void LogStopped(ILogger logger, string outcome);
 }

@@ -37,7 +37,7 @@ public sealed class DebugEndpointTests : ServiceTest
         Assert.All(connections, connection =>
         {
             Assert.StartsWith("  TaskScope 'chat connection', created ", connection.Line, StringComparison.Ordinal);
-            Assert.StartsWith("TaskScope 'chat connections', created ", connection.Root, StringComparison.Ordinal);
+            Assert.StartsWith("TaskScope 'chat-connections', created ", connection.Root, StringComparison.Ordinal);
         });
     }
 
