@@ -2,37 +2,72 @@ using System.Globalization;
 
 namespace Chat.Load;
 
-/// <summary>The generator's command line: <c>--clients 500 --rooms 10 --messages 10000 --cycles 10000</c>.</summary>
-internal sealed record LoadOptions(int Clients, int Rooms, int Messages, int Cycles, int CycleConcurrency)
+/// <summary>
+/// The generator's command line: <c>--targets service,raw,signalr --clients 500 --rooms 10 --each 20 --in-flight 4</c>,
+/// or <c>--messages M</c> (in all) instead of <c>--each</c>, and <c>--cycles C</c> for the service's memory check.
+/// </summary>
+internal sealed record LoadOptions(IReadOnlyList<string> Targets, int Clients, int Rooms, int Messages, int InFlight, int Cycles, int CycleConcurrency)
 {
+    public static readonly string[] KnownTargets = ["service", "raw", "signalr"];
+
     public static LoadOptions Parse(string[] args)
     {
         var values = new Dictionary<string, int>(StringComparer.Ordinal)
         {
             ["--clients"] = 500,
             ["--rooms"] = 10,
-            ["--messages"] = 10_000,
-            ["--cycles"] = 10_000,
+            ["--messages"] = 0,
+            ["--each"] = 0,
+            ["--in-flight"] = 1,
+            ["--cycles"] = 0,
             ["--cycle-concurrency"] = 32,
         };
+        string[] targets = ["service"];
         for (int i = 0; i < args.Length; i += 2)
         {
+            if (args[i] == "--targets" && i + 1 < args.Length)
+            {
+                targets = args[i + 1].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                if (targets.Length == 0 || targets.Except(KnownTargets).Any() || targets.Distinct().Count() != targets.Length)
+                {
+                    throw new ArgumentException($"--targets is a list of distinct names among {string.Join(',', KnownTargets)}.");
+                }
+
+                continue;
+            }
+
             if (!values.ContainsKey(args[i]) || i + 1 >= args.Length
-                || !int.TryParse(args[i + 1], NumberStyles.None, CultureInfo.InvariantCulture, out int value) || value < 1)
+                || !int.TryParse(args[i + 1], NumberStyles.None, CultureInfo.InvariantCulture, out int value))
             {
                 throw new ArgumentException(
-                    $"Unknown or bad argument '{args[i]}'. Arguments: {string.Join(' ', values.Keys.Select(key => key + " N"))}, each N at least 1.");
+                    $"Unknown or bad argument '{args[i]}'. Arguments: --targets {string.Join(',', KnownTargets)}, {string.Join(' ', values.Keys.Select(key => key + " N"))}.");
             }
 
             values[args[i]] = value;
         }
 
-        var options = new LoadOptions(values["--clients"], values["--rooms"], values["--messages"], values["--cycles"], values["--cycle-concurrency"]);
-        if (options.Rooms > options.Clients || options.Messages < options.Clients)
+        if ((values["--messages"] > 0) == (values["--each"] > 0))
         {
-            throw new ArgumentException("--rooms is at most --clients, and --messages at least --clients (every client sends).");
+            throw new ArgumentException("Give exactly one of --messages (in all) and --each (per client).");
+        }
+
+        int messages = values["--each"] > 0 ? checked(values["--each"] * values["--clients"]) : values["--messages"];
+        var options = new LoadOptions(targets, values["--clients"], values["--rooms"], messages, values["--in-flight"], values["--cycles"], values["--cycle-concurrency"]);
+        if (options.Clients < 1 || options.Rooms < 1 || options.InFlight < 1 || options.CycleConcurrency < 1
+            || options.Rooms > options.Clients || options.Messages < options.Clients)
+        {
+            throw new ArgumentException(
+                "--clients, --rooms, --in-flight and --cycle-concurrency are at least 1, --rooms at most --clients, and every client sends.");
+        }
+
+        if (options.Cycles > 0 && !targets.Contains("service"))
+        {
+            throw new ArgumentException("--cycles checks the service's memory: include it in --targets.");
         }
 
         return options;
     }
+
+    public override string ToString() =>
+        $"{Clients} clients, {Rooms} rooms, {Messages} messages ({(double)Messages / Clients:0.#} each), {InFlight} in flight per client";
 }
