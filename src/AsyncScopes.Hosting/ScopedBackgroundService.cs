@@ -45,6 +45,8 @@ public abstract class ScopedBackgroundService : BackgroundService, IAsyncDisposa
     /// The options of the service's scope, read once as it starts. Default: named after the service's type, with a
     /// <see cref="TaskScopeOptions.StragglerTimeout"/> of 5 seconds.
     /// </summary>
+    /// <remarks>The scope makes no span (tracing): a span as long as the host would hold everything the service
+    /// traces in one trace. Leak tracking lists it.</remarks>
     protected virtual TaskScopeOptions ScopeOptions => new() { Name = GetType().Name, StragglerTimeout = TimeSpan.FromSeconds(5) };
 
     /// <summary>Stops the scope in two phases and waits until the work and every child have ended.</summary>
@@ -137,7 +139,7 @@ public abstract class ScopedBackgroundService : BackgroundService, IAsyncDisposa
                 return ExecuteAsync(scope);
             },
             stoppingToken,
-            ScopeOptions);
+            ScopeOptions.WithoutSpan()); // as long as the host: see HostedTaskScope's remarks
 
     // Stopping now; Token when the host's shutdown token fires (or now, if it has).
     private void ApplyStop(TaskScope scope)

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -15,10 +16,11 @@ public sealed class HostedTaskScopeTests
     private const string Name = "connections";
 
     [Fact]
-    public async Task Stopping_fires_as_the_host_begins_to_stop_and_every_child_ends_before_the_server_stops()
+    public async Task Stopping_fires_as_the_host_begins_to_stop_so_the_server_that_waits_for_its_requests_stops()
     {
         var events = new ConcurrentQueue<string>();
-        using var host = Build(events: events);
+        var requests = new ConcurrentQueue<Task>();
+        using var host = Build(server: new Server(events, requests));
         await host.StartAsync();
         var connections = host.Services.GetRequiredKeyedService<HostedTaskScope>(Name);
         var started = NewGate();
@@ -30,9 +32,10 @@ public sealed class HostedTaskScopeTests
                 events.Enqueue("the connection closed"); // its unit of work, before the hard end
             },
             "connection 1");
+        requests.Enqueue(child); // the request that started it: the server waits for it as it stops
         await started.Task.WaitAsync(Patience);
 
-        await host.StopAsync().WaitAsync(Patience);
+        await host.StopAsync().WaitAsync(Patience); // had Stopping not fired first, the server would wait forever
 
         Assert.Equal(["the connection closed", "the server stopped"], events);
         Assert.True(child.IsCompletedSuccessfully);
@@ -132,8 +135,12 @@ public sealed class HostedTaskScopeTests
         await started.Task.WaitAsync(Patience);
 
         _ = connections.Scope.Start(_ => throw new InvalidOperationException("the feed broke"), "feed");
-        await Assert.ThrowsAsync<TaskCanceledException>(() => Task.Delay(Timeout.Infinite, connections.Scope.Token).WaitAsync(Patience));
-        Assert.Equal(stopHost, lifetime.ApplicationStopping.IsCancellationRequested); // at once, before the others ended
+        await WhenCancelled(connections.Scope.Token).WaitAsync(Patience);
+        if (stopHost)
+        {
+            await WhenCancelled(lifetime.ApplicationStopping).WaitAsync(Patience); // before the others ended
+        }
+
         Assert.DoesNotContain(logs.Lines, line => line.StartsWith("Error", StringComparison.Ordinal));
         cleanedUp.SetResult();
 
@@ -172,7 +179,88 @@ public sealed class HostedTaskScopeTests
         await disposing.WaitAsync(Patience);
 
         Assert.True(child.IsCompleted);
-        Assert.Equal(ScopeCancellationReason.Disposed, connections.Scope.CancellationReason);
+        Assert.Equal(ScopeCancellationReason.Cancel, connections.Scope.CancellationReason);
+    }
+
+    [Fact]
+    public async Task A_failure_while_a_host_disposed_without_a_stop_cancels_the_children_is_logged()
+    {
+        var logs = new LogRecorder();
+        var host = Build(logs);
+        await host.StartAsync();
+        var connections = host.Services.GetRequiredKeyedService<HostedTaskScope>(Name);
+        var started = NewGate();
+        _ = connections.Scope.Start(
+            async token =>
+            {
+                started.SetResult();
+                await WhenCancelled(token);
+                throw new InvalidOperationException("the cleanup failed");
+            },
+            "connection of ada");
+        await started.Task.WaitAsync(Patience);
+
+        await ((IAsyncDisposable)host).DisposeAsync().AsTask().WaitAsync(Patience);
+
+        Assert.Contains("Error: A child of connections failed: the scope cancelled the others, and starts no more. InvalidOperationException: the cleanup failed", logs.Lines);
+    }
+
+    [Fact]
+    public async Task Two_hosted_scopes_are_both_told_to_stop_before_the_host_waits_for_either()
+    {
+        var builder = NewBuilder();
+        builder.Logging.ClearProviders();
+        builder.Services.AddHostedTaskScope("a");
+        builder.Services.AddHostedTaskScope("b");
+        using var host = builder.Build();
+        await host.StartAsync();
+        var a = host.Services.GetRequiredKeyedService<HostedTaskScope>("a");
+        var b = host.Services.GetRequiredKeyedService<HostedTaskScope>("b");
+
+        // Each child ends only once the other scope was told to stop: waiting for one scope's children before telling
+        // the next to stop would hold the host's stop until its shutdown timeout.
+        var giveUp = NewGate(); // lets the test fail rather than hang
+        Task childOfA = a.Scope.Start(_ => Task.WhenAny(WhenCancelled(b.Scope.Stopping), giveUp.Task), "a's connection");
+        Task childOfB = b.Scope.Start(_ => Task.WhenAny(WhenCancelled(a.Scope.Stopping), giveUp.Task), "b's connection");
+
+        try
+        {
+            await host.StopAsync().WaitAsync(Patience);
+        }
+        finally
+        {
+            giveUp.TrySetResult();
+        }
+
+        Assert.True(childOfA.IsCompletedSuccessfully);
+        Assert.True(childOfB.IsCompletedSuccessfully);
+        Assert.False(a.Scope.Token.IsCancellationRequested); // both in the grace
+        Assert.False(b.Scope.Token.IsCancellationRequested);
+    }
+
+    [Fact]
+    public async Task The_scope_makes_no_span_so_a_child_started_in_a_request_runs_in_the_requests_trace()
+    {
+        using var requests = new ActivitySource("AsyncScopes.Hosting.Tests.Requests");
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == ScopeDiagnostics.ActivitySourceName || source == requests,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+        };
+        ActivitySource.AddActivityListener(listener); // before the scope is made, as a tracer built at startup is
+        using var host = Build();
+        await host.StartAsync();
+        var connections = host.Services.GetRequiredKeyedService<HostedTaskScope>(Name);
+
+        Activity? seenByChild;
+        Activity request;
+        using (request = requests.StartActivity("GET /ws")!)
+        {
+            seenByChild = await connections.Scope.Start(_ => Task.FromResult(Activity.Current));
+        }
+
+        await host.StopAsync().WaitAsync(Patience);
+        Assert.Same(request, seenByChild);
     }
 
     [Fact]
@@ -221,7 +309,7 @@ public sealed class HostedTaskScopeTests
     }
 
     // The scope, and after it (as ASP.NET Core's server is, the last hosted service) a service whose stop is recorded.
-    private static IHost Build(LogRecorder? logs = null, Action<HostedTaskScopeOptions>? configure = null, ConcurrentQueue<string>? events = null)
+    private static IHost Build(LogRecorder? logs = null, Action<HostedTaskScopeOptions>? configure = null, Server? server = null)
     {
         var builder = NewBuilder();
         builder.Logging.ClearProviders();
@@ -231,18 +319,19 @@ public sealed class HostedTaskScopeTests
         }
 
         builder.Services.AddHostedTaskScope(Name).Configure(configure ?? (_ => { }));
-        builder.Services.AddHostedService(_ => new Server(events ?? new()));
+        builder.Services.AddHostedService(_ => server ?? new Server(new(), new()));
         return builder.Build();
     }
 
-    private sealed class Server(ConcurrentQueue<string> events) : IHostedService
+    /// <summary>Stands for ASP.NET Core's server: its stop waits for its requests.</summary>
+    private sealed class Server(ConcurrentQueue<string> events, ConcurrentQueue<Task> requests) : IHostedService
     {
         public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-        public Task StopAsync(CancellationToken cancellationToken)
+        public async Task StopAsync(CancellationToken cancellationToken)
         {
+            await Task.WhenAll(requests).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             events.Enqueue("the server stopped");
-            return Task.CompletedTask;
         }
     }
 }

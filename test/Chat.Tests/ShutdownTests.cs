@@ -1,7 +1,11 @@
 using System.Net.WebSockets;
 using AsyncScopes;
+using AsyncScopes.Hosting;
+using Chat.Realtime;
 using Chat.Storage;
 using Chat.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace Chat.Tests;
 
@@ -75,17 +79,20 @@ public sealed class ShutdownTests : ServiceTest
     }
 
     [Fact]
-    public async Task A_connection_asked_for_while_stopping_is_refused_with_503()
+    public async Task A_connection_asked_for_once_the_connections_are_stopping_is_refused_with_503()
     {
         await using ChatClient client = await Server.ConnectAsync("lobby", "ada");
         client.StopAnsweringClose(); // holds the stop in its closing phase
-        Task stopping = Server.StopAsync();
+
+        // The host's first step of a stop, taken alone: the server still listens, as it does until the host stops it.
+        var connections = Server.Services.GetRequiredKeyedService<HostedTaskScope>(RealtimeServices.Connections);
+        await ((IHostedLifecycleService)connections).StoppingAsync(CancellationToken.None);
         await client.WaitClosedAsync();
         Assert.True(Server.Service.Hub.IsStopping);
 
         Assert.Equal(503, await ChatClient.RefusedAsync(Server.WebSocketUri("lobby", "bob")));
         client.Abort();
-        await stopping.WaitAsync(ChatServer.Patience);
+        await Server.StopAsync().WaitAsync(ChatServer.Patience);
     }
 
     [Fact]

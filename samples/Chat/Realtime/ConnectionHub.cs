@@ -24,6 +24,7 @@ internal sealed partial class ConnectionHub : IAsyncDisposable
     // Broadcasts read a room's members without a lock; joins and leaves replace the array under _membershipLock.
     private readonly ConcurrentDictionary<string, ChatConnection[]> _rooms = new(StringComparer.Ordinal);
     private readonly Lock _membershipLock = new();
+    private readonly HostedTaskScope _connections;
     private readonly TaskScope _scope;
     private readonly ILogger<ConnectionHub> _logger;
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -33,6 +34,7 @@ internal sealed partial class ConnectionHub : IAsyncDisposable
     /// <param name="logger">Where connections that end badly are logged.</param>
     public ConnectionHub([FromKeyedServices(RealtimeServices.Connections)] HostedTaskScope connections, ILogger<ConnectionHub> logger)
     {
+        _connections = connections;
         _scope = connections.Scope;
         _logger = logger;
     }
@@ -100,9 +102,9 @@ internal sealed partial class ConnectionHub : IAsyncDisposable
         _rooms.ToDictionary(room => room.Key, room => room.Value.Length, StringComparer.Ordinal);
 
     /// <summary>Aborts the connections if the host never stopped them, and waits for them: the chat service does so
-    /// before it closes the store (<see cref="ChatService"/>). The host disposes the scope too; the second time does
-    /// nothing.</summary>
-    public ValueTask DisposeAsync() => _scope.DisposeAsync();
+    /// before it closes the store (<see cref="ChatService"/>). The container disposes the scope too; the second time
+    /// does nothing.</summary>
+    public ValueTask DisposeAsync() => _connections.DisposeAsync();
 
     private async Task RunMemberAsync(ChatConnection connection, CancellationToken cancellationToken)
     {

@@ -18,9 +18,9 @@ internal sealed class ScopeObservation(ScopeTracker? tracker, Activity? span)
     /// <summary>The scope's span: current in its body and its children, so that what they trace is inside it.</summary>
     public Activity? Span => span;
 
-    public static ScopeObservation? StartIfObserved(ScopeTracker? tracker, string? scopeName)
+    public static ScopeObservation? StartIfObserved(ScopeTracker? tracker, string? scopeName, bool traced)
     {
-        var span = ScopeTracing.StartScopeSpan("TaskScope", scopeName);
+        var span = traced ? ScopeTracing.StartScopeSpan("TaskScope", scopeName) : null;
         return tracker is null && span is null ? null : new ScopeObservation(tracker, span);
     }
 

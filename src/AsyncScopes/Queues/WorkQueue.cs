@@ -264,11 +264,16 @@ public sealed class WorkQueue<T> : IAsyncDisposable
                 }
 
                 Volatile.Write(ref worker.Running, 1);
-                Activity? span = _traceItems ? ScopeTracing.StartItemSpan(_options.Name, entry.Producer) : null;
+                Activity? span = null;
                 RateLimitLease? permit = null;
                 Task? handling;
                 try
                 {
+                    if (_traceItems)
+                    {
+                        span = ScopeTracing.StartItemSpan(_options.Name, entry.Producer); // a listener that throws fails the item, not the worker
+                    }
+
                     if (_options.Limiter is { } limiter)
                     {
                         permit = await Permits.AcquireAsync(limiter, _options.Name, stop).ConfigureAwait(false);

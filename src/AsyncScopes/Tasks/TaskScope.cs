@@ -93,7 +93,7 @@ public sealed partial class TaskScope : IAsyncDisposable
             _stop = new StopState { Stragglers = new StragglerWatch(stragglerTimeout, options.TimeProvider) };
         }
 
-        _observation = tracked ? ScopeObservation.StartIfObserved(ScopeTracker.StartIfTracking("TaskScope", _name), _name) : null;
+        _observation = tracked ? ScopeObservation.StartIfObserved(ScopeTracker.StartIfTracking("TaskScope", _name), _name, traced: !options.Untraced) : null;
         ScopeMetrics.OpenScopes.Add(1, KindTag);
         _source.Token.UnsafeRegister(static state => ((TaskScope)state!).OnCancelled(), this);
         if (options.Timeout is { } timeout && timeout != Timeout.InfiniteTimeSpan)

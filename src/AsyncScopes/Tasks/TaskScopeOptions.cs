@@ -48,6 +48,25 @@ public sealed class TaskScopeOptions
 
     internal static readonly TaskScopeOptions Default = new();
 
+    /// <summary>True for a scope that makes no span (leak tracking still lists it): one as long-lived as its host,
+    /// whose span would hold every child's spans in one trace for the host's lifetime, and put the children that
+    /// requests start in that trace rather than in their requests'.</summary>
+    internal bool Untraced { get; init; }
+
+    /// <summary>These options, for a scope that makes no span (<see cref="Untraced"/>).</summary>
+    internal TaskScopeOptions WithoutSpan() => new()
+    {
+        FailureMode = FailureMode,
+        MaxConcurrency = MaxConcurrency,
+        Timeout = Timeout,
+        TimeoutEndsQuietly = TimeoutEndsQuietly,
+        TimeProvider = TimeProvider,
+        StragglerTimeout = StragglerTimeout,
+        Limiter = Limiter,
+        Name = Name,
+        Untraced = true,
+    };
+
     internal void Validate()
     {
         if (FailureMode is not (TaskScopeFailureMode.CancelOnFirstFailure or TaskScopeFailureMode.WaitForAll))

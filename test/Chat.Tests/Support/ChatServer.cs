@@ -52,6 +52,9 @@ internal sealed class ChatServer : IAsyncDisposable
 
     public ChatService Service { get; }
 
+    /// <summary>The service's container.</summary>
+    public IServiceProvider Services => _app.Services;
+
     public Uri BaseAddress { get; }
 
     public HttpClient Http { get; }
