@@ -30,7 +30,7 @@ public sealed class WorkQueue<T> : IAsyncDisposable
 
     private readonly Func<T, CancellationToken, Task> _handler;
     private readonly WorkQueueOptions<T> _options;
-    private readonly Channel<Entry> _channel;
+    private readonly Channel<T> _channel;
     private readonly TaskScope _workers;
     private readonly RetainedFailures<T> _failed;
     private readonly ConcurrentQueue<T> _unprocessed = new();
@@ -39,7 +39,6 @@ public sealed class WorkQueue<T> : IAsyncDisposable
     private readonly MetricsSource _metrics;
     private readonly KeyValuePair<string, object?> _queueTag;
     private readonly CancellationTokenRegistration _queueTokenRegistration;
-    private readonly bool _traceItems;
 
     private readonly WorkerCounters[] _workerCounts;
     private volatile bool _completing;
@@ -65,8 +64,7 @@ public sealed class WorkQueue<T> : IAsyncDisposable
         _failed = new RetainedFailures<T>(options.MaxRetainedFailures);
         _queueTag = new KeyValuePair<string, object?>(ScopeMetrics.QueueTag, options.Name ?? string.Empty);
         // The channels' defaults: any number of readers and writers, and a full bounded channel makes writers wait.
-        _channel = options.Capacity == 0 ? Channel.CreateUnbounded<Entry>() : Channel.CreateBounded<Entry>(options.Capacity);
-        _traceItems = options.TraceItems;
+        _channel = options.Capacity == 0 ? Channel.CreateUnbounded<T>() : Channel.CreateBounded<T>(options.Capacity);
         _tracker = ScopeTracker.StartIfTracking("WorkQueue", options.Name);
         ScopeMetrics.OpenScopes.Add(1, KindTag);
         _metrics = new MetricsSource(this);
@@ -172,7 +170,7 @@ public sealed class WorkQueue<T> : IAsyncDisposable
 
     private bool TryWrite(T item)
     {
-        return !_completing && _channel.Writer.TryWrite(new Entry(item, _traceItems ? Activity.Current : null));
+        return !_completing && _channel.Writer.TryWrite(item);
     }
 
     private async ValueTask WaitAndEnqueueAsync(T item, CancellationToken cancellationToken)
@@ -229,9 +227,9 @@ public sealed class WorkQueue<T> : IAsyncDisposable
         // Task.Yield would post to (a caller blocking on a UI thread would then deadlock).
         await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         await _workers.JoinAsync().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        while (_channel.Reader.TryRead(out var entry))
+        while (_channel.Reader.TryRead(out var item))
         {
-            _unprocessed.Enqueue(entry.Item);
+            _unprocessed.Enqueue(item);
         }
 
         _queueTokenRegistration.Dispose();
@@ -253,9 +251,8 @@ public sealed class WorkQueue<T> : IAsyncDisposable
         // each time a worker runs out of items.
         while (await reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
         {
-            while (reader.TryRead(out var entry))
+            while (reader.TryRead(out var item))
             {
-                T item = entry.Item;
                 if (stop.IsCancellationRequested)
                 {
                     System.Diagnostics.Debug.Assert(_completing, "The workers are stopped only after the channel is completed.");
@@ -264,22 +261,16 @@ public sealed class WorkQueue<T> : IAsyncDisposable
                 }
 
                 Volatile.Write(ref worker.Running, 1);
-                Activity? span = null;
                 RateLimitLease? permit = null;
                 Task? handling;
                 try
                 {
-                    if (_traceItems)
-                    {
-                        span = ScopeTracing.StartItemSpan(_options.Name, entry.Producer); // a listener that throws fails the item, not the worker
-                    }
-
                     if (_options.Limiter is { } limiter)
                     {
                         permit = await Permits.AcquireAsync(limiter, _options.Name, stop).ConfigureAwait(false);
                     }
 
-                    handling = span is null ? _handler(item, stop) : HandleInSpan(item, span, stop);
+                    handling = _handler(item, stop);
                 }
 #pragma warning disable CA1031 // Not swallowed: FinishAsync classifies it as the item's outcome.
                 catch (Exception e)
@@ -294,38 +285,18 @@ public sealed class WorkQueue<T> : IAsyncDisposable
                     permit?.Dispose();
                     CountCompleted(worker);
                     Volatile.Write(ref worker.Running, 0);
-                    if (span is not null)
-                    {
-                        ScopeTracing.StopItemSpan(span, "completed");
-                    }
                 }
                 else
                 {
-                    await FinishAsync(worker, item, handling, permit, span, stop).ConfigureAwait(false);
+                    await FinishAsync(worker, item, handling, permit, stop).ConfigureAwait(false);
                 }
             }
         }
     }
 
-    // Runs the handler with the item's span current, so that the handler's spans are its children; the worker's own
-    // current span is as it was when the handler returns (its continuations keep the item's).
-    private Task HandleInSpan(T item, Activity span, CancellationToken stop)
-    {
-        var current = Activity.Current;
-        Activity.Current = span;
-        try
-        {
-            return _handler(item, stop);
-        }
-        finally
-        {
-            Activity.Current = current;
-        }
-    }
-
     // The outcome of a handler that is still running, failed or was cancelled (or of an item whose wait for a permit
     // was); never throws, so the worker goes on. The permit goes back as the handler ends, before the outcome counts.
-    private async Task FinishAsync(WorkerCounters worker, T item, Task? handling, RateLimitLease? permit, Activity? span, CancellationToken stop)
+    private async Task FinishAsync(WorkerCounters worker, T item, Task? handling, RateLimitLease? permit, CancellationToken stop)
     {
         try
         {
@@ -339,28 +310,15 @@ public sealed class WorkQueue<T> : IAsyncDisposable
             }
 
             CountCompleted(worker);
-            if (span is not null)
-            {
-                ScopeTracing.StopItemSpan(span, "completed");
-            }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
             _unprocessed.Enqueue(item);
-            if (span is not null)
-            {
-                ScopeTracing.StopItemSpan(span, "unprocessed");
-            }
         }
 #pragma warning disable CA1031 // A failing handler is the item's outcome; it must never stop the worker.
         catch (Exception e)
 #pragma warning restore CA1031
         {
-            if (span is not null)
-            {
-                ScopeTracing.StopItemSpan(span, "failed", e);
-            }
-
             await ReportErrorAsync(item, e).ConfigureAwait(false);
             _failed.Add(item, e);
             Volatile.Write(ref worker.Failed, worker.Failed + 1);
@@ -402,9 +360,6 @@ public sealed class WorkQueue<T> : IAsyncDisposable
             ScopeDiagnostics.ReportUnobserved(_options.Name, e);
         }
     }
-
-    /// <summary>An accepted item, with the span current where it was enqueued when the queue traces its items.</summary>
-    private readonly record struct Entry(T Item, Activity? Producer);
 
     /// <summary>Reads the queue depth for the meter; held weakly there.</summary>
     private sealed class MetricsSource(WorkQueue<T> queue) : ScopeMetrics.IObservedSource

@@ -88,7 +88,6 @@ public sealed class OptionsCopyTests
             TimeProvider = new FakeTimeProvider(),
             Name = "before",
             Limiter = limiter,
-            TraceItems = true,
         };
 
         AssertCopied(original, original.Copy());
