@@ -133,11 +133,25 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
                 text,
                 committed =>
                 {
-                    // On a shared database this runs on the feed's loop: the commit is named as the parent.
-                    using Activity? broadcast = ChatTelemetry.Source.StartActivity("chat.broadcast", ActivityKind.Internal, committing);
-                    sender?.TryPost(Frames.Ack(committed.Id));
-                    int recipients = Hub.Broadcast(committed.Room, Frames.Message(committed));
-                    broadcast?.SetTag(ChatTelemetry.MessageIdTag, committed.Id).SetTag(ChatTelemetry.RecipientsTag, recipients);
+                    // The message is stored: from here nothing may reach the sender as "not stored", which would make
+                    // it send the message again. A failure is logged, and the sender still gets its ack.
+                    bool acked = false;
+                    try
+                    {
+                        // On a shared database this runs on the feed's loop: the commit is named as the parent.
+                        using Activity? broadcast = ChatTelemetry.Source.StartActivity("chat.broadcast", ActivityKind.Internal, committing);
+                        acked = sender?.TryPost(Frames.Ack(committed.Id)) ?? true;
+                        int recipients = Hub.Broadcast(committed.Room, Frames.Message(committed));
+                        broadcast?.SetTag(ChatTelemetry.MessageIdTag, committed.Id).SetTag(ChatTelemetry.RecipientsTag, recipients);
+                    }
+                    catch (Exception e)
+                    {
+                        LogNotBroadcast(_logger, e, committed.Room, committed.Id);
+                        if (!acked)
+                        {
+                            sender?.TryPost(Frames.Ack(committed.Id));
+                        }
+                    }
                 },
                 cancellationToken).ConfigureAwait(false);
             commit?.SetTag(ChatTelemetry.MessageIdTag, message.Id);
@@ -199,6 +213,9 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Chat database: {Database}; this node is {Node}.")]
     private static partial void LogStarted(ILogger logger, string database, string node);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Message {Id} to {Room} was committed, but not broadcast to every client.")]
+    private static partial void LogNotBroadcast(ILogger logger, Exception exception, string room, long id);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "A message to {Room} was not stored.")]
     private static partial void LogNotStored(ILogger logger, Exception exception, string room);
