@@ -22,7 +22,7 @@ namespace AsyncScopes.Hosting;
 /// </remarks>
 public abstract class ScopedBackgroundService : BackgroundService, IAsyncDisposable
 {
-    private readonly ILogger _logger;
+    private readonly StragglerLog _stragglers;
     private TaskScope? _scope;
 
     // A stop can come before the work has its scope (the host starts the work on the thread pool): StopAsync records
@@ -38,7 +38,7 @@ public abstract class ScopedBackgroundService : BackgroundService, IAsyncDisposa
     protected ScopedBackgroundService(ILogger logger)
     {
         ArgumentNullException.ThrowIfNull(logger);
-        _logger = logger;
+        _stragglers = new StragglerLog(logger, () => Volatile.Read(ref _scope));
     }
 
     /// <summary>
@@ -61,7 +61,7 @@ public abstract class ScopedBackgroundService : BackgroundService, IAsyncDisposa
             return; // never started
         }
 
-        ScopeDiagnostics.Straggler += OnStraggler;
+        _stragglers.Start();
         try
         {
             _stopToken = cancellationToken;
@@ -76,7 +76,7 @@ public abstract class ScopedBackgroundService : BackgroundService, IAsyncDisposa
         }
         finally
         {
-            ScopeDiagnostics.Straggler -= OnStraggler;
+            _stragglers.Stop();
             _stopRegistration.Dispose(); // the work has ended: whoever applied the stop has finished
         }
     }
@@ -148,15 +148,6 @@ public abstract class ScopedBackgroundService : BackgroundService, IAsyncDisposa
         {
             scope.Stop(Timeout.InfiniteTimeSpan);
             _stopRegistration = _stopToken.UnsafeRegister(static state => ((TaskScope)state!).Cancel(), scope);
-        }
-    }
-
-    // The static event serves every scope of the process: this service logs its own.
-    private void OnStraggler(object? sender, ScopeStragglerEventArgs e)
-    {
-        if (ReferenceEquals(sender, Volatile.Read(ref _scope)))
-        {
-            HostingLog.Straggler(_logger, e.ChildName ?? "An unnamed child", e.ScopeName, e.Waited);
         }
     }
 }

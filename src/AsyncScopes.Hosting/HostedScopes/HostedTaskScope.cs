@@ -40,6 +40,7 @@ public sealed class HostedTaskScope : IHostedLifecycleService, IAsyncDisposable
     private readonly bool _stopHostOnFailure;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly ILogger _logger;
+    private readonly StragglerLog _stragglers;
     private readonly Lazy<Task> _ended;
     private readonly CancellationTokenRegistration _cancelled;
     private CancellationTokenRegistration _shutdown;
@@ -53,6 +54,7 @@ public sealed class HostedTaskScope : IHostedLifecycleService, IAsyncDisposable
         _logger = logger;
         _ended = new Lazy<Task>(EndAsync);
         Scope = new TaskScope(new TaskScopeOptions { Name = name, StragglerTimeout = options.StragglerTimeout, TimeProvider = options.TimeProvider, Untraced = true });
+        _stragglers = new StragglerLog(logger, () => Scope);
         _cancelled = Scope.Token.UnsafeRegister(static state => ((HostedTaskScope)state!).OnCancelled(), this);
     }
 
@@ -119,7 +121,7 @@ public sealed class HostedTaskScope : IHostedLifecycleService, IAsyncDisposable
     // The scope's token fired: from now on a child may become a straggler; a failure stops the host.
     private void OnCancelled()
     {
-        ScopeDiagnostics.Straggler += OnStraggler;
+        _stragglers.Start();
         if (Scope.CancellationReason == ScopeCancellationReason.Failure)
         {
             _ = _ended.Value; // the failure is logged once the other children have ended
@@ -137,7 +139,7 @@ public sealed class HostedTaskScope : IHostedLifecycleService, IAsyncDisposable
     {
         Task join = Scope.JoinAsync();
         await join.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        ScopeDiagnostics.Straggler -= OnStraggler;
+        _stragglers.Stop();
         if (join.Exception is { } failures)
         {
             HostingLog.Failed(_logger, failures.InnerExceptions.Count == 1 ? failures.InnerExceptions[0] : failures, Name);
@@ -147,15 +149,6 @@ public sealed class HostedTaskScope : IHostedLifecycleService, IAsyncDisposable
             HostingLog.Ended(_logger, Name, Scope.CancellationReason == ScopeCancellationReason.Stop && !Scope.Token.IsCancellationRequested
                 ? "every child ended in the grace"
                 : "the children still running were cancelled");
-        }
-    }
-
-    // The static event serves every scope of the process: this one logs its own.
-    private void OnStraggler(object? sender, ScopeStragglerEventArgs e)
-    {
-        if (ReferenceEquals(sender, Scope))
-        {
-            HostingLog.Straggler(_logger, e.ChildName ?? "An unnamed child", e.ScopeName, e.Waited);
         }
     }
 }

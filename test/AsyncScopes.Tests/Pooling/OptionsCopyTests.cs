@@ -128,6 +128,28 @@ public sealed class OptionsCopyTests
         Assert.Empty(told); // the queue has no OnError: it kept the options as they were
     }
 
+    [Fact]
+    public void Scope_options_without_a_span_keep_every_other_setting()
+    {
+        using var limiter = new ConcurrencyLimiter(new ConcurrencyLimiterOptions { PermitLimit = 1, QueueLimit = 1 });
+        var original = new TaskScopeOptions
+        {
+            FailureMode = TaskScopeFailureMode.WaitForAll,
+            MaxConcurrency = 3,
+            Timeout = TimeSpan.FromSeconds(4),
+            TimeoutEndsQuietly = true,
+            TimeProvider = new FakeTimeProvider(),
+            StragglerTimeout = TimeSpan.FromSeconds(2),
+            Limiter = limiter,
+            Name = "hosted",
+        };
+
+        TaskScopeOptions copy = original.WithoutSpan();
+
+        Assert.True(copy.Untraced);
+        AssertCopied(original, copy);
+    }
+
     private static void AssertCopied<TOptions>(TOptions original, TOptions copy)
         where TOptions : class
     {
