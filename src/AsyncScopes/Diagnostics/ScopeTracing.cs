@@ -15,6 +15,8 @@ internal static class ScopeTracing
     public const string OutcomeTag = "asyncscopes.scope.outcome";
     public const string PoolNameTag = "asyncscopes.pool.name";
     public const string WaitOutcomeTag = "asyncscopes.pool.wait.outcome";
+    public const string QueueNameTag = "asyncscopes.queue.name";
+    public const string ItemOutcomeTag = "asyncscopes.queue.item.outcome";
 
     /// <summary>
     /// Starts a span whose parent is the creator's current one, and leaves the creator's current span as it was: the
@@ -46,6 +48,35 @@ internal static class ScopeTracing
         Stop(span);
     }
 
+    /// <summary>A span for one item of a <see cref="WorkQueue{T}"/>, whose parent is the span that was current where the
+    /// item was enqueued (<paramref name="producer"/>), never the worker's own current one: without a producer's span,
+    /// the item's is the root of a trace. Leaves the worker's current span as it was.</summary>
+    public static Activity? StartItemSpan(string? queueName, ActivityContext producer)
+    {
+        if (!Source.HasListeners())
+        {
+            return null;
+        }
+
+        var current = Activity.Current;
+        Activity.Current = null; // so that a missing producer makes a root, not a child of the worker's ambient span
+        var span = Source.StartActivity("WorkQueue.Item", ActivityKind.Consumer, producer);
+        return Name(span, current, "WorkQueue.Item", queueName, QueueNameTag);
+    }
+
+    /// <summary>Ends an item's span with its outcome: <c>completed</c>, <c>unprocessed</c>, or <c>failed</c> (an error
+    /// with <paramref name="failure"/>'s message).</summary>
+    public static void StopItemSpan(Activity span, string outcome, Exception? failure = null)
+    {
+        span.SetTag(ItemOutcomeTag, outcome);
+        if (failure is not null)
+        {
+            span.SetStatus(ActivityStatusCode.Error, failure.Message);
+        }
+
+        Stop(span);
+    }
+
     /// <summary>Stops <paramref name="span"/> on whatever thread and flow ends it, leaving that flow's current span as
     /// it was: <see cref="Activity.Stop"/> sets the current span back to the stopped one's parent, which would replace
     /// the current span of the caller that happened to close the scope or end the wait.</summary>
@@ -68,8 +99,15 @@ internal static class ScopeTracing
 
         var current = Activity.Current;
         var span = Source.StartActivity(operationName, ActivityKind.Internal);
+        return Name(span, current, operationName, name, nameTag);
+    }
+
+    // Names a span just started (or drops it, when it is sampled out) and makes `current` the current span again.
+    private static Activity? Name(Activity? span, Activity? current, string operationName, string? name, string nameTag)
+    {
         if (span is null)
         {
+            Activity.Current = current;
             return null;
         }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using System.Threading.Channels;
@@ -39,6 +40,7 @@ public sealed class WorkQueue<T> : IAsyncDisposable
     private readonly MetricsSource _metrics;
     private readonly KeyValuePair<string, object?> _queueTag;
     private readonly CancellationTokenRegistration _queueTokenRegistration;
+    private readonly ProducerSpans? _producerSpans;
 
     private readonly WorkerCounters[] _workerCounts;
     private volatile bool _completing;
@@ -65,6 +67,7 @@ public sealed class WorkQueue<T> : IAsyncDisposable
         _queueTag = new KeyValuePair<string, object?>(ScopeMetrics.QueueTag, options.Name ?? string.Empty);
         // The channels' defaults: any number of readers and writers, and a full bounded channel makes writers wait.
         _channel = options.Capacity == 0 ? Channel.CreateUnbounded<T>() : Channel.CreateBounded<T>(options.Capacity);
+        _producerSpans = options.TraceItems ? new ProducerSpans() : null;
         _tracker = ScopeTracker.StartIfTracking("WorkQueue", options.Name);
         ScopeMetrics.OpenScopes.Add(1, KindTag);
         _metrics = new MetricsSource(this);
@@ -170,6 +173,11 @@ public sealed class WorkQueue<T> : IAsyncDisposable
 
     private bool TryWrite(T item)
     {
+        if (_producerSpans is { } spans)
+        {
+            return !_completing && spans.TryWrite(_channel.Writer, item);
+        }
+
         return !_completing && _channel.Writer.TryWrite(item);
     }
 
@@ -251,7 +259,11 @@ public sealed class WorkQueue<T> : IAsyncDisposable
         // each time a worker runs out of items.
         while (await reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
         {
-            while (reader.TryRead(out var item))
+            // A queue that traces its items reads each with the trace context it was enqueued in; the others read the
+            // channel alone (see ProducerSpans).
+            T? item;
+            ActivityContext producer = default;
+            while (_producerSpans is null ? reader.TryRead(out item) : _producerSpans.TryRead(reader, out item, out producer))
             {
                 if (stop.IsCancellationRequested)
                 {
@@ -261,6 +273,7 @@ public sealed class WorkQueue<T> : IAsyncDisposable
                 }
 
                 Volatile.Write(ref worker.Running, 1);
+                Activity? span = _producerSpans is null ? null : ScopeTracing.StartItemSpan(_options.Name, producer);
                 RateLimitLease? permit = null;
                 Task? handling;
                 try
@@ -270,7 +283,7 @@ public sealed class WorkQueue<T> : IAsyncDisposable
                         permit = await Permits.AcquireAsync(limiter, _options.Name, stop).ConfigureAwait(false);
                     }
 
-                    handling = _handler(item, stop);
+                    handling = span is null ? _handler(item, stop) : HandleInSpan(item, span, stop);
                 }
 #pragma warning disable CA1031 // Not swallowed: FinishAsync classifies it as the item's outcome.
                 catch (Exception e)
@@ -285,18 +298,38 @@ public sealed class WorkQueue<T> : IAsyncDisposable
                     permit?.Dispose();
                     CountCompleted(worker);
                     Volatile.Write(ref worker.Running, 0);
+                    if (span is not null)
+                    {
+                        ScopeTracing.StopItemSpan(span, "completed");
+                    }
                 }
                 else
                 {
-                    await FinishAsync(worker, item, handling, permit, stop).ConfigureAwait(false);
+                    await FinishAsync(worker, item, handling, permit, span, stop).ConfigureAwait(false);
                 }
             }
         }
     }
 
+    // Runs the handler with the item's span current, so that the handler's spans are its children; the worker's own
+    // current span is as it was when the handler returns (its continuations keep the item's).
+    private Task HandleInSpan(T item, Activity span, CancellationToken stop)
+    {
+        var current = Activity.Current;
+        Activity.Current = span;
+        try
+        {
+            return _handler(item, stop);
+        }
+        finally
+        {
+            Activity.Current = current;
+        }
+    }
+
     // The outcome of a handler that is still running, failed or was cancelled (or of an item whose wait for a permit
     // was); never throws, so the worker goes on. The permit goes back as the handler ends, before the outcome counts.
-    private async Task FinishAsync(WorkerCounters worker, T item, Task? handling, RateLimitLease? permit, CancellationToken stop)
+    private async Task FinishAsync(WorkerCounters worker, T item, Task? handling, RateLimitLease? permit, Activity? span, CancellationToken stop)
     {
         try
         {
@@ -310,15 +343,28 @@ public sealed class WorkQueue<T> : IAsyncDisposable
             }
 
             CountCompleted(worker);
+            if (span is not null)
+            {
+                ScopeTracing.StopItemSpan(span, "completed");
+            }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
             _unprocessed.Enqueue(item);
+            if (span is not null)
+            {
+                ScopeTracing.StopItemSpan(span, "unprocessed");
+            }
         }
 #pragma warning disable CA1031 // A failing handler is the item's outcome; it must never stop the worker.
         catch (Exception e)
 #pragma warning restore CA1031
         {
+            if (span is not null)
+            {
+                ScopeTracing.StopItemSpan(span, "failed", e);
+            }
+
             await ReportErrorAsync(item, e).ConfigureAwait(false);
             _failed.Add(item, e);
             Volatile.Write(ref worker.Failed, worker.Failed + 1);
@@ -358,6 +404,51 @@ public sealed class WorkQueue<T> : IAsyncDisposable
 #pragma warning restore CA1031
         {
             ScopeDiagnostics.ReportUnobserved(_options.Name, e);
+        }
+    }
+
+    /// <summary>
+    /// The trace context current at each enqueue of a queue that traces its items, in the channel's order: the n-th
+    /// item read is paired with the n-th context written. Writes and reads of such a queue take this lock around the
+    /// channel's own operations, so that the pairs stay in step; a queue that does not trace keeps the channel alone,
+    /// and its items cost nothing more (an entry carrying a context with every item made every queue slower).
+    /// </summary>
+    /// <remarks>The workers read with <see cref="ChannelReader{T}.TryRead"/> only, never a pending read: no item
+    /// bypasses the channel's buffer straight to a waiting reader, so the buffer and the contexts hold the same count.
+    /// The contexts are values: a waiting item keeps no span alive.</remarks>
+    private sealed class ProducerSpans
+    {
+        private readonly Lock _lock = new();
+        private readonly Queue<ActivityContext> _contexts = new();
+
+        public bool TryWrite(ChannelWriter<T> writer, T item)
+        {
+            var context = Activity.Current?.Context ?? default;
+            lock (_lock)
+            {
+                if (!writer.TryWrite(item))
+                {
+                    return false;
+                }
+
+                _contexts.Enqueue(context);
+                return true;
+            }
+        }
+
+        public bool TryRead(ChannelReader<T> reader, [MaybeNullWhen(false)] out T item, out ActivityContext producer)
+        {
+            lock (_lock)
+            {
+                if (!reader.TryRead(out item))
+                {
+                    producer = default;
+                    return false;
+                }
+
+                producer = _contexts.Dequeue();
+                return true;
+            }
         }
     }
 

@@ -55,6 +55,20 @@ public sealed class WorkQueueOptions<T>
     /// <see cref="Workers"/> bounds how many items run at once.</remarks>
     public System.Threading.RateLimiting.RateLimiter? Limiter { get; set; }
 
+    /// <summary>
+    /// Whether each item is a span (<c>WorkQueue.Item</c>, of kind <see cref="System.Diagnostics.ActivityKind.Consumer"/>)
+    /// of the <see cref="ScopeDiagnostics.ActivitySourceName"/> source while a listener samples it: a child of the span
+    /// current where the item was enqueued (none there: a trace of its own), from when a worker takes the item (its
+    /// wait for a <see cref="Limiter"/> permit included) until its handler ends; the spans the handler makes are its
+    /// children. Tagged with the queue's name and the item's outcome: <c>completed</c>, <c>failed</c> (an error, with
+    /// the exception's message) or <c>unprocessed</c>. Default: <see langword="false"/>, because a queue of many small
+    /// items would make a span each.
+    /// </summary>
+    /// <remarks>A queue that traces its items keeps the enqueuer's trace context (a value: the span is not kept alive)
+    /// beside each item, and its enqueues and dequeues take one lock that keeps the two in step. A queue that does not
+    /// pays nothing for the option.</remarks>
+    public bool TraceItems { get; set; }
+
     /// <summary>A copy of these options, which the queue keeps: changing the options afterwards changes nothing.</summary>
     internal WorkQueueOptions<T> Copy() => new()
     {
@@ -66,6 +80,7 @@ public sealed class WorkQueueOptions<T>
         TimeProvider = TimeProvider,
         Limiter = Limiter,
         Name = Name,
+        TraceItems = TraceItems,
     };
 
     /// <summary>Throws the first of <see cref="FindProblems"/>.</summary>

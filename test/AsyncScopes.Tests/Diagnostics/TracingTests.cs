@@ -224,6 +224,135 @@ public sealed class TracingTests : IDisposable
         Assert.Equal([ActivityStatusCode.Unset, ActivityStatusCode.Unset, ActivityStatusCode.Error], waits.Select(span => span.Status));
     }
 
+    [Fact]
+    public async Task A_traced_queues_item_is_a_span_under_the_span_that_enqueued_it_and_around_its_handlers_spans()
+    {
+        await using var queue = new WorkQueue<string>(
+            async (name, _) =>
+            {
+                if (name != "ada")
+                {
+                    await Task.Yield(); // ada's handler completes at once; the others' spans come after an await
+                }
+
+                using var send = Test.StartActivity($"send to {name}");
+                if (name == "nobody")
+                {
+                    throw new InvalidOperationException("no such mailbox");
+                }
+            },
+            new WorkQueueOptions<string> { Name = "mail", Workers = 1, TraceItems = true });
+        using (Test.StartActivity("request"))
+        {
+            foreach (string name in new[] { "ada", "bob", "nobody" })
+            {
+                await queue.EnqueueAsync(name);
+            }
+        }
+
+        var result = await queue.CompleteAsync().WaitAsync(Patience);
+
+        Assert.Equal(1, result.FailedCount);
+        var request = Spans().Single(span => span.OperationName == "request");
+        var items = Spans().Where(span => span.OperationName == "WorkQueue.Item").ToList();
+        Assert.Equal(["completed", "completed", "failed"], items.Select(span => span.GetTagItem("asyncscopes.queue.item.outcome")));
+        Assert.All(items, span =>
+        {
+            Assert.Equal(request.SpanId, span.ParentSpanId);
+            Assert.Equal(ActivityKind.Consumer, span.Kind);
+            Assert.Equal("WorkQueue.Item mail", span.DisplayName);
+            Assert.Equal("mail", span.GetTagItem("asyncscopes.queue.name"));
+        });
+        Assert.Equal([ActivityStatusCode.Unset, ActivityStatusCode.Unset, ActivityStatusCode.Error], items.Select(span => span.Status));
+        Assert.Equal("no such mailbox", items[2].StatusDescription);
+        Assert.Equal(
+            items.Select(span => span.SpanId),
+            new[] { "ada", "bob", "nobody" }.Select(name => Spans().Single(span => span.OperationName == $"send to {name}").ParentSpanId));
+    }
+
+    [Fact]
+    public async Task An_item_enqueued_outside_any_span_is_a_trace_of_its_own_not_a_child_of_the_span_the_queue_began_in()
+    {
+        var started = NewGate();
+        WorkQueue<string> queue;
+        using (Test.StartActivity("startup")) // the workers begin under this span
+        {
+            queue = new WorkQueue<string>(
+                async (_, token) =>
+                {
+                    started.TrySetResult();
+                    await Task.Delay(Timeout.Infinite, token);
+                },
+                new WorkQueueOptions<string> { Name = "nightly", Workers = 1, TraceItems = true });
+        }
+
+        await queue.EnqueueAsync("report");
+        await started.Task.WaitAsync(Patience);
+        using var cancellation = new CancellationTokenSource();
+        var completing = queue.CompleteAsync(cancellation.Token);
+        await cancellation.CancelAsync();
+
+        Assert.Equal(["report"], (await completing.WaitAsync(Patience)).Unprocessed);
+        var item = Assert.Single(_exported, span => span.OperationName == "WorkQueue.Item" && Equals(span.GetTagItem("asyncscopes.queue.name"), "nightly"));
+        Assert.Equal(default, item.ParentSpanId);
+        Assert.Equal("unprocessed", item.GetTagItem("asyncscopes.queue.item.outcome"));
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(8)]
+    public async Task Each_item_is_a_child_of_the_span_that_enqueued_it_with_many_producers_and_workers(int capacity)
+    {
+        const int Producers = 4;
+        const int ItemsEach = 250;
+        var enqueuedUnder = new System.Collections.Concurrent.ConcurrentDictionary<int, ActivitySpanId>();
+        var handledUnder = new System.Collections.Concurrent.ConcurrentDictionary<int, ActivitySpanId>();
+        var queue = new WorkQueue<int>(
+            async (item, _) =>
+            {
+                handledUnder[item] = Activity.Current!.ParentSpanId; // the item's span is current; its parent, the enqueuer's
+                if (item % 3 == 0)
+                {
+                    await Task.Yield(); // some items end later, on another thread
+                }
+            },
+            new WorkQueueOptions<int> { Name = "fan-in", Workers = 3, Capacity = capacity, TraceItems = true });
+        var start = NewGate();
+        var producers = Enumerable.Range(0, Producers).Select(p => Task.Run(async () =>
+        {
+            await start.Task;
+            for (int i = 0; i < ItemsEach; i++)
+            {
+                int item = (p * ItemsEach) + i;
+                using var enqueue = Test.StartActivity($"enqueue {item}")!;
+                enqueuedUnder[item] = enqueue.SpanId;
+                await queue.EnqueueAsync(item);
+            }
+        })).ToArray();
+        start.SetResult();
+        await Task.WhenAll(producers).WaitAsync(Patience);
+
+        var result = await queue.CompleteAsync().WaitAsync(Patience);
+
+        Assert.Equal(Producers * ItemsEach, result.Completed);
+        Assert.Equal(Producers * ItemsEach, handledUnder.Count);
+        Assert.All(handledUnder, pair => Assert.Equal(enqueuedUnder[pair.Key], pair.Value));
+    }
+
+    [Fact]
+    public async Task A_queue_makes_no_span_per_item_unless_told_to()
+    {
+        await using var queue = new WorkQueue<int>((_, _) => Task.CompletedTask, new WorkQueueOptions<int> { Name = "quiet", Workers = 1 });
+        using (Test.StartActivity("request"))
+        {
+            await queue.EnqueueAsync(1);
+        }
+
+        await queue.CompleteAsync().WaitAsync(Patience);
+
+        Assert.Single(Spans()); // the request's own
+    }
+
     // What a child of a new scope finds current.
     private static async Task<Activity?> CurrentSpanOfAChildAsync()
     {

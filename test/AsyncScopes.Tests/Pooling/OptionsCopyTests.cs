@@ -88,6 +88,7 @@ public sealed class OptionsCopyTests
             TimeProvider = new FakeTimeProvider(),
             Name = "before",
             Limiter = limiter,
+            TraceItems = true,
         };
 
         AssertCopied(original, original.Copy());
