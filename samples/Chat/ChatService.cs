@@ -112,49 +112,30 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
     public ValueTask DisposeAsync() => CloseAsync(completed: false);
 
     /// <summary>
-    /// Stores a message, then, once it is committed and in id order with every other message (see
-    /// <see cref="ChatStore.AppendMessageAsync"/>), acknowledges it to its sender and broadcasts it to its room: every
-    /// client sees the messages of a room in id order, and only committed ones.
+    /// Stores a message in the writer's next batch (<see cref="MessageWriter"/>). Once it is committed, and in id order
+    /// with every other message, it is acknowledged to its sender and broadcast to its room
+    /// (<see cref="IDatabaseEvents.MessageCommitted"/>): every client sees the messages of a room in id order, and only
+    /// committed ones.
     /// </summary>
+    /// <param name="cancellationToken">Withdraws the message while no batch has taken it yet; once one has, the post
+    /// ends with its batch.</param>
     /// <exception cref="Exception">What the database threw (logged here): nothing was stored.</exception>
     public async Task<StoredMessage> PostAsync(
         string room, string name, string text, ChatConnection? sender, CancellationToken cancellationToken)
     {
-        StoredMessage message;
-        int jobs;
         using Activity? commit = ChatTelemetry.Source.StartActivity("chat.commit");
         commit?.SetTag(ChatTelemetry.RoomTag, room);
-        ActivityContext committing = commit?.Context ?? default;
+        var posted = new PostedMessage(room, name, text, sender is null ? null : stored => sender.TryPost(Frames.Ack(stored.Id)), commit);
         try
         {
-            (message, jobs) = await Store.AppendMessageAsync(
-                room,
-                name,
-                text,
-                committed =>
-                {
-                    // The message is stored: from here nothing may reach the sender as "not stored", which would make
-                    // it send the message again. A failure is logged, and the sender still gets its ack.
-                    bool acked = false;
-                    try
-                    {
-                        // On a shared database this runs on the feed's loop: the commit is named as the parent.
-                        using Activity? broadcast = ChatTelemetry.Source.StartActivity("chat.broadcast", ActivityKind.Internal, committing);
-                        acked = sender?.TryPost(Frames.Ack(committed.Id)) ?? true;
-                        int recipients = Hub.Broadcast(committed.Room, Frames.Message(committed));
-                        broadcast?.SetTag(ChatTelemetry.MessageIdTag, committed.Id).SetTag(ChatTelemetry.RecipientsTag, recipients);
-                    }
-                    catch (Exception e)
-                    {
-                        LogNotBroadcast(_logger, e, committed.Room, committed.Id);
-                        if (!acked)
-                        {
-                            sender?.TryPost(Frames.Ack(committed.Id));
-                        }
-                    }
-                },
-                cancellationToken).ConfigureAwait(false);
+            StoredMessage message;
+            using (cancellationToken.UnsafeRegister(static (state, token) => ((PostedMessage)state!).TryWithdraw(token), posted))
+            {
+                message = await Store.AppendMessageAsync(posted).ConfigureAwait(false);
+            }
+
             commit?.SetTag(ChatTelemetry.MessageIdTag, message.Id);
+            return message;
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested)
         {
@@ -162,19 +143,42 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
             LogNotStored(_logger, e, room);
             throw;
         }
-
-        if (jobs > 0)
-        {
-            Webhooks.Wake();
-        }
-
-        return message;
     }
 
-    /// <summary>Broadcasts a message that no sender of this node waits for (another node's) to its room.</summary>
-    void IDatabaseEvents.MessageCommitted(StoredMessage message) => Hub.Broadcast(message.Room, Frames.Message(message));
+    /// <summary>
+    /// The one way a committed message reaches this node's clients: acknowledged to its sender, when this node's, then
+    /// broadcast to its room. The message is stored: from here nothing may reach the sender as "not stored", which
+    /// would make it send the message again. A failure is logged, and the sender still gets its ack.
+    /// </summary>
+    void IDatabaseEvents.MessageCommitted(StoredMessage message, PostedMessage? posted)
+    {
+        bool acked = posted?.Acknowledge is null;
+        try
+        {
+            // Runs on the feed's loop: the commit is named as the parent.
+            using Activity? broadcast = posted is null
+                ? null
+                : ChatTelemetry.Source.StartActivity("chat.broadcast", ActivityKind.Internal, posted.Commit);
+            if (!acked)
+            {
+                posted!.Acknowledge!(message);
+                acked = true;
+            }
 
-    /// <summary>Lets the dispatcher look for the jobs another node wrote or released.</summary>
+            int recipients = Hub.Broadcast(message.Room, Frames.Message(message));
+            broadcast?.SetTag(ChatTelemetry.MessageIdTag, message.Id).SetTag(ChatTelemetry.RecipientsTag, recipients);
+        }
+        catch (Exception e)
+        {
+            LogNotBroadcast(_logger, e, message.Room, message.Id);
+            if (!acked)
+            {
+                posted!.Acknowledge!(message);
+            }
+        }
+    }
+
+    /// <summary>Lets the dispatcher look for due jobs: this node's last batch wrote some, or another node wrote or released some.</summary>
     void IDatabaseEvents.JobsAvailable() => Webhooks.Wake();
 
     /// <summary>Posts a WebSocket client's message; a failure goes back to that client as an error frame.</summary>

@@ -8,6 +8,7 @@ public sealed class ProcessShutdownTests : IDisposable
 {
     private const int SigInt = 2;
     private const int SigTerm = 15;
+    private const int SigKill = 9;
     private static readonly TimeSpan ShutdownTimeout = TimeSpan.FromSeconds(10);
 
     private readonly TempDirectory _directory = new();
@@ -54,6 +55,82 @@ public sealed class ProcessShutdownTests : IDisposable
         }
 
         Assert.Equal(["before the signal"], await DatabaseFile.MessageTextsAsync(_directory.Path));
+    }
+
+    [Fact]
+    public async Task A_process_killed_while_it_commits_batches_lost_no_acknowledged_message_and_stored_none_twice()
+    {
+        const int Clients = 4;
+        const int MessagesEach = 100;
+        const int AcksBeforeTheKill = 60;
+        await using ChatProcess service = await ChatProcess.StartAsync(_directory.Path, ConcurrentPosts.Settings);
+        var clients = new List<ChatClient>();
+        try
+        {
+            for (int i = 0; i < Clients; i++)
+            {
+                clients.Add(await ChatClient.ConnectAsync(service.WebSocketUri("lobby", $"client{i}")));
+            }
+
+            string[][] texts = [.. Enumerable.Range(0, Clients).Select(i => Enumerable.Range(0, MessagesEach).Select(j => $"{i}:{j}").ToArray())];
+            var acked = new List<string>[Clients];
+            int acks = 0;
+            var enough = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            Task[] reading = [.. Enumerable.Range(0, Clients).Select(async i =>
+            {
+                acked[i] = [];
+                int answered = 0;
+                try
+                {
+                    while (true)
+                    {
+                        System.Text.Json.JsonElement frame = await clients[i].ReceiveAsync();
+                        string? type = ChatClient.TypeOf(frame);
+                        if (type is "ack" or "error")
+                        {
+                            string text = texts[i][answered++];
+                            if (type == "ack")
+                            {
+                                acked[i].Add(text);
+                                if (Interlocked.Increment(ref acks) >= AcksBeforeTheKill)
+                                {
+                                    enough.TrySetResult();
+                                }
+                            }
+                        }
+                    }
+                }
+                catch (System.Threading.Channels.ChannelClosedException)
+                {
+                    // The connection ended: the process is gone.
+                }
+            })];
+
+            await Task.WhenAll(clients.Select(async (client, i) =>
+            {
+                foreach (string text in texts[i])
+                {
+                    await client.SendAsync(text);
+                }
+            }));
+            await enough.Task.WaitAsync(ChatServer.Patience);
+            service.Signal(SigKill);
+            await service.WaitForExitAsync(ShutdownTimeout);
+            await Task.WhenAll(reading).WaitAsync(ChatServer.Patience);
+
+            List<string> stored = await DatabaseFile.MessageTextsAsync(_directory.Path);
+            Assert.Equal(stored.Distinct(), stored);
+            Assert.Subset(texts.SelectMany(t => t).ToHashSet(), stored.ToHashSet());
+            Assert.Subset(stored.ToHashSet(), acked.SelectMany(a => a).ToHashSet());
+            Assert.True(acks >= AcksBeforeTheKill);
+        }
+        finally
+        {
+            foreach (ChatClient client in clients)
+            {
+                await client.DisposeAsync();
+            }
+        }
     }
 
     public void Dispose() => _directory.Dispose();

@@ -4,7 +4,7 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text.Json;
 using AsyncScopes;
-using Chat.Telemetry;
+using static Chat.Storage.Sql;
 
 namespace Chat.Storage;
 
@@ -21,7 +21,8 @@ internal sealed class ChatStore : IAsyncDisposable
     private readonly AsyncPool<DbConnection> _readers;
     private readonly TimeProvider _time;
     private readonly IMessageWriteHook? _hook;
-    private PostgresMessageFeed? _feed;
+    private MessageFeed? _feed;
+    private MessageWriter? _messages;
 
     private ChatStore(
         DatabaseProvider provider, AsyncPool<DbConnection> writer, AsyncPool<DbConnection> readers, TimeProvider time, IMessageWriteHook? hook)
@@ -43,7 +44,7 @@ internal sealed class ChatStore : IAsyncDisposable
     public bool IsShared => _provider.IsShared;
 
     /// <summary>The server process of the connection that listens for other nodes' messages; null on SQLite.</summary>
-    public int? ListenerServerProcessId => _feed?.ServerProcessId;
+    public int? ListenerServerProcessId => (_feed as PostgresMessageFeed)?.ServerProcessId;
 
     /// <summary>The writer pool's counters (one connection at most).</summary>
     public PoolStatistics WriterStatistics => _writer.Statistics;
@@ -59,7 +60,7 @@ internal sealed class ChatStore : IAsyncDisposable
     /// <param name="writer">The writer pool (<see cref="StorageServices.Writer"/>): one connection.</param>
     /// <param name="readers">The pool of read-only connections (<see cref="StorageServices.Readers"/>).</param>
     /// <param name="time">The clock of message times and of the outbox.</param>
-    /// <param name="hook">Runs inside every message's transaction, before the commit.</param>
+    /// <param name="hook">Runs inside every batch's transaction, after each message's rows, before the commit.</param>
     /// <param name="events">Hears of other nodes' messages and jobs; never called on SQLite.</param>
     /// <param name="loggers">For the listening loop.</param>
     /// <param name="cancellationToken">Cancels the opening.</param>
@@ -79,8 +80,8 @@ internal sealed class ChatStore : IAsyncDisposable
         {
             await store._writer.UseAsync(store._provider.CreateSchemaAsync, cancellationToken).ConfigureAwait(false);
             await store._writer.UseAsync(SummarizeRoomsAsync, cancellationToken).ConfigureAwait(false);
-            store._feed = await store._provider.StartFeedAsync(events, time, loggers.CreateLogger<PostgresMessageFeed>(), cancellationToken)
-                .ConfigureAwait(false);
+            store._feed = await store._provider.StartFeedAsync(events, time, loggers, cancellationToken).ConfigureAwait(false);
+            store._messages = new MessageWriter(provider, writer, time, hook, store._feed, events);
             return store;
         }
         catch
@@ -91,45 +92,23 @@ internal sealed class ChatStore : IAsyncDisposable
     }
 
     /// <summary>
-    /// Stores a message and, in the same transaction, one outbox job per webhook of its room. Once it is committed,
-    /// calls <paramref name="committed"/>, in id order with every other message: on SQLite at once, while the writer
-    /// is still held, so that what it does for one message happens before it does anything for the next; on a shared
-    /// database when the node reads the message back among every node's (<see cref="PostgresMessageFeed"/>), which
-    /// may be after this method returned.
+    /// Stores a message and, in the same transaction, one outbox job per webhook of its room, in the writer's next
+    /// batch (<see cref="MessageWriter"/>). Once the batch committed, the message is handed to the
+    /// <see cref="IDatabaseEvents"/> with its post, in id order with every other message, by the feed: on SQLite as soon
+    /// as the batches before it were; on a shared database when the node reads it back among every node's
+    /// (<see cref="PostgresMessageFeed"/>), which may be after the returned task completed.
     /// </summary>
-    /// <returns>The stored message and the number of outbox jobs written.</returns>
+    /// <returns>The stored message, once its batch committed.</returns>
     /// <exception cref="TimeoutException">The writer stayed busy for longer than its acquire timeout.</exception>
-    /// <remarks>When anything fails before the commit, the transaction is rolled back and nothing is stored;
-    /// <paramref name="committed"/> is not called.</remarks>
-    public Task<(StoredMessage Message, int Jobs)> AppendMessageAsync(
-        string room, string name, string text, Action<StoredMessage> committed, CancellationToken cancellationToken) =>
-        _writer.UseAsync(async (connection, useToken) =>
-        {
-            long expected = 0;
-            try
-            {
-                (StoredMessage Message, int Jobs) written = await Transactions.Begin(connection).WithAsync(
-                    (transaction, ct) => WriteMessageAsync(connection, transaction, room, name, text, id =>
-                    {
-                        expected = id;
-                        _feed?.Expect(id, committed);
-                    }, ct),
-                    useToken).ConfigureAwait(false);
-                if (_feed is null)
-                {
-                    committed(written.Message);
-                }
-
-                return written;
-            }
-            catch when (_feed is not null && expected != 0)
-            {
-                // Rolled back, or the commit's outcome is unknown: if it did commit, the feed hands the message on
-                // as anyone's.
-                _feed.Forget(expected);
-                throw;
-            }
-        }, cancellationToken);
+    /// <exception cref="InvalidOperationException">The store is closing.</exception>
+    /// <exception cref="OperationCanceledException">The message was withdrawn (<see cref="PostedMessage.TryWithdraw"/>)
+    /// before a batch took it: it is not stored.</exception>
+    /// <remarks>When anything fails before the commit, the message is not stored, and the events never hear of it.</remarks>
+    public Task<StoredMessage> AppendMessageAsync(PostedMessage message)
+    {
+        Messages.Post(message);
+        return message.Stored;
+    }
 
     /// <summary>A page of a room's history, oldest first: up to <paramref name="limit"/> messages with ids below
     /// <paramref name="before"/> (the newest ones when it is null).</summary>
@@ -158,7 +137,7 @@ internal sealed class ChatStore : IAsyncDisposable
         }, cancellationToken);
 
     /// <summary>Up to <paramref name="limit"/> rooms that have messages, by name, after <paramref name="after"/> (from
-    /// the first when null): read from the rooms' summaries, which every message's transaction keeps.</summary>
+    /// the first when null): read from the rooms' summaries, which the writer keeps with every message.</summary>
     public Task<IReadOnlyList<RoomSummary>> GetRoomsAsync(string? after, int limit, CancellationToken cancellationToken) =>
         _readers.UseAsync<IReadOnlyList<RoomSummary>>(async (connection, ct) =>
         {
@@ -410,91 +389,26 @@ internal sealed class ChatStore : IAsyncDisposable
             return new OutboxCounts(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
         }, cancellationToken);
 
-    /// <summary>Stops listening to the other nodes; the pools and the provider are the container's.</summary>
+    /// <summary>Stores the messages already posted, then stops publishing and listening to the other nodes; the pools
+    /// and the provider are the container's.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (_messages is not null)
+        {
+            await _messages.DisposeAsync().ConfigureAwait(false);
+        }
+
         if (_feed is not null)
         {
             await _feed.DisposeAsync().ConfigureAwait(false);
         }
     }
 
+    private MessageWriter Messages => _messages ?? throw new InvalidOperationException("The store is not open.");
+
     /// <summary>A message from the columns <c>id, room, name, text, at</c>.</summary>
     internal static StoredMessage ReadMessage(DbDataReader reader) => new(
         reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), FromUnixMilliseconds(reader.GetInt64(4)));
-
-    private async Task<(StoredMessage Message, int Jobs)> WriteMessageAsync(
-        DbConnection connection,
-        DbTransaction transaction,
-        string room,
-        string name,
-        string text,
-        Action<long> inserted,
-        CancellationToken ct)
-    {
-        if (_provider.TakeMessageTurnSql is { } takeTurn)
-        {
-            await using DbCommand turn = Command(connection, transaction, takeTurn);
-            await turn.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-        }
-
-        // Read once the turn is taken, so that on each node a later id never has an earlier time.
-        DateTimeOffset now = _time.GetUtcNow();
-        long at = now.ToUnixTimeMilliseconds();
-        await using DbCommand insert = Command(connection, transaction, """
-            INSERT INTO messages (room, name, text, at) VALUES (@room, @name, @text, @at) RETURNING id
-            """);
-        Bind(insert, "@room", room);
-        Bind(insert, "@name", name);
-        Bind(insert, "@text", text);
-        Bind(insert, "@at", at);
-        long id = (long)(await insert.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
-        inserted(id);
-        var message = new StoredMessage(id, room, name, text, FromUnixMilliseconds(at));
-
-        // The room's summary, kept with its messages, so that listing the rooms never scans the messages.
-        await using (DbCommand summary = Command(connection, transaction, """
-            INSERT INTO rooms (name, messages, last_message_id) VALUES (@room, 1, @id)
-            ON CONFLICT (name) DO UPDATE SET messages = rooms.messages + 1, last_message_id = excluded.last_message_id
-            """))
-        {
-            Bind(summary, "@room", room);
-            Bind(summary, "@id", id);
-            await summary.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-        }
-
-        await using DbCommand outbox = Command(connection, transaction, """
-            INSERT INTO outbox (webhook_id, message_id, url, payload, next_attempt_at, trace_parent)
-            SELECT id, @message, url, @payload, @at, @trace FROM webhooks WHERE room = @room
-            """);
-        // The delivery, later and perhaps on another node, continues the trace of the commit (W3C traceparent, whose
-        // flags carry the sampling decision along). Only the service's own span: with tracing off, the current activity
-        // may be the request's, which ASP.NET Core makes from whatever traceparent the client sent.
-        Bind(
-            outbox,
-            "@trace",
-            Activity.Current is { IdFormat: ActivityIdFormat.W3C, Source: var source } current && source == ChatTelemetry.Source ? current.Id : null,
-            DbType.String);
-        Bind(outbox, "@message", id);
-        Bind(outbox, "@payload", JsonSerializer.Serialize(message, ChatJson.Default.StoredMessage));
-        Bind(outbox, "@at", at);
-        Bind(outbox, "@room", room);
-        int jobs = await outbox.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-
-        if (_provider.AnnounceMessageSql is { } announce)
-        {
-            await using DbCommand notify = Command(connection, transaction, announce);
-            Bind(notify, "@jobs", jobs);
-            await notify.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-        }
-
-        if (_hook is not null)
-        {
-            await _hook.OnWrittenAsync(message, transaction, ct).ConfigureAwait(false);
-        }
-
-        return (message, jobs);
-    }
 
     // A database of an earlier version has messages and no summaries: they are made once, from the messages.
     private static async Task SummarizeRoomsAsync(DbConnection connection, CancellationToken cancellationToken)
@@ -521,32 +435,6 @@ internal sealed class ChatStore : IAsyncDisposable
             Bind(command, "@node", NodeId);
             return await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 1;
         }, cancellationToken);
-
-    private static DbCommand Command(DbConnection connection, DbTransaction? transaction, string sql)
-    {
-        DbCommand command = connection.CreateCommand();
-        command.Transaction = transaction;
-        command.CommandText = sql;
-        return command;
-    }
-
-    private static void Bind(DbCommand command, string name, object value)
-    {
-        DbParameter parameter = command.CreateParameter();
-        parameter.ParameterName = name;
-        parameter.Value = value;
-        command.Parameters.Add(parameter);
-    }
-
-    // A value that may be null has its type said: a NULL of no type is not one PostgreSQL can always place.
-    private static void Bind(DbCommand command, string name, object? value, DbType type)
-    {
-        DbParameter parameter = command.CreateParameter();
-        parameter.ParameterName = name;
-        parameter.DbType = type;
-        parameter.Value = value ?? DBNull.Value;
-        command.Parameters.Add(parameter);
-    }
 
     private static async Task<WebhookRegistration?> FindWebhookAsync(
         DbConnection connection, DbTransaction transaction, string room, string url, CancellationToken cancellationToken)

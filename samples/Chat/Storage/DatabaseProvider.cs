@@ -32,13 +32,13 @@ internal abstract class DatabaseProvider : IAsyncDisposable
     public abstract string Schema { get; }
 
     /// <summary>
-    /// Runs first in every message's transaction, or null: on a shared database it makes the transactions that
+    /// Runs first in every batch's transaction of messages, or null: on a shared database it makes the transactions that
     /// store messages take their turns, so that ids are committed in increasing order.
     /// </summary>
     public abstract string? TakeMessageTurnSql { get; }
 
-    /// <summary>Runs last in every message's transaction, with <c>@jobs</c> (the outbox rows it wrote), or null: on a
-    /// shared database it tells every node, once the transaction commits, that a message was stored.</summary>
+    /// <summary>Runs last in every batch's transaction of messages, with <c>@jobs</c> (the outbox rows it wrote), or
+    /// null: on a shared database it tells every node, once the transaction commits, that messages were stored.</summary>
     public abstract string? AnnounceMessageSql { get; }
 
     /// <summary>
@@ -83,10 +83,11 @@ internal abstract class DatabaseProvider : IAsyncDisposable
     public virtual ValueTask<bool> IsUsableAsync(DbConnection connection, CancellationToken cancellationToken) =>
         ValueTask.FromResult(connection.State == System.Data.ConnectionState.Open);
 
-    /// <summary>Starts following the messages every node commits, where <see cref="IsShared"/>; null otherwise.</summary>
-    public virtual Task<PostgresMessageFeed?> StartFeedAsync(
-        IDatabaseEvents events, TimeProvider time, ILogger logger, CancellationToken cancellationToken) =>
-        Task.FromResult<PostgresMessageFeed?>(null);
+    /// <summary>Starts the feed of committed messages: where <see cref="IsShared"/>, one that follows every node's
+    /// commits in the database; otherwise, the writer's own batches (<see cref="InProcessMessageFeed"/>).</summary>
+    public virtual Task<MessageFeed> StartFeedAsync(
+        IDatabaseEvents events, TimeProvider time, ILoggerFactory loggers, CancellationToken cancellationToken) =>
+        Task.FromResult<MessageFeed>(new InProcessMessageFeed(events, loggers.CreateLogger<InProcessMessageFeed>()));
 
     /// <summary>Releases what the provider holds besides the connections, which the store's pools close.</summary>
     public abstract ValueTask DisposeAsync();

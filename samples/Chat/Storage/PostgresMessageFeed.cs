@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using AsyncScopes;
 using Npgsql;
 
@@ -6,7 +5,7 @@ namespace Chat.Storage;
 
 /// <summary>
 /// The messages every node commits to a shared PostgreSQL database, in id order, each once: one connection of its own
-/// listens for the notification that each message's transaction sends at its commit, and reads the messages after
+/// listens for the notification that each batch's transaction sends at its commit, and reads the messages after
 /// the last one it had. The loop runs as a child of a <see cref="TaskScope"/>; when the connection fails it connects
 /// again after a doubling wait, and reads what was committed meanwhile before it listens on.
 /// </summary>
@@ -15,9 +14,9 @@ namespace Chat.Storage;
 /// the last one read" is never a message committed later with a smaller id: reading by id, the feed skips none and
 /// repeats none, whatever notifications it missed.
 /// </remarks>
-internal sealed partial class PostgresMessageFeed : IAsyncDisposable
+internal sealed partial class PostgresMessageFeed : MessageFeed
 {
-    /// <summary>Notified by each message's transaction, with the number of outbox jobs it wrote.</summary>
+    /// <summary>Notified by each batch's transaction, with the number of outbox jobs it wrote.</summary>
     public const string MessagesChannel = "chat_messages";
 
     /// <summary>Notified when a node gives up its claims on outbox jobs.</summary>
@@ -33,9 +32,6 @@ internal sealed partial class PostgresMessageFeed : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly TaskScope _scope = new(new TaskScopeOptions { Name = "chat listener" });
 
-    // This node's messages whose senders wait for them, by id: registered before the commit, taken when read.
-    private readonly ConcurrentDictionary<long, Action<StoredMessage>> _senders = new();
-
     // Only the loop reads and writes these: Npgsql raises Notification within the loop's own reads and waits.
     private long _lastId;
     private bool _notified;
@@ -43,6 +39,7 @@ internal sealed partial class PostgresMessageFeed : IAsyncDisposable
     private int _serverProcessId;
 
     private PostgresMessageFeed(NpgsqlDataSource source, IDatabaseEvents events, TimeProvider time, ILogger logger)
+        : base(events, logger)
     {
         _source = source;
         _events = events;
@@ -80,19 +77,16 @@ internal sealed partial class PostgresMessageFeed : IAsyncDisposable
         return feed;
     }
 
-    /// <summary>Message <paramref name="id"/>, not yet committed, is this node's: when the feed reads it, it calls
-    /// <paramref name="committed"/> instead of <see cref="IDatabaseEvents.MessageCommitted"/>.</summary>
-    public void Expect(long id, Action<StoredMessage> committed) => _senders[id] = committed;
-
-    /// <summary>Message <paramref name="id"/> was rolled back, or its writer gave up on it.</summary>
-    public void Forget(long id) => _senders.TryRemove(id, out _);
+    /// <summary>Nothing: the batch's notification brings its messages back, among every node's.</summary>
+    public override void Committed(IReadOnlyList<StoredMessage> messages)
+    {
+    }
 
     /// <summary>Stops listening and waits for the loop to end.</summary>
-    public async ValueTask DisposeAsync()
+    public override async ValueTask DisposeAsync()
     {
         _scope.Cancel();
         await _scope.DisposeAsync().ConfigureAwait(false);
-        _senders.Clear();
     }
 
     // The loop: ready once its first connection listens and knows where the history ends.
@@ -197,26 +191,6 @@ internal sealed partial class PostgresMessageFeed : IAsyncDisposable
         while (read == PageSize);
     }
 
-    private void Publish(StoredMessage message)
-    {
-        try
-        {
-            if (_senders.TryRemove(message.Id, out Action<StoredMessage>? committed))
-            {
-                committed(message);
-            }
-            else
-            {
-                _events.MessageCommitted(message);
-            }
-        }
-        catch (Exception e)
-        {
-            // One broken subscriber must not stop the feed for every other message.
-            LogPublishFailed(_logger, e, message.Id);
-        }
-    }
-
     private async Task<NpgsqlConnection> ConnectAsync(CancellationToken cancellationToken)
     {
         NpgsqlConnection connection = await _source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
@@ -252,7 +226,4 @@ internal sealed partial class PostgresMessageFeed : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Listening to the database again; reading the messages committed meanwhile.")]
     private static partial void LogReconnected(ILogger logger);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "Message {Id} could not be handed on.")]
-    private static partial void LogPublishFailed(ILogger logger, Exception exception, long id);
 }

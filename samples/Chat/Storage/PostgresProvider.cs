@@ -6,9 +6,9 @@ namespace Chat.Storage;
 
 /// <summary>
 /// A PostgreSQL database that several nodes may share. Each node has its writer, its readers and one listening
-/// connection. Messages take their turns across all nodes (a transaction-scoped advisory lock), so that ids are
-/// committed in increasing order; each message's transaction notifies every node, which then reads the new messages
-/// in id order (<see cref="PostgresMessageFeed"/>). A node claims the outbox jobs it works on until a time, so that no
+/// connection. Batches of messages take their turns across all nodes (a transaction-scoped advisory lock), so that
+/// ids are committed in increasing order; each batch's transaction notifies every node, which then reads the new
+/// messages in id order (<see cref="PostgresMessageFeed"/>). A node claims the outbox jobs it works on until a time, so that no
 /// two nodes work on one job at once, and a node that dies leaves claims that run out.
 /// </summary>
 internal sealed class PostgresProvider : DatabaseProvider
@@ -108,9 +108,9 @@ internal sealed class PostgresProvider : DatabaseProvider
             value TEXT NOT NULL);
         """;
 
-    // Held from before the id is drawn until the commit: a message's id is drawn only after every earlier one is
-    // committed (or rolled back), so the committed ids only ever grow, on every node. Messages are written one at a
-    // time across the nodes, as they are by SQLite's one writer.
+    // Held from before a batch's first id is drawn until its commit: a batch's ids are drawn only after every earlier
+    // batch is committed (or rolled back), so the committed ids only ever grow, on every node. Batches are written one
+    // at a time across the nodes, as they are by SQLite's one writer.
     public override string? TakeMessageTurnSql => $"SELECT {MessageTurnLock}";
 
     // Sent at the commit, never on a rollback; listeners receive notifications in commit order.
@@ -201,9 +201,10 @@ internal sealed class PostgresProvider : DatabaseProvider
         _ => false,
     };
 
-    public override async Task<PostgresMessageFeed?> StartFeedAsync(
-        IDatabaseEvents events, TimeProvider time, ILogger logger, CancellationToken cancellationToken) =>
-        await PostgresMessageFeed.StartAsync(_listeners, events, time, logger, cancellationToken).ConfigureAwait(false);
+    public override async Task<MessageFeed> StartFeedAsync(
+        IDatabaseEvents events, TimeProvider time, ILoggerFactory loggers, CancellationToken cancellationToken) =>
+        await PostgresMessageFeed.StartAsync(_listeners, events, time, loggers.CreateLogger<PostgresMessageFeed>(), cancellationToken)
+            .ConfigureAwait(false);
 
     public override async ValueTask DisposeAsync()
     {

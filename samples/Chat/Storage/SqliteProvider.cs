@@ -106,7 +106,7 @@ internal sealed class SqliteProvider : DatabaseProvider
             await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
 
             // WAL: readers see the last commit while the writer writes. NORMAL: a commit survives a crash of the
-            // process (not of the machine) without a sync per message.
+            // process (not of the machine) without a sync per commit.
             if (writer)
             {
                 await ExecuteAsync(connection, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", cancellationToken)

@@ -43,7 +43,7 @@ public sealed class OutboxClaimTests : IAsyncLifetime
         await _a.AddWebhookAsync("lobby", "http://127.0.0.1:9/hook", "whsec_test", maxPerRoom: 10, CancellationToken.None);
         for (int i = 0; i < 40; i++)
         {
-            await (i % 2 == 0 ? _a : _b).AppendMessageAsync("lobby", "ada", $"message {i}", _ => { }, CancellationToken.None);
+            await (i % 2 == 0 ? _a : _b).AppendMessageAsync(new PostedMessage("lobby", "ada", $"message {i}"));
         }
 
         DateTimeOffset now = _time.GetUtcNow();
@@ -59,7 +59,7 @@ public sealed class OutboxClaimTests : IAsyncLifetime
     public async Task A_claim_keeps_the_other_node_off_the_job_until_it_runs_out_and_then_only_the_new_holder_records()
     {
         await _a.AddWebhookAsync("lobby", "http://127.0.0.1:9/hook", "whsec_test", maxPerRoom: 10, CancellationToken.None);
-        await _a.AppendMessageAsync("lobby", "ada", "one job", _ => { }, CancellationToken.None);
+        await _a.AppendMessageAsync(new PostedMessage("lobby", "ada", "one job"));
         DateTimeOffset now = _time.GetUtcNow();
 
         OutboxJob job = Assert.Single(await _a.ClaimDueJobsAsync(now, now + Claim, 10, [], CancellationToken.None));
@@ -81,8 +81,8 @@ public sealed class OutboxClaimTests : IAsyncLifetime
     public async Task Released_claims_are_free_for_the_other_node_at_once()
     {
         await _a.AddWebhookAsync("lobby", "http://127.0.0.1:9/hook", "whsec_test", maxPerRoom: 10, CancellationToken.None);
-        await _a.AppendMessageAsync("lobby", "ada", "first", _ => { }, CancellationToken.None);
-        await _a.AppendMessageAsync("lobby", "ada", "second", _ => { }, CancellationToken.None);
+        await _a.AppendMessageAsync(new PostedMessage("lobby", "ada", "first"));
+        await _a.AppendMessageAsync(new PostedMessage("lobby", "ada", "second"));
         DateTimeOffset now = _time.GetUtcNow();
         Assert.Equal(2, (await _a.ClaimDueJobsAsync(now, now + Claim, 10, [], CancellationToken.None)).Count);
         Assert.Empty(await _b.ClaimDueJobsAsync(now, now + Claim, 10, [], CancellationToken.None));
@@ -98,7 +98,7 @@ public sealed class OutboxClaimTests : IAsyncLifetime
     {
         await _a.AddWebhookAsync("lobby", "http://127.0.0.1:9/hook", "whsec_test", maxPerRoom: 10, CancellationToken.None);
         await _a.AddWebhookAsync("lobby", "http://127.0.0.2:9/hook", "whsec_test", maxPerRoom: 10, CancellationToken.None);
-        await _a.AppendMessageAsync("lobby", "ada", "one job each", _ => { }, CancellationToken.None);
+        await _a.AppendMessageAsync(new PostedMessage("lobby", "ada", "one job each"));
         DateTimeOffset now = _time.GetUtcNow();
 
         OutboxJob job = Assert.Single(await _a.ClaimDueJobsAsync(now, now + Claim, 10, ["http://127.0.0.1:9/"], CancellationToken.None));
@@ -144,7 +144,7 @@ public sealed class OutboxClaimTests : IAsyncLifetime
     /// <summary>The tests read the outbox themselves.</summary>
     private sealed class NoOtherNodes : IDatabaseEvents
     {
-        public void MessageCommitted(StoredMessage message)
+        public void MessageCommitted(StoredMessage message, PostedMessage? posted)
         {
         }
 

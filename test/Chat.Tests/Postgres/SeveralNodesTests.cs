@@ -58,6 +58,17 @@ public sealed class SeveralNodesTests : PostgresServiceTest
         Assert.Equal(sent.Select(m => m.Text).Append("over http"), (await a.HistoryAsync("lobby")).Select(m => m.Text));
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task Clients_on_both_nodes_see_exactly_the_acknowledged_messages_in_one_order_while_both_write_batches(int seed)
+    {
+        var hook = new BatchHook();
+        ChatServer a = await StartServerAsync(hook: hook, settings: ConcurrentPosts.Settings);
+        ChatServer b = await StartServerAsync(hook: hook, settings: ConcurrentPosts.Settings);
+        await ConcurrentPosts.RunAsync([a, b], hook, seed);
+    }
+
     [Fact]
     public async Task A_node_whose_listening_connection_breaks_connects_again_and_hands_on_what_it_missed()
     {

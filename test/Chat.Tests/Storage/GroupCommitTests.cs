@@ -1,0 +1,113 @@
+using Chat.Storage;
+using Chat.Tests.Support;
+
+namespace Chat.Tests.Storage;
+
+/// <summary>The writer stores the messages that wait for it together, one transaction per batch.</summary>
+public sealed class GroupCommitTests : ServiceTest
+{
+    private readonly BatchHook _hook = new();
+
+    internal override IMessageWriteHook Hook => _hook;
+
+    [Fact]
+    public async Task Messages_posted_while_a_batch_commits_are_written_in_the_next_one_transaction_in_the_order_posted()
+    {
+        await using ChatClient bob = await Server.ConnectAsync("lobby", "bob");
+        (Task<StoredMessage> first, TaskCompletionSource release) = await HoldFirstBatchAsync();
+
+        // Queued while the writer is busy with "first": posting is synchronous up to the queue.
+        string[] queued = ["one", "two", "three", "four", "five"];
+        Task<StoredMessage>[] posts = [.. queued.Select(text => Server.Service.Store.AppendMessageAsync(new PostedMessage("lobby", "ada", text)))];
+        Assert.All(posts, post => Assert.False(post.IsCompleted));
+        release.SetResult();
+
+        StoredMessage[] stored = await Task.WhenAll(posts).WaitAsync(ChatServer.Patience);
+        Assert.NotSame(_hook.WrittenIn["first"], _hook.WrittenIn["one"]);
+        Assert.All(queued, text => Assert.Same(_hook.WrittenIn["one"], _hook.WrittenIn[text]));
+        long firstId = (await first).Id;
+        Assert.Equal(Enumerable.Range(1, queued.Length).Select(i => firstId + i), stored.Select(m => m.Id));
+
+        // Broadcast in id order, each once.
+        Assert.Equal(["first", .. queued], await ReceiveTextsAsync(bob, queued.Length + 1));
+        Assert.Empty(bob.Drain());
+    }
+
+    [Fact]
+    public async Task A_message_that_fails_in_its_batch_fails_alone_and_the_others_are_stored_in_order()
+    {
+        await using ChatClient bob = await Server.ConnectAsync("lobby", "bob");
+        (Task<StoredMessage> first, TaskCompletionSource release) = await HoldFirstBatchAsync();
+
+        _hook.Fail("doomed");
+        Task<StoredMessage> before = Server.Service.Store.AppendMessageAsync(new PostedMessage("lobby", "ada", "before"));
+        Task<StoredMessage> doomed = Server.Service.Store.AppendMessageAsync(new PostedMessage("lobby", "ada", "doomed"));
+        Task<StoredMessage> after = Server.Service.Store.AppendMessageAsync(new PostedMessage("lobby", "ada", "after"));
+        release.SetResult();
+
+        var failure = await Assert.ThrowsAsync<InvalidOperationException>(() => doomed.WaitAsync(ChatServer.Patience));
+        Assert.Equal("Injected failure of 'doomed'.", failure.Message);
+        StoredMessage[] stored = await Task.WhenAll(first, before, after).WaitAsync(ChatServer.Patience);
+        Assert.True(stored[1].Id < stored[2].Id);
+        Assert.Same(_hook.WrittenIn["before"], _hook.WrittenIn["after"]); // written again together, without it
+        Assert.NotSame(_hook.WrittenIn["doomed"], _hook.WrittenIn["before"]);
+
+        Assert.Equal(["first", "before", "after"], await ReceiveTextsAsync(bob, 3));
+        Assert.Equal(["first", "before", "after"], (await Server.HistoryAsync("lobby")).Select(m => m.Text));
+        Assert.Empty(bob.Drain());
+    }
+
+    [Fact]
+    public async Task A_post_cancelled_before_its_batch_took_it_is_never_stored()
+    {
+        (Task<StoredMessage> first, TaskCompletionSource release) = await HoldFirstBatchAsync();
+
+        using var cancellation = new CancellationTokenSource();
+        Task<StoredMessage> withdrawn = Server.Service.PostAsync("lobby", "ada", "withdrawn", sender: null, cancellation.Token);
+        await cancellation.CancelAsync();
+        release.SetResult();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => withdrawn.WaitAsync(ChatServer.Patience));
+        await first.WaitAsync(ChatServer.Patience);
+        StoredMessage last = await Server.Service.PostAsync("lobby", "ada", "last", sender: null, CancellationToken.None);
+        Assert.Equal(["first", "last"], (await Server.HistoryAsync("lobby")).Select(m => m.Text));
+        Assert.False(_hook.WrittenIn.ContainsKey("withdrawn"));
+        Assert.Equal((await first).Id + 1, last.Id);
+    }
+
+    // Posts "first" and returns once its batch waits, inside its transaction, for the returned gate.
+    private async Task<(Task<StoredMessage> First, TaskCompletionSource Release)> HoldFirstBatchAsync()
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Task held = _hook.Hold("first", release.Task);
+        Task<StoredMessage> first = Server.Service.PostAsync("lobby", "ada", "first", sender: null, CancellationToken.None);
+        await held.WaitAsync(ChatServer.Patience);
+        return (first, release);
+    }
+
+    private static async Task<List<string>> ReceiveTextsAsync(ChatClient client, int count)
+    {
+        var texts = new List<string>();
+        while (texts.Count < count)
+        {
+            texts.Add((await client.ReceiveAsync("message")).GetProperty("text").GetString()!);
+        }
+
+        return texts;
+    }
+}
+
+/// <summary>Many clients posting at once, some of whose messages fail, on one node.</summary>
+public sealed class GroupCommitUnderLoadTests : ServiceTest
+{
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task Every_client_sees_exactly_the_acknowledged_messages_of_its_room_in_id_order(int seed)
+    {
+        var hook = new BatchHook();
+        ChatServer server = await StartServerAsync(hook: hook, settings: ConcurrentPosts.Settings);
+        await ConcurrentPosts.RunAsync([server], hook, seed);
+    }
+}
