@@ -1,11 +1,13 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Chat.Api;
+using Chat.Realtime;
 using Chat.Storage;
 
 namespace Chat;
 
-/// <summary>The JSON of the HTTP API and of stored payloads, generated at compile time, in camelCase.</summary>
+/// <summary>The JSON of the HTTP API, of the frames clients send and of the webhooks' payloads, generated at compile
+/// time, in camelCase.</summary>
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, UseStringEnumConverter = true)]
 [JsonSerializable(typeof(StoredMessage))]
 [JsonSerializable(typeof(string[]))]

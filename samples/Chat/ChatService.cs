@@ -82,7 +82,7 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
     {
         await using var stack = new AsyncExitStack();
         ChatStore store = stack.Push(await ChatStore.OpenAsync(
-            _database, _writer, _readers, _time, _hook, this, _loggers, cancellationToken)
+            _database, _writer, _readers, _time, _hook, this, WebhookPayload.Write, _loggers, cancellationToken)
             .ConfigureAwait(false));
         await _adminKey.LoadAsync(store, cancellationToken).ConfigureAwait(false);
         stack.Push(Hub); // a host disposed without a stop: the connections end before the store closes

@@ -22,9 +22,6 @@ internal sealed record RoomPage(IReadOnlyList<RoomInfo> Rooms, string? NextAfter
 /// <summary>Every error of the HTTP API.</summary>
 internal sealed record ErrorResponse(string Error);
 
-/// <summary>A frame a WebSocket client sends: <c>{"text": "..."}</c>, or <c>{"type": "pong"}</c> to a ping.</summary>
-internal sealed record ClientFrame(string? Type, string? Text);
-
 /// <summary>What <c>GET /health</c> tells anyone: <c>healthy</c>, <c>degraded</c> or <c>unhealthy</c>.</summary>
 internal sealed record Liveness(string Status);
 

@@ -4,7 +4,6 @@ using System.Net.WebSockets;
 using System.Text.Json;
 using System.Threading.Channels;
 using AsyncScopes;
-using Chat.Api;
 using Chat.Telemetry;
 
 namespace Chat.Realtime;

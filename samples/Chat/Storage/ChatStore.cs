@@ -61,7 +61,8 @@ internal sealed class ChatStore : IAsyncDisposable
     /// <param name="readers">The pool of read-only connections (<see cref="StorageServices.Readers"/>).</param>
     /// <param name="time">The clock of message times and of the outbox.</param>
     /// <param name="hook">Runs inside every batch's transaction, after each message's rows, before the commit.</param>
-    /// <param name="events">Hears of other nodes' messages and jobs; never called on SQLite.</param>
+    /// <param name="events">Hears of every committed message, and of outbox jobs to work on.</param>
+    /// <param name="webhookPayload">The body of a message's webhook deliveries, written into its outbox jobs.</param>
     /// <param name="loggers">For the listening loop.</param>
     /// <param name="cancellationToken">Cancels the opening.</param>
     /// <remarks>The store does not own the provider and the pools: the container does (<see cref="StorageServices"/>).</remarks>
@@ -72,6 +73,7 @@ internal sealed class ChatStore : IAsyncDisposable
         TimeProvider time,
         IMessageWriteHook? hook,
         IDatabaseEvents events,
+        Func<StoredMessage, string> webhookPayload,
         ILoggerFactory loggers,
         CancellationToken cancellationToken)
     {
@@ -81,7 +83,7 @@ internal sealed class ChatStore : IAsyncDisposable
             await store._writer.UseAsync(store._provider.CreateSchemaAsync, cancellationToken).ConfigureAwait(false);
             await store._writer.UseAsync(SummarizeRoomsAsync, cancellationToken).ConfigureAwait(false);
             store._feed = await store._provider.StartFeedAsync(events, time, loggers, cancellationToken).ConfigureAwait(false);
-            store._messages = new MessageWriter(provider, writer, time, hook, store._feed, events);
+            store._messages = new MessageWriter(provider, writer, time, hook, store._feed, events, webhookPayload);
             return store;
         }
         catch

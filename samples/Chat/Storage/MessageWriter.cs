@@ -1,6 +1,5 @@
 using System.Data;
 using System.Data.Common;
-using System.Text.Json;
 using System.Threading.Channels;
 using AsyncScopes;
 using static Chat.Storage.Sql;
@@ -35,15 +34,31 @@ internal sealed class MessageWriter : IAsyncDisposable
     private readonly IMessageWriteHook? _hook;
     private readonly MessageFeed _feed;
     private readonly IDatabaseEvents _events;
+    private readonly Func<StoredMessage, string> _webhookPayload;
     private readonly Channel<PostedMessage> _posted =
         Channel.CreateUnbounded<PostedMessage>(new UnboundedChannelOptions { SingleReader = true });
 
     private readonly TaskScope _scope = new(new TaskScopeOptions { Name = "chat writer" });
 
+    /// <param name="provider">The database.</param>
+    /// <param name="writer">The writer pool: one connection, which the batches share with the store's other writes.</param>
+    /// <param name="time">The clock of message times.</param>
+    /// <param name="hook">Runs after each message's rows, inside its batch's transaction.</param>
+    /// <param name="feed">Hears of each batch: <see cref="MessageFeed.Expect"/> before the commit, then
+    /// <see cref="MessageFeed.Committed"/> or <see cref="MessageFeed.Forget"/>.</param>
+    /// <param name="events">Told when a batch wrote outbox jobs.</param>
+    /// <param name="webhookPayload">The body of a message's webhook deliveries, kept in its outbox jobs: the webhooks'
+    /// to say, not the store's.</param>
     public MessageWriter(
-        DatabaseProvider provider, AsyncPool<DbConnection> writer, TimeProvider time, IMessageWriteHook? hook, MessageFeed feed, IDatabaseEvents events)
+        DatabaseProvider provider,
+        AsyncPool<DbConnection> writer,
+        TimeProvider time,
+        IMessageWriteHook? hook,
+        MessageFeed feed,
+        IDatabaseEvents events,
+        Func<StoredMessage, string> webhookPayload)
     {
-        (_provider, _writer, _time, _hook, _feed, _events) = (provider, writer, time, hook, feed, events);
+        (_provider, _writer, _time, _hook, _feed, _events, _webhookPayload) = (provider, writer, time, hook, feed, events, webhookPayload);
         _ = _scope.Start(WriteAllAsync, "writing loop");
     }
 
@@ -208,7 +223,7 @@ internal sealed class MessageWriter : IAsyncDisposable
             """);
         Bind(outbox, "@trace", posted.TraceParent, DbType.String);
         Bind(outbox, "@message", id);
-        Bind(outbox, "@payload", JsonSerializer.Serialize(message, ChatJson.Default.StoredMessage));
+        Bind(outbox, "@payload", _webhookPayload(message));
         Bind(outbox, "@at", at);
         Bind(outbox, "@room", posted.Room);
         int jobs = await outbox.ExecuteNonQueryAsync(ct).ConfigureAwait(false);

@@ -137,6 +137,7 @@ public sealed class OutboxClaimTests : IAsyncLifetime
             _time,
             hook: null,
             new NoOtherNodes(),
+            Chat.Webhooks.WebhookPayload.Write,
             NullLoggerFactory.Instance,
             CancellationToken.None);
     }
