@@ -18,8 +18,8 @@ namespace Chat;
 /// one <see cref="AsyncExitStack"/>. The database's pools, the deliveries' queue, the connections' scope and the
 /// dispatcher are the container's, which disposes them when the host is disposed.
 /// </summary>
-/// <remarks>On a database that other nodes share, it also hears of their messages, which it broadcasts to its own
-/// clients, and of their webhook jobs (<see cref="IDatabaseEvents"/>).</remarks>
+/// <remarks>It hears of every committed message, acknowledges this node's to their senders and broadcasts each to its
+/// room's clients; on a database that other nodes share, also theirs, and their webhook jobs (<see cref="IDatabaseEvents"/>).</remarks>
 internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDisposable, IDatabaseEvents
 {
     private readonly ChatOptions _options;
@@ -27,6 +27,7 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
     private readonly AsyncPool<DbConnection> _writer;
     private readonly AsyncPool<DbConnection> _readers;
     private readonly WebhookOptions _webhookOptions;
+    private readonly TimeSpan _writerAcquireTimeout;
     private readonly TimeProvider _time;
     private readonly IMessageWriteHook? _hook;
     private readonly AdminKey _adminKey;
@@ -43,6 +44,7 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
         ConnectionHub hub,
         WebhookDispatcher dispatcher,
         IOptions<WebhookOptions> webhooks,
+        IOptions<DatabaseOptions> databaseOptions,
         WebhookDestinations destinations,
         AdminKey adminKey,
         TimeProvider time,
@@ -52,6 +54,7 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
         _options = options.Value;
         (_database, _writer, _readers, Webhooks) = (database, writer, readers, dispatcher);
         _webhookOptions = webhooks.Value;
+        _writerAcquireTimeout = databaseOptions.Value.WriterAcquireTimeout;
         Destinations = destinations;
         _adminKey = adminKey;
         _time = time;
@@ -82,7 +85,7 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
     {
         await using var stack = new AsyncExitStack();
         ChatStore store = stack.Push(await ChatStore.OpenAsync(
-            _database, _writer, _readers, _time, _hook, this, WebhookPayload.Write, _loggers, cancellationToken)
+            _database, _writer, _readers, _time, _hook, this, WebhookPayload.Write, _writerAcquireTimeout, _loggers, cancellationToken)
             .ConfigureAwait(false));
         await _adminKey.LoadAsync(store, cancellationToken).ConfigureAwait(false);
         stack.Push(Hub); // a host disposed without a stop: the connections end before the store closes
@@ -126,6 +129,11 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
         using Activity? commit = ChatTelemetry.Source.StartActivity("chat.commit");
         commit?.SetTag(ChatTelemetry.RoomTag, room);
         var posted = new PostedMessage(room, name, text, sender is null ? null : stored => sender.TryPost(Frames.Ack(stored.Id)), commit);
+        if (sender is not null)
+        {
+            sender.LastAnswer = posted.HandedOn;
+        }
+
         try
         {
             StoredMessage message;
@@ -155,8 +163,8 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
         bool acked = posted?.Acknowledge is null;
         try
         {
-            // Runs on the feed's loop: the commit is named as the parent.
-            using Activity? broadcast = posted is null
+            // Runs on the feed's loop: the commit, when traced, is named as the parent.
+            using Activity? broadcast = posted is null || posted.Commit == default
                 ? null
                 : ChatTelemetry.Source.StartActivity("chat.broadcast", ActivityKind.Internal, posted.Commit);
             if (!acked)
@@ -181,15 +189,18 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
     /// <summary>Lets the dispatcher look for due jobs: this node's last batch wrote some, or another node wrote or released some.</summary>
     void IDatabaseEvents.JobsAvailable() => Webhooks.Wake();
 
-    /// <summary>Posts a WebSocket client's message; a failure goes back to that client as an error frame.</summary>
+    /// <summary>Posts a WebSocket client's message; a failure goes back to that client as an error frame, after the
+    /// ack of its previous message (<see cref="ChatConnection.LastAnswer"/>).</summary>
     public async Task PostFromSocketAsync(ChatConnection sender, string text, CancellationToken cancellationToken)
     {
+        Task previous = sender.LastAnswer;
         try
         {
             await PostAsync(sender.Room, sender.Name, text, sender, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested)
         {
+            await previous.WaitAsync(cancellationToken).ConfigureAwait(false);
             sender.TryPost(Frames.Error(NotStoredMessage(e)));
         }
     }

@@ -69,6 +69,13 @@ internal sealed class ChatConnection
 
     public string Name { get; }
 
+    /// <summary>
+    /// Completes once the ack of this client's last message is out (queued for it), or that message was not stored.
+    /// The answer to a later message that fails waits for it: an error carries no id, and a client matches answers to
+    /// its messages by their order. Read and written only by the receive loop's flow, one message at a time.
+    /// </summary>
+    public Task LastAnswer { get; set; } = Task.CompletedTask;
+
     /// <summary>The status of the close frame this side sends (or sent); null while the connection is open.</summary>
     public WebSocketCloseStatus? CloseStatus => Volatile.Read(ref _close)?.Status;
 

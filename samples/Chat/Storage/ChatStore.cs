@@ -63,7 +63,9 @@ internal sealed class ChatStore : IAsyncDisposable
     /// <param name="hook">Runs inside every batch's transaction, after each message's rows, before the commit.</param>
     /// <param name="events">Hears of every committed message, and of outbox jobs to work on.</param>
     /// <param name="webhookPayload">The body of a message's webhook deliveries, written into its outbox jobs.</param>
-    /// <param name="loggers">For the listening loop.</param>
+    /// <param name="writerAcquireTimeout">The writer pool's acquire timeout, which also bounds how long a message waits
+    /// for its batch.</param>
+    /// <param name="loggers">For the feed's loop.</param>
     /// <param name="cancellationToken">Cancels the opening.</param>
     /// <remarks>The store does not own the provider and the pools: the container does (<see cref="StorageServices"/>).</remarks>
     public static async Task<ChatStore> OpenAsync(
@@ -74,6 +76,7 @@ internal sealed class ChatStore : IAsyncDisposable
         IMessageWriteHook? hook,
         IDatabaseEvents events,
         Func<StoredMessage, string> webhookPayload,
+        TimeSpan writerAcquireTimeout,
         ILoggerFactory loggers,
         CancellationToken cancellationToken)
     {
@@ -83,7 +86,7 @@ internal sealed class ChatStore : IAsyncDisposable
             await store._writer.UseAsync(store._provider.CreateSchemaAsync, cancellationToken).ConfigureAwait(false);
             await store._writer.UseAsync(SummarizeRoomsAsync, cancellationToken).ConfigureAwait(false);
             store._feed = await store._provider.StartFeedAsync(events, time, loggers, cancellationToken).ConfigureAwait(false);
-            store._messages = new MessageWriter(provider, writer, time, hook, store._feed, events, webhookPayload);
+            store._messages = new MessageWriter(provider, writer, time, hook, store._feed, events, webhookPayload, writerAcquireTimeout);
             return store;
         }
         catch
@@ -101,11 +104,14 @@ internal sealed class ChatStore : IAsyncDisposable
     /// (<see cref="PostgresMessageFeed"/>), which may be after the returned task completed.
     /// </summary>
     /// <returns>The stored message, once its batch committed.</returns>
-    /// <exception cref="TimeoutException">The writer stayed busy for longer than its acquire timeout.</exception>
-    /// <exception cref="InvalidOperationException">The store is closing.</exception>
-    /// <exception cref="OperationCanceledException">The message was withdrawn (<see cref="PostedMessage.TryWithdraw"/>)
-    /// before a batch took it: it is not stored.</exception>
-    /// <remarks>When anything fails before the commit, the message is not stored, and the events never hear of it.</remarks>
+    /// <exception cref="TimeoutException">Through the task: the message waited for the writer for longer than its
+    /// acquire timeout.</exception>
+    /// <exception cref="InvalidOperationException">Through the task: the store is closing.</exception>
+    /// <exception cref="OperationCanceledException">Through the task: the message was withdrawn
+    /// (<see cref="PostedMessage.TryWithdraw"/>) before a batch took it: it is not stored.</exception>
+    /// <remarks>When anything fails before the commit, the message is not stored, and the events never hear of it as
+    /// this node's; on a shared database, a message whose commit's outcome stayed unknown may still reach them as
+    /// anyone's (without its post) if it did commit.</remarks>
     public Task<StoredMessage> AppendMessageAsync(PostedMessage message)
     {
         Messages.Post(message);

@@ -79,6 +79,13 @@ internal abstract class DatabaseProvider : IAsyncDisposable
     /// </summary>
     public abstract bool IsConnectionFault(Exception exception);
 
+    /// <summary>
+    /// True when <paramref name="exception"/>, thrown while one message of a batch was being written, is a failure of
+    /// the database itself (the connection, the disk) rather than of that message's statements: then every message of
+    /// the batch fails, instead of that one alone (<see cref="MessageWriter"/>). By default, a connection fault.
+    /// </summary>
+    public virtual bool IsInfrastructureFault(Exception exception) => IsConnectionFault(exception);
+
     /// <summary>Whether a pooled connection may be lent again: it is open (and, on SQLite, its file is still there).</summary>
     public virtual ValueTask<bool> IsUsableAsync(DbConnection connection, CancellationToken cancellationToken) =>
         ValueTask.FromResult(connection.State == System.Data.ConnectionState.Open);

@@ -27,7 +27,7 @@ internal sealed class InProcessMessageFeed : MessageFeed
     }
 
     /// <summary>Publishes what was committed, then stops.</summary>
-    public override async ValueTask DisposeAsync()
+    protected override async ValueTask StopAsync()
     {
         _batches.Writer.TryComplete();
         await using (_scope.ConfigureAwait(false))
@@ -38,6 +38,9 @@ internal sealed class InProcessMessageFeed : MessageFeed
 
     private async Task PublishAsync(CancellationToken cancellationToken)
     {
+        // What a message's publishing makes belongs in its post's trace (ChatService names it), not in the span of the
+        // scope, which lasts as long as the store.
+        System.Diagnostics.Activity.Current = null;
         await foreach (IReadOnlyList<StoredMessage> batch in _batches.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
         {
             foreach (StoredMessage message in batch)

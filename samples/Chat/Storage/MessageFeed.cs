@@ -26,8 +26,22 @@ internal abstract partial class MessageFeed(IDatabaseEvents events, ILogger logg
     /// <summary>The writer committed <paramref name="messages"/>, in id order, each expected. Returns at once.</summary>
     public abstract void Committed(IReadOnlyList<StoredMessage> messages);
 
-    /// <summary>Stops publishing, once what was committed before is published.</summary>
-    public abstract ValueTask DisposeAsync();
+    /// <summary>Stops publishing (the in-process feed once what was committed before is published; the PostgreSQL
+    /// feed at once); the posts it still expected are handed on, unacknowledged.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync().ConfigureAwait(false);
+        foreach (long id in _posted.Keys)
+        {
+            if (_posted.TryRemove(id, out PostedMessage? posted))
+            {
+                posted.MarkHandedOn();
+            }
+        }
+    }
+
+    /// <summary>Stops the loop that publishes.</summary>
+    protected abstract ValueTask StopAsync();
 
     /// <summary>Hands one committed message on; called one at a time, in id order. Never throws.</summary>
     protected void Publish(StoredMessage message)
@@ -41,6 +55,10 @@ internal abstract partial class MessageFeed(IDatabaseEvents events, ILogger logg
         {
             // One broken subscriber must not stop the feed for every other message.
             LogPublishFailed(logger, e, message.Id);
+        }
+        finally
+        {
+            posted?.MarkHandedOn();
         }
     }
 

@@ -1,5 +1,6 @@
 using System.Data;
 using System.Data.Common;
+using System.Diagnostics;
 using System.Threading.Channels;
 using AsyncScopes;
 using static Chat.Storage.Sql;
@@ -18,8 +19,15 @@ namespace Chat.Storage;
 /// broadcasts it without holding the writer.</para>
 /// <para>A message whose own statements fail (a database error on its rows, a failing <see cref="IMessageWriteHook"/>)
 /// fails alone: the transaction is rolled back, that message is told it was not stored, and the others are written
-/// again, in a new transaction on a connection the pool still trusts. A failure of the batch as a whole (the writer
-/// busy past its acquire timeout, the turn, the commit) fails every message of it.</para>
+/// again, in a new transaction on a connection the pool still trusts (so each failing message costs its batch one more
+/// transaction: failures of single messages are rare, and a savepoint per message would cost every batch, on
+/// PostgreSQL two more round trips per message). A failure of the batch as a whole (the writer
+/// busy past its acquire timeout, the turn, a fault of the database itself, see
+/// <see cref="DatabaseProvider.IsInfrastructureFault"/>) fails every message of it. When the commit itself fails, its
+/// outcome is learned again on a new connection: a batch that did commit is stored for every message of it.</para>
+/// <para>A message that waited for a batch longer than the writer's acquire timeout is not stored
+/// (<see cref="TimeoutException"/>, as a write that waited for the writer that long), so that a node writing slower
+/// than it is posted to tells its senders so rather than queueing without end.</para>
 /// <para>On a shared database the batch takes the turn once and notifies once (<see cref="DatabaseProvider"/>), so
 /// ids are committed in increasing order across nodes and every node reads the batch back in one go.</para>
 /// </remarks>
@@ -35,6 +43,7 @@ internal sealed class MessageWriter : IAsyncDisposable
     private readonly MessageFeed _feed;
     private readonly IDatabaseEvents _events;
     private readonly Func<StoredMessage, string> _webhookPayload;
+    private readonly TimeSpan _maxWait;
     private readonly Channel<PostedMessage> _posted =
         Channel.CreateUnbounded<PostedMessage>(new UnboundedChannelOptions { SingleReader = true });
 
@@ -49,6 +58,7 @@ internal sealed class MessageWriter : IAsyncDisposable
     /// <param name="events">Told when a batch wrote outbox jobs.</param>
     /// <param name="webhookPayload">The body of a message's webhook deliveries, kept in its outbox jobs: the webhooks'
     /// to say, not the store's.</param>
+    /// <param name="maxWait">The longest a message may wait for its batch: the writer pool's acquire timeout.</param>
     public MessageWriter(
         DatabaseProvider provider,
         AsyncPool<DbConnection> writer,
@@ -56,19 +66,21 @@ internal sealed class MessageWriter : IAsyncDisposable
         IMessageWriteHook? hook,
         MessageFeed feed,
         IDatabaseEvents events,
-        Func<StoredMessage, string> webhookPayload)
+        Func<StoredMessage, string> webhookPayload,
+        TimeSpan maxWait)
     {
-        (_provider, _writer, _time, _hook, _feed, _events, _webhookPayload) = (provider, writer, time, hook, feed, events, webhookPayload);
+        (_provider, _writer, _time, _hook, _feed, _events, _webhookPayload, _maxWait) = (provider, writer, time, hook, feed, events, webhookPayload, maxWait);
         _ = _scope.Start(WriteAllAsync, "writing loop");
     }
 
-    /// <summary>Queues <paramref name="message"/> for the next batch.</summary>
-    /// <exception cref="InvalidOperationException">The writer is stopping: the message will not be stored.</exception>
+    /// <summary>Queues <paramref name="message"/> for the next batch; when the writer is stopping, fails it with
+    /// <see cref="InvalidOperationException"/> instead.</summary>
     public void Post(PostedMessage message)
     {
+        message.PostedAt = _time.GetTimestamp();
         if (!_posted.Writer.TryWrite(message))
         {
-            throw new InvalidOperationException("The store is closing: the message was not stored.");
+            message.Fail(new InvalidOperationException("The store is closing: the message was not stored."));
         }
     }
 
@@ -84,16 +96,28 @@ internal sealed class MessageWriter : IAsyncDisposable
 
     private async Task WriteAllAsync(CancellationToken cancellationToken)
     {
+        // Each batch is many posts' work: none of the writer's spans (its waits for the connection) belongs in the
+        // span of the scope, which lasts as long as the store.
+        Activity.Current = null;
         ChannelReader<PostedMessage> posted = _posted.Reader;
         var batch = new List<PostedMessage>(MaxBatch);
         while (await posted.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
         {
             while (batch.Count < MaxBatch && posted.TryRead(out PostedMessage? message))
             {
-                if (message.TryTake())
+                if (!message.TryTake())
                 {
-                    batch.Add(message);
+                    continue; // withdrawn
                 }
+
+                if (_time.GetElapsedTime(message.PostedAt) > _maxWait)
+                {
+                    message.Fail(new TimeoutException(
+                        $"The message waited for the writer for longer than {_maxWait.TotalSeconds:0.###} s: the database is busy."));
+                    continue;
+                }
+
+                batch.Add(message);
             }
 
             if (batch.Count > 0)
@@ -112,7 +136,8 @@ internal sealed class MessageWriter : IAsyncDisposable
         {
             var written = new List<StoredMessage>(batch.Count);
             int writing = -1; // the message whose statements were running, while they were
-            int jobs;
+            bool committing = false; // the body is done: what fails now is the commit
+            int jobs = 0;
             try
             {
                 // No caller's token: the batch is many callers', and the pool's acquire timeout bounds the wait.
@@ -134,6 +159,8 @@ internal sealed class MessageWriter : IAsyncDisposable
                             }
 
                             await AnnounceAsync(connection, transaction, batchJobs, ct).ConfigureAwait(false);
+                            jobs = batchJobs;
+                            committing = true;
                             return batchJobs;
                         },
                         useToken),
@@ -141,12 +168,18 @@ internal sealed class MessageWriter : IAsyncDisposable
             }
             catch (Exception e)
             {
+                if (committing && await CommittedAfterAllAsync(written[0].Id).ConfigureAwait(false))
+                {
+                    Stored(batch, written, jobs);
+                    return;
+                }
+
                 foreach (StoredMessage message in written)
                 {
                     _feed.Forget(message.Id);
                 }
 
-                if (writing < 0)
+                if (writing < 0 || _provider.IsInfrastructureFault(e))
                 {
                     foreach (PostedMessage message in batch)
                     {
@@ -162,18 +195,42 @@ internal sealed class MessageWriter : IAsyncDisposable
                 continue;
             }
 
-            _feed.Committed(written);
-            for (int i = 0; i < batch.Count; i++)
-            {
-                batch[i].Complete(written[i]);
-            }
-
-            if (jobs > 0)
-            {
-                _events.JobsAvailable();
-            }
-
+            Stored(batch, written, jobs);
             return;
+        }
+    }
+
+    private void Stored(List<PostedMessage> batch, List<StoredMessage> written, int jobs)
+    {
+        _feed.Committed(written);
+        for (int i = 0; i < batch.Count; i++)
+        {
+            batch[i].Complete(written[i]);
+        }
+
+        if (jobs > 0)
+        {
+            _events.JobsAvailable();
+        }
+    }
+
+    // Whether the batch whose first message is `id` committed although its commit threw (the connection failed during
+    // it): read on a new connection, the pool having destroyed the one that failed. False when that fails too: then
+    // the outcome stays unknown, and the senders are told the messages were not stored.
+    private async Task<bool> CommittedAfterAllAsync(long id)
+    {
+        try
+        {
+            return await _writer.UseAsync(async (connection, ct) =>
+            {
+                await using DbCommand select = Command(connection, null, "SELECT COUNT(*) FROM messages WHERE id = @id");
+                Bind(select, "@id", id);
+                return Convert.ToInt64(await select.ExecuteScalarAsync(ct).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture) == 1;
+            }, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            return false;
         }
     }
 

@@ -21,6 +21,7 @@ internal sealed class PostedMessage(string room, string name, string text, Actio
     private const int Withdrawn = 2;
 
     private readonly TaskCompletionSource<StoredMessage> _stored = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _handedOn = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _state;
 
     public string Room { get; } = room;
@@ -41,6 +42,18 @@ internal sealed class PostedMessage(string room, string name, string text, Actio
     /// stored; cancelled when it was withdrawn before any batch took it.</summary>
     public Task<StoredMessage> Stored => _stored.Task;
 
+    /// <summary>
+    /// Completes once nothing more will be done for this post's sender: the events heard of its commit (its
+    /// <see cref="Acknowledge"/> has run), or it was not stored, or this node will never hear of it as its own (its
+    /// commit's outcome stayed unknown, or the store closed first). Never faults.
+    /// </summary>
+    /// <remarks>A sender's answers keep its order when the answer to a later message waits for this.</remarks>
+    public Task HandedOn => _handedOn.Task;
+
+    /// <summary>When the message was posted (<see cref="MessageWriter.Post"/>'s clock); a message that waited for a
+    /// batch longer than the writer's limit is not stored.</summary>
+    public long PostedAt { get; internal set; }
+
     /// <summary>Withdraws the message if no batch has taken it yet: then it will never be stored.</summary>
     /// <returns>False when a batch took it first: it is stored or fails as its batch does.</returns>
     public bool TryWithdraw(CancellationToken cancellationToken)
@@ -51,6 +64,7 @@ internal sealed class PostedMessage(string room, string name, string text, Actio
         }
 
         _stored.TrySetCanceled(cancellationToken);
+        _handedOn.TrySetResult();
         return true;
     }
 
@@ -59,5 +73,11 @@ internal sealed class PostedMessage(string room, string name, string text, Actio
 
     internal void Complete(StoredMessage message) => _stored.TrySetResult(message);
 
-    internal void Fail(Exception exception) => _stored.TrySetException(exception);
+    internal void Fail(Exception exception)
+    {
+        _stored.TrySetException(exception);
+        _handedOn.TrySetResult();
+    }
+
+    internal void MarkHandedOn() => _handedOn.TrySetResult();
 }

@@ -83,7 +83,7 @@ internal sealed partial class PostgresMessageFeed : MessageFeed
     }
 
     /// <summary>Stops listening and waits for the loop to end.</summary>
-    public override async ValueTask DisposeAsync()
+    protected override async ValueTask StopAsync()
     {
         _scope.Cancel();
         await _scope.DisposeAsync().ConfigureAwait(false);

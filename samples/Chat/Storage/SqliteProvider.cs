@@ -164,6 +164,18 @@ internal sealed class SqliteProvider : DatabaseProvider
         _ => false,
     };
 
+    // Every SqliteException destroys the connection (above), but most are one statement's: a constraint, a missing
+    // table. These are the file's or the machine's: I/O, a full disk, a corrupt or missing file, no memory, and a lock
+    // held too long by another process.
+    public override bool IsInfrastructureFault(Exception exception) => exception switch
+    {
+        SqliteException sqlite => (sqlite.SqliteErrorCode & 0xFF) is SQLitePCL.raw.SQLITE_IOERR or SQLitePCL.raw.SQLITE_FULL
+            or SQLitePCL.raw.SQLITE_CORRUPT or SQLitePCL.raw.SQLITE_NOTADB or SQLitePCL.raw.SQLITE_CANTOPEN
+            or SQLitePCL.raw.SQLITE_NOMEM or SQLitePCL.raw.SQLITE_BUSY or SQLitePCL.raw.SQLITE_READONLY,
+        AggregateException aggregate => aggregate.InnerExceptions.Any(IsInfrastructureFault),
+        _ => false,
+    };
+
     public override ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
     private static async Task ExecuteAsync(DbConnection connection, string sql, CancellationToken cancellationToken)

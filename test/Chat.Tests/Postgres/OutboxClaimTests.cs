@@ -138,6 +138,7 @@ public sealed class OutboxClaimTests : IAsyncLifetime
             hook: null,
             new NoOtherNodes(),
             Chat.Webhooks.WebhookPayload.Write,
+            TimeSpan.FromSeconds(30),
             NullLoggerFactory.Instance,
             CancellationToken.None);
     }

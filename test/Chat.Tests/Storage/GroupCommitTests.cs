@@ -1,5 +1,7 @@
+using System.Data.Common;
 using Chat.Storage;
 using Chat.Tests.Support;
+using Microsoft.Data.Sqlite;
 
 namespace Chat.Tests.Storage;
 
@@ -23,8 +25,9 @@ public sealed class GroupCommitTests : ServiceTest
         release.SetResult();
 
         StoredMessage[] stored = await Task.WhenAll(posts).WaitAsync(ChatServer.Patience);
-        Assert.NotSame(_hook.WrittenIn["first"], _hook.WrittenIn["one"]);
-        Assert.All(queued, text => Assert.Same(_hook.WrittenIn["one"], _hook.WrittenIn[text]));
+        DbTransaction batch = Assert.Single(_hook.WrittenIn["one"]);
+        Assert.NotSame(Assert.Single(_hook.WrittenIn["first"]), batch);
+        Assert.All(queued, text => Assert.Same(batch, Assert.Single(_hook.WrittenIn[text])));
         long firstId = (await first).Id;
         Assert.Equal(Enumerable.Range(1, queued.Length).Select(i => firstId + i), stored.Select(m => m.Id));
 
@@ -49,12 +52,57 @@ public sealed class GroupCommitTests : ServiceTest
         Assert.Equal("Injected failure of 'doomed'.", failure.Message);
         StoredMessage[] stored = await Task.WhenAll(first, before, after).WaitAsync(ChatServer.Patience);
         Assert.True(stored[1].Id < stored[2].Id);
-        Assert.Same(_hook.WrittenIn["before"], _hook.WrittenIn["after"]); // written again together, without it
-        Assert.NotSame(_hook.WrittenIn["doomed"], _hook.WrittenIn["before"]);
+        // "before" was written with "doomed", then again with "after", without it; "doomed" was not written again.
+        DbTransaction failed = Assert.Single(_hook.WrittenIn["doomed"]);
+        Assert.Equal(2, _hook.WrittenIn["before"].Count);
+        Assert.Same(failed, _hook.WrittenIn["before"][0]);
+        Assert.Same(_hook.WrittenIn["before"][1], Assert.Single(_hook.WrittenIn["after"]));
+        Assert.NotSame(failed, _hook.WrittenIn["before"][1]);
 
         Assert.Equal(["first", "before", "after"], await ReceiveTextsAsync(bob, 3));
         Assert.Equal(["first", "before", "after"], (await Server.HistoryAsync("lobby")).Select(m => m.Text));
         Assert.Empty(bob.Drain());
+    }
+
+    [Fact]
+    public async Task A_fault_of_the_database_itself_fails_every_message_of_the_batch_and_the_next_batch_is_stored()
+    {
+        await using ChatClient bob = await Server.ConnectAsync("lobby", "bob");
+        (Task<StoredMessage> first, TaskCompletionSource release) = await HoldFirstBatchAsync();
+        _hook.Fail("disk", () => new SqliteException("disk I/O error", SQLitePCL.raw.SQLITE_IOERR));
+        Task<StoredMessage>[] batch = [.. new[] { "before", "disk", "after" }.Select(text => Server.Service.Store.AppendMessageAsync(new PostedMessage("lobby", "ada", text)))];
+        release.SetResult();
+
+        foreach (Task<StoredMessage> post in batch)
+        {
+            await Assert.ThrowsAsync<SqliteException>(() => post.WaitAsync(ChatServer.Patience));
+        }
+
+        Assert.Single(_hook.WrittenIn["disk"]);
+        Assert.Single(_hook.WrittenIn["before"]); // not written again without it
+        Assert.False(_hook.WrittenIn.ContainsKey("after"));
+        await first.WaitAsync(ChatServer.Patience);
+        StoredMessage next = await Server.Service.Store.AppendMessageAsync(new PostedMessage("lobby", "ada", "next"));
+        Assert.Equal(["first", "next"], (await Server.HistoryAsync("lobby")).Select(m => m.Text));
+        Assert.Equal(["first", "next"], await ReceiveTextsAsync(bob, 2));
+        Assert.True(next.Id > (await first).Id);
+    }
+
+    [Fact]
+    public async Task Messages_queued_when_the_service_stops_are_stored_and_a_post_after_that_is_refused()
+    {
+        (Task<StoredMessage> first, TaskCompletionSource release) = await HoldFirstBatchAsync();
+        Task<StoredMessage> queued = Server.Service.Store.AppendMessageAsync(new PostedMessage("lobby", "ada", "queued"));
+        Task stopping = Server.StopAsync();
+        release.SetResult();
+        await stopping.WaitAsync(ChatServer.Patience);
+
+        Assert.Equal("queued", (await queued.WaitAsync(ChatServer.Patience)).Text);
+        await first;
+        Assert.Equal(["first", "queued"], await DatabaseFile.MessageTextsAsync(Directory.Path));
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(
+            () => Server.Service.PostAsync("lobby", "ada", "late", sender: null, CancellationToken.None));
+        Assert.Contains("closing", refused.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -12,14 +12,18 @@ namespace Chat.Tests.Support;
 internal sealed class BatchHook : IMessageWriteHook
 {
     private readonly ConcurrentDictionary<string, byte> _failing = new();
-    private readonly ConcurrentDictionary<string, DbTransaction> _writtenIn = new();
+    private readonly ConcurrentDictionary<string, List<DbTransaction>> _writtenIn = new();
+    private readonly ConcurrentDictionary<string, Func<Exception>> _failingWith = new();
     private (string Text, TaskCompletionSource Entered, Task Release)? _hold;
 
-    /// <summary>The transaction that last wrote each text's rows (rolled back or committed).</summary>
-    public IReadOnlyDictionary<string, DbTransaction> WrittenIn => _writtenIn;
+    /// <summary>The transactions that wrote each text's rows (rolled back or committed), in order.</summary>
+    public IReadOnlyDictionary<string, List<DbTransaction>> WrittenIn => _writtenIn;
 
     /// <summary>Every transaction that writes <paramref name="text"/> fails, from inside, once its rows are written.</summary>
     public void Fail(string text) => _failing[text] = 0;
+
+    /// <summary>Every transaction that writes <paramref name="text"/> throws what <paramref name="failure"/> makes.</summary>
+    public void Fail(string text, Func<Exception> failure) => _failingWith[text] = failure;
 
     /// <summary>The batch that writes <paramref name="text"/> waits, inside its transaction, for <paramref name="release"/>.</summary>
     /// <returns>Completes when the batch waits.</returns>
@@ -32,7 +36,12 @@ internal sealed class BatchHook : IMessageWriteHook
 
     public async ValueTask OnWrittenAsync(StoredMessage message, DbTransaction transaction, CancellationToken cancellationToken)
     {
-        _writtenIn[message.Text] = transaction;
+        List<DbTransaction> transactions = _writtenIn.GetOrAdd(message.Text, _ => []);
+        lock (transactions)
+        {
+            transactions.Add(transaction);
+        }
+
         if (_hold is { } hold && hold.Text == message.Text)
         {
             _hold = null;
@@ -43,6 +52,11 @@ internal sealed class BatchHook : IMessageWriteHook
         if (_failing.ContainsKey(message.Text))
         {
             throw new InvalidOperationException($"Injected failure of '{message.Text}'.");
+        }
+
+        if (_failingWith.TryGetValue(message.Text, out Func<Exception>? failure))
+        {
+            throw failure();
         }
     }
 }
