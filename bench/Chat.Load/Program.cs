@@ -27,15 +27,30 @@ return;
 async Task<LoadResult> RunAsync(string target)
 {
     // The load sends as fast as acks come back: far beyond a person's budget of frames, which is raised for it.
-    await using ServerProcess server = await ServerProcess.StartAsync(target,
+    List<string> settings =
     [
         "Chat:EnableDebugEndpoints=true",
         "Chat:ReceiveBurst=1000000",
         "Chat:ReceiveFramesPerSecond=1000000",
         "Logging:LogLevel:Default=Warning",
         "Logging:LogLevel:Microsoft.Hosting.Lifetime=Information",
-    ]);
-    Console.WriteLine($"{target} at {server.BaseAddress}");
+    ];
+    await using PostgresDatabase? database = target == "service" && options.Postgres is { } postgres
+        ? await PostgresDatabase.CreateAsync(postgres)
+        : null;
+    if (database is not null)
+    {
+        settings.AddRange(["Database:Provider=Postgres", $"Database:ConnectionString={database.ConnectionString}"]);
+    }
+
+    await using var servers = new ServerGroup();
+    for (int node = 0; node < (database is null ? 1 : options.Nodes); node++)
+    {
+        ServerProcess process = await servers.StartAsync(target, settings);
+        Console.WriteLine($"{target} at {process.BaseAddress} (process {process.ProcessId})");
+    }
+
+    ServerProcess server = servers[0];
     using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(15));
 
     // Client i sends its share; the messages of a room reach every client of the room, the sender included.
@@ -49,7 +64,7 @@ async Task<LoadResult> RunAsync(string target)
     var clients = new ILoadClient[options.Clients];
     await Parallel.ForAsync(0, clients.Length, new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = timeout.Token }, async (i, ct) =>
     {
-        Uri uri = server.ClientUri($"room{i % options.Rooms}", $"load {i}");
+        Uri uri = servers[i % servers.Count].ClientUri($"room{i % options.Rooms}", $"load {i}");
         int expected = (int)roomMessages[i % options.Rooms];
         clients[i] = target == "signalr"
             ? await SignalRLoadClient.ConnectAsync(uri, expected, ct)
@@ -57,8 +72,11 @@ async Task<LoadResult> RunAsync(string target)
     });
     Console.WriteLine($"Connected {clients.Length} clients in {options.Rooms} rooms.");
 
-    // 1. Throughput, latency, loss, CPU.
-    TimeSpan cpuBefore = server.CpuTime;
+    // 1. Throughput, latency, loss, CPU; profiled, when asked, over just this phase.
+    await using PerfRecording? perf = options.PerfDirectory is { } perfDirectory
+        ? await PerfRecording.StartAsync(server.ProcessId, Path.Combine(perfDirectory, $"{target}.perf.data"))
+        : null;
+    TimeSpan cpuBefore = servers.CpuTime;
     long started = Stopwatch.GetTimestamp();
     Task[] received = clients.Select((client, i) => client.ExpectAsync(roomMessages[i % options.Rooms])).ToArray();
     await Task.WhenAll(clients.Select((client, i) => client.SendAsync(shares[i], options.InFlight, timeout.Token)));
@@ -76,10 +94,15 @@ async Task<LoadResult> RunAsync(string target)
     }
 
     TimeSpan elapsed = Stopwatch.GetElapsedTime(started);
-    TimeSpan cpu = server.CpuTime - cpuBefore;
+    TimeSpan cpu = servers.CpuTime - cpuBefore;
+    if (perf is not null)
+    {
+        await perf.StopAsync();
+    }
+
     long[] latencies = clients.SelectMany(client => client.Latencies).Order().ToArray();
     long expectedDeliveries = clients.Select((_, i) => roomMessages[i % options.Rooms]).Sum();
-    var result = new LoadResult(target, latencies, expectedDeliveries - latencies.Length, elapsed, cpu, server.PeakResidentBytes);
+    var result = new LoadResult(target, latencies, expectedDeliveries - latencies.Length, elapsed, cpu, servers.PeakResidentBytes);
     foreach (ILoadClient client in clients)
     {
         await client.DisposeAsync();

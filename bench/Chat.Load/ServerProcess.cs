@@ -28,6 +28,9 @@ internal sealed partial class ServerProcess : IAsyncDisposable
 
     public HttpClient Http { get; private set; } = null!;
 
+    /// <summary>The server's process id, for a profiler.</summary>
+    public int ProcessId => _process.Id;
+
     /// <summary>The target it is: <c>service</c>, <c>raw</c> or <c>signalr</c>.</summary>
     public string Target { get; private set; } = null!;
 
