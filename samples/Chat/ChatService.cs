@@ -190,7 +190,7 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
     void IDatabaseEvents.JobsAvailable() => Webhooks.Wake();
 
     /// <summary>Posts a WebSocket client's message; a failure goes back to that client as an error frame, after the
-    /// ack of its previous message (<see cref="ChatConnection.LastAnswer"/>).</summary>
+    /// ack of its previous message (<see cref="ChatConnection.PostErrorAsync"/>).</summary>
     public async Task PostFromSocketAsync(ChatConnection sender, string text, CancellationToken cancellationToken)
     {
         Task previous = sender.LastAnswer;
@@ -200,8 +200,9 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested)
         {
-            await previous.WaitAsync(cancellationToken).ConfigureAwait(false);
-            sender.TryPost(Frames.Error(NotStoredMessage(e)));
+            // Not stored: the error's turn comes after the previous message's ack, and so does the next answer's.
+            sender.LastAnswer = previous;
+            await sender.PostErrorAsync(Frames.Error(NotStoredMessage(e)), cancellationToken).ConfigureAwait(false);
         }
     }
 

@@ -81,13 +81,13 @@ public sealed class ProcessShutdownTests : IDisposable
                 // As a client would: the answers come in the order of its messages, and one not stored is sent again.
                 acked[i] = [];
                 var unanswered = new Queue<string>(texts[i]);
-                foreach (string text in texts[i])
-                {
-                    await clients[i].SendAsync(text);
-                }
-
                 try
                 {
+                    foreach (string text in texts[i])
+                    {
+                        await clients[i].SendAsync(text);
+                    }
+
                     while (true)
                     {
                         System.Text.Json.JsonElement frame = await clients[i].ReceiveAsync();
@@ -108,7 +108,7 @@ public sealed class ProcessShutdownTests : IDisposable
                         }
                     }
                 }
-                catch (Exception e) when (e is System.Threading.Channels.ChannelClosedException or WebSocketException)
+                catch (Exception e) when (e is System.Threading.Channels.ChannelClosedException or WebSocketException or ObjectDisposedException)
                 {
                     // The connection ended: the process is gone.
                 }

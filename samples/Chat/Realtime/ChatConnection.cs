@@ -70,11 +70,27 @@ internal sealed class ChatConnection
     public string Name { get; }
 
     /// <summary>
-    /// Completes once the ack of this client's last message is out (queued for it), or that message was not stored.
-    /// The answer to a later message that fails waits for it: an error carries no id, and a client matches answers to
-    /// its messages by their order. Read and written only by the receive loop's flow, one message at a time.
+    /// Completes once nothing more will be done for this client's last message that went to the store: its ack was
+    /// offered to the send queue (which drops it when full), or it was not stored, or the store closed first. An error
+    /// for a later frame waits for it (<see cref="PostErrorAsync"/>). Read and written only by the receive loop's flow,
+    /// one frame at a time.
     /// </summary>
     public Task LastAnswer { get; set; } = Task.CompletedTask;
+
+    /// <summary>
+    /// Queues an error frame once the answer to the client's previous message is out: an error carries no id, and a
+    /// client matches answers to its frames by their order. Waits at most <see cref="ChatOptions.CloseTimeout"/> (on
+    /// PostgreSQL an ack waits for the node to read its message back, which an outage of its listening connection
+    /// delays), so that the receive loop, which reads the client's pongs, is never held for long; after that the
+    /// error goes out all the same.
+    /// </summary>
+    public async Task PostErrorAsync(ReadOnlyMemory<byte> error, CancellationToken cancellationToken)
+    {
+        await LastAnswer.WaitAsync(_options.CloseTimeout, _time, cancellationToken)
+            .ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        cancellationToken.ThrowIfCancellationRequested();
+        TryPost(error);
+    }
 
     /// <summary>The status of the close frame this side sends (or sent); null while the connection is open.</summary>
     public WebSocketCloseStatus? CloseStatus => Volatile.Read(ref _close)?.Status;
@@ -236,7 +252,7 @@ internal sealed class ChatConnection
             case { Type: null or "message" }:
                 if (ChatInput.CheckText(frame.Text, _options.MaxMessageLength) is { } error)
                 {
-                    TryPost(Frames.Error(error));
+                    await PostErrorAsync(Frames.Error(error), cancellationToken).ConfigureAwait(false);
                 }
                 else
                 {
@@ -247,7 +263,9 @@ internal sealed class ChatConnection
 
                 break;
             default:
-                TryPost(Frames.Error($"Unknown frame type '{frame.Type}': send {{\"text\": \"...\"}} or {{\"type\": \"pong\"}}."));
+                await PostErrorAsync(
+                    Frames.Error($"Unknown frame type '{frame.Type}': send {{\"text\": \"...\"}} or {{\"type\": \"pong\"}}."), cancellationToken)
+                    .ConfigureAwait(false);
                 break;
         }
     }

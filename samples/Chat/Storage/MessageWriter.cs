@@ -77,7 +77,7 @@ internal sealed class MessageWriter : IAsyncDisposable
     /// <see cref="InvalidOperationException"/> instead.</summary>
     public void Post(PostedMessage message)
     {
-        message.PostedAt = _time.GetTimestamp();
+        message.PostedAt = Stopwatch.GetTimestamp();
         if (!_posted.Writer.TryWrite(message))
         {
             message.Fail(new InvalidOperationException("The store is closing: the message was not stored."));
@@ -110,7 +110,7 @@ internal sealed class MessageWriter : IAsyncDisposable
                     continue; // withdrawn
                 }
 
-                if (_time.GetElapsedTime(message.PostedAt) > _maxWait)
+                if (Stopwatch.GetElapsedTime(message.PostedAt) > _maxWait)
                 {
                     message.Fail(new TimeoutException(
                         $"The message waited for the writer for longer than {_maxWait.TotalSeconds:0.###} s: the database is busy."));
@@ -215,18 +215,22 @@ internal sealed class MessageWriter : IAsyncDisposable
     }
 
     // Whether the batch whose first message is `id` committed although its commit threw (the connection failed during
-    // it): read on a new connection, the pool having destroyed the one that failed. False when that fails too: then
+    // it): read on a new connection, the pool having destroyed the one that failed, after taking the messages' turn,
+    // which the old transaction holds until the server has committed or aborted it. False when that fails too: then
     // the outcome stays unknown, and the senders are told the messages were not stored.
     private async Task<bool> CommittedAfterAllAsync(long id)
     {
         try
         {
-            return await _writer.UseAsync(async (connection, ct) =>
-            {
-                await using DbCommand select = Command(connection, null, "SELECT COUNT(*) FROM messages WHERE id = @id");
-                Bind(select, "@id", id);
-                return Convert.ToInt64(await select.ExecuteScalarAsync(ct).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture) == 1;
-            }, CancellationToken.None).ConfigureAwait(false);
+            return await _writer.UseAsync((connection, useToken) => Transactions.Begin(connection).WithAsync(
+                async (transaction, ct) =>
+                {
+                    await TakeTurnAsync(connection, transaction, ct).ConfigureAwait(false);
+                    await using DbCommand select = Command(connection, transaction, "SELECT COUNT(*) FROM messages WHERE id = @id");
+                    Bind(select, "@id", id);
+                    return Convert.ToInt64(await select.ExecuteScalarAsync(ct).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture) == 1;
+                },
+                useToken), CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception)
         {

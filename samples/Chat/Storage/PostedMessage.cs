@@ -50,8 +50,8 @@ internal sealed class PostedMessage(string room, string name, string text, Actio
     /// <remarks>A sender's answers keep its order when the answer to a later message waits for this.</remarks>
     public Task HandedOn => _handedOn.Task;
 
-    /// <summary>When the message was posted (<see cref="MessageWriter.Post"/>'s clock); a message that waited for a
-    /// batch longer than the writer's limit is not stored.</summary>
+    /// <summary>When the message was posted (a <see cref="Stopwatch"/> timestamp: the writer's limit is real time, as
+    /// the pool's acquire timeout is); a message that waited for a batch longer than that limit is not stored.</summary>
     public long PostedAt { get; internal set; }
 
     /// <summary>Withdraws the message if no batch has taken it yet: then it will never be stored.</summary>

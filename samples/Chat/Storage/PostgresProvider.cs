@@ -201,6 +201,20 @@ internal sealed class PostgresProvider : DatabaseProvider
         _ => false,
     };
 
+    // The connection's faults, and the server's own troubles rather than a statement's: insufficient resources (53,
+    // a full disk, no memory), system errors (58, I/O), internal errors (XX, corrupt data), and a statement cancelled
+    // by the server (57014, a statement timeout).
+    public override bool IsInfrastructureFault(Exception exception) => exception switch
+    {
+        PostgresException postgres => IsConnectionFault(postgres)
+            || postgres.SqlState.StartsWith("53", StringComparison.Ordinal)
+            || postgres.SqlState.StartsWith("58", StringComparison.Ordinal)
+            || postgres.SqlState.StartsWith("XX", StringComparison.Ordinal)
+            || postgres.SqlState == "57014",
+        AggregateException aggregate => aggregate.InnerExceptions.Any(IsInfrastructureFault),
+        _ => IsConnectionFault(exception),
+    };
+
     public override async Task<MessageFeed> StartFeedAsync(
         IDatabaseEvents events, TimeProvider time, ILoggerFactory loggers, CancellationToken cancellationToken) =>
         await PostgresMessageFeed.StartAsync(_listeners, events, time, loggers.CreateLogger<PostgresMessageFeed>(), cancellationToken)

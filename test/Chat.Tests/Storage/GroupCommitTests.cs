@@ -106,6 +106,50 @@ public sealed class GroupCommitTests : ServiceTest
     }
 
     [Fact]
+    public async Task An_error_for_a_frame_comes_after_the_ack_of_the_message_before_it()
+    {
+        await using ChatClient ada = await Server.ConnectAsync("lobby", "ada");
+
+        // The publisher stops as it begins to hand "first" on, before its ack: the message is committed, its post done.
+        var publishing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var listener = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = source => source.Name == Chat.Telemetry.TelemetryServices.Name,
+            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) =>
+                System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStarted = span =>
+            {
+                if (span.OperationName == "chat.broadcast" && publishing.TrySetResult())
+                {
+                    release.Task.Wait(ChatServer.Patience);
+                }
+            },
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(listener);
+
+        await ada.SendAsync("first");
+        await publishing.Task.WaitAsync(ChatServer.Patience);
+        await ada.SendAsync(""); // refused without the store: an error, which has no id
+        _hook.Fail("third");
+        await ada.SendAsync("third"); // refused by the store
+        release.SetResult();
+
+        // A client matches answers to its frames by order: the ack, then the two errors.
+        List<string?> answers = [];
+        while (answers.Count < 3)
+        {
+            System.Text.Json.JsonElement frame = await ada.ReceiveAsync();
+            if (ChatClient.TypeOf(frame) is "ack" or "error")
+            {
+                answers.Add(ChatClient.TypeOf(frame));
+            }
+        }
+
+        Assert.Equal(["ack", "error", "error"], answers);
+    }
+
+    [Fact]
     public async Task A_post_cancelled_before_its_batch_took_it_is_never_stored()
     {
         (Task<StoredMessage> first, TaskCompletionSource release) = await HoldFirstBatchAsync();

@@ -14,7 +14,7 @@ internal sealed class BatchHook : IMessageWriteHook
     private readonly ConcurrentDictionary<string, byte> _failing = new();
     private readonly ConcurrentDictionary<string, List<DbTransaction>> _writtenIn = new();
     private readonly ConcurrentDictionary<string, Func<Exception>> _failingWith = new();
-    private (string Text, TaskCompletionSource Entered, Task Release)? _hold;
+    private Held? _hold;
 
     /// <summary>The transactions that wrote each text's rows (rolled back or committed), in order.</summary>
     public IReadOnlyDictionary<string, List<DbTransaction>> WrittenIn => _writtenIn;
@@ -30,7 +30,7 @@ internal sealed class BatchHook : IMessageWriteHook
     public Task Hold(string text, Task release)
     {
         var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _hold = (text, entered, release);
+        Volatile.Write(ref _hold, new Held(text, entered, release));
         return entered.Task;
     }
 
@@ -42,9 +42,9 @@ internal sealed class BatchHook : IMessageWriteHook
             transactions.Add(transaction);
         }
 
-        if (_hold is { } hold && hold.Text == message.Text)
+        if (Volatile.Read(ref _hold) is { } hold && hold.Text == message.Text)
         {
-            _hold = null;
+            Volatile.Write(ref _hold, null);
             hold.Entered.SetResult();
             await hold.Release.WaitAsync(ChatServer.Patience, cancellationToken);
         }
@@ -59,4 +59,6 @@ internal sealed class BatchHook : IMessageWriteHook
             throw failure();
         }
     }
+
+    private sealed record Held(string Text, TaskCompletionSource Entered, Task Release);
 }
