@@ -141,7 +141,7 @@ internal sealed class MessageWriter : IAsyncDisposable
             try
             {
                 // No caller's token: the batch is many callers', and the pool's acquire timeout bounds the wait.
-                jobs = await _writer.UseAsync(
+                await _writer.UseAsync(
                     (connection, useToken) => Transactions.Begin(connection).WithAsync(
                         async (transaction, ct) =>
                         {
@@ -161,7 +161,6 @@ internal sealed class MessageWriter : IAsyncDisposable
                             await AnnounceAsync(connection, transaction, batchJobs, ct).ConfigureAwait(false);
                             jobs = batchJobs;
                             committing = true;
-                            return batchJobs;
                         },
                         useToken),
                     CancellationToken.None).ConfigureAwait(false);
