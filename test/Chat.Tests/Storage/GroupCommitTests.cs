@@ -65,6 +65,32 @@ public sealed class GroupCommitTests : ServiceTest
     }
 
     [Fact]
+    public async Task A_message_the_database_refuses_fails_alone_and_the_others_of_its_batch_are_stored_in_order()
+    {
+        // A rule of the database's own: the statement that writes the message fails, inside the batch.
+        await DatabaseFile.ExecuteAsync(Directory.Path, """
+            CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.text = 'refused'
+            BEGIN SELECT RAISE(ABORT, 'refused by the database'); END
+            """);
+        await using ChatClient bob = await Server.ConnectAsync("lobby", "bob");
+        (Task<StoredMessage> first, TaskCompletionSource release) = await HoldFirstBatchAsync();
+
+        Task<StoredMessage>[] posts = [.. new[] { "before", "refused", "after" }.Select(text => Server.Service.Store.AppendMessageAsync(new PostedMessage("lobby", "ada", text)))];
+        release.SetResult();
+
+        var failure = await Assert.ThrowsAsync<SqliteException>(() => posts[1].WaitAsync(ChatServer.Patience));
+        Assert.Contains("refused by the database", failure.Message, StringComparison.Ordinal);
+        StoredMessage[] stored = await Task.WhenAll(first, posts[0], posts[2]).WaitAsync(ChatServer.Patience);
+        Assert.True(stored[0].Id < stored[1].Id && stored[1].Id < stored[2].Id);
+        Assert.False(_hook.WrittenIn.ContainsKey("refused"));
+        Assert.Same(_hook.WrittenIn["before"][^1], Assert.Single(_hook.WrittenIn["after"]));
+
+        Assert.Equal(["first", "before", "after"], await ReceiveTextsAsync(bob, 3));
+        Assert.Equal(["first", "before", "after"], (await Server.HistoryAsync("lobby")).Select(m => m.Text));
+        Assert.Empty(bob.Drain());
+    }
+
+    [Fact]
     public async Task A_fault_of_the_database_itself_fails_every_message_of_the_batch_and_the_next_batch_is_stored()
     {
         await using ChatClient bob = await Server.ConnectAsync("lobby", "bob");
@@ -167,17 +193,9 @@ public sealed class GroupCommitTests : ServiceTest
         Assert.Equal((await first).Id + 1, last.Id);
     }
 
-    // Posts "first" and returns once its batch waits, inside its transaction, for the returned gate.
-    private async Task<(Task<StoredMessage> First, TaskCompletionSource Release)> HoldFirstBatchAsync()
-    {
-        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        Task held = _hook.Hold("first", release.Task);
-        Task<StoredMessage> first = Server.Service.PostAsync("lobby", "ada", "first", sender: null, CancellationToken.None);
-        await held.WaitAsync(ChatServer.Patience);
-        return (first, release);
-    }
+    private Task<(Task<StoredMessage> Post, TaskCompletionSource Release)> HoldFirstBatchAsync() => _hook.HoldBatchOfAsync(Server, "first");
 
-    private static async Task<List<string>> ReceiveTextsAsync(ChatClient client, int count)
+    internal static async Task<List<string>> ReceiveTextsAsync(ChatClient client, int count)
     {
         var texts = new List<string>();
         while (texts.Count < count)

@@ -34,6 +34,17 @@ internal sealed class BatchHook : IMessageWriteHook
         return entered.Task;
     }
 
+    /// <summary>Posts <paramref name="text"/> to <paramref name="server"/> and returns once its batch waits, inside its
+    /// transaction, for the returned gate: what is posted meanwhile queues for the next batch.</summary>
+    public async Task<(Task<StoredMessage> Post, TaskCompletionSource Release)> HoldBatchOfAsync(ChatServer server, string text)
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Task held = Hold(text, release.Task);
+        Task<StoredMessage> post = server.Service.PostAsync("lobby", "ada", text, sender: null, CancellationToken.None);
+        await held.WaitAsync(ChatServer.Patience);
+        return (post, release);
+    }
+
     public async ValueTask OnWrittenAsync(StoredMessage message, DbTransaction transaction, CancellationToken cancellationToken)
     {
         List<DbTransaction> transactions = _writtenIn.GetOrAdd(message.Text, _ => []);

@@ -61,6 +61,15 @@ internal sealed class PostgresDatabase : IAsyncDisposable
         return (T)(await command.ExecuteScalarAsync())!;
     }
 
+    /// <summary>Runs <paramref name="sql"/> in the database (a change of its schema, say).</summary>
+    public async Task ExecuteAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+
     /// <summary>Ends the server process <paramref name="processId"/>, as an administrator or a failing server would:
     /// its client finds the connection closed.</summary>
     public async Task TerminateAsync(int processId) =>
