@@ -28,6 +28,8 @@ namespace Chat.Storage;
 /// <para>A message that waited for a batch longer than the writer's acquire timeout is not stored
 /// (<see cref="TimeoutException"/>, as a write that waited for the writer that long), so that a node writing slower
 /// than it is posted to tells its senders so rather than queueing without end.</para>
+/// <para>A batch writes its messages with a <see cref="StatementBatch"/>: their rows, then their outbox jobs and one
+/// summary per room, each in one round trip on PostgreSQL and with statements compiled once on SQLite.</para>
 /// <para>On a shared database the batch takes the turn once and notifies once (<see cref="DatabaseProvider"/>), so
 /// ids are committed in increasing order across nodes and every node reads the batch back in one go.</para>
 /// </remarks>
@@ -35,6 +37,18 @@ internal sealed class MessageWriter : IAsyncDisposable
 {
     /// <summary>The most messages in one transaction.</summary>
     public const int MaxBatch = 256;
+
+    private const string InsertMessageSql = "INSERT INTO messages (room, name, text, at) VALUES (@room, @name, @text, @at) RETURNING id";
+
+    private const string InsertJobsSql = """
+        INSERT INTO outbox (webhook_id, message_id, url, payload, next_attempt_at, trace_parent)
+        SELECT id, @message, url, @payload, @at, @trace FROM webhooks WHERE room = @room
+        """;
+
+    private const string CountInRoomSql = """
+        INSERT INTO rooms (name, messages, last_message_id) VALUES (@room, @count, @last)
+        ON CONFLICT (name) DO UPDATE SET messages = rooms.messages + excluded.messages, last_message_id = excluded.last_message_id
+        """;
 
     private readonly DatabaseProvider _provider;
     private readonly AsyncPool<DbConnection> _writer;
@@ -135,7 +149,7 @@ internal sealed class MessageWriter : IAsyncDisposable
         while (batch.Count > 0)
         {
             var written = new List<StoredMessage>(batch.Count);
-            int writing = -1; // the message whose statements were running, while they were
+            int writing = -1; // the message whose statement or hook failed
             bool committing = false; // the body is done: what fails now is the commit
             int jobs = 0;
             try
@@ -146,16 +160,81 @@ internal sealed class MessageWriter : IAsyncDisposable
                         async (transaction, ct) =>
                         {
                             DateTimeOffset now = await TakeTurnAsync(connection, transaction, ct).ConfigureAwait(false);
+                            long at = now.ToUnixTimeMilliseconds();
+                            DateTime sentAt = DateTimeOffset.FromUnixTimeMilliseconds(at).UtcDateTime;
+                            await using var statements = new StatementBatch(connection, transaction);
+
+                            // The messages first, for their ids; statement i is message i's.
+                            foreach (PostedMessage posted in batch)
+                            {
+                                statements.Add(InsertMessageSql, new("@room", posted.Room), new("@name", posted.Name), new("@text", posted.Text), new("@at", at));
+                            }
+
+                            long[] ids;
+                            try
+                            {
+                                ids = await statements.ReadScalarsAsync(ct).ConfigureAwait(false);
+                            }
+                            catch (DbException)
+                            {
+                                writing = statements.Failed;
+                                throw;
+                            }
+
+                            // Then each message's outbox jobs (statement i, again), and each room's summary.
+                            var rooms = new Dictionary<string, (int Count, long Last)>(StringComparer.Ordinal);
+                            for (int i = 0; i < batch.Count; i++)
+                            {
+                                PostedMessage posted = batch[i];
+                                var message = new StoredMessage(ids[i], posted.Room, posted.Name, posted.Text, sentAt);
+                                _feed.Expect(message.Id, posted);
+                                written.Add(message);
+                                rooms[posted.Room] = (rooms.GetValueOrDefault(posted.Room).Count + 1, message.Id);
+
+                                // The delivery, later and perhaps on another node, continues the trace of the commit
+                                // (W3C traceparent, whose flags carry the sampling decision along).
+                                statements.Add(
+                                    InsertJobsSql,
+                                    new("@message", message.Id),
+                                    new("@payload", _webhookPayload(message)),
+                                    new("@at", at),
+                                    new("@room", posted.Room),
+                                    new("@trace", posted.TraceParent, DbType.String));
+                            }
+
+                            // The rooms' summaries, kept with their messages so that listing the rooms never scans
+                            // the messages: once per room of the batch.
+                            foreach ((string room, (int count, long last)) in rooms)
+                            {
+                                statements.Add(CountInRoomSql, new("@room", room), new("@count", count), new("@last", last));
+                            }
+
+                            long[] changed;
+                            try
+                            {
+                                changed = await statements.ExecuteAsync(ct).ConfigureAwait(false);
+                            }
+                            catch (DbException)
+                            {
+                                writing = statements.Failed < batch.Count ? statements.Failed : -1;
+                                throw;
+                            }
+
                             int batchJobs = 0;
                             for (int i = 0; i < batch.Count; i++)
                             {
-                                writing = i;
-                                (StoredMessage message, int messageJobs) = await WriteMessageAsync(connection, transaction, batch[i], now, ct)
-                                    .ConfigureAwait(false);
+                                batchJobs += (int)changed[i];
+                            }
+
+                            if (_hook is not null)
+                            {
+                                for (int i = 0; i < batch.Count; i++)
+                                {
+                                    writing = i;
+                                    await _hook.OnWrittenAsync(written[i], transaction, ct).ConfigureAwait(false);
+                                }
+
                                 writing = -1;
-                                _feed.Expect(message.Id, batch[i]);
-                                written.Add(message);
-                                batchJobs += messageJobs;
                             }
 
                             await AnnounceAsync(connection, transaction, batchJobs, ct).ConfigureAwait(false);
@@ -248,52 +327,6 @@ internal sealed class MessageWriter : IAsyncDisposable
         }
 
         return _time.GetUtcNow();
-    }
-
-    private async Task<(StoredMessage Message, int Jobs)> WriteMessageAsync(
-        DbConnection connection, DbTransaction transaction, PostedMessage posted, DateTimeOffset now, CancellationToken ct)
-    {
-        long at = now.ToUnixTimeMilliseconds();
-        await using DbCommand insert = Command(connection, transaction, """
-            INSERT INTO messages (room, name, text, at) VALUES (@room, @name, @text, @at) RETURNING id
-            """);
-        Bind(insert, "@room", posted.Room);
-        Bind(insert, "@name", posted.Name);
-        Bind(insert, "@text", posted.Text);
-        Bind(insert, "@at", at);
-        long id = (long)(await insert.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
-        var message = new StoredMessage(id, posted.Room, posted.Name, posted.Text, DateTimeOffset.FromUnixTimeMilliseconds(at).UtcDateTime);
-
-        // The room's summary, kept with its messages, so that listing the rooms never scans the messages.
-        await using (DbCommand summary = Command(connection, transaction, """
-            INSERT INTO rooms (name, messages, last_message_id) VALUES (@room, 1, @id)
-            ON CONFLICT (name) DO UPDATE SET messages = rooms.messages + 1, last_message_id = excluded.last_message_id
-            """))
-        {
-            Bind(summary, "@room", posted.Room);
-            Bind(summary, "@id", id);
-            await summary.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-        }
-
-        // The delivery, later and perhaps on another node, continues the trace of the commit (W3C traceparent, whose
-        // flags carry the sampling decision along).
-        await using DbCommand outbox = Command(connection, transaction, """
-            INSERT INTO outbox (webhook_id, message_id, url, payload, next_attempt_at, trace_parent)
-            SELECT id, @message, url, @payload, @at, @trace FROM webhooks WHERE room = @room
-            """);
-        Bind(outbox, "@trace", posted.TraceParent, DbType.String);
-        Bind(outbox, "@message", id);
-        Bind(outbox, "@payload", _webhookPayload(message));
-        Bind(outbox, "@at", at);
-        Bind(outbox, "@room", posted.Room);
-        int jobs = await outbox.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-
-        if (_hook is not null)
-        {
-            await _hook.OnWrittenAsync(message, transaction, ct).ConfigureAwait(false);
-        }
-
-        return (message, jobs);
     }
 
     private async Task AnnounceAsync(DbConnection connection, DbTransaction transaction, int jobs, CancellationToken ct)
