@@ -71,7 +71,10 @@ dotnet "$load/Chat.Load.dll" --targets raw,service --perf "$out" "${args[@]}" | 
   grep '^|' "$out/load.txt"
   for target in raw service; do
     pid=$(sed -n "s/^$target at .* (process \([0-9]*\))\$/\1/p" "$out/load.txt")
-    us=$(grep "^| $target |" "$out/load.txt" | awk -F'|' '{ gsub(/[^0-9.]/, "", $9); print $9 }')
+    # The column is found by its heading, wherever the table puts it.
+    us=$(awk -F'|' -v target="$target" '
+      /^\| server \|/ { for (i = 1; i <= NF; i++) if ($i ~ /server CPU per delivery/) column = i }
+      $2 == " " target " " { value = $column; gsub(/[^0-9.]/, "", value); print value }' "$out/load.txt")
     perf report -i "$out/$target.perf.data" -n --no-children --sort dso,sym --stdio 2>/dev/null >"$out/$target-symbols.txt"
     echo
     echo "**$target** (process $pid, $us µs of CPU per delivery):"

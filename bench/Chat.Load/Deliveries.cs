@@ -5,7 +5,7 @@ namespace Chat.Load;
 /// <summary>What one client received: the latency of each delivery, and whether all it expects have arrived.</summary>
 internal sealed class Deliveries(int expectedCount)
 {
-    private readonly TaskCompletionSource _allReceived = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TaskCompletionSource _allReceived = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _expected = long.MaxValue;
     private long _received;
 
@@ -18,12 +18,22 @@ internal sealed class Deliveries(int expectedCount)
         Latencies.Add(Stopwatch.GetTimestamp() - ILoadClient.SentAt(text));
         if (Interlocked.Increment(ref _received) >= Volatile.Read(ref _expected))
         {
-            _allReceived.TrySetResult();
+            Volatile.Read(ref _allReceived).TrySetResult();
         }
     }
 
     /// <summary>The server closed the client or answered with an error: what it still expects will not come.</summary>
-    public void Failed(string why) => _allReceived.TrySetException(new InvalidOperationException(why));
+    public void Failed(string why) => Volatile.Read(ref _allReceived).TrySetException(new InvalidOperationException(why));
+
+    /// <summary>Forgets what was received: the warm-up is over. Only once every expected message arrived and before
+    /// the next is sent, so that no receipt races it.</summary>
+    public void Restart()
+    {
+        Latencies.Clear();
+        Interlocked.Exchange(ref _received, 0);
+        Volatile.Write(ref _expected, long.MaxValue);
+        Volatile.Write(ref _allReceived, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+    }
 
     /// <summary>Completes once <paramref name="count"/> messages in all have been received.</summary>
     public Task ExpectAsync(long count)

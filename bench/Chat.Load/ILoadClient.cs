@@ -14,6 +14,11 @@ internal interface ILoadClient : IAsyncDisposable
     /// closed the client or answered with an error.</summary>
     Task ExpectAsync(long count);
 
+    /// <summary>Forgets the messages received so far (the warm-up's): <see cref="Latencies"/> and the count
+    /// <see cref="ExpectAsync"/> waits for start again. Only when every message expected has arrived and none is
+    /// in flight.</summary>
+    void Restart();
+
     /// <summary>Sends <paramref name="count"/> messages, with at most <paramref name="inFlight"/> of them waiting for
     /// their acks, and returns once every one was acked.</summary>
     Task SendAsync(int count, int inFlight, CancellationToken cancellationToken);

@@ -7,7 +7,8 @@ namespace Chat.Load;
 /// or <c>--messages M</c> (in all) instead of <c>--each</c>, <c>--cycles C</c> for the service's memory check, and
 /// <c>--perf DIR</c> to sample each server with Linux perf while the messages flow (<c>bench/profile.sh</c>), and
 /// <c>--postgres CONNECTION</c> to run the service on PostgreSQL (a fresh database on that server for each run), on
-/// <c>--nodes N</c> processes sharing it (<c>bench/load-postgres.sh</c>).
+/// <c>--nodes N</c> processes sharing it (<c>bench/load-postgres.sh</c>), and <c>--warmup W</c> messages per client
+/// before what is measured.
 /// </summary>
 internal sealed record LoadOptions(IReadOnlyList<string> Targets, int Clients, int Rooms, int Messages, int InFlight, int Cycles, int CycleConcurrency)
 {
@@ -19,6 +20,11 @@ internal sealed record LoadOptions(IReadOnlyList<string> Targets, int Clients, i
 
     /// <summary>How many processes of the service share its database (PostgreSQL only); clients go round them.</summary>
     public int Nodes { get; private init; } = 1;
+
+    /// <summary>How many messages each client sends, and every client receives from its room, before the measured
+    /// phase: the servers' and the generator's code compiled and tuned, their pools grown, as in a server that has been
+    /// running. 0 for none.</summary>
+    public int Warmup { get; private init; }
 
     public static readonly string[] KnownTargets = ["service", "raw", "signalr"];
 
@@ -34,6 +40,7 @@ internal sealed record LoadOptions(IReadOnlyList<string> Targets, int Clients, i
             ["--cycles"] = 0,
             ["--cycle-concurrency"] = 32,
             ["--nodes"] = 1,
+            ["--warmup"] = 0,
         };
         string[] targets = ["service"];
         string? perfDirectory = null;
@@ -84,6 +91,7 @@ internal sealed record LoadOptions(IReadOnlyList<string> Targets, int Clients, i
             PerfDirectory = perfDirectory,
             Postgres = postgres,
             Nodes = values["--nodes"],
+            Warmup = values["--warmup"],
         };
         if (options.Nodes < 1 || (options.Nodes > 1 && postgres is null))
         {
@@ -111,5 +119,6 @@ internal sealed record LoadOptions(IReadOnlyList<string> Targets, int Clients, i
 
     public override string ToString() =>
         $"{Clients} clients, {Rooms} rooms, {Messages} messages ({(double)Messages / Clients:0.#} each), {InFlight} in flight per client; "
+        + (Warmup > 0 ? $"after a warm-up of {Warmup} each; " : "")
         + (Postgres is null ? "the service on SQLite" : $"the service on PostgreSQL, {Nodes} node{(Nodes == 1 ? "" : "s")}");
 }

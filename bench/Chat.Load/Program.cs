@@ -9,6 +9,7 @@ using Chat.Load;
 // for the service, C connect/abort cycles and its memory before and after them.
 //
 //   dotnet run -c Release --project bench/Chat.Load -- --targets service,raw,signalr --clients 500 --rooms 10 --each 20 --in-flight 4
+//   dotnet run -c Release --project bench/Chat.Load -- --targets raw,service --clients 200 --rooms 10 --each 50 --in-flight 4 --warmup 10
 //   dotnet run -c Release --project bench/Chat.Load -- --clients 500 --rooms 10 --messages 10000 --cycles 10000
 LoadOptions options = LoadOptions.Parse(args);
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
@@ -61,6 +62,9 @@ async Task<LoadResult> RunAsync(string target)
         roomMessages[i % options.Rooms] += shares[i];
     }
 
+    // The clients of client i's room (client j is in room j % rooms).
+    long RoomClients(int i) => Enumerable.Range(0, options.Clients).Count(j => j % options.Rooms == i % options.Rooms);
+
     var clients = new ILoadClient[options.Clients];
     await Parallel.ForAsync(0, clients.Length, new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = timeout.Token }, async (i, ct) =>
     {
@@ -71,6 +75,20 @@ async Task<LoadResult> RunAsync(string target)
             : await WebSocketLoadClient.ConnectAsync(uri, expected, ct);
     });
     Console.WriteLine($"Connected {clients.Length} clients in {options.Rooms} rooms.");
+
+    // 0. The warm-up, not measured: the same load, shorter, until every client received all of its room's messages.
+    if (options.Warmup > 0)
+    {
+        Task[] warmedUp = clients.Select((_, i) => clients[i].ExpectAsync(options.Warmup * RoomClients(i))).ToArray();
+        await Task.WhenAll(clients.Select(client => client.SendAsync(options.Warmup, options.InFlight, timeout.Token)));
+        await Task.WhenAll(warmedUp).WaitAsync(TimeSpan.FromSeconds(30), timeout.Token);
+        foreach (ILoadClient client in clients)
+        {
+            client.Restart();
+        }
+
+        Console.WriteLine($"Warmed up with {options.Warmup} messages per client.");
+    }
 
     // 1. Throughput, latency, loss, CPU; profiled, when asked, over just this phase.
     await using PerfRecording? perf = options.PerfDirectory is { } perfDirectory

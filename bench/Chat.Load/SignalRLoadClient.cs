@@ -52,6 +52,8 @@ internal sealed class SignalRLoadClient : ILoadClient
 
     public Task ExpectAsync(long count) => _deliveries.ExpectAsync(count);
 
+    public void Restart() => _deliveries.Restart();
+
     public async Task SendAsync(int count, int inFlight, CancellationToken cancellationToken)
     {
         var pending = new Queue<Task<long>>(inFlight);

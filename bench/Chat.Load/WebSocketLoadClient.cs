@@ -44,6 +44,8 @@ internal sealed class WebSocketLoadClient : ILoadClient
 
     public Task ExpectAsync(long count) => _deliveries.ExpectAsync(count);
 
+    public void Restart() => _deliveries.Restart();
+
     public async Task SendAsync(int count, int inFlight, CancellationToken cancellationToken)
     {
         for (int i = 0; i < count; i++)
