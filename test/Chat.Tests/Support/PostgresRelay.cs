@@ -9,7 +9,8 @@ namespace Chat.Tests.Support;
 /// <summary>
 /// A TCP relay on 127.0.0.1 in front of the tests' PostgreSQL server that passes every connection through, but holds
 /// those of one application name (as the connection's startup message gives it) until <see cref="Release"/>: a
-/// connection that the server has not answered yet, for as long as a test needs.
+/// connection that the server has not answered yet, for as long as a test needs. It can also lose the answer to a
+/// commit (<see cref="CutAfterNextCommit"/>).
 /// </summary>
 internal sealed class PostgresRelay : IAsyncDisposable
 {
@@ -19,16 +20,18 @@ internal sealed class PostgresRelay : IAsyncDisposable
 
     private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
     private readonly DnsEndPoint _server;
-    private readonly string _heldApplicationName;
+    private readonly string? _heldApplicationName;
     private readonly TaskCompletionSource _held = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _cut = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _cutArmed;
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _relays = [];
     private readonly Task _accepting;
 
     /// <param name="connectionString">The database's connection string.</param>
-    /// <param name="heldApplicationName">The application name whose connections are held.</param>
-    public PostgresRelay(string connectionString, string heldApplicationName)
+    /// <param name="heldApplicationName">The application name whose connections are held; null for none.</param>
+    public PostgresRelay(string connectionString, string? heldApplicationName)
     {
         var settings = new NpgsqlConnectionStringBuilder(connectionString);
         _server = new DnsEndPoint(settings.Host!, settings.Port);
@@ -48,6 +51,17 @@ internal sealed class PostgresRelay : IAsyncDisposable
 
     /// <summary>Lets the held connections, and those that come later, through.</summary>
     public void Release() => _released.TrySetResult();
+
+    /// <summary>
+    /// The next <c>COMMIT</c> that a client sends reaches the server, which commits, but the server's answer does not
+    /// reach the client: the relay ends that connection instead, as a network that failed at that moment would.
+    /// </summary>
+    /// <returns>Completes once the answer was withheld and the connection ended.</returns>
+    public Task CutAfterNextCommit()
+    {
+        Volatile.Write(ref _cutArmed, 1);
+        return _cut.Task;
+    }
 
     public async ValueTask DisposeAsync()
     {
@@ -83,7 +97,7 @@ internal sealed class PostgresRelay : IAsyncDisposable
         {
             NetworkStream fromClient = client.GetStream();
             byte[] startup = await ReadStartupAsync(fromClient);
-            if (ApplicationName(startup) == _heldApplicationName)
+            if (_heldApplicationName is not null && ApplicationName(startup) == _heldApplicationName)
             {
                 _held.TrySetResult();
                 await _released.Task.WaitAsync(_stop.Token);
@@ -95,11 +109,46 @@ internal sealed class PostgresRelay : IAsyncDisposable
 
             // Either side's end ends both.
             using var ended = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-            Task up = fromClient.CopyToAsync(toServer, ended.Token);
-            Task down = toServer.CopyToAsync(fromClient, ended.Token);
+            var withholding = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            Task up = UpAsync(fromClient, toServer, withholding, ended.Token);
+            Task down = DownAsync(toServer, fromClient, withholding.Task, ended.Token);
             await Task.WhenAny(up, down);
             await ended.CancelAsync();
             await Task.WhenAll(up, down).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
+    // Client to server; when a cut is armed, the first COMMIT (a simple query, as Npgsql sends it) arms this
+    // connection's withholding once it was passed on, as the server's answer can only follow it.
+    private async Task UpAsync(NetworkStream client, NetworkStream server, TaskCompletionSource withholding, CancellationToken cancellationToken)
+    {
+        byte[] buffer = new byte[64 * 1024];
+        int read;
+        while ((read = await client.ReadAsync(buffer, cancellationToken)) > 0)
+        {
+            bool commit = buffer.AsSpan(0, read).IndexOf("COMMIT\0"u8) >= 0 && Interlocked.Exchange(ref _cutArmed, 0) == 1;
+            await server.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+            if (commit)
+            {
+                withholding.TrySetResult();
+            }
+        }
+    }
+
+    // Server to client, until the connection withholds: then what the server sends next (the commit's answer) ends it.
+    private async Task DownAsync(NetworkStream server, NetworkStream client, Task withholding, CancellationToken cancellationToken)
+    {
+        byte[] buffer = new byte[64 * 1024];
+        int read;
+        while ((read = await server.ReadAsync(buffer, cancellationToken)) > 0)
+        {
+            if (withholding.IsCompleted)
+            {
+                _cut.TrySetResult();
+                return;
+            }
+
+            await client.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
         }
     }
 
