@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Data.Common;
 using Chat.Storage;
 using Chat.Tests.Support;
@@ -112,6 +113,29 @@ public sealed class GroupCommitTests : ServiceTest
         Assert.Equal(["first", "next"], (await Server.HistoryAsync("lobby")).Select(m => m.Text));
         Assert.Equal(["first", "next"], await ReceiveTextsAsync(bob, 2));
         Assert.True(next.Id > (await first).Id);
+    }
+
+    [Fact]
+    public async Task A_message_that_waited_for_its_batch_longer_than_the_writer_timeout_fails_and_is_never_stored()
+    {
+        TimeSpan timeout = TimeSpan.FromMilliseconds(50);
+        ChatServer server = await StartServerAsync(hook: _hook, settings: [$"Database:WriterAcquireTimeout={timeout:c}"]);
+        (Task<StoredMessage> first, TaskCompletionSource release) = await _hook.HoldBatchOfAsync(server, "first");
+        Task<StoredMessage> late = server.Service.Store.AppendMessageAsync(new PostedMessage("lobby", "ada", "late"));
+        long queued = Stopwatch.GetTimestamp(); // after the post was queued, which is where its wait starts
+
+        // The wait is measured in real time, as the writer pool's acquire timeout is: that much of it passes, while the
+        // writer is held, before the writer goes on.
+        SpinWait.SpinUntil(() => Stopwatch.GetElapsedTime(queued) > timeout);
+        release.SetResult();
+
+        var failure = await Assert.ThrowsAsync<TimeoutException>(() => late.WaitAsync(ChatServer.Patience));
+        Assert.Contains("database is busy", failure.Message, StringComparison.Ordinal);
+        await first.WaitAsync(ChatServer.Patience);
+        Assert.False(_hook.WrittenIn.ContainsKey("late"));
+        StoredMessage next = await server.Service.Store.AppendMessageAsync(new PostedMessage("lobby", "ada", "next"));
+        Assert.Equal((await first).Id + 1, next.Id);
+        Assert.Equal(["first", "next"], (await server.HistoryAsync("lobby")).Select(m => m.Text));
     }
 
     [Fact]
