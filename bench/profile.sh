@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Where the chat servers' CPU time goes under load. bench/Chat.Load drives the raw in-memory baseline and then the
-# service (on its embedded SQLite file) with the same load, and Linux perf samples each server's process while its
+# service (on its embedded SQLite file, or PostgreSQL) with the same load, and Linux perf samples each server's processes while its
 # messages flow (Chat.Load --perf: from the first send to the last delivery); then each server's samples
 # are grouped by what they ran in (bench/profile-groups.awk: the SQLite engine, the kernel, the runtime's GC, Kestrel,
 # WebSockets, JSON, the server's own code, ...), and each group's share is turned into microseconds of CPU per delivered
@@ -8,6 +8,9 @@
 #
 #   bench/profile.sh                                   # 500 clients, 10 rooms, 100 messages each, 4 in flight
 #   bench/profile.sh --clients 200 --rooms 10 --each 250 --in-flight 4
+#   bench/profile.sh --on-postgres --nodes 2 --clients 500 --rooms 10 --each 40 --in-flight 4 --warmup 40
+#       # the service on a throwaway PostgreSQL server (scripts/postgres.sh, default durability), its nodes profiled
+#       # together
 #   bench/profile.sh --service-from DIR [load arguments]   # the service as built in DIR, e.g. an earlier commit's:
 #     git worktree add /tmp/before COMMIT && dotnet build -c Release /tmp/before/samples/Chat
 #     bench/profile.sh --service-from /tmp/before/samples/Chat/bin/Release/net10.0
@@ -37,9 +40,17 @@ if [ "${1:-}" = "--service-from" ]; then
   shift 2
 fi
 
+on_postgres=""
+if [ "${1:-}" = "--on-postgres" ]; then
+  on_postgres=1
+  shift
+fi
+
 args=("$@")
 # Five times the messages of the load runs in docs/load.md: seconds of samples, past the first compilations.
 [ ${#args[@]} -gt 0 ] || args=(--clients 500 --rooms 10 --each 100 --in-flight 4)
+# As typed, for the report: never the throwaway server's connection string, which holds its password.
+command_line="${on_postgres:+--on-postgres }${args[*]}"
 
 echo "Building the load generator, the baselines and the service (Release)..."
 dotnet build -c Release bench/Chat.Load -nologo -v quiet >/dev/null
@@ -54,13 +65,21 @@ if [ -n "$service_from" ]; then
   load="$out/load-bin"
 fi
 
+if [ -n "$on_postgres" ]; then
+  # shellcheck source=../scripts/postgres.sh
+  source scripts/postgres.sh
+  trap stop_postgres EXIT
+  start_postgres
+  args=(--postgres "$postgres_connection" "${args[@]}")
+fi
+
 export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 DOTNET_ReadyToRun=0
 dotnet "$load/Chat.Load.dll" --targets raw,service --perf "$out" "${args[@]}" | tee "$out/load.txt"
 
 {
   echo "# Where the servers' CPU goes"
   echo
-  echo "\`bench/profile.sh ${args[*]}\`, commit \`$(git rev-parse --short=12 HEAD)\`$(git diff --quiet HEAD -- samples bench || echo ' (with uncommitted changes)'), $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')."
+  echo "\`bench/profile.sh $command_line\`, commit \`$(git rev-parse --short=12 HEAD)\`$(git diff --quiet HEAD -- samples bench || echo ' (with uncommitted changes)'), $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')."
   if [ -n "$service_from" ]; then
     echo
     echo "The service is the build in \`$service_from\`$(git -C "$service_from" rev-parse --short=12 HEAD 2>/dev/null | sed 's/.*/, commit `&`/')."
@@ -70,7 +89,7 @@ dotnet "$load/Chat.Load.dll" --targets raw,service --perf "$out" "${args[@]}" | 
   echo
   grep '^|' "$out/load.txt"
   for target in raw service; do
-    pid=$(sed -n "s/^$target at .* (process \([0-9]*\))\$/\1/p" "$out/load.txt")
+    pid=$(sed -n "s/^$target at .* (process \([0-9]*\))\$/\1/p" "$out/load.txt" | paste -sd, -)
     # The column is found by its heading, wherever the table puts it.
     us=$(awk -F'|' -v target="$target" '
       /^\| server \|/ { for (i = 1; i <= NF; i++) if ($i ~ /server CPU per delivery/) column = i }

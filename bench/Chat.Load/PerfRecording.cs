@@ -3,8 +3,8 @@ using System.Diagnostics;
 namespace Chat.Load;
 
 /// <summary>
-/// Linux perf sampling one process (<c>perf record -p</c>) until stopped: the profile of a server over one phase of
-/// the load. perf must be installed (<c>bench/profile.sh</c> installs it).
+/// Linux perf sampling processes (<c>perf record -p</c>) until stopped: the profile of a server, all of its nodes
+/// together, over one phase of the load. perf must be installed (<c>bench/profile.sh</c> installs it).
 /// </summary>
 internal sealed class PerfRecording : IAsyncDisposable
 {
@@ -12,13 +12,13 @@ internal sealed class PerfRecording : IAsyncDisposable
 
     private PerfRecording(Process perf) => _perf = perf;
 
-    /// <summary>Starts sampling <paramref name="processId"/> at 999 Hz into <paramref name="output"/>, and returns once
+    /// <summary>Starts sampling <paramref name="processIds"/> at 999 Hz into <paramref name="output"/>, and returns once
     /// perf has attached (its first line on standard error).</summary>
-    public static async Task<PerfRecording> StartAsync(int processId, string output)
+    public static async Task<PerfRecording> StartAsync(IEnumerable<int> processIds, string output)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(output)!);
         var start = new ProcessStartInfo("perf") { RedirectStandardError = true, UseShellExecute = false };
-        foreach (string argument in new[] { "record", "-F", "999", "-p", processId.ToString(System.Globalization.CultureInfo.InvariantCulture), "-o", output })
+        foreach (string argument in new[] { "record", "-F", "999", "-p", string.Join(',', processIds), "-o", output })
         {
             start.ArgumentList.Add(argument);
         }

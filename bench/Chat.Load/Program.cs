@@ -92,7 +92,7 @@ async Task<LoadResult> RunAsync(string target)
 
     // 1. Throughput, latency, loss, CPU; profiled, when asked, over just this phase.
     await using PerfRecording? perf = options.PerfDirectory is { } perfDirectory
-        ? await PerfRecording.StartAsync(server.ProcessId, Path.Combine(perfDirectory, $"{target}.perf.data"))
+        ? await PerfRecording.StartAsync(servers.ProcessIds, Path.Combine(perfDirectory, $"{target}.perf.data"))
         : null;
     TimeSpan cpuBefore = servers.CpuTime;
     long started = Stopwatch.GetTimestamp();

@@ -9,6 +9,9 @@ internal sealed class ServerGroup : IAsyncDisposable
 
     public ServerProcess this[int index] => _servers[index];
 
+    /// <summary>Their process ids.</summary>
+    public IEnumerable<int> ProcessIds => _servers.Select(server => server.ProcessId);
+
     /// <summary>The CPU time all of them have used so far.</summary>
     public TimeSpan CpuTime => _servers.Aggregate(TimeSpan.Zero, (sum, server) => sum + server.CpuTime);
 
