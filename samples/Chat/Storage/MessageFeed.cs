@@ -21,7 +21,8 @@ internal abstract partial class MessageFeed(IDatabaseEvents events, ILogger logg
 
     /// <summary>Message <paramref name="id"/> was rolled back, or its commit's outcome is unknown: if it did commit, it
     /// is published as anyone's.</summary>
-    public void Forget(long id) => _posted.TryRemove(id, out _);
+    /// <returns>False when it was published already, with its post: then it was committed.</returns>
+    public bool Forget(long id) => _posted.TryRemove(id, out _);
 
     /// <summary>The writer committed <paramref name="messages"/>, in id order, each expected. Returns at once.</summary>
     public abstract void Committed(IReadOnlyList<StoredMessage> messages);

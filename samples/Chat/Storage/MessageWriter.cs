@@ -20,11 +20,13 @@ namespace Chat.Storage;
 /// <para>A message whose own statements fail (a database error on its rows, a failing <see cref="IMessageWriteHook"/>)
 /// fails alone: the transaction is rolled back, that message is told it was not stored, and the others are written
 /// again, in a new transaction on a connection the pool still trusts (so each failing message costs its batch one more
-/// transaction: failures of single messages are rare, and a savepoint per message would cost every batch, on
-/// PostgreSQL two more round trips per message). A failure of the batch as a whole (the writer
-/// busy past its acquire timeout, the turn, a fault of the database itself, see
-/// <see cref="DatabaseProvider.IsInfrastructureFault"/>) fails every message of it. When the commit itself fails, its
-/// outcome is learned again on a new connection: a batch that did commit is stored for every message of it.</para>
+/// transaction: failures of single messages are rare, and a savepoint per message would add two statements per message
+/// to every batch). A room whose summary fails fails its messages of the batch, the same way. A failure of the batch
+/// as a whole (the writer busy past its acquire timeout, the turn, a fault of the database itself, see
+/// <see cref="DatabaseProvider.IsInfrastructureFault"/>) fails every message of it.</para>
+/// <para>When the commit itself fails, its outcome is learned again on a new connection: a batch that did commit is
+/// stored for every message of it. So it is when the feed has read one of its messages back meanwhile. Only when
+/// neither can tell are its senders told their messages were not stored.</para>
 /// <para>A message that waited for a batch longer than the writer's acquire timeout is not stored
 /// (<see cref="TimeoutException"/>, as a write that waited for the writer that long), so that a node writing slower
 /// than it is posted to tells its senders so rather than queueing without end.</para>
@@ -40,14 +42,17 @@ internal sealed class MessageWriter : IAsyncDisposable
 
     private const string InsertMessageSql = "INSERT INTO messages (room, name, text, at) VALUES (@room, @name, @text, @at) RETURNING id";
 
+    // Every statement of a batch returns rows, so that the one that failed is known by its place (StatementBatch).
     private const string InsertJobsSql = """
         INSERT INTO outbox (webhook_id, message_id, url, payload, next_attempt_at, trace_parent)
         SELECT id, @message, url, @payload, @at, @trace FROM webhooks WHERE room = @room
+        RETURNING id
         """;
 
     private const string CountInRoomSql = """
         INSERT INTO rooms (name, messages, last_message_id) VALUES (@room, @count, @last)
         ON CONFLICT (name) DO UPDATE SET messages = rooms.messages + excluded.messages, last_message_id = excluded.last_message_id
+        RETURNING messages
         """;
 
     private readonly DatabaseProvider _provider;
@@ -66,7 +71,7 @@ internal sealed class MessageWriter : IAsyncDisposable
     /// <param name="provider">The database.</param>
     /// <param name="writer">The writer pool: one connection, which the batches share with the store's other writes.</param>
     /// <param name="time">The clock of message times.</param>
-    /// <param name="hook">Runs after each message's rows, inside its batch's transaction.</param>
+    /// <param name="hook">Runs once the batch's rows are written, for each message in order, inside its transaction.</param>
     /// <param name="feed">Hears of each batch: <see cref="MessageFeed.Expect"/> before the commit, then
     /// <see cref="MessageFeed.Committed"/> or <see cref="MessageFeed.Forget"/>.</param>
     /// <param name="events">Told when a batch wrote outbox jobs.</param>
@@ -150,6 +155,7 @@ internal sealed class MessageWriter : IAsyncDisposable
         {
             var written = new List<StoredMessage>(batch.Count);
             int writing = -1; // the message whose statement or hook failed
+            string? failingRoom = null; // the room whose summary failed
             bool committing = false; // the body is done: what fails now is the commit
             int jobs = 0;
             try
@@ -173,7 +179,7 @@ internal sealed class MessageWriter : IAsyncDisposable
                             long[] ids;
                             try
                             {
-                                ids = await statements.ReadScalarsAsync(ct).ConfigureAwait(false);
+                                ids = await statements.ReadIdsAsync(ct).ConfigureAwait(false);
                             }
                             catch (DbException)
                             {
@@ -181,10 +187,11 @@ internal sealed class MessageWriter : IAsyncDisposable
                                 throw;
                             }
 
-                            // Then each message's outbox jobs (statement i, again), and each room's summary.
+                            // Then each message's outbox jobs (statement i, again), and each room's summary after them.
                             var rooms = new Dictionary<string, (int Count, long Last)>(StringComparer.Ordinal);
                             for (int i = 0; i < batch.Count; i++)
                             {
+                                writing = i;
                                 PostedMessage posted = batch[i];
                                 var message = new StoredMessage(ids[i], posted.Room, posted.Name, posted.Text, sentAt);
                                 _feed.Expect(message.Id, posted);
@@ -202,28 +209,40 @@ internal sealed class MessageWriter : IAsyncDisposable
                                     new("@trace", posted.TraceParent, DbType.String));
                             }
 
+                            writing = -1;
+
                             // The rooms' summaries, kept with their messages so that listing the rooms never scans
                             // the messages: once per room of the batch.
-                            foreach ((string room, (int count, long last)) in rooms)
+                            string[] summarized = [.. rooms.Keys];
+                            foreach (string room in summarized)
                             {
+                                (int count, long last) = rooms[room];
                                 statements.Add(CountInRoomSql, new("@room", room), new("@count", count), new("@last", last));
                             }
 
-                            long[] changed;
+                            long[] rows;
                             try
                             {
-                                changed = await statements.ExecuteAsync(ct).ConfigureAwait(false);
+                                rows = await statements.CountRowsAsync(ct).ConfigureAwait(false);
                             }
                             catch (DbException)
                             {
-                                writing = statements.Failed < batch.Count ? statements.Failed : -1;
+                                if (statements.Failed >= batch.Count)
+                                {
+                                    failingRoom = summarized[statements.Failed - batch.Count];
+                                }
+                                else
+                                {
+                                    writing = statements.Failed;
+                                }
+
                                 throw;
                             }
 
                             int batchJobs = 0;
                             for (int i = 0; i < batch.Count; i++)
                             {
-                                batchJobs += (int)changed[i];
+                                batchJobs += (int)rows[i];
                             }
 
                             if (_hook is not null)
@@ -252,12 +271,23 @@ internal sealed class MessageWriter : IAsyncDisposable
                     return;
                 }
 
-                foreach (StoredMessage message in written)
+                // The messages go back from the feed, unless it has read one of them back from the database already:
+                // then the batch did commit, whatever the writer could not learn.
+                bool readBack = false;
+                var forgotten = new bool[written.Count];
+                for (int i = 0; i < written.Count; i++)
                 {
-                    _feed.Forget(message.Id);
+                    forgotten[i] = _feed.Forget(written[i].Id);
+                    readBack |= !forgotten[i];
                 }
 
-                if (writing < 0 || _provider.IsInfrastructureFault(e))
+                if (readBack)
+                {
+                    StoredAfterAll(batch, written, forgotten, jobs);
+                    return;
+                }
+
+                if ((writing < 0 && failingRoom is null) || _provider.IsInfrastructureFault(e))
                 {
                     foreach (PostedMessage message in batch)
                     {
@@ -265,6 +295,18 @@ internal sealed class MessageWriter : IAsyncDisposable
                     }
 
                     return;
+                }
+
+                if (failingRoom is not null)
+                {
+                    // That room's messages: the others go again without them.
+                    foreach (PostedMessage message in batch.Where(message => message.Room == failingRoom))
+                    {
+                        message.Fail(e);
+                    }
+
+                    batch.RemoveAll(message => message.Room == failingRoom);
+                    continue;
                 }
 
                 // That message alone: the others go again without it.
@@ -283,6 +325,29 @@ internal sealed class MessageWriter : IAsyncDisposable
         _feed.Committed(written);
         for (int i = 0; i < batch.Count; i++)
         {
+            batch[i].Complete(written[i]);
+        }
+
+        if (jobs > 0)
+        {
+            _events.JobsAvailable();
+        }
+    }
+
+    // The batch committed although its commit threw, as the feed, which read some of its messages back, knows: those
+    // it has acknowledged; it broadcasts the others, which it no longer expects, as anyone's, so their senders are
+    // acknowledged here (perhaps after that broadcast: the ack still comes, and never an error).
+    private void StoredAfterAll(List<PostedMessage> batch, List<StoredMessage> written, bool[] forgotten, int jobs)
+    {
+        Debug.Assert(written.Count == batch.Count, "Only a batch whose body completed commits.");
+        for (int i = 0; i < batch.Count; i++)
+        {
+            if (forgotten[i])
+            {
+                batch[i].Acknowledge?.Invoke(written[i]);
+                batch[i].MarkHandedOn();
+            }
+
             batch[i].Complete(written[i]);
         }
 

@@ -33,9 +33,7 @@ internal sealed class PostgresProvider : DatabaseProvider
         };
         settings.ApplicationName ??= "chat";
         _description = $"PostgreSQL {settings.Database ?? settings.Username} on {settings.Host}:{settings.Port}";
-        // A batch of messages goes in one round trip (StatementBatch): the statement that failed, on the exception,
-        // says which message failed alone. The exception then holds that message's values, as the writer's own.
-        _writers = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(settings.ConnectionString) { IncludeFailedBatchedCommand = true }.ConnectionString);
+        _writers = NpgsqlDataSource.Create(settings.ConnectionString);
 
         // A reader cannot write by mistake, whatever the statement.
         var readers = new NpgsqlConnectionStringBuilder(settings.ConnectionString);

@@ -1,7 +1,6 @@
 using System.Data;
 using System.Data.Common;
 using System.Diagnostics;
-using System.Globalization;
 
 namespace Chat.Storage;
 
@@ -12,8 +11,11 @@ namespace Chat.Storage;
 /// command's compiled statements while its text stays the same). Each run takes the statements added since the last.
 /// </summary>
 /// <remarks>
-/// The batch writes each message with the same few statements: a round trip per statement on PostgreSQL, or parsing
-/// the same SQL again on SQLite, would cost every message more than writing it does.
+/// <para>The batch writes each message with the same few statements: a round trip per statement on PostgreSQL, or
+/// parsing the same SQL again on SQLite, would cost every message more than writing it does.</para>
+/// <para>Every statement returns rows (<c>RETURNING</c>), even none: each one then has its own result, in order, so
+/// the one that failed is known by how many results came before it, on any driver and without the driver keeping
+/// the failed statement, and its values, on the exception.</para>
 /// </remarks>
 internal sealed class StatementBatch : IAsyncDisposable
 {
@@ -26,21 +28,22 @@ internal sealed class StatementBatch : IAsyncDisposable
         (_connection, _transaction) = (connection, transaction);
 
     /// <summary>
-    /// The position, among the statements of the last run, of the one whose failure the run threw; -1 when the run
-    /// did not fail, or its failure was not one statement's (the connection's, a cancellation).
+    /// The position, among the statements of the last run, of the one that was running when the run threw a
+    /// <see cref="DbException"/>; -1 when the run did not fail so. It may be a failure of the database rather than of
+    /// that statement (a lost connection, a full disk), which the caller tells apart.
     /// </summary>
     public int Failed { get; private set; } = -1;
 
-    /// <summary>Adds a statement to the next run. Statements with the same SQL take the same parameters, in the
-    /// same order.</summary>
+    /// <summary>Adds a statement, which returns rows, to the next run. Statements with the same SQL take the same
+    /// parameters, in the same order.</summary>
     public void Add(string sql, params SqlValue[] values) => _pending.Add((sql, values));
 
     /// <summary>Runs the statements added, in order, each of which returns one row, and returns the first column of
     /// each one's row.</summary>
-    public Task<long[]> ReadScalarsAsync(CancellationToken cancellationToken) => RunAsync(scalars: true, cancellationToken);
+    public Task<long[]> ReadIdsAsync(CancellationToken cancellationToken) => RunAsync(ids: true, cancellationToken);
 
-    /// <summary>Runs the statements added, in order, and returns how many rows each one changed.</summary>
-    public Task<long[]> ExecuteAsync(CancellationToken cancellationToken) => RunAsync(scalars: false, cancellationToken);
+    /// <summary>Runs the statements added, in order, and returns how many rows each one returned.</summary>
+    public Task<long[]> CountRowsAsync(CancellationToken cancellationToken) => RunAsync(ids: false, cancellationToken);
 
     public async ValueTask DisposeAsync()
     {
@@ -50,20 +53,48 @@ internal sealed class StatementBatch : IAsyncDisposable
         }
     }
 
-    private async Task<long[]> RunAsync(bool scalars, CancellationToken cancellationToken)
+    private async Task<long[]> RunAsync(bool ids, CancellationToken cancellationToken)
     {
         Failed = -1;
         var results = new long[_pending.Count];
+        int running = 0;
         try
         {
             if (_connection.CanCreateBatch)
             {
-                await RunTogetherAsync(results, scalars, cancellationToken).ConfigureAwait(false);
+                await using DbBatch batch = CreateBatch();
+                await using DbDataReader reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                do
+                {
+                    if (running == results.Length)
+                    {
+                        throw new InvalidOperationException("The batch returned more results than it has statements.");
+                    }
+
+                    results[running] = await ReadResultAsync(reader, ids, cancellationToken).ConfigureAwait(false);
+                    running++;
+                }
+                while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false));
+
+                if (running != results.Length)
+                {
+                    throw new InvalidOperationException($"The batch returned {running} results for {results.Length} statements: each must return rows.");
+                }
             }
             else
             {
-                await RunEachAsync(results, scalars, cancellationToken).ConfigureAwait(false);
+                for (; running < results.Length; running++)
+                {
+                    DbCommand command = CommandFor(_pending[running]);
+                    await using DbDataReader reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                    results[running] = await ReadResultAsync(reader, ids, cancellationToken).ConfigureAwait(false);
+                }
             }
+        }
+        catch (DbException)
+        {
+            Failed = running < results.Length ? running : -1;
+            throw;
         }
         finally
         {
@@ -73,9 +104,25 @@ internal sealed class StatementBatch : IAsyncDisposable
         return results;
     }
 
-    private async Task RunTogetherAsync(long[] results, bool scalars, CancellationToken cancellationToken)
+    // One statement's result: the id its one row holds, or how many rows it returned.
+    private static async Task<long> ReadResultAsync(DbDataReader reader, bool ids, CancellationToken cancellationToken)
     {
-        await using DbBatch batch = _connection.CreateBatch();
+        long rows = 0;
+        long id = 0;
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (rows++ == 0 && ids)
+            {
+                id = reader.GetInt64(0);
+            }
+        }
+
+        return !ids ? rows : rows == 1 ? id : throw new InvalidOperationException($"A statement returned {rows} rows where one id was expected.");
+    }
+
+    private DbBatch CreateBatch()
+    {
+        DbBatch batch = _connection.CreateBatch();
         batch.Transaction = _transaction;
         foreach ((string sql, SqlValue[] values) in _pending)
         {
@@ -91,76 +138,32 @@ internal sealed class StatementBatch : IAsyncDisposable
             batch.BatchCommands.Add(command);
         }
 
-        try
-        {
-            if (scalars)
-            {
-                await using DbDataReader reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-                int next = 0;
-                do
-                {
-                    if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-                    {
-                        throw new InvalidOperationException($"Statement {next} of the batch returned no row.");
-                    }
-
-                    results[next++] = reader.GetInt64(0);
-                }
-                while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false));
-                Debug.Assert(next == results.Length, "One result per statement.");
-            }
-            else
-            {
-                await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-                for (int i = 0; i < results.Length; i++)
-                {
-                    results[i] = batch.BatchCommands[i].RecordsAffected;
-                }
-            }
-        }
-        catch (DbException e) when (e.BatchCommand is not null)
-        {
-            Failed = batch.BatchCommands.IndexOf(e.BatchCommand);
-            throw;
-        }
+        return batch;
     }
 
-    private async Task RunEachAsync(long[] results, bool scalars, CancellationToken cancellationToken)
+    // The command for a statement's SQL, compiled the first time it runs; its parameters take the statement's values.
+    private DbCommand CommandFor((string Sql, SqlValue[] Values) statement)
     {
-        for (int i = 0; i < _pending.Count; i++)
+        if (_commands.TryGetValue(statement.Sql, out DbCommand? command))
         {
-            (string sql, SqlValue[] values) = _pending[i];
-            if (_commands.TryGetValue(sql, out DbCommand? command))
+            for (int j = 0; j < statement.Values.Length; j++)
             {
-                for (int j = 0; j < values.Length; j++)
-                {
-                    values[j].ApplyTo(command.Parameters[j]);
-                }
-            }
-            else
-            {
-                command = Sql.Command(_connection, _transaction, sql);
-                _commands.Add(sql, command);
-                foreach (SqlValue value in values)
-                {
-                    DbParameter parameter = command.CreateParameter();
-                    value.ApplyTo(parameter);
-                    command.Parameters.Add(parameter);
-                }
+                statement.Values[j].ApplyTo(command.Parameters[j]);
             }
 
-            try
-            {
-                results[i] = scalars
-                    ? Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), CultureInfo.InvariantCulture)
-                    : await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (DbException)
-            {
-                Failed = i;
-                throw;
-            }
+            return command;
         }
+
+        command = Sql.Command(_connection, _transaction, statement.Sql);
+        _commands.Add(statement.Sql, command);
+        foreach (SqlValue value in statement.Values)
+        {
+            DbParameter parameter = command.CreateParameter();
+            value.ApplyTo(parameter);
+            command.Parameters.Add(parameter);
+        }
+
+        return command;
     }
 }
 

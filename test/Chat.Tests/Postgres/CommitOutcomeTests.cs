@@ -1,3 +1,5 @@
+using System.Net;
+using System.Net.Http.Json;
 using System.Text.Json;
 using Chat.Tests.Support;
 
@@ -34,5 +36,38 @@ public sealed class CommitOutcomeTests : PostgresServiceTest
         Assert.Equal(["committed", "next"], (await server.HistoryAsync("lobby")).Select(m => m.Text));
         Assert.DoesNotContain(ada.Drain(), frame => ChatClient.TypeOf(frame) == "error");
         Assert.Equal(1, server.Service.Store.WriterStatistics.Destroyed); // the connection that failed
+    }
+
+    [Fact]
+    public async Task A_batch_whose_commit_failed_and_could_not_be_read_again_is_stored_once_the_node_read_it_back()
+    {
+        await using var relay = new PostgresRelay(Database.ConnectionString, heldApplicationName: null);
+        ChatServer server = await StartServerAsync(settings: [$"Database:ConnectionString={relay.ConnectionString}"]);
+        await using ChatClient bob = await server.ConnectAsync("lobby", "bob");
+        await server.PostAsync("lobby", "ada", "first"); // the writer's connection is open
+        Assert.Equal("first", (await bob.ReceiveAsync("message")).GetProperty("text").GetString());
+
+        // The commit's answer is lost, and the writer's new connections, to learn the outcome, wait.
+        Task cut = relay.CutAfterNextCommit();
+        Task asking = relay.HoldNew();
+        Task<HttpResponseMessage> posting = server.Http.PostAsJsonAsync("/api/rooms/lobby/messages", new { name = "ada", text = "committed" });
+        await cut.WaitAsync(ChatServer.Patience);
+        await asking.WaitAsync(ChatServer.Patience);
+
+        // Meanwhile the node reads the batch back from the database, and broadcasts it: it is stored.
+        JsonElement message = await bob.ReceiveAsync("message");
+        Assert.Equal("committed", message.GetProperty("text").GetString());
+
+        // The writer cannot learn the outcome itself; the node it runs on knows it.
+        relay.RefuseNew();
+        using (HttpResponseMessage posted = await posting.WaitAsync(ChatServer.Patience))
+        {
+            Assert.Equal(HttpStatusCode.Created, posted.StatusCode);
+            Assert.Equal(message.GetProperty("id").GetInt64(), (await posted.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt64());
+        }
+
+        relay.AdmitNew();
+        await server.PostAsync("lobby", "ada", "next");
+        Assert.Equal(["first", "committed", "next"], (await server.HistoryAsync("lobby")).Select(m => m.Text));
     }
 }

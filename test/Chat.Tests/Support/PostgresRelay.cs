@@ -10,7 +10,8 @@ namespace Chat.Tests.Support;
 /// A TCP relay on 127.0.0.1 in front of the tests' PostgreSQL server that passes every connection through, but holds
 /// those of one application name (as the connection's startup message gives it) until <see cref="Release"/>: a
 /// connection that the server has not answered yet, for as long as a test needs. It can also lose the answer to a
-/// commit (<see cref="CutAfterNextCommit"/>).
+/// commit (<see cref="CutAfterNextCommit"/>), and hold or refuse new connections (<see cref="HoldNew"/>,
+/// <see cref="RefuseNew"/>, <see cref="AdmitNew"/>).
 /// </summary>
 internal sealed class PostgresRelay : IAsyncDisposable
 {
@@ -25,6 +26,7 @@ internal sealed class PostgresRelay : IAsyncDisposable
     private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _cut = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _cutArmed;
+    private Admission _admission = new(AdmissionMode.Admit);
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _relays = [];
     private readonly Task _accepting;
@@ -51,6 +53,17 @@ internal sealed class PostgresRelay : IAsyncDisposable
 
     /// <summary>Lets the held connections, and those that come later, through.</summary>
     public void Release() => _released.TrySetResult();
+
+    /// <summary>New connections wait, until <see cref="RefuseNew"/> or <see cref="AdmitNew"/>.</summary>
+    /// <returns>Completes once a new connection waits.</returns>
+    public Task HoldNew() => SetAdmission(AdmissionMode.Hold).Waiting.Task;
+
+    /// <summary>New connections, and those waiting, are refused, as by a server that has no room for them (53300,
+    /// too many connections).</summary>
+    public void RefuseNew() => SetAdmission(AdmissionMode.Refuse);
+
+    /// <summary>New connections, and those waiting, go through.</summary>
+    public void AdmitNew() => SetAdmission(AdmissionMode.Admit);
 
     /// <summary>
     /// The next <c>COMMIT</c> that a client sends reaches the server, which commits, but the server's answer does not
@@ -103,6 +116,18 @@ internal sealed class PostgresRelay : IAsyncDisposable
                 await _released.Task.WaitAsync(_stop.Token);
             }
 
+            while (Volatile.Read(ref _admission) is { Mode: not AdmissionMode.Admit } admission)
+            {
+                if (admission.Mode == AdmissionMode.Refuse)
+                {
+                    await fromClient.WriteAsync(TooManyConnections(), _stop.Token);
+                    return;
+                }
+
+                admission.Waiting.TrySetResult();
+                await admission.Changed.Task.WaitAsync(_stop.Token);
+            }
+
             await server.ConnectAsync(_server.Host, _server.Port, _stop.Token);
             NetworkStream toServer = server.GetStream();
             await toServer.WriteAsync(startup, _stop.Token);
@@ -118,20 +143,22 @@ internal sealed class PostgresRelay : IAsyncDisposable
         }
     }
 
-    // Client to server; when a cut is armed, the first COMMIT (a simple query, as Npgsql sends it) arms this
-    // connection's withholding once it was passed on, as the server's answer can only follow it.
+    // Client to server; when a cut is armed, the first COMMIT (a simple query, as Npgsql sends it) makes this
+    // connection withhold what the server sends next, which is that COMMIT's answer: Npgsql waits for each answer
+    // before it sends more.
     private async Task UpAsync(NetworkStream client, NetworkStream server, TaskCompletionSource withholding, CancellationToken cancellationToken)
     {
         byte[] buffer = new byte[64 * 1024];
         int read;
         while ((read = await client.ReadAsync(buffer, cancellationToken)) > 0)
         {
-            bool commit = buffer.AsSpan(0, read).IndexOf("COMMIT\0"u8) >= 0 && Interlocked.Exchange(ref _cutArmed, 0) == 1;
-            await server.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
-            if (commit)
+            // Withholding before the COMMIT goes on: its answer cannot come sooner.
+            if (buffer.AsSpan(0, read).IndexOf("COMMIT\0"u8) >= 0 && Interlocked.Exchange(ref _cutArmed, 0) == 1)
             {
                 withholding.TrySetResult();
             }
+
+            await server.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
         }
     }
 
@@ -173,6 +200,26 @@ internal sealed class PostgresRelay : IAsyncDisposable
         }
     }
 
+    private Admission SetAdmission(AdmissionMode mode)
+    {
+        var admission = new Admission(mode);
+        Interlocked.Exchange(ref _admission, admission).Changed.TrySetResult();
+        return admission;
+    }
+
+    // The server's answer to a startup it refuses (an ErrorResponse: its type, its length, then fields of a code
+    // byte and a string ending with a zero byte, then a zero byte): the client gives up, where a connection closed
+    // during its startup would have it try again.
+    private static byte[] TooManyConnections()
+    {
+        byte[] fields = Encoding.UTF8.GetBytes("SFATAL\0VFATAL\0C53300\0Msorry, too many clients already\0\0");
+        byte[] message = new byte[1 + 4 + fields.Length];
+        message[0] = (byte)'E';
+        BinaryPrimitives.WriteInt32BigEndian(message.AsSpan(1), 4 + fields.Length);
+        fields.CopyTo(message, 5);
+        return message;
+    }
+
     private static string? ApplicationName(byte[] startup)
     {
         string[] fields = Encoding.UTF8.GetString(startup, 8, startup.Length - 8).Split('\0');
@@ -185,5 +232,20 @@ internal sealed class PostgresRelay : IAsyncDisposable
         }
 
         return null;
+    }
+
+    private enum AdmissionMode
+    {
+        Admit,
+        Hold,
+        Refuse,
+    }
+
+    // What happens to new connections; Changed completes when it changes, Waiting once a connection waits under it.
+    private sealed record Admission(AdmissionMode Mode)
+    {
+        public TaskCompletionSource Changed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource Waiting { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }
