@@ -82,7 +82,13 @@ dotnet "$load/Chat.Load.dll" --targets raw,service --perf "$out" "${args[@]}" | 
   echo "\`bench/profile.sh $command_line\`, commit \`$(git rev-parse --short=12 HEAD)\`$(git diff --quiet HEAD -- samples bench || echo ' (with uncommitted changes)'), $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')."
   if [ -n "$service_from" ]; then
     echo
-    echo "The service is the build in \`$service_from\`$(git -C "$service_from" rev-parse --short=12 HEAD 2>/dev/null | sed 's/.*/, commit `&`/')."
+    # Its commit, not its folder, which is this machine's.
+    built=$(git -C "$service_from" rev-parse --short=12 HEAD 2>/dev/null || true)
+    if [ -n "$built" ]; then
+      echo "The service is the build of commit \`$built\`, through \`--service-from\`."
+    else
+      echo "The service is another build, through \`--service-from\`."
+    fi
   fi
   echo
   echo "Chat.Load's table for this run (with the profiler sampling):"

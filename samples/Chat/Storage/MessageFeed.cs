@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-
 namespace Chat.Storage;
 
 /// <summary>
@@ -9,20 +7,50 @@ namespace Chat.Storage;
 /// read back from the database (<see cref="PostgresMessageFeed"/>).
 /// </summary>
 /// <remarks>The <see cref="MessageWriter"/> calls <see cref="Expect"/> for each message of a batch before the commit,
-/// then <see cref="Committed"/> once it committed, or <see cref="Forget"/> when it did not (or may not have).</remarks>
+/// then <see cref="Committed"/> once it committed, or <see cref="TryTakeBack"/> when it did not (or may not have).</remarks>
 internal abstract partial class MessageFeed(IDatabaseEvents events, ILogger logger) : IAsyncDisposable
 {
-    // This node's messages, by id: registered before their commit, taken when published.
-    private readonly ConcurrentDictionary<long, PostedMessage> _posted = new();
+    // This node's messages, by id: registered before their commit, taken when published, or taken back by the writer.
+    // A batch is taken back whole or not at all, under the lock that each publication takes them under.
+    private readonly Dictionary<long, PostedMessage> _posted = [];
+    private readonly Lock _lock = new();
 
     /// <summary>Message <paramref name="id"/>, not yet committed, is <paramref name="posted"/>: when it is published,
     /// the events hear of it with the post.</summary>
-    public void Expect(long id, PostedMessage posted) => _posted[id] = posted;
+    public void Expect(long id, PostedMessage posted)
+    {
+        lock (_lock)
+        {
+            _posted[id] = posted;
+        }
+    }
 
-    /// <summary>Message <paramref name="id"/> was rolled back, or its commit's outcome is unknown: if it did commit, it
-    /// is published as anyone's.</summary>
-    /// <returns>False when it was published already, with its post: then it was committed.</returns>
-    public bool Forget(long id) => _posted.TryRemove(id, out _);
+    /// <summary>
+    /// The batch of <paramref name="messages"/> (expected, in id order) was rolled back, or its commit's outcome is
+    /// unknown: the feed no longer expects them, and if they did commit, it publishes them as anyone's. Unless it
+    /// has published the first of them already: then the batch committed, and the feed goes on publishing it with the
+    /// posts, acknowledging each.
+    /// </summary>
+    /// <returns>False when the batch was committed and the feed keeps it.</returns>
+    /// <remarks>Ids are published in increasing order, and a batch's ids are committed together, in order: the feed
+    /// has begun a batch exactly when it has taken its first message.</remarks>
+    public bool TryTakeBack(IReadOnlyList<StoredMessage> messages)
+    {
+        lock (_lock)
+        {
+            if (messages.Count > 0 && !_posted.ContainsKey(messages[0].Id))
+            {
+                return false;
+            }
+
+            foreach (StoredMessage message in messages)
+            {
+                _posted.Remove(message.Id);
+            }
+
+            return true;
+        }
+    }
 
     /// <summary>The writer committed <paramref name="messages"/>, in id order, each expected. Returns at once.</summary>
     public abstract void Committed(IReadOnlyList<StoredMessage> messages);
@@ -32,12 +60,16 @@ internal abstract partial class MessageFeed(IDatabaseEvents events, ILogger logg
     public async ValueTask DisposeAsync()
     {
         await StopAsync().ConfigureAwait(false);
-        foreach (long id in _posted.Keys)
+        PostedMessage[] unpublished;
+        lock (_lock)
         {
-            if (_posted.TryRemove(id, out PostedMessage? posted))
-            {
-                posted.MarkHandedOn();
-            }
+            unpublished = [.. _posted.Values];
+            _posted.Clear();
+        }
+
+        foreach (PostedMessage posted in unpublished)
+        {
+            posted.MarkHandedOn();
         }
     }
 
@@ -47,7 +79,12 @@ internal abstract partial class MessageFeed(IDatabaseEvents events, ILogger logg
     /// <summary>Hands one committed message on; called one at a time, in id order. Never throws.</summary>
     protected void Publish(StoredMessage message)
     {
-        _posted.TryRemove(message.Id, out PostedMessage? posted);
+        PostedMessage? posted;
+        lock (_lock)
+        {
+            _posted.Remove(message.Id, out posted);
+        }
+
         try
         {
             events.MessageCommitted(message, posted);

@@ -25,8 +25,9 @@ namespace Chat.Storage;
 /// as a whole (the writer busy past its acquire timeout, the turn, a fault of the database itself, see
 /// <see cref="DatabaseProvider.IsInfrastructureFault"/>) fails every message of it.</para>
 /// <para>When the commit itself fails, its outcome is learned again on a new connection: a batch that did commit is
-/// stored for every message of it. So it is when the feed has read one of its messages back meanwhile. Only when
-/// neither can tell are its senders told their messages were not stored.</para>
+/// stored for every message of it. So it is when the feed has begun to read it back meanwhile
+/// (<see cref="MessageFeed.TryTakeBack"/>). Only when neither can tell are its senders told their messages were not
+/// stored.</para>
 /// <para>A message that waited for a batch longer than the writer's acquire timeout is not stored
 /// (<see cref="TimeoutException"/>, as a write that waited for the writer that long), so that a node writing slower
 /// than it is posted to tells its senders so rather than queueing without end.</para>
@@ -73,7 +74,7 @@ internal sealed class MessageWriter : IAsyncDisposable
     /// <param name="time">The clock of message times.</param>
     /// <param name="hook">Runs once the batch's rows are written, for each message in order, inside its transaction.</param>
     /// <param name="feed">Hears of each batch: <see cref="MessageFeed.Expect"/> before the commit, then
-    /// <see cref="MessageFeed.Committed"/> or <see cref="MessageFeed.Forget"/>.</param>
+    /// <see cref="MessageFeed.Committed"/> or <see cref="MessageFeed.TryTakeBack"/>.</param>
     /// <param name="events">Told when a batch wrote outbox jobs.</param>
     /// <param name="webhookPayload">The body of a message's webhook deliveries, kept in its outbox jobs: the webhooks'
     /// to say, not the store's.</param>
@@ -271,19 +272,11 @@ internal sealed class MessageWriter : IAsyncDisposable
                     return;
                 }
 
-                // The messages go back from the feed, unless it has read one of them back from the database already:
-                // then the batch did commit, whatever the writer could not learn.
-                bool readBack = false;
-                var forgotten = new bool[written.Count];
-                for (int i = 0; i < written.Count; i++)
+                // The messages go back from the feed, unless it has read the batch back from the database already:
+                // then the batch did commit, whatever the writer could not learn, and the feed acknowledges them.
+                if (!_feed.TryTakeBack(written))
                 {
-                    forgotten[i] = _feed.Forget(written[i].Id);
-                    readBack |= !forgotten[i];
-                }
-
-                if (readBack)
-                {
-                    StoredAfterAll(batch, written, forgotten, jobs);
+                    Stored(batch, written, jobs);
                     return;
                 }
 
@@ -322,32 +315,10 @@ internal sealed class MessageWriter : IAsyncDisposable
 
     private void Stored(List<PostedMessage> batch, List<StoredMessage> written, int jobs)
     {
+        Debug.Assert(written.Count == batch.Count, "Only a batch whose body completed commits.");
         _feed.Committed(written);
         for (int i = 0; i < batch.Count; i++)
         {
-            batch[i].Complete(written[i]);
-        }
-
-        if (jobs > 0)
-        {
-            _events.JobsAvailable();
-        }
-    }
-
-    // The batch committed although its commit threw, as the feed, which read some of its messages back, knows: those
-    // it has acknowledged; it broadcasts the others, which it no longer expects, as anyone's, so their senders are
-    // acknowledged here (perhaps after that broadcast: the ack still comes, and never an error).
-    private void StoredAfterAll(List<PostedMessage> batch, List<StoredMessage> written, bool[] forgotten, int jobs)
-    {
-        Debug.Assert(written.Count == batch.Count, "Only a batch whose body completed commits.");
-        for (int i = 0; i < batch.Count; i++)
-        {
-            if (forgotten[i])
-            {
-                batch[i].Acknowledge?.Invoke(written[i]);
-                batch[i].MarkHandedOn();
-            }
-
             batch[i].Complete(written[i]);
         }
 

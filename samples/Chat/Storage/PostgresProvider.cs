@@ -202,11 +202,14 @@ internal sealed class PostgresProvider : DatabaseProvider
     };
 
     // The connection's faults, and the server's own troubles rather than a statement's: insufficient resources (53,
-    // a full disk, no memory), system errors (58, I/O), internal errors (XX, corrupt data), and a statement cancelled
-    // by the server (57014, a statement timeout).
+    // a full disk, no memory), system errors (58, I/O), internal errors (XX, corrupt data), a statement cancelled
+    // by the server (57014, a statement timeout), and a lock the transaction lost or waited too long for
+    // (40: a deadlock, a serialization failure; 55P03: a lock timeout), which is the moment's, not the statement's.
     public override bool IsInfrastructureFault(Exception exception) => exception switch
     {
         PostgresException postgres => IsConnectionFault(postgres)
+            || postgres.SqlState.StartsWith("40", StringComparison.Ordinal)
+            || postgres.SqlState == "55P03"
             || postgres.SqlState.StartsWith("53", StringComparison.Ordinal)
             || postgres.SqlState.StartsWith("58", StringComparison.Ordinal)
             || postgres.SqlState.StartsWith("XX", StringComparison.Ordinal)

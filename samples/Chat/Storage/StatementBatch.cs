@@ -14,8 +14,10 @@ namespace Chat.Storage;
 /// <para>The batch writes each message with the same few statements: a round trip per statement on PostgreSQL, or
 /// parsing the same SQL again on SQLite, would cost every message more than writing it does.</para>
 /// <para>Every statement returns rows (<c>RETURNING</c>), even none: each one then has its own result, in order, so
-/// the one that failed is known by how many results came before it, on any driver and without the driver keeping
-/// the failed statement, and its values, on the exception.</para>
+/// the one that failed is known by how many results came before it, without the driver keeping the failed statement,
+/// and its values, on the exception. That holds where the driver reports a statement's error as the reader reaches
+/// that statement, and the server runs none after it (Npgsql, which sends one batch without error barriers;
+/// Microsoft.Data.Sqlite, one statement at a time).</para>
 /// </remarks>
 internal sealed class StatementBatch : IAsyncDisposable
 {

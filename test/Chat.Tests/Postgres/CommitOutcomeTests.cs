@@ -47,7 +47,7 @@ public sealed class CommitOutcomeTests : PostgresServiceTest
         await server.PostAsync("lobby", "ada", "first"); // the writer's connection is open
         Assert.Equal("first", (await bob.ReceiveAsync("message")).GetProperty("text").GetString());
 
-        // The commit's answer is lost, and the writer's new connections, to learn the outcome, wait.
+        // The commit's answer is lost, and new connections wait: the one the writer opens to learn the outcome among them.
         Task cut = relay.CutAfterNextCommit();
         Task asking = relay.HoldNew();
         Task<HttpResponseMessage> posting = server.Http.PostAsJsonAsync("/api/rooms/lobby/messages", new { name = "ada", text = "committed" });

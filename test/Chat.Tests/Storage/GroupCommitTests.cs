@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net.Http.Json;
 using System.Data.Common;
 using Chat.Storage;
 using Chat.Tests.Support;
@@ -119,10 +120,17 @@ public sealed class GroupCommitTests : ServiceTest
 
         StoredMessage[] stored = await Task.WhenAll(first, posts[0], posts[3]).WaitAsync(ChatServer.Patience);
         Assert.True(stored[0].Id < stored[1].Id && stored[1].Id < stored[2].Id);
+        Assert.Same(Assert.Single(_hook.WrittenIn["before"]), Assert.Single(_hook.WrittenIn["after"])); // the retry's
+        Assert.False(_hook.WrittenIn.ContainsKey("cursed one"));
         Assert.Equal(["first", "before", "after"], await ReceiveTextsAsync(bob, 3));
         Assert.Equal(["first", "before", "after"], (await Server.HistoryAsync("lobby")).Select(m => m.Text));
         Assert.Empty(await Server.HistoryAsync("cursed"));
         Assert.Empty(bob.Drain());
+
+        // A batch of that room alone fails whole; the rooms' summaries count what was stored.
+        await Assert.ThrowsAsync<SqliteException>(() => Server.Service.Store.AppendMessageAsync(new PostedMessage("cursed", "ada", "alone")).WaitAsync(ChatServer.Patience));
+        System.Text.Json.JsonElement room = Assert.Single((await Server.Http.GetFromJsonAsync<System.Text.Json.JsonElement>("/api/rooms")).GetProperty("rooms").EnumerateArray());
+        Assert.Equal(("lobby", 3, stored[2].Id), (room.GetProperty("name").GetString(), room.GetProperty("messages").GetInt64(), room.GetProperty("lastMessageId").GetInt64()));
     }
 
     [Fact]
