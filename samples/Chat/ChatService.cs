@@ -174,7 +174,7 @@ internal sealed partial class ChatService : IHostedLifecycleService, IAsyncDispo
             }
 
             int recipients = Hub.Broadcast(message.Room, Frames.Message(message));
-            broadcast?.SetTag(ChatTelemetry.MessageIdTag, message.Id).SetTag(ChatTelemetry.RecipientsTag, recipients);
+            broadcast?.SetTag(ChatTelemetry.RoomTag, message.Room).SetTag(ChatTelemetry.MessageIdTag, message.Id).SetTag(ChatTelemetry.RecipientsTag, recipients);
         }
         catch (Exception e)
         {

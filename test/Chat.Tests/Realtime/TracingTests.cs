@@ -22,9 +22,27 @@ public sealed class TracingTests : ServiceTest
         var received = new TaskCompletionSource<Activity>(TaskCreationOptions.RunContinuationsAsynchronously);
         var delivered = new TaskCompletionSource<Activity>(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        // Other tests' servers deliver webhooks in this process too: ours is the delivery in the message's trace.
+        // Other tests' servers deliver webhooks and broadcast in this process too: ours are the delivery and the
+        // broadcast in the message's trace.
         var deliveries = new List<Activity>();
+        var broadcasts = new List<Activity>();
+        var broadcasted = new TaskCompletionSource<Activity>(TaskCreationOptions.RunContinuationsAsynchronously);
         ActivityTraceId? ours = null;
+
+        // The order that once failed this test, every time: the broadcast's span ends, and reaches the exporter, only
+        // after the webhook's delivery (this listener, added before the SDK's, hears of each span's end first).
+        using var late = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == TelemetryServices.Name,
+            ActivityStopped = span =>
+            {
+                if (span.OperationName == "chat.broadcast" && Equals(span.GetTagItem(ChatTelemetry.RoomTag), room) && !delivered.Task.IsCompleted)
+                {
+                    delivered.Task.Wait(ChatServer.Patience);
+                }
+            },
+        };
+        ActivitySource.AddActivityListener(late);
 
         // As the service traces with Telemetry settings: the WebSocket's request is the root span, sampled.
         using (Sdk.CreateTracerProviderBuilder()
@@ -34,10 +52,22 @@ public sealed class TracingTests : ServiceTest
             .AddProcessor(new Serialized(spans, new SimpleActivityExportProcessor(new InMemoryExporter<Activity>(spans))))
             .AddProcessor(new WhenEnded(span =>
             {
-                // The receive span ends last, once its commit and broadcast have ended (SQLite acks inside the commit).
+                // The receive span ends once its commit has; the broadcast, after the commit, on the loop that
+                // publishes the batches, may end before or after it.
                 if (span.OperationName == "chat.receive" && Equals(span.GetTagItem(ChatTelemetry.RoomTag), room))
                 {
                     received.TrySetResult(span);
+                }
+                else if (span.OperationName == "chat.broadcast")
+                {
+                    lock (deliveries)
+                    {
+                        broadcasts.Add(span);
+                        if (span.TraceId == ours)
+                        {
+                            broadcasted.TrySetResult(span);
+                        }
+                    }
                 }
                 else if (span.OperationName == "chat.webhook.deliver")
                 {
@@ -65,9 +95,15 @@ public sealed class TracingTests : ServiceTest
                 {
                     delivered.TrySetResult(early);
                 }
+
+                if (broadcasts.Find(span => span.TraceId == ours) is { } broadcastFirst)
+                {
+                    broadcasted.TrySetResult(broadcastFirst);
+                }
             }
 
             await delivered.Task.WaitAsync(ChatServer.Patience);
+            await broadcasted.Task.WaitAsync(ChatServer.Patience);
 
             // What the exporter holds of the message's trace (the request and the connection's scope end later).
             Activity[] trace;
@@ -89,6 +125,7 @@ public sealed class TracingTests : ServiceTest
             Assert.Equal(commit.SpanId, broadcast.ParentSpanId);
             Assert.Equal(room, commit.GetTagItem(ChatTelemetry.RoomTag));
             Assert.Equal(commit.GetTagItem(ChatTelemetry.MessageIdTag), broadcast.GetTagItem(ChatTelemetry.MessageIdTag));
+            Assert.Equal(room, broadcast.GetTagItem(ChatTelemetry.RoomTag));
             Assert.Equal(2, broadcast.GetTagItem(ChatTelemetry.RecipientsTag));
 
             // Delivered later, from the outbox, by a worker of the dispatcher: still a child of the commit.
