@@ -154,121 +154,21 @@ internal sealed class MessageWriter : IAsyncDisposable
     {
         while (batch.Count > 0)
         {
-            var written = new List<StoredMessage>(batch.Count);
-            int writing = -1; // the message whose statement or hook failed
-            string? failingRoom = null; // the room whose summary failed
-            bool committing = false; // the body is done: what fails now is the commit
-            int jobs = 0;
+            var attempt = new Attempt(batch.Count);
             try
             {
                 // No caller's token: the batch is many callers', and the pool's acquire timeout bounds the wait.
                 await _writer.UseAsync(
                     (connection, useToken) => Transactions.Begin(connection).WithAsync(
-                        async (transaction, ct) =>
-                        {
-                            DateTimeOffset now = await TakeTurnAsync(connection, transaction, ct).ConfigureAwait(false);
-                            long at = now.ToUnixTimeMilliseconds();
-                            DateTime sentAt = DateTimeOffset.FromUnixTimeMilliseconds(at).UtcDateTime;
-                            await using var statements = new StatementBatch(connection, transaction);
-
-                            // The messages first, for their ids; statement i is message i's.
-                            foreach (PostedMessage posted in batch)
-                            {
-                                statements.Add(InsertMessageSql, new("@room", posted.Room), new("@name", posted.Name), new("@text", posted.Text), new("@at", at));
-                            }
-
-                            long[] ids;
-                            try
-                            {
-                                ids = await statements.ReadIdsAsync(ct).ConfigureAwait(false);
-                            }
-                            catch (DbException)
-                            {
-                                writing = statements.Failed;
-                                throw;
-                            }
-
-                            // Then each message's outbox jobs (statement i, again), and each room's summary after them.
-                            var rooms = new Dictionary<string, (int Count, long Last)>(StringComparer.Ordinal);
-                            for (int i = 0; i < batch.Count; i++)
-                            {
-                                writing = i;
-                                PostedMessage posted = batch[i];
-                                var message = new StoredMessage(ids[i], posted.Room, posted.Name, posted.Text, sentAt);
-                                _feed.Expect(message.Id, posted);
-                                written.Add(message);
-                                rooms[posted.Room] = (rooms.GetValueOrDefault(posted.Room).Count + 1, message.Id);
-
-                                // The delivery, later and perhaps on another node, continues the trace of the commit
-                                // (W3C traceparent, whose flags carry the sampling decision along).
-                                statements.Add(
-                                    InsertJobsSql,
-                                    new("@message", message.Id),
-                                    new("@payload", _webhookPayload(message)),
-                                    new("@at", at),
-                                    new("@room", posted.Room),
-                                    new("@trace", posted.TraceParent, DbType.String));
-                            }
-
-                            writing = -1;
-
-                            // The rooms' summaries, kept with their messages so that listing the rooms never scans
-                            // the messages: once per room of the batch.
-                            string[] summarized = [.. rooms.Keys];
-                            foreach (string room in summarized)
-                            {
-                                (int count, long last) = rooms[room];
-                                statements.Add(CountInRoomSql, new("@room", room), new("@count", count), new("@last", last));
-                            }
-
-                            long[] rows;
-                            try
-                            {
-                                rows = await statements.CountRowsAsync(ct).ConfigureAwait(false);
-                            }
-                            catch (DbException)
-                            {
-                                if (statements.Failed >= batch.Count)
-                                {
-                                    failingRoom = summarized[statements.Failed - batch.Count];
-                                }
-                                else
-                                {
-                                    writing = statements.Failed;
-                                }
-
-                                throw;
-                            }
-
-                            int batchJobs = 0;
-                            for (int i = 0; i < batch.Count; i++)
-                            {
-                                batchJobs += (int)rows[i];
-                            }
-
-                            if (_hook is not null)
-                            {
-                                for (int i = 0; i < batch.Count; i++)
-                                {
-                                    writing = i;
-                                    await _hook.OnWrittenAsync(written[i], transaction, ct).ConfigureAwait(false);
-                                }
-
-                                writing = -1;
-                            }
-
-                            await AnnounceAsync(connection, transaction, batchJobs, ct).ConfigureAwait(false);
-                            jobs = batchJobs;
-                            committing = true;
-                        },
-                        useToken),
+                        (transaction, ct) => WriteRowsAsync(connection, transaction, batch, attempt, ct), useToken),
                     CancellationToken.None).ConfigureAwait(false);
             }
             catch (Exception e)
             {
-                if (committing && await CommittedAfterAllAsync(written[0].Id).ConfigureAwait(false))
+                List<StoredMessage> written = attempt.Written;
+                if (attempt.Committing && await CommittedAfterAllAsync(written[0].Id).ConfigureAwait(false))
                 {
-                    Stored(batch, written, jobs);
+                    Stored(batch, written, attempt.Jobs);
                     return;
                 }
 
@@ -276,11 +176,11 @@ internal sealed class MessageWriter : IAsyncDisposable
                 // then the batch did commit, whatever the writer could not learn, and the feed acknowledges them.
                 if (!_feed.TryTakeBack(written))
                 {
-                    Stored(batch, written, jobs);
+                    Stored(batch, written, attempt.Jobs);
                     return;
                 }
 
-                if ((writing < 0 && failingRoom is null) || _provider.IsInfrastructureFault(e))
+                if ((attempt.BlamedMessage < 0 && attempt.BlamedRoom is null) || _provider.IsInfrastructureFault(e))
                 {
                     foreach (PostedMessage message in batch)
                     {
@@ -290,27 +190,128 @@ internal sealed class MessageWriter : IAsyncDisposable
                     return;
                 }
 
-                if (failingRoom is not null)
+                if (attempt.BlamedRoom is { } room)
                 {
                     // That room's messages: the others go again without them.
-                    foreach (PostedMessage message in batch.Where(message => message.Room == failingRoom))
+                    foreach (PostedMessage message in batch.Where(message => message.Room == room))
                     {
                         message.Fail(e);
                     }
 
-                    batch.RemoveAll(message => message.Room == failingRoom);
+                    batch.RemoveAll(message => message.Room == room);
                     continue;
                 }
 
                 // That message alone: the others go again without it.
-                batch[writing].Fail(e);
-                batch.RemoveAt(writing);
+                batch[attempt.BlamedMessage].Fail(e);
+                batch.RemoveAt(attempt.BlamedMessage);
                 continue;
             }
 
-            Stored(batch, written, jobs);
+            Stored(batch, attempt.Written, attempt.Jobs);
             return;
         }
+    }
+
+    // The body of a batch's transaction: the turn, the messages' rows, their outbox jobs, the rooms' summaries, the
+    // hook, the announcement. What it learns on the way, and whom a failure is to blame on, goes into the attempt.
+    private async Task WriteRowsAsync(
+        DbConnection connection, DbTransaction transaction, List<PostedMessage> batch, Attempt attempt, CancellationToken ct)
+    {
+        DateTimeOffset now = await TakeTurnAsync(connection, transaction, ct).ConfigureAwait(false);
+        long at = now.ToUnixTimeMilliseconds();
+        DateTime sentAt = DateTimeOffset.FromUnixTimeMilliseconds(at).UtcDateTime;
+        await using var statements = new StatementBatch(connection, transaction);
+
+        // The messages first, for their ids; statement i is message i's.
+        foreach (PostedMessage posted in batch)
+        {
+            statements.Add(InsertMessageSql, new("@room", posted.Room), new("@name", posted.Name), new("@text", posted.Text), new("@at", at));
+        }
+
+        long[] ids;
+        try
+        {
+            ids = await statements.ReadIdsAsync(ct).ConfigureAwait(false);
+        }
+        catch (DbException)
+        {
+            attempt.BlamedMessage = statements.Failed;
+            throw;
+        }
+
+        // Then each message's outbox jobs (statement i, again), and each room's summary after them.
+        var rooms = new Dictionary<string, (int Count, long Last)>(StringComparer.Ordinal);
+        for (int i = 0; i < batch.Count; i++)
+        {
+            attempt.BlamedMessage = i;
+            PostedMessage posted = batch[i];
+            var message = new StoredMessage(ids[i], posted.Room, posted.Name, posted.Text, sentAt);
+            _feed.Expect(message.Id, posted);
+            attempt.Written.Add(message);
+            rooms[posted.Room] = (rooms.GetValueOrDefault(posted.Room).Count + 1, message.Id);
+
+            // The delivery, later and perhaps on another node, continues the trace of the commit (W3C traceparent,
+            // whose flags carry the sampling decision along).
+            statements.Add(
+                InsertJobsSql,
+                new("@message", message.Id),
+                new("@payload", _webhookPayload(message)),
+                new("@at", at),
+                new("@room", posted.Room),
+                new("@trace", posted.TraceParent, DbType.String));
+        }
+
+        attempt.BlamedMessage = -1;
+
+        // The rooms' summaries, kept with their messages so that listing the rooms never scans the messages: once per
+        // room of the batch.
+        string[] summarized = [.. rooms.Keys];
+        foreach (string room in summarized)
+        {
+            (int count, long last) = rooms[room];
+            statements.Add(CountInRoomSql, new("@room", room), new("@count", count), new("@last", last));
+        }
+
+        long[] rows;
+        try
+        {
+            rows = await statements.CountRowsAsync(ct).ConfigureAwait(false);
+        }
+        catch (DbException)
+        {
+            if (statements.Failed >= batch.Count)
+            {
+                attempt.BlamedRoom = summarized[statements.Failed - batch.Count];
+            }
+            else
+            {
+                attempt.BlamedMessage = statements.Failed;
+            }
+
+            throw;
+        }
+
+        int jobs = 0;
+        for (int i = 0; i < batch.Count; i++)
+        {
+            jobs += (int)rows[i];
+        }
+
+        if (_hook is not null)
+        {
+            for (int i = 0; i < batch.Count; i++)
+            {
+                attempt.BlamedMessage = i;
+                await _hook.OnWrittenAsync(attempt.Written[i], transaction, ct).ConfigureAwait(false);
+            }
+
+            attempt.BlamedMessage = -1;
+        }
+
+        await AnnounceAsync(connection, transaction, jobs, ct).ConfigureAwait(false);
+        attempt.Jobs = jobs;
+        attempt.Committing = true;
     }
 
     private void Stored(List<PostedMessage> batch, List<StoredMessage> written, int jobs)
@@ -373,5 +374,25 @@ internal sealed class MessageWriter : IAsyncDisposable
             Bind(notify, "@jobs", jobs);
             await notify.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
         }
+    }
+
+    // One try at writing a batch: what the transaction's body learned, and whom its failure is to blame on.
+    private sealed class Attempt(int messages)
+    {
+        /// <summary>The messages whose rows were written, in the batch's order, each with its id.</summary>
+        public List<StoredMessage> Written { get; } = new(messages);
+
+        /// <summary>The message a failure now is to be blamed on (its statement, its payload or its hook is running),
+        /// or -1.</summary>
+        public int BlamedMessage { get; set; } = -1;
+
+        /// <summary>The room whose summary failed, or null.</summary>
+        public string? BlamedRoom { get; set; }
+
+        /// <summary>The body is done: what fails now is the commit.</summary>
+        public bool Committing { get; set; }
+
+        /// <summary>The outbox jobs the batch wrote.</summary>
+        public int Jobs { get; set; }
     }
 }
