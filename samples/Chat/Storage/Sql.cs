@@ -1,5 +1,6 @@
 using System.Data;
 using System.Data.Common;
+using System.Diagnostics;
 
 namespace Chat.Storage;
 
@@ -14,21 +15,31 @@ internal static class Sql
         return command;
     }
 
-    public static void Bind(DbCommand command, string name, object value)
+    public static void Bind(DbCommand command, string name, object value) => Bind(command, new SqlValue(name, value));
+
+    public static void Bind(DbCommand command, string name, object? value, DbType type) => Bind(command, new SqlValue(name, value, type));
+
+    public static void Bind(DbCommand command, SqlValue value)
     {
         DbParameter parameter = command.CreateParameter();
-        parameter.ParameterName = name;
-        parameter.Value = value;
+        value.ApplyTo(parameter);
         command.Parameters.Add(parameter);
     }
+}
 
-    // A value that may be null has its type said: a NULL of no type is not one PostgreSQL can always place.
-    public static void Bind(DbCommand command, string name, object? value, DbType type)
+/// <summary>A statement's parameter: its name (<c>@room</c>), its value, and its type when the value may be null (a
+/// NULL of no type is not one PostgreSQL can always place).</summary>
+internal readonly record struct SqlValue(string Name, object? Value, DbType? Type = null)
+{
+    public void ApplyTo(DbParameter parameter)
     {
-        DbParameter parameter = command.CreateParameter();
-        parameter.ParameterName = name;
-        parameter.DbType = type;
-        parameter.Value = value ?? DBNull.Value;
-        command.Parameters.Add(parameter);
+        Debug.Assert(parameter.ParameterName.Length == 0 || parameter.ParameterName == Name, "Same SQL, same parameters.");
+        parameter.ParameterName = Name;
+        if (Type is { } type)
+        {
+            parameter.DbType = type;
+        }
+
+        parameter.Value = Value ?? DBNull.Value;
     }
 }

@@ -1,6 +1,4 @@
-using System.Data;
 using System.Data.Common;
-using System.Diagnostics;
 
 namespace Chat.Storage;
 
@@ -160,28 +158,9 @@ internal sealed class StatementBatch : IAsyncDisposable
         _commands.Add(statement.Sql, command);
         foreach (SqlValue value in statement.Values)
         {
-            DbParameter parameter = command.CreateParameter();
-            value.ApplyTo(parameter);
-            command.Parameters.Add(parameter);
+            Sql.Bind(command, value);
         }
 
         return command;
-    }
-}
-
-/// <summary>A statement's parameter: its name (<c>@room</c>), its value, and its type when the value may be null (a
-/// NULL of no type is not one PostgreSQL can always place).</summary>
-internal readonly record struct SqlValue(string Name, object? Value, DbType? Type = null)
-{
-    public void ApplyTo(DbParameter parameter)
-    {
-        Debug.Assert(parameter.ParameterName.Length == 0 || parameter.ParameterName == Name, "Same SQL, same parameters.");
-        parameter.ParameterName = Name;
-        if (Type is { } type)
-        {
-            parameter.DbType = type;
-        }
-
-        parameter.Value = Value ?? DBNull.Value;
     }
 }
